@@ -1,0 +1,94 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Modules follow the architecture in DESIGN.md; dependencies point one way:
+// deferred (command line) → DeferredHTTP / DeferredDispatcher → DeferredStore, DeferredRunner → DeferredSSH → DeferredCore.
+let package = Package(
+    name: "deferred",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "deferred", targets: ["deferred"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // libssh, wrapped once by DeferredSSH; nothing else imports it.
+        .systemLibrary(
+            name: "CLibSSH",
+            pkgConfig: "libssh",
+            providers: [.apt(["libssh-dev"])]
+        ),
+        .target(
+            name: "DeferredCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "DeferredSSH",
+            dependencies: ["CLibSSH"]
+        ),
+        .target(
+            name: "DeferredStore",
+            dependencies: ["DeferredCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .target(
+            name: "DeferredRunner",
+            dependencies: ["DeferredCore", "DeferredSSH", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "DeferredDispatcher",
+            dependencies: [
+                "DeferredCore", "DeferredStore", "DeferredRunner",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "DeferredHTTP",
+            dependencies: [
+                "DeferredCore", "DeferredStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+        // A throwaway sshd and sample repository: the build host of `deferred demo` and of the tests.
+        .target(
+            name: "DeferredDemo",
+            dependencies: ["DeferredCore"]
+        ),
+        .executableTarget(
+            name: "deferred",
+            dependencies: [
+                "DeferredCore", "DeferredStore", "DeferredSSH", "DeferredRunner",
+                "DeferredDispatcher", "DeferredHTTP", "DeferredDemo",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "DeferredCoreTests",
+            dependencies: ["DeferredCore"]
+        ),
+        .testTarget(
+            name: "DeferredSSHTests",
+            dependencies: ["DeferredSSH", "DeferredRunner", "DeferredDemo", "DeferredCore"]
+        ),
+        .testTarget(
+            name: "DeferredServerTests",
+            dependencies: [
+                "DeferredCore", "DeferredStore", "DeferredRunner", "DeferredDispatcher",
+                "DeferredHTTP", "DeferredDemo",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,239 @@
+import Foundation
+
+/// Turns `deferred.toml` into a `DeferredConfig`, reporting every problem at once.
+public struct ConfigLoader: Sendable {
+    /// Where secrets come from; the process environment in production.
+    public var environment: [String: String]
+    /// `~` in paths.
+    public var homeDirectory: String
+
+    public init(
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        homeDirectory: String = NSHomeDirectory()
+    ) {
+        self.environment = environment
+        self.homeDirectory = homeDirectory
+    }
+
+    public func load(path: String) throws(ConfigError) -> DeferredConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw .unreadable(path: path, reason: (error as NSError).localizedDescription)
+        }
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return try load(text: text, path: path, baseDirectory: base)
+    }
+
+    /// Relative paths in the file are taken from `baseDirectory`, the config file's folder.
+    public func load(text: String, path: String = "deferred.toml", baseDirectory: String) throws(ConfigError) -> DeferredConfig {
+        let table: TOMLTable
+        do {
+            table = try TOMLParser.parse(text)
+        } catch {
+            throw .syntax(path: path, error)
+        }
+        var problems: [ConfigProblem] = []
+        var root = TableReader(table, path: "")
+        let server = readServer(root.subtable("server") ?? TOMLTable(), base: baseDirectory, problems: &problems)
+        let github = readGitHub(root.subtable("github") ?? TOMLTable(), problems: &problems)
+        let artifacts = readArtifacts(root.subtable("artifacts") ?? TOMLTable(), base: baseDirectory, problems: &problems)
+        let idle = readIdle(root.subtable("idle") ?? TOMLTable(), problems: &problems)
+        let hosts = root.tableArray("hosts").enumerated().compactMap { i, t in
+            readHost(t, index: i, base: baseDirectory, problems: &problems)
+        }
+        let projects = root.tableArray("projects").enumerated().compactMap { i, t in
+            readProject(t, index: i, base: baseDirectory, problems: &problems)
+        }
+        if table["fleets"] != nil {
+            root.problem("fleets", "cloud fleets are not supported by this version of deferred yet",
+                         fix: "remove the [[fleets]] sections and list static [[hosts]] instead")
+        }
+        root.reportUnknownKeys(known: ["fleets"])
+        problems = root.problems + problems
+        problems += crossCheck(hosts: hosts, projects: projects, github: github)
+
+        guard problems.isEmpty, let server, let artifacts, let idle, let github else {
+            throw .invalid(path: path, problems)
+        }
+        return DeferredConfig(server: server, github: github.config, artifacts: artifacts, idle: idle,
+                              hosts: hosts, projects: projects)
+    }
+
+    // MARK: Sections
+
+    private func readServer(_ table: TOMLTable, base: String, problems: inout [ConfigProblem]) -> ServerConfig? {
+        var r = TableReader(table, path: "server")
+        defer { r.reportUnknownKeys(); problems += r.problems }
+        let listen = r.string("listen") ?? "127.0.0.1:8080"
+        var host = "127.0.0.1", port = 8080
+        if let colon = listen.lastIndex(of: ":"), let p = Int(listen[listen.index(after: colon)...]), (0...65535).contains(p) {
+            host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            port = p
+        } else {
+            r.problem("listen", "'\(listen)' is not host:port", fix: "write it as \"127.0.0.1:8080\"")
+        }
+        var publicURL = r.string("public_url") ?? "http://\(listen)"
+        while publicURL.hasSuffix("/") { publicURL.removeLast() }
+        if !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
+            r.problem("public_url", "'\(publicURL)' is not an http(s) URL", fix: "write the URL clients reach this server at, such as \"https://deferred.example.com\"")
+        }
+        let state = r.string("state") ?? "sqlite:.deferred/state.sqlite"
+        var statePath: String?
+        if state.hasPrefix("sqlite:") {
+            statePath = resolve(String(state.dropFirst("sqlite:".count)), base: base)
+        } else {
+            r.problem("state", "'\(state)' is not supported", fix: "use \"sqlite:PATH\" (PostgreSQL is not supported yet)")
+        }
+        let adminToken = secret(&r, key: "admin_token_env")
+        guard let statePath else { return nil }
+        return ServerConfig(listenHost: host, listenPort: port, publicURL: publicURL, statePath: statePath, adminToken: adminToken)
+    }
+
+    private struct GitHubSection {
+        var config: GitHubConfig
+        var secretEnv: String
+    }
+
+    private func readGitHub(_ table: TOMLTable, problems: inout [ConfigProblem]) -> GitHubSection? {
+        var r = TableReader(table, path: "github")
+        defer { r.reportUnknownKeys(); problems += r.problems }
+        let envName = r.string("secret_env") ?? "DEFERRED_GITHUB_SECRET"
+        let secret = environment[envName] ?? ""
+        var networks: [IPNetwork] = []
+        for (i, text) in (r.stringArray("allowed_networks") ?? []).enumerated() {
+            if let n = IPNetwork(text) { networks.append(n) } else {
+                r.problem("allowed_networks[\(i)]", "'\(text)' is not a CIDR block", fix: "write it as \"192.30.252.0/22\" or \"2a0a:a440::/29\"")
+            }
+        }
+        return GitHubSection(config: GitHubConfig(secret: secret, allowedNetworks: networks), secretEnv: envName)
+    }
+
+    private func readArtifacts(_ table: TOMLTable, base: String, problems: inout [ConfigProblem]) -> ArtifactsConfig? {
+        var r = TableReader(table, path: "artifacts")
+        defer { r.reportUnknownKeys(known: ["region", "endpoint"]); problems += r.problems }
+        let store = r.string("store") ?? "file:.deferred/artifacts"
+        let retention = r.integer("retention_days", range: 1...36500) ?? 14
+        guard store.hasPrefix("file:") else {
+            r.problem("store", "'\(store)' is not supported yet", fix: "use \"file:PATH\" (S3 stores come in a later version)")
+            return nil
+        }
+        return ArtifactsConfig(directory: resolve(String(store.dropFirst("file:".count)), base: base), retentionDays: retention)
+    }
+
+    private func readIdle(_ table: TOMLTable, problems: inout [ConfigProblem]) -> IdleConfig? {
+        var r = TableReader(table, path: "idle")
+        defer { r.reportUnknownKeys(); problems += r.problems }
+        return IdleConfig(timeoutMinutes: r.number("timeout_minutes", minimum: 0) ?? 30)
+    }
+
+    private func readHost(_ table: TOMLTable, index: Int, base: String, problems: inout [ConfigProblem]) -> HostConfig? {
+        var r = TableReader(table, path: "hosts[\(index)]")
+        defer { r.reportUnknownKeys(known: ["instance_id", "region", "endpoint"]); problems += r.problems }
+        let name = r.requiredString("name", fix: "give the host a name that projects can list in their hosts")
+        let providerName = r.string("provider") ?? "static"
+        let provider = HostProvider(rawValue: providerName)
+        if provider == nil {
+            r.problem("provider", "'\(providerName)' is not a provider", fix: "use \"static\"")
+        } else if provider == .ec2 {
+            r.problem("provider", "EC2 hosts are not supported by this version of deferred yet", fix: "use provider = \"static\" with the host's address")
+        }
+        let address = r.requiredString("address", fix: "write the host name or IP address SSH connects to")
+        let port = r.integer("port", range: 1...65535) ?? 22
+        let user = r.requiredString("user", fix: "write the SSH user jobs run as")
+        let identity = r.string("identity").map { resolve($0, base: base) }
+        if let identity, !FileManager.default.fileExists(atPath: identity) {
+            r.problem("identity", "no private key at \(identity)", fix: "point it at an existing private key file, or remove it to use ssh-agent")
+        }
+        if identity == nil, environment["SSH_AUTH_SOCK"] == nil {
+            r.problem("identity", "is not set and no ssh-agent is running (SSH_AUTH_SOCK is unset)", fix: "set identity to a private key file")
+        }
+        let knownHosts = resolve(r.string("known_hosts") ?? "~/.ssh/known_hosts", base: base)
+        if !FileManager.default.fileExists(atPath: knownHosts) {
+            r.problem("known_hosts", "no file at \(knownHosts); host keys must be checked", fix: "create it with `ssh-keyscan -p PORT HOST >> \(knownHosts)` after checking the key")
+        }
+        let maxJobs = r.integer("max_jobs", range: 1...1024) ?? 1
+        guard let name, let provider, let address, let user else { return nil }
+        return HostConfig(name: name, provider: provider, address: address, port: port, user: user,
+                          identity: identity, knownHosts: knownHosts, maxJobs: maxJobs)
+    }
+
+    private func readProject(_ table: TOMLTable, index: Int, base: String, problems: inout [ConfigProblem]) -> ProjectConfig? {
+        var r = TableReader(table, path: "projects[\(index)]")
+        // Keys of signed scripts (DESIGN.md); read once scripts are supported.
+        defer {
+            r.reportUnknownKeys(known: ["allowed_signers", "script_secret_env", "interpreters", "allowed_origins"])
+            problems += r.problems
+        }
+        let name = r.requiredString("name", fix: "name the project; it appears in URLs and results.json")
+        if let name, !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) {
+            r.problem("name", "'\(name)' has characters other than letters, digits, '.', '_' and '-'", fix: "rename it with only those")
+        }
+        let repository = r.requiredString("repository", fix: "write the GitHub repository as \"owner/name\"")
+        if let repository, repository.split(separator: "/").count != 2 {
+            r.problem("repository", "'\(repository)' is not owner/name", fix: "write it as GitHub's full_name, such as \"octo-org/resume\"")
+        }
+        let branches = r.stringArray("branches") ?? []
+        for (i, pattern) in branches.enumerated() where pattern.isEmpty {
+            r.problem("branches[\(i)]", "is empty", fix: "write a branch name or glob such as \"release/*\"")
+        }
+        let command = r.string("command")
+        if let command, command.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            r.problem("command", "is empty", fix: "write the command to run, or remove the key to use the commit's .deferred_server file")
+        }
+        let cloneURL = r.string("clone_url")
+        if let cloneURL, !CloneURL.isAllowed(cloneURL) {
+            r.problem("clone_url", "'\(cloneURL)' is not a URL git can fetch safely", fix: "use https://, ssh://, git@host:path, file:// or an absolute path")
+        }
+        let hosts = r.stringArray("hosts") ?? []
+        if table["hosts"] == nil || hosts.isEmpty {
+            r.problem("hosts", "lists no host", fix: "list the names of the [[hosts]] this project runs on")
+        }
+        let timeout = r.number("timeout_minutes", minimum: 0, exclusive: true) ?? 20
+        guard let name, let repository else { return nil }
+        return ProjectConfig(name: name, repository: repository, branches: branches, command: command,
+                             cloneURL: cloneURL, hosts: hosts, timeoutMinutes: timeout)
+    }
+
+    private func crossCheck(hosts: [HostConfig], projects: [ProjectConfig], github: GitHubSection?) -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        for (name, count) in Dictionary(grouping: hosts, by: \.name).mapValues(\.count) where count > 1 {
+            problems.append(ConfigProblem(key: "hosts", message: "the name '\(name)' is used \(count) times", fix: "give every host its own name"))
+        }
+        for (name, count) in Dictionary(grouping: projects, by: \.name).mapValues(\.count) where count > 1 {
+            problems.append(ConfigProblem(key: "projects", message: "the name '\(name)' is used \(count) times", fix: "give every project its own name"))
+        }
+        let hostNames = Set(hosts.map(\.name))
+        for (i, project) in projects.enumerated() {
+            for (j, host) in project.hosts.enumerated() where !hostNames.contains(host) {
+                problems.append(ConfigProblem(key: "projects[\(i)].hosts[\(j)]", message: "no host is named '\(host)'",
+                                              fix: "list one of: \(hostNames.sorted().joined(separator: ", "))"))
+            }
+        }
+        if let github, !projects.isEmpty, github.config.secret.isEmpty {
+            problems.append(ConfigProblem(key: "github.secret_env", message: "the environment variable \(github.secretEnv) is not set, so no push could be verified",
+                                          fix: "export \(github.secretEnv) with the webhook's secret before starting deferred"))
+        }
+        return problems
+    }
+
+    // MARK: Helpers
+
+    private func secret(_ r: inout TableReader, key: String) -> String? {
+        guard let envName = r.string(key) else { return nil }
+        guard let value = environment[envName], !value.isEmpty else {
+            r.problem(key, "names \(envName), which is not set", fix: "export \(envName) before starting deferred, or remove the key")
+            return nil
+        }
+        return value
+    }
+
+    /// `~` is the home folder; a relative path is taken from the config file's folder.
+    func resolve(_ path: String, base: String) -> String {
+        if path == "~" { return homeDirectory }
+        if path.hasPrefix("~/") { return homeDirectory + path.dropFirst(1) }
+        if path.hasPrefix("/") { return path }
+        return URL(fileURLWithPath: base).appendingPathComponent(path).standardizedFileURL.path
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+
+/// The whole of `deferred.toml`, checked. Secrets are already read from the environment
+/// variables the `*_env` keys name.
+public struct DeferredConfig: Sendable {
+    public var server: ServerConfig
+    public var github: GitHubConfig
+    public var artifacts: ArtifactsConfig
+    public var idle: IdleConfig
+    public var hosts: [HostConfig]
+    public var projects: [ProjectConfig]
+
+    public init(
+        server: ServerConfig, github: GitHubConfig, artifacts: ArtifactsConfig, idle: IdleConfig,
+        hosts: [HostConfig], projects: [ProjectConfig]
+    ) {
+        self.server = server
+        self.github = github
+        self.artifacts = artifacts
+        self.idle = idle
+        self.hosts = hosts
+        self.projects = projects
+    }
+
+    public func project(named name: String) -> ProjectConfig? {
+        projects.first { $0.name == name }
+    }
+
+    public func project(forRepository fullName: String) -> ProjectConfig? {
+        projects.first { $0.repository.lowercased() == fullName.lowercased() }
+    }
+
+    public func host(named name: String) -> HostConfig? {
+        hosts.first { $0.name == name }
+    }
+}
+
+public struct ServerConfig: Sendable {
+    public var listenHost: String
+    public var listenPort: Int
+    /// Base of every result URL, without a trailing slash.
+    public var publicURL: String
+    /// Path of the SQLite database.
+    public var statePath: String
+    public var adminToken: String?
+
+    public init(listenHost: String, listenPort: Int, publicURL: String, statePath: String, adminToken: String?) {
+        self.listenHost = listenHost
+        self.listenPort = listenPort
+        self.publicURL = publicURL
+        self.statePath = statePath
+        self.adminToken = adminToken
+    }
+}
+
+public struct GitHubConfig: Sendable {
+    /// The webhook secret; without it no push is accepted.
+    public var secret: String
+    public var allowedNetworks: [IPNetwork]
+
+    public init(secret: String, allowedNetworks: [IPNetwork] = []) {
+        self.secret = secret
+        self.allowedNetworks = allowedNetworks
+    }
+}
+
+public struct ArtifactsConfig: Sendable {
+    /// Folder of the `file:` store.
+    public var directory: String
+    public var retentionDays: Int
+
+    public init(directory: String, retentionDays: Int = 14) {
+        self.directory = directory
+        self.retentionDays = retentionDays
+    }
+}
+
+public struct IdleConfig: Sendable {
+    public var timeoutMinutes: Double
+    public init(timeoutMinutes: Double = 30) { self.timeoutMinutes = timeoutMinutes }
+}
+
+public enum HostProvider: String, Sendable, CaseIterable {
+    case `static`
+    case ec2
+}
+
+/// A build host: where jobs run over SSH.
+public struct HostConfig: Sendable {
+    public var name: String
+    public var provider: HostProvider
+    public var address: String
+    public var port: Int
+    public var user: String
+    /// Private key file; nil means ask ssh-agent.
+    public var identity: String?
+    public var knownHosts: String
+    public var maxJobs: Int
+
+    public init(
+        name: String, provider: HostProvider = .static, address: String, port: Int = 22, user: String,
+        identity: String?, knownHosts: String, maxJobs: Int = 1
+    ) {
+        self.name = name
+        self.provider = provider
+        self.address = address
+        self.port = port
+        self.user = user
+        self.identity = identity
+        self.knownHosts = knownHosts
+        self.maxJobs = maxJobs
+    }
+}
+
+public struct ProjectConfig: Sendable {
+    public var name: String
+    /// GitHub `full_name`, `owner/name`.
+    public var repository: String
+    /// Glob patterns; empty means the repository's default branch.
+    public var branches: [String]
+    /// Run at the checkout; nil means the `.deferred_server` file of the pushed commit.
+    public var command: String?
+    public var cloneURL: String?
+    /// Host names in the order they are tried.
+    public var hosts: [String]
+    public var timeoutMinutes: Double
+
+    public init(
+        name: String, repository: String, branches: [String] = [], command: String?, cloneURL: String? = nil,
+        hosts: [String], timeoutMinutes: Double = 20
+    ) {
+        self.name = name
+        self.repository = repository
+        self.branches = branches
+        self.command = command
+        self.cloneURL = cloneURL
+        self.hosts = hosts
+        self.timeoutMinutes = timeoutMinutes
+    }
+
+    public var timeout: Duration { .milliseconds(Int64(timeoutMinutes * 60_000)) }
+}

@@ -1,0 +1,72 @@
+import Crypto
+import Foundation
+
+/// GitHub's `X-Hub-Signature-256`: `sha256=` and the hex HMAC-SHA256 of the raw body.
+public enum WebhookSignature {
+    public enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
+        case missing
+        case malformed
+        case mismatch
+
+        public var description: String {
+            switch self {
+            case .missing: "the request has no X-Hub-Signature-256 header; set the webhook's secret on GitHub"
+            case .malformed: "X-Hub-Signature-256 is not of the form sha256=<64 hex digits>"
+            case .mismatch: "X-Hub-Signature-256 does not match the body; the webhook's secret differs from the server's"
+            }
+        }
+    }
+
+    /// Checks the header against the body in constant time.
+    public static func verify<Body: DataProtocol>(header: String?, body: Body, secret: String) throws(Failure) {
+        guard let header, !header.isEmpty else { throw .missing }
+        guard header.hasPrefix("sha256="), let digest = Hex.decode(header.dropFirst(7)), digest.count == 32 else {
+            throw .malformed
+        }
+        let key = SymmetricKey(data: Data(secret.utf8))
+        // Crypto's check compares without leaking where the first difference is.
+        guard HMAC<SHA256>.isValidAuthenticationCode(digest, authenticating: body, using: key) else {
+            throw .mismatch
+        }
+    }
+
+    /// The header value GitHub would send for this body.
+    public static func sign<Body: DataProtocol>(body: Body, secret: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: body, using: SymmetricKey(data: Data(secret.utf8)))
+        return "sha256=" + Hex.encode(mac)
+    }
+}
+
+public enum Hex {
+    public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func decode<S: StringProtocol>(_ text: S) -> [UInt8]? {
+        let utf8 = Array(text.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count / 2)
+        var i = 0
+        while i < utf8.count {
+            guard let hi = nibble(utf8[i]), let lo = nibble(utf8[i + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+            i += 2
+        }
+        return out
+    }
+}

@@ -1,0 +1,37 @@
+import Foundation
+
+/// A unit of work: one push or one script, from its 202 to its results.json.
+public struct Job: Sendable, Equatable, Identifiable {
+    public var id: JobID
+    public var token: ResultToken
+    public var project: String
+    public var trigger: Trigger
+    public var status: JobStatus
+    /// The host leased to the job, while it has one, and after it ends the host it ran on.
+    public var hostName: String?
+    /// Tries that the machinery (SSH, host) spoiled; the job's own exit never counts.
+    public var attempts: Int
+    /// A job sent back to the queue waits until then before it is leased again.
+    public var notBefore: Date
+    public var queuedAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+
+    public init(
+        id: JobID = .make(), token: ResultToken = .make(), project: String, trigger: Trigger,
+        status: JobStatus = .queued, hostName: String? = nil, attempts: Int = 0,
+        queuedAt: Date = Date(), notBefore: Date? = nil, startedAt: Date? = nil, finishedAt: Date? = nil
+    ) {
+        self.id = id
+        self.token = token
+        self.project = project
+        self.trigger = trigger
+        self.status = status
+        self.hostName = hostName
+        self.attempts = attempts
+        self.queuedAt = queuedAt
+        self.notBefore = notBefore ?? queuedAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+    }
+}

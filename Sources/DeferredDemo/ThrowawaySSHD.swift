@@ -1,0 +1,124 @@
+import Foundation
+
+/// A real OpenSSH `sshd` on loopback with a config, host key, client key and known_hosts made
+/// for it in a folder of its own: the build host of `deferred demo` and of the tests.
+public final class ThrowawaySSHD: @unchecked Sendable {
+    public enum Failure: Error, CustomStringConvertible {
+        case notInstalled(String)
+        case didNotStart(log: String)
+
+        public var description: String {
+            switch self {
+            case .notInstalled(let path): "no sshd at \(path): run scripts/setup (it installs openssh-server)"
+            case .didNotStart(let log): "sshd did not start: \(log)"
+            }
+        }
+    }
+
+    public let directory: String
+    public let port: Int
+    public let user: String
+    /// Private key that the sshd accepts for `user`.
+    public let clientKey: String
+    /// known_hosts with this sshd's host key for `[127.0.0.1]:port`.
+    public let knownHosts: String
+    public let hostPublicKey: String
+    private let process: SpawnedProcess
+
+    private init(directory: String, port: Int, user: String, clientKey: String, knownHosts: String, hostPublicKey: String, process: SpawnedProcess) {
+        self.directory = directory
+        self.port = port
+        self.user = user
+        self.clientKey = clientKey
+        self.knownHosts = knownHosts
+        self.hostPublicKey = hostPublicKey
+        self.process = process
+    }
+
+    public static let sshdPath = "/usr/sbin/sshd"
+
+    /// Makes keys and config in `directory` (a new temporary folder when nil) and starts sshd
+    /// on a free loopback port, returning once it answers with its banner.
+    public static func start(in directory: String? = nil) async throws -> ThrowawaySSHD {
+        guard FileManager.default.isExecutableFile(atPath: sshdPath) else { throw Failure.notInstalled(sshdPath) }
+        let dir = directory ?? NSTemporaryDirectory() + "deferred-sshd-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let hostKey = dir + "/host_ed25519", clientKey = dir + "/client_ed25519"
+        for key in [hostKey, clientKey] where !FileManager.default.fileExists(atPath: key) {
+            try LocalCommand.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deferred-throwaway", "-f", key])
+        }
+        try FileManager.default.copyItem(atPath: clientKey + ".pub", toPath: dir + "/authorized_keys.tmp")
+        _ = try? FileManager.default.removeItem(atPath: dir + "/authorized_keys")
+        try FileManager.default.moveItem(atPath: dir + "/authorized_keys.tmp", toPath: dir + "/authorized_keys")
+        // sshd wants its privilege-separation folder; Debian makes it only when the service starts.
+        try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+        let hostPublicKey = try String(contentsOfFile: hostKey + ".pub", encoding: .utf8)
+            .split(separator: " ").prefix(2).joined(separator: " ")
+
+        var lastLog = ""
+        for _ in 0..<5 {
+            let port = try FreePort.find()
+            let config = dir + "/sshd_config"
+            try sshdConfig(directory: dir, port: port, hostKey: hostKey).write(toFile: config, atomically: true, encoding: .utf8)
+            let log = dir + "/sshd.log"
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            let process = try SpawnedProcess(executable: sshdPath, arguments: ["-D", "-e", "-f", config], stderrPath: log)
+            if await answers(port: port, while: process) {
+                let knownHosts = dir + "/known_hosts"
+                try "[127.0.0.1]:\(port) \(hostPublicKey)\n".write(toFile: knownHosts, atomically: true, encoding: .utf8)
+                return ThrowawaySSHD(directory: dir, port: port, user: currentUser(), clientKey: clientKey,
+                                     knownHosts: knownHosts, hostPublicKey: hostPublicKey, process: process)
+            }
+            process.terminate()
+            lastLog = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        }
+        throw Failure.didNotStart(log: lastLog)
+    }
+
+    /// Stops sshd. Sessions it forked end with it; call `removeFiles()` to delete the folder too.
+    public func stop() {
+        process.terminate()
+    }
+
+    public func removeFiles() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    deinit { stop() }
+
+    private static func sshdConfig(directory: String, port: Int, hostKey: String) -> String {
+        """
+        # Made by deferred for a throwaway build host; removed with its folder.
+        Port \(port)
+        ListenAddress 127.0.0.1
+        HostKey \(hostKey)
+        PidFile \(directory)/sshd.pid
+        AuthorizedKeysFile \(directory)/authorized_keys
+        PubkeyAuthentication yes
+        PasswordAuthentication no
+        KbdInteractiveAuthentication no
+        PermitRootLogin prohibit-password
+        UsePAM no
+        StrictModes no
+        MaxSessions 64
+        MaxStartups 64
+        Subsystem sftp /usr/lib/openssh/sftp-server
+        LogLevel ERROR
+
+        """
+    }
+
+    private static func answers(port: Int, while process: SpawnedProcess) async -> Bool {
+        for _ in 0..<100 {
+            guard process.isRunning else { return false }
+            if FreePort.banner(port: port)?.hasPrefix("SSH-") == true { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    public static func currentUser() -> String {
+        if let pw = getpwuid(geteuid()), let name = pw.pointee.pw_name { return String(cString: name) }
+        return ProcessInfo.processInfo.environment["USER"] ?? "root"
+    }
+}

@@ -1,0 +1,298 @@
+import CLibSSH
+import Foundation
+
+/// One SSH connection to a build host, over libssh.
+///
+/// Invariant: the libssh session and its channels are touched only on this actor's executor,
+/// a serial queue of its own, so blocking libssh calls never hold up the HTTP event loop or
+/// Swift's cooperative threads. Long reads are cut into short timed slices and the actor
+/// yields between them, so several channels (a job and the command that kills it) share
+/// one connection.
+public actor SSHSession {
+    public let endpoint: SSHEndpoint
+    private let executor: QueueExecutor
+    private var session: ssh_session?
+    private var keepaliveTask: Task<Void, Never>?
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor {
+        executor.asUnownedSerialExecutor()
+    }
+
+    private init(endpoint: SSHEndpoint) {
+        self.endpoint = endpoint
+        executor = QueueExecutor(label: "deferred.ssh.\(endpoint)")
+    }
+
+    /// Connects, checks the host key against the endpoint's known_hosts file, and authenticates.
+    public static func connect(to endpoint: SSHEndpoint, keepaliveInterval: Duration = .seconds(15)) async throws(SSHError) -> SSHSession {
+        let session = SSHSession(endpoint: endpoint)
+        try await session.open()
+        await session.startKeepalive(every: keepaliveInterval)
+        return session
+    }
+
+    isolated deinit {
+        keepaliveTask?.cancel()
+        if let session {
+            ssh_disconnect(session)
+            ssh_free(session)
+        }
+    }
+
+    /// Whether the connection still stands, as far as libssh knows.
+    public var isConnected: Bool {
+        guard let session else { return false }
+        return ssh_is_connected(session) == 1
+    }
+
+    public func disconnect() {
+        keepaliveTask?.cancel()
+        keepaliveTask = nil
+        if let session {
+            ssh_disconnect(session)
+            ssh_free(session)
+        }
+        session = nil
+    }
+
+    // MARK: Connecting
+
+    private func open() throws(SSHError) {
+        guard let s = ssh_new() else {
+            throw .connectFailed(host: endpoint.host, port: endpoint.port, reason: "libssh could not make a session")
+        }
+        session = s
+        do throws(SSHError) {
+            try configure(s)
+            guard ssh_connect(s) == SSH_OK else {
+                throw SSHError.connectFailed(host: endpoint.host, port: endpoint.port, reason: lastError(s))
+            }
+            try checkHostKey(s)
+            try authenticate(s)
+        } catch {
+            disconnect()
+            throw error
+        }
+    }
+
+    private func configure(_ s: ssh_session) throws(SSHError) {
+        guard FileManager.default.isReadableFile(atPath: endpoint.knownHostsFile) else {
+            throw .knownHostsUnreadable(path: endpoint.knownHostsFile, reason: "no readable file there")
+        }
+        // The endpoint says everything; ~/.ssh/config must not change where or as whom we connect.
+        _ = deferred_ssh_set_bool(s, SSH_OPTIONS_PROCESS_CONFIG, 0)
+        _ = deferred_ssh_set_string(s, SSH_OPTIONS_HOST, endpoint.host)
+        _ = deferred_ssh_set_uint(s, SSH_OPTIONS_PORT, UInt32(endpoint.port))
+        _ = deferred_ssh_set_string(s, SSH_OPTIONS_USER, endpoint.user)
+        _ = deferred_ssh_set_string(s, SSH_OPTIONS_KNOWNHOSTS, endpoint.knownHostsFile)
+        // No global known_hosts: only the file the config names vouches for a host.
+        _ = deferred_ssh_set_string(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null")
+        _ = deferred_ssh_set_long(s, SSH_OPTIONS_TIMEOUT, endpoint.connectTimeoutSeconds)
+    }
+
+    private func checkHostKey(_ s: ssh_session) throws(SSHError) {
+        let state = ssh_session_is_known_server(s)
+        switch state {
+        case SSH_KNOWN_HOSTS_OK:
+            return
+        case SSH_KNOWN_HOSTS_CHANGED, SSH_KNOWN_HOSTS_OTHER:
+            throw .hostKeyMismatch(host: endpoint.host, port: endpoint.port, fingerprint: serverFingerprint(s), knownHosts: endpoint.knownHostsFile)
+        case SSH_KNOWN_HOSTS_UNKNOWN, SSH_KNOWN_HOSTS_NOT_FOUND:
+            throw .hostKeyUnknown(host: endpoint.host, port: endpoint.port, fingerprint: serverFingerprint(s), knownHosts: endpoint.knownHostsFile)
+        default:
+            throw .knownHostsUnreadable(path: endpoint.knownHostsFile, reason: lastError(s))
+        }
+    }
+
+    private func serverFingerprint(_ s: ssh_session) -> String {
+        var key: ssh_key?
+        guard ssh_get_server_publickey(s, &key) == SSH_OK, let key else { return "unknown key" }
+        defer { ssh_key_free(key) }
+        var hash: UnsafeMutablePointer<UInt8>?
+        var length = 0
+        guard ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &length) == SSH_OK, let hash else {
+            return "unknown key"
+        }
+        defer { var h: UnsafeMutablePointer<UInt8>? = hash; ssh_clean_pubkey_hash(&h) }
+        guard let text = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, length) else { return "unknown key" }
+        defer { ssh_string_free_char(text) }
+        let type = ssh_key_type_to_char(ssh_key_type(key)).map { String(cString: $0) } ?? "key"
+        return "\(type) \(String(cString: text))"
+    }
+
+    private func authenticate(_ s: ssh_session) throws(SSHError) {
+        if let identity = endpoint.identityFile {
+            var key: ssh_key?
+            guard ssh_pki_import_privkey_file(identity, nil, nil, nil, &key) == SSH_OK, let key else {
+                throw .identityUnreadable(path: identity)
+            }
+            defer { ssh_key_free(key) }
+            guard ssh_userauth_publickey(s, nil, key) == SSH_AUTH_SUCCESS.rawValue else {
+                throw .authenticationFailed(user: endpoint.user, host: endpoint.host, method: "the key \(identity)")
+            }
+        } else {
+            guard ssh_userauth_agent(s, nil) == SSH_AUTH_SUCCESS.rawValue else {
+                throw .authenticationFailed(user: endpoint.user, host: endpoint.host, method: "the keys in ssh-agent")
+            }
+        }
+    }
+
+    // MARK: Keepalive
+
+    private func startKeepalive(every interval: Duration) {
+        keepaliveTask = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard let self, !Task.isCancelled else { return }
+                await self.sendKeepalive()
+            }
+        }
+    }
+
+    /// libssh sends no keepalive by itself; an ignore message keeps NAT and firewalls from
+    /// dropping an idle connection and makes a dead one show.
+    private func sendKeepalive() {
+        guard let session, ssh_is_connected(session) == 1 else { return }
+        _ = ssh_send_ignore(session, "keepalive@deferred")
+    }
+
+    // MARK: Running commands
+
+    /// Runs `command` through the remote user's shell and streams its output. `stdin` is
+    /// written to the command's standard input, then closed. The stream ends with `.exit`;
+    /// it throws `SSHError` when the connection breaks. Ending the stream early closes the
+    /// channel (without a pty, the remote command may go on: kill it by other means).
+    public nonisolated func execute(_ command: String, stdin: [UInt8] = []) -> AsyncThrowingStream<SSHExecEvent, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task { await self.drive(command, stdin: stdin, into: continuation) }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// Runs `command` to its end and collects its output.
+    public func run(_ command: String, stdin: [UInt8] = []) async throws -> (stdout: [UInt8], stderr: [UInt8], exit: SSHExit) {
+        var out: [UInt8] = [], err: [UInt8] = []
+        var exit = SSHExit(status: nil, signal: nil)
+        for try await event in execute(command, stdin: stdin) {
+            switch event {
+            case .stdout(let b): out += b
+            case .stderr(let b): err += b
+            case .exit(let e): exit = e
+            }
+        }
+        return (out, err, exit)
+    }
+
+    private func drive(_ command: String, stdin: [UInt8], into continuation: AsyncThrowingStream<SSHExecEvent, any Error>.Continuation) async {
+        let record = ChannelExitRecord()
+        let channel: ssh_channel
+        do {
+            channel = try openChannel(command, stdin: stdin, record: record)
+        } catch {
+            continuation.finish(throwing: error)
+            return
+        }
+        defer { closeChannel(channel) }
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            if Task.isCancelled {
+                continuation.finish(throwing: CancellationError())
+                return
+            }
+            do {
+                let finished = try readSlice(channel, buffer: &buffer, into: continuation)
+                if finished {
+                    continuation.yield(.exit(awaitExit(channel, record: record)))
+                    continuation.finish()
+                    return
+                }
+            } catch {
+                continuation.finish(throwing: error)
+                return
+            }
+            // Let other work on this session (a second channel, keepalive) in between slices.
+            await Task.yield()
+        }
+    }
+
+    private func openChannel(_ command: String, stdin: [UInt8], record: ChannelExitRecord) throws(SSHError) -> ssh_channel {
+        guard let session, ssh_is_connected(session) == 1 else {
+            throw .connectionLost(host: endpoint.host, reason: "the session is closed")
+        }
+        guard let channel = ssh_channel_new(session) else {
+            throw .channelFailed(host: endpoint.host, reason: lastError(session))
+        }
+        guard ssh_channel_open_session(channel) == SSH_OK else {
+            let reason = lastError(session)
+            ssh_channel_free(channel)
+            throw ssh_is_connected(session) == 1 ? .channelFailed(host: endpoint.host, reason: reason)
+                                                  : .connectionLost(host: endpoint.host, reason: reason)
+        }
+        _ = ssh_set_channel_callbacks(channel, record.callbacks)
+        guard ssh_channel_request_exec(channel, command) == SSH_OK else {
+            let reason = lastError(session)
+            closeChannel(channel)
+            throw .channelFailed(host: endpoint.host, reason: reason)
+        }
+        if !stdin.isEmpty {
+            let written = stdin.withUnsafeBytes { ssh_channel_write(channel, $0.baseAddress, UInt32($0.count)) }
+            guard written == stdin.count else {
+                let reason = lastError(session)
+                closeChannel(channel)
+                throw .connectionLost(host: endpoint.host, reason: "writing standard input: \(reason)")
+            }
+        }
+        _ = ssh_channel_send_eof(channel)
+        return channel
+    }
+
+    /// Reads what is there (waiting at most a short slice) from stderr and stdout.
+    /// Returns true once both streams are at their end.
+    private func readSlice(
+        _ channel: ssh_channel, buffer: inout [UInt8],
+        into continuation: AsyncThrowingStream<SSHExecEvent, any Error>.Continuation
+    ) throws(SSHError) -> Bool {
+        let size = UInt32(buffer.count)
+        // The non-blocking read answers SSH_EOF for a stream at its end: nothing to read.
+        var err = buffer.withUnsafeMutableBytes { ssh_channel_read_nonblocking(channel, $0.baseAddress, size, 1) }
+        if err == SSH_EOF { err = 0 }
+        guard err >= 0 else { throw lostConnection() }
+        if err > 0 { continuation.yield(.stderr(Array(buffer[0..<Int(err)]))) }
+        // Wait on stdout only when stderr had nothing, so a chatty stderr is not slowed down.
+        var out = buffer.withUnsafeMutableBytes {
+            err > 0 ? ssh_channel_read_nonblocking(channel, $0.baseAddress, size, 0)
+                    : ssh_channel_read_timeout(channel, $0.baseAddress, size, 0, 50)
+        }
+        if out == SSH_EOF { out = 0 }
+        guard out >= 0 else { throw lostConnection() }
+        if out > 0 { continuation.yield(.stdout(Array(buffer[0..<Int(out)]))) }
+        // read_timeout answers 0 at a timeout and at EOF alike: ask the streams themselves.
+        return out == 0 && err == 0
+            && ssh_channel_poll(channel, 0) == SSH_EOF && ssh_channel_poll(channel, 1) == SSH_EOF
+    }
+
+    /// After EOF the exit status or signal follows; libssh waits for it or for the channel's
+    /// close, bounded by the session timeout.
+    private func awaitExit(_ channel: ssh_channel, record: ChannelExitRecord) -> SSHExit {
+        if record.status == nil, record.signal == nil {
+            let status = ssh_channel_get_exit_status(channel)
+            if record.status == nil, record.signal == nil, status >= 0 { record.status = Int(status) }
+        }
+        return record.exit
+    }
+
+    private func closeChannel(_ channel: ssh_channel) {
+        if ssh_channel_is_closed(channel) == 0 { _ = ssh_channel_close(channel) }
+        ssh_channel_free(channel)
+    }
+
+    private func lostConnection() -> SSHError {
+        .connectionLost(host: endpoint.host, reason: session.map(lastError) ?? "the session is closed")
+    }
+
+    private func lastError(_ s: ssh_session) -> String {
+        guard let text = ssh_get_error(UnsafeMutableRawPointer(s)) else { return "unknown libssh error" }
+        let message = String(cString: text)
+        return message.isEmpty ? "unknown libssh error" : message
+    }
+}

@@ -1,0 +1,44 @@
+@testable import DeferredCore
+import Foundation
+import Testing
+
+struct ResultsDocumentTests {
+    @Test func writesEveryContractKeyWithExplicitNulls() throws {
+        let queued = Date(timeIntervalSince1970: 1_700_000_000)
+        let job = Job(project: "resume", trigger: .push(PushTrigger(
+            repository: "octo-org/resume", ref: "refs/heads/main", commit: String(repeating: "a", count: 40),
+            delivery: "d", pusher: "octocat", cloneURL: "file:///tmp/x")), queuedAt: queued)
+        let outcome = JobOutcome(status: .succeeded, exitStatus: 0, startedAt: queued.addingTimeInterval(1.5),
+                                 finishedAt: queued.addingTimeInterval(4))
+        let data = try ResultsDocument(job: job, outcome: outcome, host: .init(name: "builder-1", woke: false)).encoded()
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let keys = ["schema", "id", "project", "trigger", "status", "exit_status", "signal", "error", "queued_at",
+                    "started_at", "finished_at", "wait_ms", "duration_ms", "host", "stdout", "stderr",
+                    "output_truncated", "artifacts", "result"]
+        #expect(Set(object.keys) == Set(keys))
+        #expect(object["signal"] is NSNull)
+        #expect(object["result"] is NSNull)
+        #expect(object["wait_ms"] as? Int == 1500)
+        #expect(object["duration_ms"] as? Int == 2500)
+        #expect(object["status"] as? String == "succeeded")
+        let trigger = try #require(object["trigger"] as? [String: Any])
+        #expect(trigger["kind"] as? String == "push")
+        #expect(trigger["clone_url"] == nil)
+        #expect((object["queued_at"] as? String)?.hasSuffix("Z") == true)
+    }
+
+    @Test func outputTailKeepsTheLastBytes() {
+        var tail = OutputTail(limit: 8)
+        tail.append(Array("0123456789".utf8))
+        #expect(tail.text == "23456789")
+        #expect(tail.truncated)
+    }
+
+    @Test func resultTokensHave128RandomBits() {
+        let a = ResultToken.make(), b = ResultToken.make()
+        #expect(a.rawValue.count == 32)
+        #expect(a != b)
+        #expect(ResultToken(validating: a.rawValue) == a)
+        #expect(ResultToken(validating: "../etc/passwd") == nil)
+    }
+}

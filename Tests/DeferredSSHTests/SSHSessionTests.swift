@@ -1,0 +1,79 @@
+import DeferredDemo
+import DeferredSSH
+import Foundation
+import Testing
+
+/// The libssh wrapper against a real OpenSSH sshd on loopback.
+@Suite(.serialized) struct SSHSessionTests {
+    static func endpoint(_ sshd: ThrowawaySSHD, knownHosts: String? = nil) -> SSHEndpoint {
+        SSHEndpoint(host: "127.0.0.1", port: sshd.port, user: sshd.user, identityFile: sshd.clientKey,
+                    knownHostsFile: knownHosts ?? sshd.knownHosts)
+    }
+
+    @Test func runsACommandWithSeparateStreamsAndExitStatus() async throws {
+        let sshd = try await ThrowawaySSHD.start()
+        defer { sshd.stop(); sshd.removeFiles() }
+        let session = try await SSHSession.connect(to: Self.endpoint(sshd))
+        let result = try await session.run("printf 'to stdout'; printf 'to stderr' >&2; exit 3")
+        #expect(String(decoding: result.stdout, as: UTF8.self) == "to stdout")
+        #expect(String(decoding: result.stderr, as: UTF8.self) == "to stderr")
+        #expect(result.exit == SSHExit(status: 3, signal: nil))
+        // The same connection serves the next command.
+        let again = try await session.run("cat", stdin: Array("fed through stdin".utf8))
+        #expect(String(decoding: again.stdout, as: UTF8.self) == "fed through stdin")
+        #expect(again.exit.status == 0)
+        await session.disconnect()
+    }
+
+    @Test func reportsTheSignalThatKilledACommand() async throws {
+        let sshd = try await ThrowawaySSHD.start()
+        defer { sshd.stop(); sshd.removeFiles() }
+        let session = try await SSHSession.connect(to: Self.endpoint(sshd))
+        let result = try await session.run("exec sh -c 'kill -TERM $$'")
+        #expect(result.exit.signal == "TERM")
+        #expect(result.exit.status == nil)
+    }
+
+    @Test func streamsLargeOutputWhole() async throws {
+        let sshd = try await ThrowawaySSHD.start()
+        defer { sshd.stop(); sshd.removeFiles() }
+        let session = try await SSHSession.connect(to: Self.endpoint(sshd))
+        let result = try await session.run("head -c 3000000 /dev/zero; head -c 1000000 /dev/zero >&2")
+        #expect(result.stdout.count == 3_000_000)
+        #expect(result.stderr.count == 1_000_000)
+        #expect(result.exit.status == 0)
+    }
+
+    @Test func refusesAHostWhoseKeyDiffers() async throws {
+        let sshd = try await ThrowawaySSHD.start()
+        defer { sshd.stop(); sshd.removeFiles() }
+        // known_hosts holding another key for the same host and port.
+        let other = sshd.directory + "/other_host"
+        try LocalCommand.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other])
+        let otherKey = try String(contentsOfFile: other + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+        let wrongKnownHosts = sshd.directory + "/wrong_known_hosts"
+        try "[127.0.0.1]:\(sshd.port) \(otherKey)\n".write(toFile: wrongKnownHosts, atomically: true, encoding: .utf8)
+        do {
+            _ = try await SSHSession.connect(to: Self.endpoint(sshd, knownHosts: wrongKnownHosts))
+            Issue.record("connected despite a wrong host key")
+        } catch {
+            guard case .hostKeyMismatch(_, let port, let fingerprint, _) = error else {
+                Issue.record("expected hostKeyMismatch, got \(error)")
+                return
+            }
+            #expect(port == sshd.port)
+            #expect(fingerprint.contains("SHA256:"))
+            #expect(error.description.contains("does not match"))
+        }
+    }
+
+    @Test func refusesAHostNotInKnownHosts() async throws {
+        let sshd = try await ThrowawaySSHD.start()
+        defer { sshd.stop(); sshd.removeFiles() }
+        let empty = sshd.directory + "/empty_known_hosts"
+        try "".write(toFile: empty, atomically: true, encoding: .utf8)
+        await #expect(throws: SSHError.self) {
+            _ = try await SSHSession.connect(to: Self.endpoint(sshd, knownHosts: empty))
+        }
+    }
+}
