@@ -9,7 +9,7 @@ import Foundation
 /// yields between them, so several channels (a job and the command that kills it) share
 /// one connection.
 public actor SSHSession {
-    public let endpoint: SSHEndpoint
+    public nonisolated let endpoint: SSHEndpoint
     private let executor: QueueExecutor
     private var session: ssh_session?
     private var keepaliveTask: Task<Void, Never>?

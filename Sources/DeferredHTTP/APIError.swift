@@ -1,0 +1,37 @@
+import Foundation
+import Hummingbird
+
+/// Every error the API answers: the right status and `{"error": "…"}` saying what was wrong.
+public struct APIError: HTTPResponseError, CustomStringConvertible {
+    public let status: HTTPResponse.Status
+    public let message: String
+    public var headers: HTTPFields = [:]
+
+    public init(_ status: HTTPResponse.Status, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    public var description: String { "\(status.code) \(message)" }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var response = JSONBody.response(status, ["error": message])
+        response.headers.append(contentsOf: headers)
+        return response
+    }
+}
+
+/// JSON answers, built once here.
+enum JSONBody {
+    static func response(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(value)) ?? Data(#"{"error":"the answer could not be encoded"}"#.utf8)
+        return raw(status, data)
+    }
+
+    static func raw(_ status: HTTPResponse.Status, _ data: Data) -> Response {
+        Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

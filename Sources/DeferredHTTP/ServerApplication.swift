@@ -1,0 +1,26 @@
+import DeferredCore
+import DeferredStore
+import Hummingbird
+import Logging
+
+/// The HTTP side of `deferred serve`: routes, and the application that serves them.
+public enum ServerApplication {
+    public static func router(config: DeferredConfig, store: JobStore, artifacts: FileArtifactStore,
+                              onQueued: @escaping @Sendable () -> Void) -> Router<DeferredRequestContext> {
+        let router = Router(context: DeferredRequestContext.self)
+        router.get("/healthz") { _, _ in JSONBody.response(.ok, ["status": "ok"]) }
+        WebhookController(config: config, store: store, onQueued: onQueued).addRoutes(to: router)
+        ResultsController(store: store, artifacts: artifacts).addRoutes(to: router)
+        return router
+    }
+
+    public static func make(config: DeferredConfig, store: JobStore, artifacts: FileArtifactStore, logger: Logger,
+                            onQueued: @escaping @Sendable () -> Void) -> some ApplicationProtocol {
+        Application(
+            router: router(config: config, store: store, artifacts: artifacts, onQueued: onQueued),
+            configuration: .init(address: .hostname(config.server.listenHost, port: config.server.listenPort),
+                                 serverName: "deferred"),
+            logger: logger
+        )
+    }
+}

@@ -1,0 +1,105 @@
+import DeferredCore
+import DeferredStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// `POST /hooks/github`: verifies, filters, dedupes and queues GitHub pushes, answering in
+/// milliseconds; the job itself runs later, in the dispatcher.
+public struct WebhookController: Sendable {
+    public static let bodyLimit = 25 << 20
+
+    let config: DeferredConfig
+    let store: JobStore
+    let onQueued: @Sendable () -> Void
+
+    public init(config: DeferredConfig, store: JobStore, onQueued: @escaping @Sendable () -> Void) {
+        self.config = config
+        self.store = store
+        self.onQueued = onQueued
+    }
+
+    public func addRoutes(to router: Router<DeferredRequestContext>) {
+        router.post("/hooks/github") { request, context in try await receive(request, context: context) }
+    }
+
+    struct Queued: Encodable {
+        var id: String
+        var result_url: String
+    }
+
+    func receive(_ request: Request, context: DeferredRequestContext) async throws -> Response {
+        try checkNetwork(context)
+        let body = try await RequestBody.collect(request, limit: Self.bodyLimit)
+        do throws(WebhookSignature.Failure) {
+            try WebhookSignature.verify(header: request.headers[.hubSignature256], body: body, secret: config.github.secret)
+        } catch {
+            throw APIError(.unauthorized, error.description)
+        }
+        guard let event = request.headers[.gitHubEvent], !event.isEmpty else {
+            throw APIError(.badRequest, "the request has no X-GitHub-Event header")
+        }
+        let payload = try payload(of: request, body: body)
+        switch event {
+        case "ping":
+            return JSONBody.response(.ok, ["ok": "pong"])
+        case "push":
+            return try await push(payload, delivery: request.headers[.gitHubDelivery])
+        default:
+            return JSONBody.response(.ok, ["ignored": "deferred does not act on '\(event)' events"])
+        }
+    }
+
+    private func push(_ payload: Data, delivery: String?) async throws -> Response {
+        let event: PushEvent
+        do throws(PushRejection) { event = try PushEvent.parse(payload) } catch { throw APIError(.badRequest, error.description) }
+        guard let project = config.project(forRepository: event.repository.fullName) else {
+            throw APIError(.notFound, "no project is configured for repository '\(event.repository.fullName)'")
+        }
+        guard let delivery, !delivery.isEmpty, delivery.count <= 200 else {
+            throw APIError(.badRequest, "the request has no X-GitHub-Delivery header")
+        }
+        let decision: PushDecision
+        do throws(PushRejection) { decision = try event.decide(for: project, delivery: delivery) } catch { throw APIError(.badRequest, error.description) }
+        switch decision {
+        case .ignore(let why):
+            return JSONBody.response(.ok, ["ignored": why])
+        case .run(let trigger):
+            let job = Job(project: project.name, trigger: .push(trigger))
+            let stored = try await store.enqueue(job, delivery: delivery)
+            if case .created = stored { onQueued() }
+            return JSONBody.response(.accepted, Queued(id: stored.job.id.rawValue, result_url: ResultsController.resultURL(config, stored.job.token)))
+        }
+    }
+
+    private func payload(of request: Request, body: Data) throws -> Data {
+        let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        switch type {
+        case "application/json":
+            return body
+        case "application/x-www-form-urlencoded":
+            guard let payload = RequestBody.formField("payload", in: body) else {
+                throw APIError(.badRequest, "the form body has no payload field")
+            }
+            return payload
+        default:
+            throw APIError(.unsupportedMediaType, "Content-Type must be application/json or application/x-www-form-urlencoded, not \(type ?? "missing")")
+        }
+    }
+
+    private func checkNetwork(_ context: DeferredRequestContext) throws {
+        let networks = config.github.allowedNetworks
+        guard !networks.isEmpty else { return }
+        let address = context.remoteAddress?.ipAddress ?? ""
+        guard networks.contains(where: { $0.contains(address) }) else {
+            throw APIError(.forbidden, "\(address.isEmpty ? "this client" : address) is outside [github] allowed_networks")
+        }
+    }
+}
+
+extension HTTPField.Name {
+    static let hubSignature256 = Self("X-Hub-Signature-256")!
+    static let gitHubEvent = Self("X-GitHub-Event")!
+    static let gitHubDelivery = Self("X-GitHub-Delivery")!
+}

@@ -1,0 +1,118 @@
+import DeferredCore
+import DeferredSSH
+import Foundation
+
+/// Runs one job on one host and tells its story in order: prepare the folder and check out
+/// the commit, run the command under its timeout, collect its result, clean up.
+public struct JobRunner: Sendable {
+    /// Between SIGTERM and SIGKILL when a job is killed.
+    public var killGrace: Int
+    /// result.json larger than this is not read.
+    public var resultLimit = 1 << 20
+
+    public init(killGrace: Int = 10) {
+        self.killGrace = killGrace
+    }
+
+    /// Runs a push: `onOutput` sees every chunk as it arrives.
+    public func run(
+        _ job: Job, push: PushTrigger, project: ProjectConfig, on session: SSHSession,
+        onOutput: @Sendable (SSHExecEvent) -> Void = { _ in }
+    ) async throws(RunnerError) -> JobOutcome {
+        let started = Date()
+        let command = ShellQuote.command(
+            script: RemoteScripts.prepareAndRun, name: "deferred-job",
+            arguments: [job.id.rawValue, project.name, push.cloneURL, push.commit, push.ref, project.command ?? ""])
+
+        let run = try await execute(command, job: job, timeout: project.timeout, on: session, onOutput: onOutput)
+        let collected = try await collect(job, on: session)
+        return outcome(of: run, collected: collected, started: started, timeout: project.timeoutMinutes)
+    }
+
+    // MARK: Steps
+
+    private struct Execution {
+        var exit: SSHExit
+        var stdout = OutputTail()
+        var stderr = OutputTail()
+        var timedOut = false
+    }
+
+    private func execute(
+        _ command: String, job: Job, timeout: Duration, on session: SSHSession,
+        onOutput: @Sendable (SSHExecEvent) -> Void
+    ) async throws(RunnerError) -> Execution {
+        let killCommand = ShellQuote.command(script: RemoteScripts.kill, name: "deferred-kill",
+                                             arguments: [job.id.rawValue, String(killGrace)])
+        // The timer kills the job's process group over a second channel of the same session.
+        let timer = Task<Bool, Never> {
+            do { try await Task.sleep(for: timeout) } catch { return false }
+            _ = try? await session.run(killCommand)
+            return true
+        }
+        var result = Execution(exit: SSHExit(status: nil, signal: nil))
+        do {
+            for try await event in session.execute(command) {
+                onOutput(event)
+                switch event {
+                case .stdout(let bytes): result.stdout.append(bytes)
+                case .stderr(let bytes): result.stderr.append(bytes)
+                case .exit(let exit): result.exit = exit
+                }
+            }
+        } catch {
+            timer.cancel()
+            // Leave nothing running on the host when we stop following the job.
+            Task { _ = try? await session.run(killCommand) }
+            if error is CancellationError || Task.isCancelled { throw .cancelled }
+            throw .ssh(error as? SSHError ?? .connectionLost(host: session.endpoint.host, reason: "\(error)"))
+        }
+        timer.cancel()
+        result.timedOut = await timer.value
+        return result
+    }
+
+    private struct Collected {
+        var phase: String
+        var result: JSONValue?
+    }
+
+    private func collect(_ job: Job, on session: SSHSession) async throws(RunnerError) -> Collected {
+        let command = ShellQuote.command(script: RemoteScripts.collect, name: "deferred-collect",
+                                         arguments: [job.id.rawValue, String(resultLimit)])
+        let output: [UInt8]
+        do {
+            output = try await session.run(command).stdout
+        } catch {
+            throw .ssh(error as? SSHError ?? .connectionLost(host: session.endpoint.host, reason: "\(error)"))
+        }
+        let newline = output.firstIndex(of: UInt8(ascii: "\n")) ?? output.endIndex
+        let phase = String(decoding: output[..<newline], as: UTF8.self)
+        let rest = newline < output.endIndex ? Data(output[(newline + 1)...]) : Data()
+        return Collected(phase: phase, result: rest.isEmpty ? nil : JSONValue.parse(rest))
+    }
+
+    private func outcome(of run: Execution, collected: Collected, started: Date, timeout minutes: Double) -> JobOutcome {
+        var outcome = JobOutcome(status: .succeeded, exitStatus: run.exit.status, signal: run.exit.signal,
+                                 startedAt: started, finishedAt: Date(), stdout: run.stdout, stderr: run.stderr,
+                                 result: collected.result)
+        if run.timedOut {
+            outcome.status = .timedOut
+            outcome.error = "the job ran past its timeout of \(Self.format(minutes: minutes)) and was killed"
+        } else if collected.phase != "finished" && collected.phase != "running" {
+            // The job's command never ran: the checkout or the command lookup failed.
+            outcome.status = .error
+            outcome.exitStatus = nil
+            let said = run.stderr.text.split(separator: "\n").last { $0.hasPrefix("deferred: ") }
+            outcome.error = said.map { String($0.dropFirst("deferred: ".count)) } ?? "the job could not start on the host (phase \(collected.phase))"
+        } else if run.exit.status != 0 {
+            outcome.status = .failed
+        }
+        return outcome
+    }
+
+    private static func format(minutes: Double) -> String {
+        minutes >= 1 && minutes.rounded() == minutes ? "\(Int(minutes)) minute\(minutes == 1 ? "" : "s")"
+                                                     : "\(Int((minutes * 60).rounded())) seconds"
+    }
+}

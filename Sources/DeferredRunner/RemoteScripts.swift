@@ -1,0 +1,76 @@
+/// The shell scripts deferred runs on a build host. They are constants: every value they
+/// need arrives as a positional parameter (see `ShellQuote.command`), so nothing from a
+/// payload is ever part of a script's text.
+///
+/// Layout on the host: `~/.deferred/jobs/<job id>/` holds `artifacts/`, `checkout/`, `pgid`
+/// (the job's process group) and `phase`; `~/.deferred/cache/<project>.git` is a bare
+/// repository that keeps fetched commits between jobs.
+enum RemoteScripts {
+    /// $1 job id, $2 project, $3 clone URL, $4 commit, $5 ref, $6 command ("" = .deferred_server).
+    /// Prepares the job folder, checks out the exact commit, and runs the command in a process
+    /// group of its own, exiting with its status. All in one exec: each exec costs the remote
+    /// user's shell start-up.
+    static let prepareAndRun = #"""
+    set -u
+    job_id=$1 project=$2 clone_url=$3 commit=$4 ref=$5 command=$6
+    root="$HOME/.deferred"
+    job_dir="$root/jobs/$job_id"
+    rm -rf "$job_dir" && mkdir -p "$job_dir/artifacts" "$root/cache" || { echo "deferred: cannot make $job_dir" >&2; exit 97; }
+    phase() { printf '%s\n' "$1" > "$job_dir/phase"; }
+    fail() { phase "$1"; printf 'deferred: %s\n' "$2" >&2; exit 97; }
+    phase checkout
+    cache="$root/cache/$project.git"
+    (
+      flock 9 || exit 1
+      [ -d "$cache" ] || git init -q --bare "$cache" || exit 1
+      git -C "$cache" cat-file -e "$commit^{commit}" 2>/dev/null && exit 0
+      git -C "$cache" fetch -q --no-tags -- "$clone_url" "+$commit:refs/deferred/$commit" 2>/dev/null \
+        || git -C "$cache" fetch -q --no-tags -- "$clone_url" "+$ref:refs/deferred/$commit" || exit 1
+      git -C "$cache" cat-file -e "$commit^{commit}"
+    ) 9>"$root/cache/$project.lock" >"$job_dir/checkout.log" 2>&1 \
+      || fail checkout "cannot fetch commit $commit from $clone_url: $(tail -c 2000 "$job_dir/checkout.log")"
+    { git clone -q --no-checkout --shared "$cache" "$job_dir/checkout" \
+      && git -C "$job_dir/checkout" checkout -q --detach "$commit"; } >>"$job_dir/checkout.log" 2>&1 \
+      || fail checkout "cannot check out $commit: $(tail -c 2000 "$job_dir/checkout.log")"
+    cd "$job_dir/checkout" || fail checkout "no checkout folder"
+    if [ -z "$command" ]; then
+      [ -f .deferred_server ] || fail command "the project sets no command and commit $commit has no .deferred_server file"
+      command=$(cat .deferred_server)
+      [ -n "$command" ] || fail command "the .deferred_server file of commit $commit is empty"
+    fi
+    export DEFERRED_JOB_ID="$job_id" DEFERRED_COMMIT="$commit" DEFERRED_REF="$ref" DEFERRED_ARTIFACTS="$job_dir/artifacts"
+    phase running
+    # setsid: the job leads a process group of its own, which the kill script ends whole.
+    setsid sh -c 'echo $$ > "$1/pgid"; exec sh -c "$2"' deferred-job "$job_dir" "$command" </dev/null &
+    wait $!
+    status=$?
+    phase finished
+    exit $status
+    """#
+
+    /// $1 job id, $2 grace seconds. SIGTERM to the job's process group, SIGKILL to what is
+    /// left after the grace period. OpenSSH ignores SSH `signal` requests for root and a
+    /// closed channel leaves the command running, so killing is a command of its own.
+    static let kill = #"""
+    f="$HOME/.deferred/jobs/$1/pgid"; grace=$2; i=0
+    while [ ! -s "$f" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+    [ -s "$f" ] || exit 0
+    pg=$(cat "$f")
+    kill -TERM -- "-$pg" 2>/dev/null || exit 0
+    i=0
+    while kill -0 -- "-$pg" 2>/dev/null && [ $i -lt $((grace*10)) ]; do sleep 0.1; i=$((i+1)); done
+    kill -KILL -- "-$pg" 2>/dev/null
+    exit 0
+    """#
+
+    /// $1 job id, $2 result.json byte limit. Prints the phase reached on the first line, then
+    /// the job's result.json (when it wrote one no larger than the limit), then removes the
+    /// job folder.
+    static let collect = #"""
+    job_dir="$HOME/.deferred/jobs/$1"
+    cd "$job_dir" 2>/dev/null || { echo missing; exit 0; }
+    head -n 1 phase 2>/dev/null || echo missing
+    if [ -f artifacts/result.json ] && [ "$(wc -c < artifacts/result.json)" -le "$2" ]; then cat artifacts/result.json; fi
+    cd / && rm -rf "$job_dir"
+    """#
+}

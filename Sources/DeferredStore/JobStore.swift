@@ -1,0 +1,222 @@
+import DeferredCore
+import Foundation
+import GRDB
+
+/// Jobs, their events, deliveries seen and hosts, in SQLite through GRDB (WAL).
+///
+/// Every method is async and runs on GRDB's own queues, so the HTTP event loop never waits
+/// on the disk. Leases and the end of a job are single write transactions: a host's count
+/// of running jobs and its idle clock always agree with the jobs table.
+public final class JobStore: Sendable {
+    private let pool: DatabasePool
+
+    public init(path: String) throws(StoreError) {
+        do {
+            try FileManager.default.createDirectory(
+                atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+            var config = Configuration()
+            config.busyMode = .timeout(10)
+            // idle-sleep in cron and serve share the file: wait for each other's writes.
+            pool = try DatabasePool(path: path, configuration: config)
+            try Schema.migrator.migrate(pool)
+        } catch {
+            throw .cannotOpen(path: path, reason: "\(error)")
+        }
+    }
+
+    // MARK: Intake
+
+    /// Stores a new queued job, unless `delivery` was seen before: then the earlier job.
+    public func enqueue(_ job: Job, delivery: String?, detail: String? = nil) async throws(StoreError) -> EnqueueResult {
+        try await write { db in
+            if let delivery, let seen = try DeliveryRecord.fetchOne(db, key: delivery),
+               let existing = try JobRecord.fetchOne(db, key: seen.jobID) {
+                return .duplicate(try existing.job())
+            }
+            try JobRecord(job, delivery: delivery).insert(db)
+            try Self.record(db, job.id, job.status, detail: detail, at: job.queuedAt)
+            if let delivery {
+                try DeliveryRecord(guid: delivery, jobID: job.id.rawValue, receivedAt: job.queuedAt.timeIntervalSince1970).insert(db)
+            }
+            return .created(job)
+        }
+    }
+
+    // MARK: Reading
+
+    public func job(token: ResultToken) async throws(StoreError) -> Job? {
+        try await read { db in try JobRecord.filter(Column("token") == token.rawValue).fetchOne(db)?.job() }
+    }
+
+    public func job(id: JobID) async throws(StoreError) -> Job? {
+        try await read { db in try JobRecord.fetchOne(db, key: id.rawValue)?.job() }
+    }
+
+    public func jobs(limit: Int = 50) async throws(StoreError) -> [Job] {
+        try await read { db in
+            try JobRecord.order(Column("queued_at").desc).limit(limit).fetchAll(db).map { try $0.job() }
+        }
+    }
+
+    public func events(of id: JobID) async throws(StoreError) -> [JobEvent] {
+        try await read { db in
+            try JobEventRecord.filter(Column("job_id") == id.rawValue).order(Column("id")).fetchAll(db).compactMap { r in
+                guard let status = JobStatus(rawValue: r.status) else { return nil }
+                return JobEvent(sequence: r.id ?? 0, at: Date(timeIntervalSince1970: r.at), status: status, detail: r.detail)
+            }
+        }
+    }
+
+    public func jobCount() async throws(StoreError) -> Int {
+        try await read { db in try JobRecord.fetchCount(db) }
+    }
+
+    public func deliveryCount() async throws(StoreError) -> Int {
+        try await read { db in try DeliveryRecord.fetchCount(db) }
+    }
+
+    // MARK: Hosts
+
+    /// Makes a row for every configured host that has none; keeps the state of the others.
+    public func register(hosts: [HostConfig]) async throws(StoreError) {
+        try await write { db in
+            for host in hosts where try HostRecord.fetchOne(db, key: host.name) == nil {
+                // A static host is always up; its idle clock starts now.
+                try HostRecord(name: host.name, provider: host.provider.rawValue, state: HostState.ready.rawValue,
+                               idleSince: Date().timeIntervalSince1970, lastJobID: nil).insert(db)
+            }
+        }
+    }
+
+    public func hosts() async throws(StoreError) -> [HostStatus] {
+        try await read { db in
+            try HostRecord.order(Column("name")).fetchAll(db).map { r in
+                HostStatus(name: r.name, provider: r.provider, state: HostState(rawValue: r.state) ?? .unknown,
+                           idleSince: r.idleSince.map(Date.init(timeIntervalSince1970:)),
+                           lastJobID: r.lastJobID.map(JobID.init(rawValue:)),
+                           activeJobs: try Self.activeJobs(db, host: r.name))
+            }
+        }
+    }
+
+    // MARK: Dispatching
+
+    /// Leases the oldest runnable queued job to the first of its project's hosts that has
+    /// room, in one transaction. `hostsFor` gives a project's hosts in order with their
+    /// `max_jobs`. Nil when nothing can run now.
+    public func leaseNext(now: Date = Date(), hostsFor: @escaping @Sendable (String) -> [(name: String, maxJobs: Int)]) async throws(StoreError) -> Lease? {
+        try await write { db in
+            let candidates = try JobRecord
+                .filter(Column("status") == JobStatus.queued.rawValue && Column("not_before") <= now.timeIntervalSince1970)
+                .order(Column("queued_at"), Column("id"))
+                .limit(100)
+                .fetchAll(db)
+            for candidate in candidates {
+                for host in hostsFor(candidate.project) where try Self.activeJobs(db, host: host.name) < host.maxJobs {
+                    var record = candidate
+                    record.status = JobStatus.waitingForHost.rawValue
+                    record.hostName = host.name
+                    try record.update(db)
+                    try Self.record(db, JobID(rawValue: record.id), .waitingForHost, detail: "host \(host.name)", at: now)
+                    try db.execute(sql: "UPDATE host SET state = ?, idle_since = NULL WHERE name = ?",
+                                   arguments: [HostState.busy.rawValue, host.name])
+                    return Lease(job: try record.job(), hostName: host.name)
+                }
+            }
+            return nil
+        }
+    }
+
+    public func markRunning(_ id: JobID, at: Date = Date()) async throws(StoreError) {
+        try await write { db in
+            try db.execute(sql: "UPDATE job SET status = ?, started_at = ? WHERE id = ?",
+                           arguments: [JobStatus.running.rawValue, at.timeIntervalSince1970, id.rawValue])
+            try Self.record(db, id, .running, detail: nil, at: at)
+        }
+    }
+
+    /// Ends a job and frees its host; the host's idle clock starts when its last job ends.
+    public func finish(_ id: JobID, outcome: JobOutcome) async throws(StoreError) {
+        try await write { db in
+            guard var record = try JobRecord.fetchOne(db, key: id.rawValue) else { throw StoreError.unknownJob(id.rawValue) }
+            record.status = outcome.status.rawValue
+            record.startedAt = record.startedAt ?? outcome.startedAt.timeIntervalSince1970
+            record.finishedAt = outcome.finishedAt.timeIntervalSince1970
+            try record.update(db)
+            let detail = [outcome.exitStatus.map { "exit status \($0)" }, outcome.signal.map { "signal \($0)" }, outcome.error]
+                .compactMap { $0 }.joined(separator: "; ")
+            try Self.record(db, id, outcome.status, detail: detail.isEmpty ? nil : detail, at: outcome.finishedAt)
+            if let host = record.hostName {
+                try Self.release(db, host: host, lastJob: id, at: outcome.finishedAt)
+            }
+        }
+    }
+
+    /// Sends a leased job back to the queue after the machinery failed (SSH, host), to be
+    /// tried again from `notBefore`. Counts an attempt when `countAttempt` is set.
+    public func requeue(_ id: JobID, reason: String, notBefore: Date, countAttempt: Bool, at: Date = Date()) async throws(StoreError) {
+        try await write { db in
+            guard var record = try JobRecord.fetchOne(db, key: id.rawValue) else { throw StoreError.unknownJob(id.rawValue) }
+            let host = record.hostName
+            record.status = JobStatus.queued.rawValue
+            record.hostName = nil
+            record.startedAt = nil
+            record.notBefore = notBefore.timeIntervalSince1970
+            if countAttempt { record.attempts += 1 }
+            try record.update(db)
+            try Self.record(db, id, .queued, detail: reason, at: at)
+            if let host { try Self.release(db, host: host, lastJob: id, at: at) }
+        }
+    }
+
+    /// Jobs that held a lease when the server stopped go back to the queue, so none is lost.
+    @discardableResult
+    public func recoverInterrupted(at: Date = Date()) async throws(StoreError) -> [JobID] {
+        let stranded = try await read { db in
+            try JobRecord.filter(JobStatus.leased.map(\.rawValue).contains(Column("status"))).fetchAll(db).map { JobID(rawValue: $0.id) }
+        }
+        for id in stranded {
+            try await requeue(id, reason: "the server stopped while the job ran; running it again", notBefore: at, countAttempt: false, at: at)
+        }
+        return stranded
+    }
+
+    // MARK: Helpers
+
+    private static func activeJobs(_ db: Database, host: String) throws -> Int {
+        try JobRecord.filter(Column("host_name") == host && JobStatus.leased.map(\.rawValue).contains(Column("status"))).fetchCount(db)
+    }
+
+    private static func release(_ db: Database, host: String, lastJob: JobID, at: Date) throws {
+        if try activeJobs(db, host: host) == 0 {
+            try db.execute(sql: "UPDATE host SET state = ?, idle_since = ?, last_job_id = ? WHERE name = ?",
+                           arguments: [HostState.ready.rawValue, at.timeIntervalSince1970, lastJob.rawValue, host])
+        } else {
+            try db.execute(sql: "UPDATE host SET last_job_id = ? WHERE name = ?", arguments: [lastJob.rawValue, host])
+        }
+    }
+
+    private static func record(_ db: Database, _ id: JobID, _ status: JobStatus, detail: String?, at: Date) throws {
+        try JobEventRecord(id: nil, jobID: id.rawValue, at: at.timeIntervalSince1970, status: status.rawValue, detail: detail).insert(db)
+    }
+
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
+        do {
+            return try await pool.write(body)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .database("\(error)")
+        }
+    }
+
+    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .database("\(error)")
+        }
+    }
+}

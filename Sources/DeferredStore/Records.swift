@@ -1,0 +1,95 @@
+import DeferredCore
+import Foundation
+import GRDB
+
+/// Rows as stored. Times are seconds since 1970 so SQL can compare them.
+struct JobRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "job"
+    var id: String
+    var token: String
+    var project: String
+    var trigger: String
+    var status: String
+    var hostName: String?
+    var attempts: Int
+    var notBefore: Double
+    var queuedAt: Double
+    var startedAt: Double?
+    var finishedAt: Double?
+    var delivery: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, token, project, trigger, status, attempts, delivery
+        case hostName = "host_name", notBefore = "not_before", queuedAt = "queued_at"
+        case startedAt = "started_at", finishedAt = "finished_at"
+    }
+
+    init(_ job: Job, delivery: String?) throws {
+        id = job.id.rawValue
+        token = job.token.rawValue
+        project = job.project
+        trigger = String(decoding: try JSONEncoder().encode(job.trigger), as: UTF8.self)
+        status = job.status.rawValue
+        hostName = job.hostName
+        attempts = job.attempts
+        notBefore = job.notBefore.timeIntervalSince1970
+        queuedAt = job.queuedAt.timeIntervalSince1970
+        startedAt = job.startedAt?.timeIntervalSince1970
+        finishedAt = job.finishedAt?.timeIntervalSince1970
+        self.delivery = delivery
+    }
+
+    func job() throws -> Job {
+        guard let status = JobStatus(rawValue: status) else {
+            throw StoreError.corrupt("job \(id) has unknown status '\(status)'")
+        }
+        return Job(
+            id: JobID(rawValue: id), token: ResultToken(rawValue: token), project: project,
+            trigger: try JSONDecoder().decode(Trigger.self, from: Data(trigger.utf8)),
+            status: status, hostName: hostName, attempts: attempts,
+            queuedAt: Date(timeIntervalSince1970: queuedAt), notBefore: Date(timeIntervalSince1970: notBefore),
+            startedAt: startedAt.map(Date.init(timeIntervalSince1970:)),
+            finishedAt: finishedAt.map(Date.init(timeIntervalSince1970:))
+        )
+    }
+}
+
+struct JobEventRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "job_event"
+    var id: Int64?
+    var jobID: String
+    var at: Double
+    var status: String
+    var detail: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, at, status, detail
+        case jobID = "job_id"
+    }
+}
+
+struct DeliveryRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "delivery"
+    var guid: String
+    var jobID: String
+    var receivedAt: Double
+
+    enum CodingKeys: String, CodingKey {
+        case guid
+        case jobID = "job_id", receivedAt = "received_at"
+    }
+}
+
+struct HostRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "host"
+    var name: String
+    var provider: String
+    var state: String
+    var idleSince: Double?
+    var lastJobID: String?
+
+    enum CodingKeys: String, CodingKey {
+        case name, provider, state
+        case idleSince = "idle_since", lastJobID = "last_job_id"
+    }
+}

@@ -1,0 +1,47 @@
+import GRDB
+
+/// The schema, as named migrations. Released migrations never change; new ones are appended.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: jobs, events, deliveries, hosts") { db in
+            try db.create(table: "job") { t in
+                t.primaryKey("id", .text)
+                t.column("token", .text).notNull().unique()
+                t.column("project", .text).notNull()
+                t.column("trigger", .text).notNull()
+                t.column("status", .text).notNull()
+                t.column("host_name", .text)
+                t.column("attempts", .integer).notNull().defaults(to: 0)
+                t.column("not_before", .double).notNull()
+                t.column("queued_at", .double).notNull()
+                t.column("started_at", .double)
+                t.column("finished_at", .double)
+                t.column("delivery", .text)
+            }
+            try db.create(index: "job_by_status", on: "job", columns: ["status", "not_before", "queued_at"])
+            try db.create(index: "job_by_host", on: "job", columns: ["host_name", "status"])
+            try db.create(table: "job_event") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("job_id", .text).notNull().references("job", onDelete: .cascade)
+                t.column("at", .double).notNull()
+                t.column("status", .text).notNull()
+                t.column("detail", .text)
+            }
+            try db.create(index: "job_event_by_job", on: "job_event", columns: ["job_id", "id"])
+            try db.create(table: "delivery") { t in
+                t.primaryKey("guid", .text)
+                t.column("job_id", .text).notNull().references("job", onDelete: .cascade)
+                t.column("received_at", .double).notNull()
+            }
+            try db.create(table: "host") { t in
+                t.primaryKey("name", .text)
+                t.column("provider", .text).notNull()
+                t.column("state", .text).notNull()
+                t.column("idle_since", .double)
+                t.column("last_job_id", .text)
+            }
+        }
+        return migrator
+    }
+}

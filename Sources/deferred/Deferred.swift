@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Deferred: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deferred",
+        abstract: "Runs GitHub pushes on build hosts that sleep when idle.",
+        subcommands: [Serve.self, Demo.self, CheckConfig.self]
+    )
+}

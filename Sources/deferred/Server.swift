@@ -1,0 +1,57 @@
+import DeferredCore
+import DeferredDispatcher
+import DeferredHTTP
+import DeferredStore
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// Intake and dispatcher in one process, stopped gracefully on SIGTERM or SIGINT.
+enum Server {
+    static func run(config: DeferredConfig, logger: Logger, afterStart: (@Sendable () async -> Void)? = nil) async throws {
+        let store = try JobStore(path: config.server.statePath)
+        let artifacts = FileArtifactStore(directory: config.artifacts.directory)
+        let dispatcher = Dispatcher(config: config, store: store, artifacts: artifacts, logger: logger)
+        let application = ServerApplication.make(config: config, store: store, artifacts: artifacts, logger: logger,
+                                                 onQueued: { dispatcher.jobQueued() })
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: application), .init(service: dispatcher)],
+                                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        if let afterStart {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                tasks.addTask { await afterStart() }
+                try await tasks.next()
+                try await tasks.next()
+            }
+        } else {
+            try await group.run()
+        }
+    }
+
+    static func logger(level: Logger.Level) -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: "deferred")
+    }
+}
+
+import ArgumentParser
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serves the HTTP intake and result URLs and runs jobs on the configured hosts."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let config = try options.load()
+        let logger = Server.logger(level: .info)
+        logger.info("serving on \(config.server.listenHost):\(config.server.listenPort), results at \(config.server.publicURL)")
+        try await Server.run(config: config, logger: logger)
+    }
+}
