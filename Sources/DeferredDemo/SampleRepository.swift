@@ -32,7 +32,7 @@ public struct SampleRepository: Sendable {
     }
 
     @discardableResult
-    func git(_ arguments: [String]) throws -> String {
+    public func git(_ arguments: [String]) throws -> String {
         try LocalCommand.run(["git"] + arguments, in: path)
     }
 

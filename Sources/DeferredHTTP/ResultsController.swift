@@ -24,6 +24,8 @@ public struct ResultsController: Sendable {
             .add(middleware: CORSMiddleware(allowOrigin: .all, allowHeaders: [.accept, .contentType, .origin],
                                             allowMethods: [.get, .head, .options], maxAge: .seconds(3600)))
         group.get("{token}/results.json") { _, context in try await results(context) }
+        // Middleware runs only for matched routes: the preflight needs a route to reach CORS.
+        group.on("{token}/results.json", method: .options) { _, _ in Response(status: .noContent) }
     }
 
     func results(_ context: DeferredRequestContext) async throws -> Response {

@@ -56,10 +56,10 @@ enum RemoteScripts {
     while [ ! -s "$f" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
     [ -s "$f" ] || exit 0
     pg=$(cat "$f")
-    kill -TERM -- "-$pg" 2>/dev/null || exit 0
+    kill -TERM "-$pg" 2>/dev/null || exit 0
     i=0
-    while kill -0 -- "-$pg" 2>/dev/null && [ $i -lt $((grace*10)) ]; do sleep 0.1; i=$((i+1)); done
-    kill -KILL -- "-$pg" 2>/dev/null
+    while kill -0 "-$pg" 2>/dev/null && [ $i -lt $((grace*10)) ]; do sleep 0.1; i=$((i+1)); done
+    kill -KILL "-$pg" 2>/dev/null
     exit 0
     """#
 

@@ -77,3 +77,19 @@ import Testing
         }
     }
 }
+
+@Suite struct SSHSessionConcurrencyTests {
+    @Test func aSecondChannelRunsWhileTheFirstIsBusy() async throws {
+        let sshd = try await ThrowawaySSHD.start()
+        defer { sshd.stop(); sshd.removeFiles() }
+        let session = try await SSHSession.connect(to: SSHSessionTests.endpoint(sshd))
+        let marker = sshd.directory + "/released"
+        // The first command waits for a file that only the second one makes.
+        async let first = session.run("while [ ! -f '\(marker)' ]; do sleep 0.05; done; echo released")
+        try await Task.sleep(for: .milliseconds(300))
+        let second = try await session.run("touch '\(marker)'; echo made")
+        #expect(String(decoding: second.stdout, as: UTF8.self) == "made\n")
+        let done = try await first
+        #expect(String(decoding: done.stdout, as: UTF8.self) == "released\n")
+    }
+}
