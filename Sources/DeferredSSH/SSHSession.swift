@@ -192,7 +192,7 @@ public actor SSHSession {
             continuation.finish(throwing: error)
             return
         }
-        defer { closeChannel(channel) }
+        defer { closeChannel(channel, record: record) }
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             if Task.isCancelled {
@@ -231,14 +231,14 @@ public actor SSHSession {
         _ = ssh_set_channel_callbacks(channel, record.callbacks)
         guard ssh_channel_request_exec(channel, command) == SSH_OK else {
             let reason = lastError(session)
-            closeChannel(channel)
+            closeChannel(channel, record: record)
             throw .channelFailed(host: endpoint.host, reason: reason)
         }
         if !stdin.isEmpty {
             let written = stdin.withUnsafeBytes { ssh_channel_write(channel, $0.baseAddress, UInt32($0.count)) }
             guard written == stdin.count else {
                 let reason = lastError(session)
-                closeChannel(channel)
+                closeChannel(channel, record: record)
                 throw .connectionLost(host: endpoint.host, reason: "writing standard input: \(reason)")
             }
         }
@@ -281,9 +281,14 @@ public actor SSHSession {
         return record.exit
     }
 
-    private func closeChannel(_ channel: ssh_channel) {
-        if ssh_channel_is_closed(channel) == 0 { _ = ssh_channel_close(channel) }
-        ssh_channel_free(channel)
+    /// Unhooks the callbacks before closing: the record must outlive every call that can fire
+    /// them, and Swift would otherwise free it after its last visible use.
+    private func closeChannel(_ channel: ssh_channel, record: ChannelExitRecord) {
+        withExtendedLifetime(record) {
+            _ = ssh_remove_channel_callbacks(channel, record.callbacks)
+            if ssh_channel_is_closed(channel) == 0 { _ = ssh_channel_close(channel) }
+            ssh_channel_free(channel)
+        }
     }
 
     private func lostConnection() -> SSHError {

@@ -201,18 +201,17 @@ public final class JobStore: Sendable {
     }
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
-        do {
-            return try await pool.write(body)
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw .database("\(error)")
-        }
+        try await mappingErrors { try await pool.write(body) }
     }
 
     private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
+        try await mappingErrors { try await pool.read(body) }
+    }
+
+    /// GRDB's errors become `StoreError`; ours pass through.
+    private func mappingErrors<T>(_ operation: () async throws -> T) async throws(StoreError) -> T {
         do {
-            return try await pool.read(body)
+            return try await operation()
         } catch let error as StoreError {
             throw error
         } catch {

@@ -93,3 +93,19 @@ import Testing
         #expect(String(decoding: done.stdout, as: UTF8.self) == "released\n")
     }
 }
+
+@Suite struct SSHAgentTests {
+    /// Without an identity file the session asks ssh-agent, found through SSH_AUTH_SOCK.
+    @Test func authenticatesThroughSSHAgent() async throws {
+        let sshd = try await ThrowawaySSHD.start()
+        defer { sshd.stop(); sshd.removeFiles() }
+        let agent = try await ThrowawaySSHAgent.start(socketIn: sshd.directory, holding: sshd.clientKey)
+        defer { agent.stop() }
+        setenv("SSH_AUTH_SOCK", agent.socket, 1)
+        defer { unsetenv("SSH_AUTH_SOCK") }
+        let endpoint = SSHEndpoint(host: "127.0.0.1", port: sshd.port, user: sshd.user, identityFile: nil, knownHostsFile: sshd.knownHosts)
+        let session = try await SSHSession.connect(to: endpoint)
+        let result = try await session.run("echo via-agent")
+        #expect(String(decoding: result.stdout, as: UTF8.self) == "via-agent\n")
+    }
+}
