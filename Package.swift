@@ -26,9 +26,17 @@ let package = Package(
             pkgConfig: "libssh",
             providers: [.apt(["libssh-dev"])]
         ),
+        // SSH signatures (SSHSIG), allowed_signers and OpenSSH private keys: what signed scripts need.
+        .target(
+            name: "DeferredSignatures",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
         .target(
             name: "DeferredCore",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["DeferredSignatures", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
             name: "DeferredSSH",
@@ -78,6 +86,10 @@ let package = Package(
         .testTarget(
             name: "DeferredCoreTests",
             dependencies: ["DeferredCore"]
+        ),
+        .testTarget(
+            name: "DeferredSignaturesTests",
+            dependencies: ["DeferredSignatures", "DeferredDemo"]
         ),
         .testTarget(
             name: "DeferredSSHTests",
