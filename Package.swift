@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "DeferredHTTP",
             dependencies: [
-                "DeferredCore", "DeferredStore",
+                "DeferredCore", "DeferredSignatures", "DeferredStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(
             name: "DeferredServerTests",
             dependencies: [
-                "DeferredCore", "DeferredStore", "DeferredRunner", "DeferredDispatcher",
+                "DeferredCore", "DeferredSignatures", "DeferredStore", "DeferredRunner", "DeferredDispatcher",
                 "DeferredHTTP", "DeferredDemo",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

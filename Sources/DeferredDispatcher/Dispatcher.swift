@@ -90,13 +90,12 @@ public actor Dispatcher: Service {
                 startedAt: started, finishedAt: Date()), log: log)
             return
         }
-        guard case .push(let push) = job.trigger else { return }
         do throws(RunnerError) {
             let session: SSHSession
             do { session = try await connections.session(for: host) } catch { throw .ssh(error) }
             do { try await store.markRunning(job.id) } catch { log.error("cannot mark running: \(error)") }
             log.info("running")
-            let outcome = try await runner.run(job, push: push, project: project, on: session)
+            let outcome = try await runner.run(job, project: project, on: session)
             await complete(job, host: host.name, outcome: outcome, log: log)
         } catch {
             await machineryFailed(job, host: host.name, error: error, started: started, log: log)

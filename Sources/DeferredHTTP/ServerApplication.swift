@@ -10,7 +10,9 @@ public enum ServerApplication {
         let router = Router(context: DeferredRequestContext.self)
         router.get("/healthz") { _, _ in JSONBody.response(.ok, ["status": "ok"]) }
         WebhookController(config: config, store: store, onQueued: onQueued).addRoutes(to: router)
-        ResultsController(store: store, artifacts: artifacts).addRoutes(to: router)
+        let limiter = RateLimiter(ratePerMinute: config.scripts.ratePerMinute, burst: config.scripts.burst)
+        ScriptController(config: config, store: store, limiter: limiter, onQueued: onQueued).addRoutes(to: router)
+        ResultsController(config: config, store: store, artifacts: artifacts).addRoutes(to: router)
         return router
     }
 

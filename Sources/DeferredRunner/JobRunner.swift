@@ -14,17 +14,28 @@ public struct JobRunner: Sendable {
         self.killGrace = killGrace
     }
 
-    /// Runs a push: `onOutput` sees every chunk as it arrives.
+    /// Runs a push or a script: `onOutput` sees every chunk as it arrives.
     public func run(
-        _ job: Job, push: PushTrigger, project: ProjectConfig, on session: SSHSession,
+        _ job: Job, project: ProjectConfig, on session: SSHSession,
         onOutput: @Sendable (SSHExecEvent) -> Void = { _ in }
     ) async throws(RunnerError) -> JobOutcome {
         let started = Date()
-        let command = ShellQuote.command(
-            script: RemoteScripts.prepareAndRun, name: "deferred-job",
-            arguments: [job.id.rawValue, project.name, push.cloneURL, push.commit, push.ref, project.command ?? ""])
+        let command: String, stdin: [UInt8]
+        switch job.trigger {
+        case .push(let push):
+            command = ShellQuote.command(
+                script: RemoteScripts.prepareAndRunPush, name: "deferred-job",
+                arguments: [job.id.rawValue, project.name, push.cloneURL, push.commit, push.ref, project.command ?? ""])
+            stdin = []
+        case .script(let script):
+            command = ShellQuote.command(
+                script: RemoteScripts.prepareAndRunScript, name: "deferred-job",
+                arguments: [job.id.rawValue, script.interpreter.remoteArgument, script.interpreter.name])
+            // The script travels on the channel's standard input, never inside a command line.
+            stdin = Array(script.script.utf8)
+        }
 
-        let run = try await execute(command, job: job, timeout: project.timeout, on: session, onOutput: onOutput)
+        let run = try await execute(command, stdin: stdin, job: job, timeout: project.timeout, on: session, onOutput: onOutput)
         let collected = try await collect(job, on: session)
         return outcome(of: run, collected: collected, started: started, timeout: project.timeoutMinutes)
     }
@@ -39,7 +50,7 @@ public struct JobRunner: Sendable {
     }
 
     private func execute(
-        _ command: String, job: Job, timeout: Duration, on session: SSHSession,
+        _ command: String, stdin: [UInt8], job: Job, timeout: Duration, on session: SSHSession,
         onOutput: @Sendable (SSHExecEvent) -> Void
     ) async throws(RunnerError) -> Execution {
         let killCommand = ShellQuote.command(script: RemoteScripts.kill, name: "deferred-kill",
@@ -52,7 +63,7 @@ public struct JobRunner: Sendable {
         }
         var result = Execution(exit: SSHExit(status: nil, signal: nil))
         do {
-            for try await event in session.execute(command) {
+            for try await event in session.execute(command, stdin: stdin) {
                 onOutput(event)
                 switch event {
                 case .stdout(let bytes): result.stdout.append(bytes)
@@ -100,7 +111,7 @@ public struct JobRunner: Sendable {
             outcome.status = .timedOut
             outcome.error = "the job ran past its timeout of \(Self.format(minutes: minutes)) and was killed"
         } else if collected.phase != "finished" && collected.phase != "running" {
-            // The job's command never ran: the checkout or the command lookup failed.
+            // The job's command never ran: the checkout, upload or command lookup failed.
             outcome.status = .error
             outcome.exitStatus = nil
             let said = run.stderr.text.split(separator: "\n").last { $0.hasPrefix("deferred: ") }

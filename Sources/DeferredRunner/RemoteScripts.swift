@@ -2,22 +2,39 @@
 /// need arrives as a positional parameter (see `ShellQuote.command`), so nothing from a
 /// payload is ever part of a script's text.
 ///
-/// Layout on the host: `~/.deferred/jobs/<job id>/` holds `artifacts/`, `checkout/`, `pgid`
-/// (the job's process group) and `phase`; `~/.deferred/cache/<project>.git` is a bare
+/// Layout on the host: `~/.deferred/jobs/<job id>/` holds `artifacts/`, `checkout/` (a push)
+/// or `script` and `work/` (a script), `pgid` (the job's process group) and `phase`; `~/.deferred/cache/<project>.git` is a bare
 /// repository that keeps fetched commits between jobs.
 enum RemoteScripts {
-    /// $1 job id, $2 project, $3 clone URL, $4 commit, $5 ref, $6 command ("" = .deferred_server).
-    /// Prepares the job folder, checks out the exact commit, and runs the command in a process
-    /// group of its own, exiting with its status. All in one exec: each exec costs the remote
-    /// user's shell start-up.
-    static let prepareAndRun = #"""
+    /// $1 job id. Makes a fresh job folder and the helpers both kinds of job use; `run_in_group`
+    /// runs its arguments (as argv, never re-parsed) in a process group of their own, with the
+    /// group's id in `pgid` for the kill script, and exits with their status.
+    private static let jobFolder = #"""
     set -u
-    job_id=$1 project=$2 clone_url=$3 commit=$4 ref=$5 command=$6
+    job_id=$1
     root="$HOME/.deferred"
     job_dir="$root/jobs/$job_id"
     rm -rf "$job_dir" && mkdir -p "$job_dir/artifacts" "$root/cache" || { echo "deferred: cannot make $job_dir" >&2; exit 97; }
     phase() { printf '%s\n' "$1" > "$job_dir/phase"; }
     fail() { phase "$1"; printf 'deferred: %s\n' "$2" >&2; exit 97; }
+    run_in_group() {
+      export DEFERRED_JOB_ID="$job_id" DEFERRED_ARTIFACTS="$job_dir/artifacts"
+      phase running
+      # setsid: the job leads a process group of its own, which the kill script ends whole.
+      setsid sh -c 'echo $$ > "$0/pgid"; exec "$@"' "$job_dir" "$@" </dev/null &
+      wait $!
+      status=$?
+      phase finished
+      exit $status
+    }
+
+    """#
+
+    /// $1 job id, $2 project, $3 clone URL, $4 commit, $5 ref, $6 command ("" = .deferred_server).
+    /// Prepares the job folder, checks out the exact commit, and runs the command, exiting
+    /// with its status. All in one exec: each exec costs the remote user's shell start-up.
+    static let prepareAndRunPush = jobFolder + #"""
+    project=$2 clone_url=$3 commit=$4 ref=$5 command=$6
     phase checkout
     cache="$root/cache/$project.git"
     (
@@ -38,14 +55,20 @@ enum RemoteScripts {
       command=$(cat .deferred_server)
       [ -n "$command" ] || fail command "the .deferred_server file of commit $commit is empty"
     fi
-    export DEFERRED_JOB_ID="$job_id" DEFERRED_COMMIT="$commit" DEFERRED_REF="$ref" DEFERRED_ARTIFACTS="$job_dir/artifacts"
-    phase running
-    # setsid: the job leads a process group of its own, which the kill script ends whole.
-    setsid sh -c 'echo $$ > "$1/pgid"; exec sh -c "$2"' deferred-job "$job_dir" "$command" </dev/null &
-    wait $!
-    status=$?
-    phase finished
-    exit $status
+    export DEFERRED_COMMIT="$commit" DEFERRED_REF="$ref"
+    run_in_group sh -c "$command"
+    """#
+
+    /// $1 job id, $2 interpreter to run the script with ("" = run the file by its shebang),
+    /// $3 the program that must exist on the host. The script arrives on standard input and
+    /// is written to the job folder; it runs in an empty `work/` folder.
+    static let prepareAndRunScript = jobFolder + #"""
+    interpreter=$2 program=$3
+    phase upload
+    cat > "$job_dir/script" && chmod 700 "$job_dir/script" || fail upload "cannot write the script to $job_dir"
+    command -v "$program" >/dev/null 2>&1 || fail command "the interpreter $program is not installed on the host"
+    mkdir -p "$job_dir/work" && cd "$job_dir/work" || fail upload "cannot make $job_dir/work"
+    if [ -n "$interpreter" ]; then run_in_group "$interpreter" "$job_dir/script"; else run_in_group "$job_dir/script"; fi
     """#
 
     /// $1 job id, $2 grace seconds. SIGTERM to the job's process group, SIGKILL to what is

@@ -16,6 +16,27 @@ public struct Lease: Sendable, Equatable {
 }
 
 /// The answer to storing a delivery: a new job, or the job an earlier copy made.
+/// What became of a posted script: queued, the same job again for a repeated
+/// `Idempotency-Key`, or refused.
+public enum ScriptEnqueueResult: Sendable, Equatable {
+    case created(Job)
+    case replayed(Job)
+    /// The key was used before with another body.
+    case conflict(Job)
+    /// This many jobs already wait for a host.
+    case queueFull(queued: Int)
+}
+
+/// The `Idempotency-Key` of a request, with a digest of the body it came with.
+public struct IdempotencyClaim: Sendable, Equatable {
+    public var key: String
+    public var bodySHA256: String
+    public init(key: String, bodySHA256: String) {
+        self.key = key
+        self.bodySHA256 = bodySHA256
+    }
+}
+
 public enum EnqueueResult: Sendable, Equatable {
     case created(Job)
     case duplicate(Job)

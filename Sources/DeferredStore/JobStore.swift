@@ -33,13 +33,42 @@ public final class JobStore: Sendable {
                let existing = try JobRecord.fetchOne(db, key: seen.jobID) {
                 return .duplicate(try existing.job())
             }
-            try JobRecord(job, delivery: delivery).insert(db)
-            try Self.record(db, job.id, job.status, detail: detail, at: job.queuedAt)
+            try Self.insert(db, job, delivery: delivery, detail: detail)
             if let delivery {
                 try DeliveryRecord(guid: delivery, jobID: job.id.rawValue, receivedAt: job.queuedAt.timeIntervalSince1970).insert(db)
             }
             return .created(job)
         }
+    }
+
+    /// Idempotency keys are remembered this long.
+    public static let idempotencyWindow: TimeInterval = 24 * 3600
+
+    /// Stores a posted script's job, in one transaction with its checks: a repeated
+    /// idempotency key answers with its job (or a conflict), a full queue refuses.
+    public func enqueueScript(_ job: Job, idempotency: IdempotencyClaim?, maxQueued: Int) async throws(StoreError) -> ScriptEnqueueResult {
+        try await write { db in
+            if let idempotency, let seen = try IdempotencyRecord.fetchOne(db, key: ["project": job.project, "key": idempotency.key]) {
+                if seen.createdAt >= job.queuedAt.timeIntervalSince1970 - Self.idempotencyWindow,
+                   let existing = try JobRecord.fetchOne(db, key: seen.jobID) {
+                    return seen.bodySHA256 == idempotency.bodySHA256 ? .replayed(try existing.job()) : .conflict(try existing.job())
+                }
+                try seen.delete(db)
+            }
+            let waiting = try JobRecord.filter([JobStatus.queued.rawValue, JobStatus.waitingForHost.rawValue].contains(Column("status"))).fetchCount(db)
+            guard waiting < maxQueued else { return .queueFull(queued: waiting) }
+            try Self.insert(db, job, delivery: nil, detail: "script")
+            if let idempotency {
+                try IdempotencyRecord(project: job.project, key: idempotency.key, bodySHA256: idempotency.bodySHA256,
+                                      jobID: job.id.rawValue, createdAt: job.queuedAt.timeIntervalSince1970).insert(db)
+            }
+            return .created(job)
+        }
+    }
+
+    private static func insert(_ db: Database, _ job: Job, delivery: String?, detail: String?) throws {
+        try JobRecord(job, delivery: delivery).insert(db)
+        try record(db, job.id, job.status, detail: detail, at: job.queuedAt)
     }
 
     // MARK: Reading
@@ -58,9 +87,10 @@ public final class JobStore: Sendable {
         }
     }
 
-    public func events(of id: JobID) async throws(StoreError) -> [JobEvent] {
+    /// The job's state changes in order, those after `sequence` only.
+    public func events(of id: JobID, after sequence: Int64 = 0) async throws(StoreError) -> [JobEvent] {
         try await read { db in
-            try JobEventRecord.filter(Column("job_id") == id.rawValue).order(Column("id")).fetchAll(db).compactMap { r in
+            try JobEventRecord.filter(Column("job_id") == id.rawValue && Column("id") > sequence).order(Column("id")).fetchAll(db).compactMap { r in
                 guard let status = JobStatus(rawValue: r.status) else { return nil }
                 return JobEvent(sequence: r.id ?? 0, at: Date(timeIntervalSince1970: r.at), status: status, detail: r.detail)
             }

@@ -80,6 +80,20 @@ struct DeliveryRecord: Codable, FetchableRecord, PersistableRecord {
     }
 }
 
+struct IdempotencyRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "idempotency_key"
+    var project: String
+    var key: String
+    var bodySHA256: String
+    var jobID: String
+    var createdAt: Double
+
+    enum CodingKeys: String, CodingKey {
+        case project, key
+        case bodySHA256 = "body_sha256", jobID = "job_id", createdAt = "created_at"
+    }
+}
+
 struct HostRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "host"
     var name: String

@@ -42,6 +42,16 @@ enum Schema {
                 t.column("last_job_id", .text)
             }
         }
+        migrator.registerMigration("v2: idempotency keys of posted scripts") { db in
+            try db.create(table: "idempotency_key") { t in
+                t.column("project", .text).notNull()
+                t.column("key", .text).notNull()
+                t.column("body_sha256", .text).notNull()
+                t.column("job_id", .text).notNull().references("job", onDelete: .cascade)
+                t.column("created_at", .double).notNull()
+                t.primaryKey(["project", "key"])
+            }
+        }
         return migrator
     }
 }

@@ -79,4 +79,50 @@ struct ConfigLoaderTests {
             #expect(error.problems.allSatisfy { !$0.fix.isEmpty })
         }
     }
+
+    @Test func readsTheScriptKeysAndReportsTheirProblems() throws {
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMeO/MPMemmAUM/Ni8aWZbs+m8kX3KWbeTEOEaPH8zZV"
+        try "alice@example.com namespaces=\"deferred\" \(key)\n".write(toFile: dir + "/signers", atomically: true, encoding: .utf8)
+        try "alice@example.com cert-authority \(key)\nbob@example.com ssh-ed25519 !!!\n".write(toFile: dir + "/bad_signers", atomically: true, encoding: .utf8)
+        let scripts = valid + """
+
+            allowed_signers = "signers"
+            script_secret_env = "SCRIPT_SECRET"
+            interpreters = ["/bin/sh", "python3"]
+            allowed_origins = ["https://blog.example", "http://localhost:8000"]
+            max_script_bytes = 4096
+
+            [scripts]
+            rate_per_minute = 12
+            burst = 3
+            max_queued = 7
+            """
+        let config = try ConfigLoader(environment: ["HOOK_SECRET": "s", "SCRIPT_SECRET": "words"]).load(text: scripts, baseDirectory: dir)
+        let project = try #require(config.projects.first)
+        #expect(project.allowedSigners?.entries.first?.principals == "alice@example.com")
+        #expect(project.allowedSigners?.entries.first?.namespaces == "deferred")
+        #expect(project.scriptSecret == "words")
+        #expect(project.interpreters == ["/bin/sh", "python3"])
+        #expect(project.allowedOrigins == ["https://blog.example", "http://localhost:8000"])
+        #expect(project.maxScriptBytes == 4096)
+        #expect(config.scripts.ratePerMinute == 12 && config.scripts.burst == 3 && config.scripts.maxQueued == 7)
+
+        let broken = valid + """
+
+            allowed_signers = "bad_signers"
+            script_secret_env = "UNSET_SECRET"
+            interpreters = ["python3; rm -rf /"]
+            allowed_origins = ["https://blog.example/path"]
+            """
+        let error = #expect(throws: ConfigError.self) {
+            try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: broken, baseDirectory: dir)
+        }
+        let problems = error?.problems ?? []
+        let signerProblems = problems.filter { $0.key == "projects[0].allowed_signers" }.map(\.message)
+        #expect(signerProblems.count == 2)
+        #expect(signerProblems.first?.contains("line 1: cert-authority lines are not supported") == true)
+        for key in ["projects[0].script_secret_env", "projects[0].interpreters[0]", "projects[0].allowed_origins[0]"] {
+            #expect(problems.contains { $0.key == key }, "no problem for \(key): \(problems)")
+        }
+    }
 }

@@ -3,6 +3,7 @@ import DeferredDemo
 import DeferredDispatcher
 import DeferredHTTP
 import DeferredRunner
+import DeferredSignatures
 import DeferredStore
 import Foundation
 import Hummingbird
@@ -55,9 +56,10 @@ final class ServerHarness: @unchecked Sendable {
     }
 
     /// Serves the routes over a real loopback socket with a running dispatcher, for `body`.
-    func serve<T: Sendable>(_ body: @Sendable @escaping (any TestClientProtocol) async throws -> T) async throws -> T {
+    /// With `dispatching: false` jobs stay queued, for tests of the intake alone.
+    func serve<T: Sendable>(dispatching: Bool = true, _ body: @Sendable @escaping (any TestClientProtocol) async throws -> T) async throws -> T {
         let dispatcher = makeDispatcher()
-        let running = Task { try await dispatcher.run() }
+        let running = Task { if dispatching { try await dispatcher.run() } }
         defer { running.cancel() }
         let router = ServerApplication.router(config: config, store: store, artifacts: artifacts,
                                               onQueued: { dispatcher.jobQueued() })
@@ -104,6 +106,41 @@ final class ServerHarness: @unchecked Sendable {
         }
         Issue.record("no results.json at \(resultURL) after a minute")
         return [:]
+    }
+
+    /// An ed25519 key made by ssh-keygen, listed in the project's allowed_signers as `principal`.
+    func addSigner(_ name: String, principal: String, options: String = "") throws -> String {
+        let key = folder + "/" + name
+        try LocalCommand.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", principal, "-f", key])
+        let publicKey = try String(contentsOfFile: key + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+        let line = "\(principal) \(options) \(publicKey)\n"
+        signersText += line
+        config.projects[0].allowedSigners = try AllowedSigners(text: signersText)
+        return key
+    }
+
+    private var signersText = ""
+
+    /// `ssh-keygen -Y sign` of `script`: the armored signature.
+    func sign(_ script: String, key: String, namespace: String = "deferred") throws -> String {
+        let file = folder + "/script-" + UUID().uuidString.prefix(8)
+        try script.write(toFile: file, atomically: true, encoding: .utf8)
+        try LocalCommand.run(["ssh-keygen", "-q", "-Y", "sign", "-n", namespace, "-f", key, file])
+        return try String(contentsOfFile: file + ".sig", encoding: .utf8)
+    }
+
+    static func postScript(_ client: any TestClientProtocol, project: String = "sample", _ fields: [String: String],
+                           headers extra: HTTPFields = [:]) async throws -> TestResponse {
+        let body = try JSONSerialization.data(withJSONObject: fields)
+        return try await postScript(client, project: project, body: body, headers: extra)
+    }
+
+    static func postScript(_ client: any TestClientProtocol, project: String = "sample", body: Data,
+                           contentType: String = "application/json", headers extra: HTTPFields = [:]) async throws -> TestResponse {
+        var headers: HTTPFields = [.contentType: contentType]
+        headers.append(contentsOf: extra)
+        return try await client.execute(uri: "/projects/\(project)/scripts", method: .post, headers: headers,
+                                        body: ByteBuffer(bytes: body))
     }
 
     func pushPayload(commit: String, ref: String = "refs/heads/main") -> Data {

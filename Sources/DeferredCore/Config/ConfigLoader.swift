@@ -1,3 +1,4 @@
+import DeferredSignatures
 import Foundation
 
 /// Turns `deferred.toml` into a `DeferredConfig`, reporting every problem at once.
@@ -40,6 +41,7 @@ public struct ConfigLoader: Sendable {
         let github = readGitHub(root.subtable("github") ?? TOMLTable(), problems: &problems)
         let artifacts = readArtifacts(root.subtable("artifacts") ?? TOMLTable(), base: baseDirectory, problems: &problems)
         let idle = readIdle(root.subtable("idle") ?? TOMLTable(), problems: &problems)
+        let scripts = readScripts(root.subtable("scripts") ?? TOMLTable(), problems: &problems)
         let hosts = root.tableArray("hosts").enumerated().compactMap { i, t in
             readHost(t, index: i, base: baseDirectory, problems: &problems)
         }
@@ -58,7 +60,7 @@ public struct ConfigLoader: Sendable {
             throw .invalid(path: path, problems)
         }
         return DeferredConfig(server: server, github: github.config, artifacts: artifacts, idle: idle,
-                              hosts: hosts, projects: projects)
+                              scripts: scripts, hosts: hosts, projects: projects)
     }
 
     // MARK: Sections
@@ -128,6 +130,14 @@ public struct ConfigLoader: Sendable {
         return IdleConfig(timeoutMinutes: r.number("timeout_minutes", minimum: 0) ?? 30)
     }
 
+    private func readScripts(_ table: TOMLTable, problems: inout [ConfigProblem]) -> ScriptLimits {
+        var r = TableReader(table, path: "scripts")
+        defer { r.reportUnknownKeys(); problems += r.problems }
+        return ScriptLimits(ratePerMinute: r.number("rate_per_minute", minimum: 0, exclusive: true) ?? 30,
+                            burst: r.integer("burst", range: 1...100_000) ?? 10,
+                            maxQueued: r.integer("max_queued", range: 1...1_000_000) ?? 100)
+    }
+
     private func readHost(_ table: TOMLTable, index: Int, base: String, problems: inout [ConfigProblem]) -> HostConfig? {
         var r = TableReader(table, path: "hosts[\(index)]")
         defer { r.reportUnknownKeys(known: ["instance_id", "region", "endpoint"]); problems += r.problems }
@@ -161,9 +171,8 @@ public struct ConfigLoader: Sendable {
 
     private func readProject(_ table: TOMLTable, index: Int, base: String, problems: inout [ConfigProblem]) -> ProjectConfig? {
         var r = TableReader(table, path: "projects[\(index)]")
-        // Keys of signed scripts (DESIGN.md); read once scripts are supported.
         defer {
-            r.reportUnknownKeys(known: ["allowed_signers", "script_secret_env", "interpreters", "allowed_origins"])
+            r.reportUnknownKeys()
             problems += r.problems
         }
         let name = r.requiredString("name", fix: "name the project; it appears in URLs and results.json")
@@ -191,9 +200,48 @@ public struct ConfigLoader: Sendable {
             r.problem("hosts", "lists no host", fix: "list the names of the [[hosts]] this project runs on")
         }
         let timeout = r.number("timeout_minutes", minimum: 0, exclusive: true) ?? 20
+        let allowedSigners = readAllowedSigners(&r, base: base)
+        let scriptSecret = secret(&r, key: "script_secret_env")
+        let interpreters = r.stringArray("interpreters") ?? ["/bin/sh"]
+        for (i, interpreter) in interpreters.enumerated() where !Interpreter.isWellFormed(interpreter) {
+            r.problem("interpreters[\(i)]", "'\(interpreter)' is not a program path or name",
+                      fix: "write an absolute path such as \"/bin/sh\" or a name found in PATH such as \"python3\"")
+        }
+        let origins = r.stringArray("allowed_origins") ?? []
+        for (i, origin) in origins.enumerated() where !Self.isOrigin(origin) {
+            r.problem("allowed_origins[\(i)]", "'\(origin)' is not an origin", fix: "write scheme, host and port only, such as \"https://example.com\"")
+        }
+        let maxScript = r.integer("max_script_bytes", range: 1...(16 << 20)) ?? (1 << 20)
         guard let name, let repository else { return nil }
         return ProjectConfig(name: name, repository: repository, branches: branches, command: command,
-                             cloneURL: cloneURL, hosts: hosts, timeoutMinutes: timeout)
+                             cloneURL: cloneURL, hosts: hosts, timeoutMinutes: timeout, allowedSigners: allowedSigners,
+                             scriptSecret: scriptSecret, interpreters: interpreters, allowedOrigins: origins,
+                             maxScriptBytes: maxScript)
+    }
+
+    private func readAllowedSigners(_ r: inout TableReader, base: String) -> AllowedSigners? {
+        guard let relative = r.string("allowed_signers") else { return nil }
+        let path = resolve(relative, base: base)
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            r.problem("allowed_signers", "cannot read \(path)", fix: "create it in ssh-keygen's allowed_signers format: `PRINCIPAL KEYTYPE KEY` a line")
+            return nil
+        }
+        do {
+            return try AllowedSigners(text: text)
+        } catch {
+            for line in error.problems {
+                r.problem("allowed_signers", "\(path) \(line)", fix: "correct or remove that line")
+            }
+            return nil
+        }
+    }
+
+    /// `scheme://host[:port]`, nothing after; or `*` for every origin.
+    private static func isOrigin(_ text: String) -> Bool {
+        if text == "*" { return true }
+        guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme),
+              url.host != nil, url.path.isEmpty, url.query == nil, url.fragment == nil else { return false }
+        return !text.hasSuffix("/")
     }
 
     private func crossCheck(hosts: [HostConfig], projects: [ProjectConfig], github: GitHubSection?) -> [ConfigProblem] {

@@ -1,3 +1,4 @@
+import DeferredSignatures
 import Foundation
 
 /// The whole of `deferred.toml`, checked. Secrets are already read from the environment
@@ -7,17 +8,19 @@ public struct DeferredConfig: Sendable {
     public var github: GitHubConfig
     public var artifacts: ArtifactsConfig
     public var idle: IdleConfig
+    public var scripts: ScriptLimits
     public var hosts: [HostConfig]
     public var projects: [ProjectConfig]
 
     public init(
         server: ServerConfig, github: GitHubConfig, artifacts: ArtifactsConfig, idle: IdleConfig,
-        hosts: [HostConfig], projects: [ProjectConfig]
+        scripts: ScriptLimits = ScriptLimits(), hosts: [HostConfig], projects: [ProjectConfig]
     ) {
         self.server = server
         self.github = github
         self.artifacts = artifacts
         self.idle = idle
+        self.scripts = scripts
         self.hosts = hosts
         self.projects = projects
     }
@@ -80,6 +83,21 @@ public struct IdleConfig: Sendable {
     public init(timeoutMinutes: Double = 30) { self.timeoutMinutes = timeoutMinutes }
 }
 
+/// `[scripts]`: how much posting of scripts one client and the queue may take.
+public struct ScriptLimits: Sendable {
+    /// Token bucket per client IP: refill rate and size.
+    public var ratePerMinute: Double
+    public var burst: Int
+    /// Scripts are refused (503) while this many jobs wait for a host.
+    public var maxQueued: Int
+
+    public init(ratePerMinute: Double = 30, burst: Int = 10, maxQueued: Int = 100) {
+        self.ratePerMinute = ratePerMinute
+        self.burst = burst
+        self.maxQueued = maxQueued
+    }
+}
+
 public enum HostProvider: String, Sendable, CaseIterable {
     case `static`
     case ec2
@@ -124,11 +142,27 @@ public struct ProjectConfig: Sendable {
     /// Host names in the order they are tried.
     public var hosts: [String]
     public var timeoutMinutes: Double
+    /// Who may sign scripts; nil when the project sets no `allowed_signers`.
+    public var allowedSigners: AllowedSigners?
+    /// The secret of `sha256=` HMAC script signatures, from `script_secret_env`.
+    public var scriptSecret: String?
+    /// What a posted script may run under: paths (`/bin/sh`) or names found in PATH (`python3`).
+    public var interpreters: [String]
+    /// Origins whose pages may post scripts and poll results; empty means results answer any
+    /// origin and scripts only clients that send no Origin.
+    public var allowedOrigins: [String]
+    public var maxScriptBytes: Int
 
     public init(
         name: String, repository: String, branches: [String] = [], command: String?, cloneURL: String? = nil,
-        hosts: [String], timeoutMinutes: Double = 20
+        hosts: [String], timeoutMinutes: Double = 20, allowedSigners: AllowedSigners? = nil, scriptSecret: String? = nil,
+        interpreters: [String] = ["/bin/sh"], allowedOrigins: [String] = [], maxScriptBytes: Int = 1 << 20
     ) {
+        self.allowedSigners = allowedSigners
+        self.scriptSecret = scriptSecret
+        self.interpreters = interpreters
+        self.allowedOrigins = allowedOrigins
+        self.maxScriptBytes = maxScriptBytes
         self.name = name
         self.repository = repository
         self.branches = branches

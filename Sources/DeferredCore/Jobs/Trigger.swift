@@ -1,6 +1,7 @@
 /// What started a job. Stored with the job; its contract form goes into results.json.
 public enum Trigger: Sendable, Equatable, Codable {
     case push(PushTrigger)
+    case script(ScriptTrigger)
 
     private enum CodingKeys: String, CodingKey { case kind }
 
@@ -8,6 +9,7 @@ public enum Trigger: Sendable, Equatable, Codable {
         let kind = try decoder.container(keyedBy: CodingKeys.self).decode(String.self, forKey: .kind)
         switch kind {
         case "push": self = .push(try PushTrigger(from: decoder))
+        case "script": self = .script(try ScriptTrigger(from: decoder))
         default:
             throw DecodingError.dataCorrupted(.init(codingPath: [CodingKeys.kind], debugDescription: "unknown trigger kind \(kind)"))
         }
@@ -19,6 +21,9 @@ public enum Trigger: Sendable, Equatable, Codable {
         case .push(let push):
             try c.encode("push", forKey: .kind)
             try push.encode(to: encoder)
+        case .script(let script):
+            try c.encode("script", forKey: .kind)
+            try script.encode(to: encoder)
         }
     }
 
@@ -30,6 +35,8 @@ public enum Trigger: Sendable, Equatable, Codable {
                 "kind": "push", "repository": .string(p.repository), "ref": .string(p.ref),
                 "commit": .string(p.commit), "delivery": .string(p.delivery), "pusher": .string(p.pusher),
             ])
+        case .script(let s):
+            .object(["kind": "script", "sha256": .string(s.sha256), "signer": .string(s.signer)])
         }
     }
 }

@@ -1,0 +1,102 @@
+import Crypto
+import DeferredCore
+import DeferredStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// Scripts signed by real `ssh-keygen -Y sign`, posted over loopback HTTP and run on a real sshd.
+@Suite struct ScriptEndToEndTests {
+    @Test func aSignedShellScriptRunsAndItsResultsNameTheSigner() async throws {
+        let harness = try await ServerHarness()
+        let key = try harness.addSigner("alice", principal: "alice@example.com")
+        let script = """
+            #!/bin/sh
+            echo "hello from $(basename "$PWD")"
+            echo warning >&2
+            printf '{"answer": 42}' > "$DEFERRED_ARTIFACTS/result.json"
+
+            """
+        let signature = try harness.sign(script, key: key)
+        try await harness.serve { client in
+            let response = try await ServerHarness.postScript(client, ["script": script, "signature": signature])
+            #expect(response.status == .accepted)
+            let answer = ServerHarness.json(response)
+            #expect(answer["status"] as? String == "queued")
+            let id = try #require(answer["id"] as? String)
+            let url = try #require(answer["result_url"] as? String)
+            #expect(answer["events_url"] as? String == url.replacingOccurrences(of: "/results.json", with: "/events"))
+            let results = try await ServerHarness.results(client, resultURL: url)
+            #expect(results["id"] as? String == id)
+            #expect(results["status"] as? String == "succeeded")
+            #expect(results["exit_status"] as? Int == 0)
+            #expect(results["stdout"] as? String == "hello from work\n")
+            #expect(results["stderr"] as? String == "warning\n")
+            #expect((results["result"] as? [String: Any])?["answer"] as? Int == 42)
+            let trigger = try #require(results["trigger"] as? [String: Any])
+            #expect(trigger["kind"] as? String == "script")
+            #expect(trigger["signer"] as? String == "alice@example.com")
+            #expect(trigger["sha256"] as? String == Hex.encode(SHA256.hash(data: Data(script.utf8))))
+            #expect(trigger["script"] == nil)
+
+            // The event stream tells the same story, and ends with the job.
+            let events = try await client.execute(uri: String(answer["events_url"] as! String).replacingOccurrences(of: "http://deferred.test", with: ""), method: .get)
+            #expect(events.headers[.contentType] == "text/event-stream")
+            let statuses = String(buffer: events.body).split(separator: "\n").filter { $0.hasPrefix("data: ") }
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.dropFirst(6).utf8)) as? [String: Any] }
+                .compactMap { $0["status"] as? String }
+            #expect(statuses == ["queued", "waiting_for_host", "running", "succeeded"])
+        }
+    }
+
+    @Test func pythonScriptsRunByShebangOrNamedInterpreterWithTheirExitStatus() async throws {
+        let harness = try await ServerHarness()
+        harness.config.projects[0].interpreters = ["/bin/sh", "python3"]
+        let key = try harness.addSigner("bob", principal: "bob@example.com")
+        let byShebang = "#!/usr/bin/env python3\nimport sys\nprint('py', sys.version_info[0])\nsys.exit(4)\n"
+        let byName = "import os\nprint(os.path.basename(os.getcwd()), os.environ['DEFERRED_JOB_ID'][:2])\n"
+        let signatures = (try harness.sign(byShebang, key: key), try harness.sign(byName, key: key))
+        try await harness.serve { client in
+            let first = try await ServerHarness.postScript(client, ["script": byShebang, "signature": signatures.0])
+            let second = try await ServerHarness.postScript(client, ["script": byName, "signature": signatures.1, "interpreter": "python3"])
+            let shebang = try await ServerHarness.results(client, resultURL: try #require(ServerHarness.json(first)["result_url"] as? String))
+            #expect(shebang["status"] as? String == "failed")
+            #expect(shebang["exit_status"] as? Int == 4)
+            #expect(shebang["stdout"] as? String == "py 3\n")
+            let named = try await ServerHarness.results(client, resultURL: try #require(ServerHarness.json(second)["result_url"] as? String))
+            #expect(named["status"] as? String == "succeeded")
+            #expect(named["stdout"] as? String == "work j-\n")
+        }
+    }
+
+    @Test func anHMACSignedScriptRunsWhenTheProjectHasAScriptSecret() async throws {
+        let harness = try await ServerHarness()
+        harness.config.projects[0].scriptSecret = "shared words"
+        let script = "echo via hmac\n"
+        try await harness.serve { client in
+            let wrong = try await ServerHarness.postScript(client, ["script": script, "signature": WebhookSignature.sign(body: Data(script.utf8), secret: "other")])
+            #expect(wrong.status == .unauthorized)
+            let response = try await ServerHarness.postScript(client, ["script": script, "signature": WebhookSignature.sign(body: Data(script.utf8), secret: "shared words")])
+            #expect(response.status == .accepted)
+            let results = try await ServerHarness.results(client, resultURL: try #require(ServerHarness.json(response)["result_url"] as? String))
+            #expect(results["stdout"] as? String == "via hmac\n")
+            #expect((results["trigger"] as? [String: Any])?["signer"] as? String == "script_secret")
+        }
+    }
+
+    @Test func aScriptWhoseInterpreterIsMissingOnTheHostEndsInError() async throws {
+        let harness = try await ServerHarness()
+        harness.config.projects[0].interpreters = ["no-such-interpreter-xyz"]
+        let key = try harness.addSigner("carol", principal: "carol@example.com")
+        let script = "anything\n"
+        let signature = try harness.sign(script, key: key)
+        try await harness.serve { client in
+            let response = try await ServerHarness.postScript(client, ["script": script, "signature": signature])
+            let results = try await ServerHarness.results(client, resultURL: try #require(ServerHarness.json(response)["result_url"] as? String))
+            #expect(results["status"] as? String == "error")
+            #expect((results["error"] as? String)?.contains("no-such-interpreter-xyz is not installed") == true)
+        }
+    }
+}
