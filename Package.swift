@@ -38,6 +38,22 @@ let package = Package(
             name: "DeferredCore",
             dependencies: ["DeferredSignatures", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // libcurl, wrapped once by DeferredCloud; nothing else imports it.
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        // HTTP out: cloud provider APIs and the `deferred submit` client, through libcurl.
+        .target(
+            name: "DeferredCloud",
+            dependencies: ["CCurl"]
+        ),
+        // The client side of scripts: sign, post, follow a result URL (`deferred submit`).
+        .target(
+            name: "DeferredClient",
+            dependencies: ["DeferredCloud", "DeferredSignatures"]
+        ),
         .target(
             name: "DeferredSSH",
             dependencies: ["CLibSSH"]
@@ -76,7 +92,7 @@ let package = Package(
             name: "deferred",
             dependencies: [
                 "DeferredCore", "DeferredStore", "DeferredSSH", "DeferredRunner",
-                "DeferredDispatcher", "DeferredHTTP", "DeferredDemo",
+                "DeferredDispatcher", "DeferredHTTP", "DeferredDemo", "DeferredSignatures", "DeferredCloud", "DeferredClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -99,7 +115,7 @@ let package = Package(
             name: "DeferredServerTests",
             dependencies: [
                 "DeferredCore", "DeferredSignatures", "DeferredStore", "DeferredRunner", "DeferredDispatcher",
-                "DeferredHTTP", "DeferredDemo",
+                "DeferredHTTP", "DeferredDemo", "DeferredClient", "DeferredCloud",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -28,7 +28,7 @@ public struct ScriptController: Sendable {
         router.on("/projects/{project}/scripts", method: .options) { request, context in try preflight(request, context: context) }
     }
 
-    struct Posted: Decodable {
+    struct Posted: Codable {
         var script: String?
         var signature: String?
         var interpreter: String?
@@ -113,7 +113,7 @@ public struct ScriptController: Sendable {
         } catch {
             throw APIError(error.isForbidden ? .forbidden : .unauthorized, error.description)
         }
-        let idempotency = try idempotencyClaim(request, body: body)
+        let idempotency = try idempotencyClaim(request, posted: posted)
         let job = Job(project: project.name, trigger: .script(ScriptTrigger(script: script, signer: signer, interpreter: interpreter)))
         switch try await store.enqueueScript(job, idempotency: idempotency, maxQueued: config.scripts.maxQueued) {
         case .created(let job):
@@ -130,12 +130,17 @@ public struct ScriptController: Sendable {
         }
     }
 
-    private func idempotencyClaim(_ request: Request, body: Data) throws -> IdempotencyClaim? {
+    /// "The same body" means the same script, signature and interpreter, however the JSON
+    /// that carried them was spaced or ordered.
+    private func idempotencyClaim(_ request: Request, posted: Posted) throws -> IdempotencyClaim? {
         guard let key = request.headers[.idempotencyKey] else { return nil }
         guard (1...255).contains(key.count), key.allSatisfy({ $0.isASCII && !$0.isWhitespace && !$0.isNewline }) else {
             throw APIError(.badRequest, "Idempotency-Key must be 1 to 255 visible ASCII characters")
         }
-        return IdempotencyClaim(key: key, bodySHA256: Hex.encode(SHA256.hash(data: body)))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let canonical = (try? encoder.encode(posted)) ?? Data()
+        return IdempotencyClaim(key: key, bodySHA256: Hex.encode(SHA256.hash(data: canonical)))
     }
 
     private func queued(_ job: Job) -> Queued {

@@ -4,7 +4,7 @@ import ArgumentParser
 struct Deferred: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deferred",
-        abstract: "Runs GitHub pushes on build hosts that sleep when idle.",
-        subcommands: [Serve.self, Demo.self, CheckConfig.self]
+        abstract: "Runs GitHub pushes and signed scripts on build hosts that sleep when idle.",
+        subcommands: [Serve.self, Demo.self, Submit.self, Sign.self, CheckConfig.self]
     )
 }

@@ -1,14 +1,13 @@
 import ArgumentParser
+import DeferredClient
+import DeferredCloud
 import DeferredCore
 import DeferredDemo
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "A tour on one machine: a throwaway SSH build host, a sample repository, and a signed push run on it."
+        abstract: "A tour on one machine: a throwaway SSH build host, a sample repository, a signed push and a signed script run on it."
     )
 
     @Option(help: "Where to serve.") var listen = "127.0.0.1:8080"
@@ -35,6 +34,12 @@ struct Demo: AsyncParsableCommand {
             """,
         ])
         say("sample repository \(repository.path) at commit \(commit)")
+
+        // A signer for scripts: its public key goes into the project's allowed_signers.
+        let signerKey = folder + "/signer_ed25519"
+        try LocalCommand.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "demo@deferred", "-f", signerKey])
+        let signerPublic = try String(contentsOfFile: signerKey + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+        try "demo@deferred \(signerPublic)\n".write(toFile: folder + "/allowed_signers", atomically: true, encoding: .utf8)
 
         let secret = Hex.encode((0..<16).map { _ in UInt8.random(in: 0...255) })
         let toml = """
@@ -63,6 +68,9 @@ struct Demo: AsyncParsableCommand {
         clone_url = "\(repository.path)"
         hosts = ["loopback"]
         timeout_minutes = 5
+        allowed_signers = "allowed_signers"
+        interpreters = ["/bin/sh", "python3"]
+        allowed_origins = ["*"]
 
         """
         try toml.write(toFile: folder + "/deferred.toml", atomically: true, encoding: .utf8)
@@ -78,57 +86,74 @@ struct Demo: AsyncParsableCommand {
 
         let payload = repository.pushPayload(repository: "deferred-demo/sample", ref: "refs/heads/main", commit: commit)
         let base = config.server.publicURL
+        let tour = Tour(base: base, client: HTTPClient())
         try await Server.run(config: config, logger: Server.logger(level: .warning)) {
             do {
-                try await Self.tour(base: base, payload: payload, secret: secret)
+                try await tour.waitForHealth()
+                try await tour.push(payload, secret: secret)
+                try await tour.script(signedWith: signerKey)
             } catch {
-                say("the demo push failed: \(error)")
+                say("the demo failed: \(error)")
             }
             say("\nstill serving on \(base); press Ctrl-C to stop (the throwaway sshd and its files go with it)")
+            say("try: swift run deferred submit script.sh --server \(base) --project sample --key \(signerKey) --wait")
         }
         say("stopped; removed \(folder)")
     }
+}
 
-    /// Posts the push as GitHub would, then polls its result URL and prints results.json.
-    static func tour(base: String, payload: Data, secret: String) async throws {
-        try await waitForHealth(base)
-        var request = URLRequest(url: URL(string: base + "/hooks/github")!)
-        request.httpMethod = "POST"
-        request.httpBody = payload
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.setValue("push", forHTTPHeaderField: "X-GitHub-Event")
-        request.setValue(UUID().uuidString.lowercased(), forHTTPHeaderField: "X-GitHub-Delivery")
-        request.setValue(WebhookSignature.sign(body: payload, secret: secret), forHTTPHeaderField: "X-Hub-Signature-256")
+/// What the demo does once the server is up: a push as GitHub sends it, then a signed
+/// script as a page or `deferred submit` posts it, each followed to its results.json.
+struct Tour {
+    let base: String
+    let client: HTTPClient
+
+    static let sampleScript = """
+        #!/bin/sh
+        echo "Hello from a signed script, job $DEFERRED_JOB_ID"
+        printf '{"sum": %d}\\n' $((40 + 2)) > "$DEFERRED_ARTIFACTS/result.json"
+
+        """
+
+    func push(_ payload: Data, secret: String) async throws {
         say("\nPOST \(base)/hooks/github (a signed push of refs/heads/main)")
-        let (body, response) = try await URLSession.shared.data(for: request)
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        say("  → \(status) \(String(decoding: body, as: UTF8.self))")
-        guard status == 202, let answer = try JSONSerialization.jsonObject(with: body) as? [String: Any],
-              let resultURL = answer["result_url"] as? String, let url = URL(string: resultURL) else {
-            throw ValidationError("the server did not accept the push")
-        }
-        say("\nresult URL: \(resultURL)")
-        var lastStatus = ""
-        for _ in 0..<600 {
-            let (data, response) = try await URLSession.shared.data(from: url)
-            let code = (response as? HTTPURLResponse)?.statusCode ?? 0
-            if code == 200 {
-                say("\nresults.json:\n" + String(decoding: data, as: UTF8.self))
-                return
-            }
-            let state = ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["status"] as? String ?? "?"
-            if state != lastStatus { say("  … \(state)"); lastStatus = state }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        throw ValidationError("no results.json after two minutes")
+        let response = try await client.send(HTTPClientRequest(method: "POST", url: base + "/hooks/github", headers: [
+            (name: "Content-Type", value: "application/json"), (name: "X-GitHub-Event", value: "push"),
+            (name: "X-GitHub-Delivery", value: UUID().uuidString.lowercased()),
+            (name: "X-Hub-Signature-256", value: WebhookSignature.sign(body: payload, secret: secret)),
+        ], body: payload))
+        try await follow(response)
     }
 
-    static func waitForHealth(_ base: String) async throws {
-        let url = URL(string: base + "/healthz")!
+    func script(signedWith key: String) async throws {
+        say("\nPOST \(base)/projects/sample/scripts (a script signed by demo@deferred, as `deferred submit` posts it)")
+        let signature = try ScriptSubmission.sign(Self.sampleScript, key: key)
+        let accepted = try await ScriptSubmission(server: base, project: "sample").post(Self.sampleScript, signature: signature.armored, client: client)
+        say("  → 202, job \(accepted.id)")
+        try await show(accepted.resultURL)
+    }
+
+    /// Prints the answer, then follows its result URL.
+    private func follow(_ response: HTTPClientResponse) async throws {
+        say("  → \(response.status) \(String(decoding: response.body, as: UTF8.self))")
+        guard response.status == 202, let answer = try JSONSerialization.jsonObject(with: response.body) as? [String: Any],
+              let resultURL = answer["result_url"] as? String else {
+            throw ValidationError("the server did not accept it")
+        }
+        try await show(resultURL)
+    }
+
+    /// Polls the result URL, telling each state, and prints results.json.
+    private func show(_ resultURL: String) async throws {
+        say("result URL: \(resultURL)")
+        let results = try await ResultFollower(giveUpAfter: .seconds(120)).follow(resultURL) { say("  … \(ResultFollower.describe($0))") }
+        let data = try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        say("results.json:\n" + String(decoding: data, as: UTF8.self))
+    }
+
+    func waitForHealth() async throws {
         for _ in 0..<100 {
-            if let (_, response) = try? await URLSession.shared.data(from: url), (response as? HTTPURLResponse)?.statusCode == 200 {
-                return
-            }
+            if let response = try? await client.send(HTTPClientRequest(url: base + "/healthz")), response.status == 200 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw ValidationError("the server did not answer on \(base)/healthz; is the port taken?")

@@ -138,6 +138,10 @@ import Testing
             #expect(again.status == .accepted)
             #expect(ServerHarness.json(again)["id"] as? String == ServerHarness.json(first)["id"] as? String)
             #expect(ServerHarness.json(again)["result_url"] as? String == ServerHarness.json(first)["result_url"] as? String)
+            // The same fields in another order and spacing are the same body.
+            let reordered = try JSONSerialization.data(withJSONObject: ["signature": signatures.0, "script": Self.script], options: [.prettyPrinted])
+            let third = try await ServerHarness.postScript(client, body: Data(" ".utf8) + reordered, headers: [.idempotencyKey: "run-1"])
+            #expect(ServerHarness.json(third)["id"] as? String == ServerHarness.json(first)["id"] as? String)
             let conflict = try await ServerHarness.postScript(client, ["script": other, "signature": signatures.1],
                                                               headers: [.idempotencyKey: "run-1"])
             #expect(conflict.status == .conflict)
