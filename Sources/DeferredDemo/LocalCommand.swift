@@ -39,6 +39,20 @@ public enum LocalCommand {
     }
 }
 
+extension LocalCommand {
+    /// `run` on a thread of its own: a long wait must not hold one of the few threads that
+    /// Swift's concurrency pool has (two on a 2-core machine), or servers in the same
+    /// process stall behind it.
+    public static func runOffPool(_ arguments: [String], in directory: String? = nil,
+                                  environment: [String: String]? = nil) async throws -> String {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try run(arguments, in: directory, environment: environment) })
+            }
+        }
+    }
+}
+
 /// A value behind a lock, for handing results between a helper thread and its starter.
 final class Locked<Value>: @unchecked Sendable {
     private var value: Value

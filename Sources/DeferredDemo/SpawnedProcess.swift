@@ -1,14 +1,14 @@
 import Foundation
 
-/// A long-running child (sshd) started with posix_spawn and reaped by us. Foundation's
+/// A long-running child (sshd, a static file server) started with posix_spawn and reaped by us. Foundation's
 /// `Process` on Linux waits on its children from one thread, so a child that lives for the
 /// whole run stalls every later `Process`; this one stays out of that.
-final class SpawnedProcess: @unchecked Sendable {
-    let pid: pid_t
+public final class SpawnedProcess: @unchecked Sendable {
+    public let pid: pid_t
     private let lock = NSLock()
     private var exited = false
 
-    init(executable: String, arguments: [String], stderrPath: String) throws {
+    public init(executable: String, arguments: [String], stderrPath: String) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -34,7 +34,7 @@ final class SpawnedProcess: @unchecked Sendable {
         pid = child
     }
 
-    var isRunning: Bool {
+    public var isRunning: Bool {
         lock.withLock {
             guard !exited else { return false }
             var status: Int32 = 0
@@ -44,7 +44,7 @@ final class SpawnedProcess: @unchecked Sendable {
     }
 
     /// SIGTERM, then waits for the child to end.
-    func terminate() {
+    public func terminate() {
         lock.withLock {
             guard !exited else { return }
             kill(pid, SIGTERM)
