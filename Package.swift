@@ -47,7 +47,7 @@ let package = Package(
         // HTTP out: cloud provider APIs and the `deferred submit` client, through libcurl.
         .target(
             name: "DeferredCloud",
-            dependencies: ["CCurl"]
+            dependencies: ["CCurl", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // The client side of scripts: sign, post, follow a result URL (`deferred submit`).
         .target(
@@ -106,6 +106,10 @@ let package = Package(
         .testTarget(
             name: "DeferredSignaturesTests",
             dependencies: ["DeferredSignatures", "DeferredDemo"]
+        ),
+        .testTarget(
+            name: "DeferredCloudTests",
+            dependencies: ["DeferredCloud", "DeferredDemo"]
         ),
         .testTarget(
             name: "DeferredSSHTests",

@@ -1,0 +1,23 @@
+/// Why a cloud API call failed: the API said no, it could not be reached, or its answer
+/// made no sense.
+public enum CloudError: Error, Sendable, CustomStringConvertible {
+    case api(AWSError)
+    case transport(HTTPClientError)
+    case unreadable(action: String, status: Int, body: String)
+
+    public var isRetryable: Bool {
+        switch self {
+        case .api(let error): error.isRetryable
+        case .transport: true
+        case .unreadable(_, let status, _): status >= 500
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .api(let error): error.description
+        case .transport(let error): error.description
+        case .unreadable(let action, let status, let body): "\(action) answered \(status) with something that is not an AWS answer: \(body.prefix(300))"
+        }
+    }
+}

@@ -1,0 +1,158 @@
+import Crypto
+import Foundation
+
+/// AWS Signature Version 4 (header form): the canonical request, the string to sign, and the
+/// `Authorization` header, for one service in one region.
+public struct SigV4: Sendable {
+    public var credentials: AWSCredentials
+    public var region: String
+    public var service: String
+    /// S3 signs the path as given; every other service removes dot segments and double slashes.
+    public var normalizesPath: Bool
+
+    public init(credentials: AWSCredentials, region: String, service: String) {
+        self.credentials = credentials
+        self.region = region
+        self.service = service
+        self.normalizesPath = service != "s3"
+    }
+
+    /// A request as signing sees it: `path` is decoded (as in the request line, before
+    /// percent-encoding), `query` the raw text after `?`.
+    public struct Request: Sendable {
+        public var method: String
+        public var path: String
+        public var query: String
+        public var headers: [(name: String, value: String)]
+        public var body: Data
+
+        public init(method: String, path: String, query: String = "", headers: [(name: String, value: String)], body: Data = Data()) {
+            self.method = method
+            self.path = path
+            self.query = query
+            self.headers = headers
+            self.body = body
+        }
+    }
+
+    /// Every step, for tests and for error messages that show what was signed.
+    public struct Signature: Sendable {
+        public var canonicalRequest: String
+        public var stringToSign: String
+        public var signedHeaders: String
+        public var signature: String
+        public var authorization: String
+    }
+
+    static let algorithm = "AWS4-HMAC-SHA256"
+
+    /// Signs `request` as of `date`; its headers must already hold `Host` and `X-Amz-Date`
+    /// (and `X-Amz-Security-Token` for session credentials), which `prepare` adds.
+    public func sign(_ request: Request, at date: Date, payloadHash: String? = nil) -> Signature {
+        let (amzDate, day) = Self.stamps(date)
+        let scope = "\(day)/\(region)/\(service)/aws4_request"
+        let headers = Self.canonicalHeaders(request.headers)
+        let signedHeaders = headers.map(\.name).joined(separator: ";")
+        let canonicalRequest = [
+            request.method,
+            canonicalPath(request.path),
+            Self.canonicalQuery(request.query),
+            headers.map { "\($0.name):\($0.value)\n" }.joined(),
+            signedHeaders,
+            payloadHash ?? Self.hexSHA256(request.body),
+        ].joined(separator: "\n")
+        let stringToSign = [Self.algorithm, amzDate, scope, Self.hexSHA256(Data(canonicalRequest.utf8))].joined(separator: "\n")
+        var key = SymmetricKey(data: Data("AWS4\(credentials.secretAccessKey)".utf8))
+        for part in [day, region, service, "aws4_request"] {
+            key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Data(part.utf8), using: key)))
+        }
+        let signature = Self.hex(HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: key))
+        let authorization = "\(Self.algorithm) Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
+        return Signature(canonicalRequest: canonicalRequest, stringToSign: stringToSign, signedHeaders: signedHeaders,
+                         signature: signature, authorization: authorization)
+    }
+
+    /// Adds `X-Amz-Date`, the session token and `Authorization` to a request for `url`.
+    public func authorize(_ request: inout HTTPClientRequest, at date: Date = Date()) {
+        guard let components = URLComponents(string: request.url), let host = components.host else { return }
+        let hostHeader = components.port.map { "\(host):\($0)" } ?? host
+        request.headers.removeAll { ["host", "x-amz-date", "x-amz-security-token", "authorization"].contains($0.name.lowercased()) }
+        request.headers.append((name: "X-Amz-Date", value: Self.stamps(date).amzDate))
+        if let token = credentials.sessionToken { request.headers.append((name: "X-Amz-Security-Token", value: token)) }
+        // curl sends Host itself; it is signed here with the same value.
+        let signed = sign(Request(method: request.method, path: components.path.isEmpty ? "/" : components.path,
+                                  query: components.percentEncodedQuery.map { $0.removingPercentEncoding ?? $0 } ?? "",
+                                  headers: request.headers + [(name: "Host", value: hostHeader)], body: request.body), at: date)
+        request.headers.append((name: "Authorization", value: signed.authorization))
+    }
+
+    // MARK: Canonical parts
+
+    static func stamps(_ date: Date) -> (amzDate: String, day: String) {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        let day = String(format: "%04d%02d%02d", c.year!, c.month!, c.day!)
+        return (day + String(format: "T%02d%02d%02dZ", c.hour!, c.minute!, c.second!), day)
+    }
+
+    func canonicalPath(_ path: String) -> String {
+        var segments = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        if normalizesPath {
+            var kept: [String] = []
+            for segment in segments.dropFirst() {
+                switch segment {
+                case "", ".": continue
+                case "..": _ = kept.popLast()
+                default: kept.append(segment)
+                }
+            }
+            let trailing = path.hasSuffix("/") || path.hasSuffix("/.") || path.hasSuffix("/..")
+            segments = [""] + kept + (trailing && !kept.isEmpty ? [""] : [])
+        }
+        let joined = segments.map(Self.uriEncode).joined(separator: "/")
+        return joined.isEmpty ? "/" : joined
+    }
+
+    /// Pairs encoded and sorted by name, then value; a name without `=` has an empty value.
+    static func canonicalQuery(_ query: String) -> String {
+        guard !query.isEmpty else { return "" }
+        let pairs = query.split(separator: "&").map { pair -> (String, String) in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (uriEncode(String(parts[0])), parts.count > 1 ? uriEncode(String(parts[1])) : "")
+        }
+        return pairs.sorted { $0.0 == $1.0 ? $0.1 < $1.1 : $0.0 < $1.0 }.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+    }
+
+    /// Names lower-cased and sorted; values trimmed, inner runs of spaces made one, repeated
+    /// headers joined with commas in the order they came.
+    static func canonicalHeaders(_ headers: [(name: String, value: String)]) -> [(name: String, value: String)] {
+        var values: [String: [String]] = [:]
+        for header in headers {
+            let value = header.value.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ")
+            values[header.name.lowercased(), default: []].append(value)
+        }
+        return values.keys.sorted().map { (name: $0, value: values[$0]!.joined(separator: ",")) }
+    }
+
+    /// RFC 3986 encoding: everything but unreserved characters, as %XX of its UTF-8 bytes.
+    static func uriEncode(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += String(format: "%%%02X", byte)
+            }
+        }
+        return out
+    }
+
+    static func hexSHA256(_ data: Data) -> String { hex(SHA256.hash(data: data)) }
+
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        bytes.map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+/// `moto_server` (from PyPI) on a free loopback port: a real EC2, S3 and IAM API for tests.
+/// It keeps state until `reset()`.
+public final class ThrowawayMoto: @unchecked Sendable {
+    public let port: Int
+    public let logPath: String
+    private let process: SpawnedProcess
+
+    public var endpoint: String { "http://127.0.0.1:\(port)" }
+
+    public enum Failure: Error, CustomStringConvertible {
+        case notInstalled
+        case didNotStart(log: String)
+
+        public var description: String {
+            switch self {
+            case .notInstalled: "moto_server is not on PATH; run scripts/setup (it installs moto[server] from PyPI)"
+            case .didNotStart(let log): "moto_server did not answer: \(log.suffix(2000))"
+            }
+        }
+    }
+
+    /// `checkSignaturesAfter`: moto's INITIAL_NO_AUTH_ACTION_COUNT, after which it checks
+    /// every request's SigV4 against the IAM users made before.
+    public static func start(checkSignaturesAfter actions: Int? = nil) async throws -> ThrowawayMoto {
+        guard let executable = Self.which("moto_server") else { throw Failure.notInstalled }
+        let log = NSTemporaryDirectory() + "deferred-moto-\(UUID().uuidString.prefix(8)).log"
+        var environment = ProcessInfo.processInfo.environment
+        if let actions { environment["INITIAL_NO_AUTH_ACTION_COUNT"] = String(actions) }
+        for _ in 0..<5 {
+            let port = try FreePort.find()
+            let process = try SpawnedProcess(executable: executable, arguments: ["-H", "127.0.0.1", "-p", String(port)],
+                                             stderrPath: log, environment: environment)
+            for _ in 0..<300 where process.isRunning {
+                if let fd = FreePort.connectLoopback(port: port) {
+                    close(fd)
+                    return ThrowawayMoto(port: port, logPath: log, process: process)
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            process.terminate()
+        }
+        throw Failure.didNotStart(log: (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
+    private init(port: Int, logPath: String, process: SpawnedProcess) {
+        self.port = port
+        self.logPath = logPath
+        self.process = process
+    }
+
+    public func stop() {
+        process.terminate()
+        try? FileManager.default.removeItem(atPath: logPath)
+    }
+
+    deinit { stop() }
+
+    static func which(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+}
