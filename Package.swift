@@ -54,6 +54,11 @@ let package = Package(
             name: "DeferredClient",
             dependencies: ["DeferredCloud", "DeferredSignatures"]
         ),
+        // Host providers: static hosts, and EC2 instances woken and put to sleep.
+        .target(
+            name: "DeferredProviders",
+            dependencies: ["DeferredCore", "DeferredCloud"]
+        ),
         .target(
             name: "DeferredSSH",
             dependencies: ["CLibSSH"]
@@ -69,7 +74,7 @@ let package = Package(
         .target(
             name: "DeferredDispatcher",
             dependencies: [
-                "DeferredCore", "DeferredStore", "DeferredRunner",
+                "DeferredCore", "DeferredStore", "DeferredRunner", "DeferredProviders",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -86,13 +91,13 @@ let package = Package(
         // A throwaway sshd and sample repository: the build host of `deferred demo` and of the tests.
         .target(
             name: "DeferredDemo",
-            dependencies: ["DeferredCore"]
+            dependencies: ["DeferredCore", "DeferredCloud"]
         ),
         .executableTarget(
             name: "deferred",
             dependencies: [
                 "DeferredCore", "DeferredStore", "DeferredSSH", "DeferredRunner",
-                "DeferredDispatcher", "DeferredHTTP", "DeferredDemo", "DeferredSignatures", "DeferredCloud", "DeferredClient",
+                "DeferredDispatcher", "DeferredHTTP", "DeferredDemo", "DeferredSignatures", "DeferredCloud", "DeferredClient", "DeferredProviders",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -119,7 +124,7 @@ let package = Package(
             name: "DeferredServerTests",
             dependencies: [
                 "DeferredCore", "DeferredSignatures", "DeferredStore", "DeferredRunner", "DeferredDispatcher",
-                "DeferredHTTP", "DeferredDemo", "DeferredClient", "DeferredCloud",
+                "DeferredHTTP", "DeferredDemo", "DeferredClient", "DeferredCloud", "DeferredProviders",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -1,3 +1,4 @@
+import DeferredCloud
 import Foundation
 
 /// `moto_server` (from PyPI) on a free loopback port: a real EC2, S3 and IAM API for tests.
@@ -48,6 +49,27 @@ public final class ThrowawayMoto: @unchecked Sendable {
         self.port = port
         self.logPath = logPath
         self.process = process
+    }
+
+    /// Forgets every instance, bucket and user.
+    public func reset() async throws {
+        _ = try await HTTPClient().send(HTTPClientRequest(method: "POST", url: endpoint + "/moto-api/reset"))
+    }
+
+    /// An IAM user allowed everything, and its access key: with `checkSignaturesAfter: 4`,
+    /// these are the first three actions, and from then on moto checks every signature.
+    public func makeUser(_ name: String = "deferred") async throws -> AWSCredentials {
+        let iam = AWSQueryClient(service: "iam", version: "2010-05-08", region: "us-east-1",
+                                 credentials: AWSCredentials(accessKeyID: "AKIDBOOTSTRAP", secretAccessKey: "unchecked"), endpoint: endpoint)
+        _ = try await iam.call("CreateUser", [("UserName", name)])
+        let policy = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#
+        _ = try await iam.call("PutUserPolicy", [("UserName", name), ("PolicyName", "all"), ("PolicyDocument", policy)])
+        let key = try await iam.call("CreateAccessKey", [("UserName", name)])
+        guard let id = key.value("CreateAccessKeyResult/AccessKey/AccessKeyId"),
+              let secret = key.value("CreateAccessKeyResult/AccessKey/SecretAccessKey") else {
+            throw Failure.didNotStart(log: "CreateAccessKey gave no key")
+        }
+        return AWSCredentials(accessKeyID: id, secretAccessKey: secret)
     }
 
     public func stop() {

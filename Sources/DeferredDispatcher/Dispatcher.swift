@@ -1,4 +1,5 @@
 import DeferredCore
+import DeferredProviders
 import DeferredRunner
 import DeferredSSH
 import DeferredStore
@@ -17,21 +18,32 @@ public actor Dispatcher: Service {
     private let artifacts: FileArtifactStore
     private let runner: JobRunner
     private let logger: Logger
+    private let providers: HostProviders
     private let connections = HostConnections()
     private let wakeup = Wakeup()
     private var running: [JobID: Task<Void, Never>] = [:]
+    /// Wakes in progress, one per host, shared by the jobs that wait for it.
+    private var wakes: [String: Task<HostWake, any Error>] = [:]
+    /// Where SSH finds a cloud host that has no configured address, learnt at its wake.
+    private var addresses: [String: String] = [:]
 
     public var maxAttempts = 5
     /// How often queued jobs are looked at without a wake-up (for jobs waiting out a backoff).
     public var pollInterval: Duration = .seconds(1)
+    /// How often idle cloud hosts are looked for and put to sleep.
+    public var sleepCheckInterval: Duration = .seconds(60)
 
-    public init(config: DeferredConfig, store: JobStore, artifacts: FileArtifactStore, runner: JobRunner = JobRunner(), logger: Logger) {
+    public init(config: DeferredConfig, store: JobStore, artifacts: FileArtifactStore, runner: JobRunner = JobRunner(),
+                providers: HostProviders = HostProviders(ec2: nil), logger: Logger) {
         self.config = config
         self.store = store
         self.artifacts = artifacts
         self.runner = runner
+        self.providers = providers
         self.logger = logger
     }
+
+    public func setSleepCheckInterval(_ interval: Duration) { sleepCheckInterval = interval }
 
     /// Tells the dispatcher a job was queued. Cheap; callable from any context.
     public nonisolated func jobQueued() {
@@ -44,12 +56,14 @@ public actor Dispatcher: Service {
         if !recovered.isEmpty {
             logger.info("queued again after a restart", metadata: ["jobs": "\(recovered.map(\.rawValue))"])
         }
+        let sleeper = Task { await self.sleepIdleHosts() }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await self.dispatchReady()
                 await self.wakeup.wait(upTo: self.pollInterval)
             }
         }
+        sleeper.cancel()
         // Shutting down: jobs that are still running are stopped and queued again.
         for task in running.values { task.cancel() }
         for task in running.values { await task.value }
@@ -90,26 +104,123 @@ public actor Dispatcher: Service {
                 startedAt: started, finishedAt: Date()), log: log)
             return
         }
-        do throws(RunnerError) {
+        do throws(MachineryFailure) {
+            var woke = false
+            if !lease.hostWasUp || (host.address.isEmpty && addresses[host.name] == nil) {
+                woke = try await wake(host, for: job, log: log).woke
+            }
             let session: SSHSession
-            do { session = try await connections.session(for: host) } catch { throw .ssh(error) }
+            do { session = try await connections.session(for: reachable(host)) } catch { throw .runner(.ssh(error)) }
             do { try await store.markRunning(job.id) } catch { log.error("cannot mark running: \(error)") }
             log.info("running")
-            let outcome = try await runner.run(job, project: project, on: session)
-            await complete(job, host: host.name, outcome: outcome, log: log)
+            let outcome: JobOutcome
+            do { outcome = try await runner.run(job, project: project, on: session) } catch { throw .runner(error) }
+            await complete(job, host: host.name, woke: woke, outcome: outcome, log: log)
         } catch {
             await machineryFailed(job, host: host.name, error: error, started: started, log: log)
         }
     }
 
-    private func machineryFailed(_ job: Job, host: String, error: RunnerError, started: Date, log: Logger) async {
-        if case .ssh = error { await connections.drop(host) }
-        let attempts = job.attempts + 1
-        let transient: Bool = switch error {
-        case .ssh(let e): e.isTransient
-        case .cancelled: true
+    // MARK: Waking
+
+    /// The host as SSH reaches it: its configured address, or the one its wake found.
+    private func reachable(_ host: HostConfig) -> HostConfig {
+        var reachable = host
+        if host.address.isEmpty { reachable.address = addresses[host.name] ?? "" }
+        return reachable
+    }
+
+    /// Brings the host up through its provider and waits until SSH answers, within the
+    /// host's wake timeout. Jobs that wait for the same host share one wake.
+    private func wake(_ host: HostConfig, for job: Job, log: Logger) async throws(MachineryFailure) -> HostWake {
+        let task = wakes[host.name] ?? Task { try await self.performWake(host, noting: job.id, log: log) }
+        wakes[host.name] = task
+        defer { wakes[host.name] = nil }
+        do {
+            return try await task.value
+        } catch let failure as MachineryFailure {
+            throw failure
+        } catch {
+            throw .wake(ProviderError(host: host.name, reason: "\(error)", isTransient: true))
         }
-        if case .cancelled = error {
+    }
+
+    private func performWake(_ host: HostConfig, noting id: JobID, log: Logger) async throws -> HostWake {
+        let provider = providers.provider(for: host)
+        let store = self.store
+        let limit = Duration.milliseconds(Int64(host.wakeTimeoutMinutes * 60_000))
+        log.info("waking host")
+        let wake = try await Self.within(limit, host: host) {
+            let wake: HostWake
+            do throws(ProviderError) {
+                wake = try await provider.wake(host) { step in try? await store.note(id, waiting: "host \(host.name): \(step)") }
+            } catch {
+                throw MachineryFailure.wake(error)
+            }
+            await self.learn(host.name, address: wake.address)
+            try? await store.note(id, waiting: "host \(host.name): waiting for SSH on \(host.address.isEmpty ? wake.address : host.address):\(host.port)")
+            try await self.waitForSSH(host)
+            return wake
+        }
+        try? await store.markHost(host.name, .busy)
+        try? await store.note(id, waiting: "host \(host.name) is up\(wake.woke ? " (woken)" : "")")
+        return wake
+    }
+
+    private func learn(_ name: String, address: String) { addresses[name] = address }
+
+    /// TCP, banner and authentication, tried with backoff capped at a second.
+    private func waitForSSH(_ host: HostConfig) async throws {
+        var delay = Duration.milliseconds(100)
+        while true {
+            do {
+                _ = try await connections.session(for: reachable(host))
+                return
+            } catch {
+                guard error.isTransient else { throw MachineryFailure.runner(.ssh(error)) }
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(1))
+            }
+        }
+    }
+
+    /// Runs `body`, or fails with a wake timeout once `limit` has passed.
+    private static func within<T: Sendable>(_ limit: Duration, host: HostConfig,
+                                            _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                throw MachineryFailure.wakeTimedOut(host: host.name, minutes: host.wakeTimeoutMinutes)
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+
+    // MARK: Sleeping
+
+    /// In `serve`: every `sleepCheckInterval`, idle cloud hosts are put to sleep.
+    private func sleepIdleHosts() async {
+        let sleeper = IdleSleeper(config: config, store: store, providers: providers)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: sleepCheckInterval)
+            if Task.isCancelled { return }
+            for report in await sleeper.pass() {
+                logger.info("\(report)")
+                if report.slept {
+                    await connections.drop(report.host)
+                    addresses[report.host] = nil
+                }
+            }
+        }
+    }
+
+    private func machineryFailed(_ job: Job, host: String, error: MachineryFailure, started: Date, log: Logger) async {
+        if case .runner(.ssh) = error { await connections.drop(host) }
+        let attempts = job.attempts + 1
+        let transient = error.isTransient
+        if case .runner(.cancelled) = error {
             try? await store.requeue(job.id, reason: error.description, notBefore: Date(), countAttempt: false)
             return
         }
@@ -125,14 +236,16 @@ public actor Dispatcher: Service {
         log.warning("machinery failed, trying again in \(Int(delay)) s: \(error)")
         do {
             try await store.requeue(job.id, reason: "\(error); trying again", notBefore: Date().addingTimeInterval(delay), countAttempt: true)
+            // A host whose wake failed is in a state only its provider knows.
+            if error.isWakeFailure { try await store.markHost(host, .unknown) }
         } catch {
             log.error("cannot queue again: \(error)")
         }
     }
 
     /// results.json first, then the end state: whoever sees the end sees the file.
-    private func complete(_ job: Job, host: String, outcome: JobOutcome, log: Logger) async {
-        let document = ResultsDocument(job: job, outcome: outcome, host: .init(name: host, woke: false))
+    private func complete(_ job: Job, host: String, woke: Bool = false, outcome: JobOutcome, log: Logger) async {
+        let document = ResultsDocument(job: job, outcome: outcome, host: .init(name: host, woke: woke))
         do {
             try artifacts.writeResults(try document.encoded(), token: job.token)
             try await store.finish(job.id, outcome: outcome)

@@ -13,9 +13,10 @@ public struct JobEvent: Sendable, Equatable {
 public struct Lease: Sendable, Equatable {
     public var job: Job
     public var hostName: String
+    /// The host was known to be up (ready or busy); otherwise it must be woken first.
+    public var hostWasUp: Bool
 }
 
-/// The answer to storing a delivery: a new job, or the job an earlier copy made.
 /// What became of a posted script: queued, the same job again for a repeated
 /// `Idempotency-Key`, or refused.
 public enum ScriptEnqueueResult: Sendable, Equatable {
@@ -37,6 +38,7 @@ public struct IdempotencyClaim: Sendable, Equatable {
     }
 }
 
+/// The answer to storing a delivery: a new job, or the job an earlier copy made.
 public enum EnqueueResult: Sendable, Equatable {
     case created(Job)
     case duplicate(Job)

@@ -111,8 +111,10 @@ public final class JobStore: Sendable {
     public func register(hosts: [HostConfig]) async throws(StoreError) {
         try await write { db in
             for host in hosts where try HostRecord.fetchOne(db, key: host.name) == nil {
-                // A static host is always up; its idle clock starts now.
-                try HostRecord(name: host.name, provider: host.provider.rawValue, state: HostState.ready.rawValue,
+                // A static host is always up; a cloud host's state is learnt when it is first
+                // woken. Either way its idle clock starts now.
+                try HostRecord(name: host.name, provider: host.provider.rawValue,
+                               state: (host.provider == .static ? HostState.ready : .unknown).rawValue,
                                idleSince: Date().timeIntervalSince1970, lastJobID: nil).insert(db)
             }
         }
@@ -143,17 +145,55 @@ public final class JobStore: Sendable {
                 .fetchAll(db)
             for candidate in candidates {
                 for host in hostsFor(candidate.project) where try Self.activeJobs(db, host: host.name) < host.maxJobs {
+                    let state = try HostRecord.fetchOne(db, key: host.name).flatMap { HostState(rawValue: $0.state) } ?? .unknown
+                    // A host being put to sleep takes no job until it has stopped; then it is woken.
+                    if state == .stopping { continue }
+                    let up = state == .ready || state == .busy
                     var record = candidate
                     record.status = JobStatus.waitingForHost.rawValue
                     record.hostName = host.name
                     try record.update(db)
-                    try Self.record(db, JobID(rawValue: record.id), .waitingForHost, detail: "host \(host.name)", at: now)
+                    try Self.record(db, JobID(rawValue: record.id), .waitingForHost,
+                                    detail: up ? "host \(host.name)" : "host \(host.name), which is \(state.rawValue): waking it", at: now)
                     try db.execute(sql: "UPDATE host SET state = ?, idle_since = NULL WHERE name = ?",
-                                   arguments: [HostState.busy.rawValue, host.name])
-                    return Lease(job: try record.job(), hostName: host.name)
+                                   arguments: [(up ? HostState.busy : .waking).rawValue, host.name])
+                    return Lease(job: try record.job(), hostName: host.name, hostWasUp: up)
                 }
             }
             return nil
+        }
+    }
+
+    /// A step of the job's wait for its host (the instance's state), as an event.
+    public func note(_ id: JobID, waiting detail: String, at: Date = Date()) async throws(StoreError) {
+        try await write { db in try Self.record(db, id, .waitingForHost, detail: detail, at: at) }
+    }
+
+    /// Sets a host's state outside a lease or a job's end: woken, stopped, or unknown after a failure.
+    public func markHost(_ name: String, _ state: HostState) async throws(StoreError) {
+        try await write { db in
+            try db.execute(sql: "UPDATE host SET state = ? WHERE name = ?", arguments: [state.rawValue, name])
+        }
+    }
+
+    /// Hosts among `names` that are up or unknown, idle since `cutoff` or earlier, with no
+    /// job. With `claim`, they are marked `stopping` in the same transaction, so no lease
+    /// can give them a job while they are put to sleep.
+    public func idleHosts(among names: Set<String>, idleSince cutoff: Date, claim: Bool) async throws(StoreError) -> [HostStatus] {
+        try await write { db in
+            var found: [HostStatus] = []
+            for record in try HostRecord.filter(names.contains(Column("name"))).order(Column("name")).fetchAll(db) {
+                guard let state = HostState(rawValue: record.state), state == .ready || state == .unknown,
+                      let idleSince = record.idleSince, idleSince <= cutoff.timeIntervalSince1970,
+                      try Self.activeJobs(db, host: record.name) == 0 else { continue }
+                if claim {
+                    try db.execute(sql: "UPDATE host SET state = ? WHERE name = ?", arguments: [HostState.stopping.rawValue, record.name])
+                }
+                found.append(HostStatus(name: record.name, provider: record.provider, state: state,
+                                        idleSince: Date(timeIntervalSince1970: idleSince),
+                                        lastJobID: record.lastJobID.map(JobID.init(rawValue:)), activeJobs: 0))
+            }
+            return found
         }
     }
 

@@ -1,6 +1,8 @@
+import ArgumentParser
 import DeferredCore
 import DeferredDispatcher
 import DeferredHTTP
+import DeferredProviders
 import DeferredStore
 import Hummingbird
 import Logging
@@ -11,7 +13,8 @@ enum Server {
     static func run(config: DeferredConfig, logger: Logger, afterStart: (@Sendable () async -> Void)? = nil) async throws {
         let store = try JobStore(path: config.server.statePath)
         let artifacts = FileArtifactStore(directory: config.artifacts.directory)
-        let dispatcher = Dispatcher(config: config, store: store, artifacts: artifacts, logger: logger)
+        let dispatcher = Dispatcher(config: config, store: store, artifacts: artifacts,
+                                    providers: try Server.providers(config), logger: logger)
         let application = ServerApplication.make(config: config, store: store, artifacts: artifacts, logger: logger,
                                                  onQueued: { dispatcher.jobQueued() })
         let group = ServiceGroup(
@@ -26,6 +29,15 @@ enum Server {
             }
         } else {
             try await group.run()
+        }
+    }
+
+    /// The providers the configured hosts need; AWS credentials only when an EC2 host is there.
+    static func providers(_ config: DeferredConfig) throws -> HostProviders {
+        do {
+            return try HostProviders(config: config)
+        } catch {
+            throw ValidationError("\(error)")
         }
     }
 

@@ -50,19 +50,13 @@ import Testing
     @Test func motoVerifiesOurSignatures() async throws {
         let moto = try await ThrowawayMoto.start(checkSignaturesAfter: 4)
         defer { moto.stop() }
-        let iam = AWSQueryClient(service: "iam", version: "2010-05-08", region: "us-east-1", credentials: Self.credentials, endpoint: moto.endpoint)
-        _ = try await iam.call("CreateUser", [("UserName", "deferred")])
-        let policy = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#
-        _ = try await iam.call("PutUserPolicy", [("UserName", "deferred"), ("PolicyName", "all"), ("PolicyDocument", policy)])
-        let key = try await iam.call("CreateAccessKey", [("UserName", "deferred")])
-        let id = try #require(key.value("CreateAccessKeyResult/AccessKey/AccessKeyId"))
-        let secret = try #require(key.value("CreateAccessKeyResult/AccessKey/SecretAccessKey"))
-
-        let ec2 = EC2Client(region: "us-east-1", credentials: AWSCredentials(accessKeyID: id, secretAccessKey: secret), endpoint: moto.endpoint)
+        let key = try await moto.makeUser()
+        let ec2 = EC2Client(region: "us-east-1", credentials: key, endpoint: moto.endpoint)
         let launched = try await ec2.runInstances(EC2LaunchRequest(imageID: "ami-signed", instanceType: "t3.micro", tags: ["managed-by": "deferred"]))
         #expect(try await ec2.describeInstances(ids: launched.map(\.id)).count == 1)
 
-        let forged = EC2Client(region: "us-east-1", credentials: AWSCredentials(accessKeyID: id, secretAccessKey: secret + "x"), endpoint: moto.endpoint)
+        let forged = EC2Client(region: "us-east-1", credentials: AWSCredentials(accessKeyID: key.accessKeyID, secretAccessKey: key.secretAccessKey + "x"),
+                               endpoint: moto.endpoint)
         let error = await #expect(throws: CloudError.self) { try await forged.describeInstances() }
         guard case .api(let aws)? = error else { Issue.record("not an API error: \(String(describing: error))"); return }
         #expect(aws.isAuthFailure, "\(aws)")

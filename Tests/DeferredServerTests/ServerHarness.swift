@@ -2,6 +2,7 @@ import DeferredCore
 import DeferredDemo
 import DeferredDispatcher
 import DeferredHTTP
+import DeferredProviders
 import DeferredRunner
 import DeferredSignatures
 import DeferredStore
@@ -23,6 +24,8 @@ final class ServerHarness: @unchecked Sendable {
     let sshd: ThrowawaySSHD
     let repo: SampleRepository
     var config: DeferredConfig
+    /// Static hosts only, unless a test gives an EC2 provider.
+    var providers = HostProviders(ec2: nil)
     let store: JobStore
     let artifacts: FileArtifactStore
 
@@ -52,7 +55,7 @@ final class ServerHarness: @unchecked Sendable {
 
     func makeDispatcher() -> Dispatcher {
         Dispatcher(config: config, store: store, artifacts: artifacts, runner: JobRunner(killGrace: 1),
-                   logger: Logger(label: "test"))
+                   providers: providers, logger: Logger(label: "test"))
     }
 
     /// Serves the routes over a real loopback socket with a running dispatcher, for `body`.

@@ -140,16 +140,32 @@ public struct ConfigLoader: Sendable {
 
     private func readHost(_ table: TOMLTable, index: Int, base: String, problems: inout [ConfigProblem]) -> HostConfig? {
         var r = TableReader(table, path: "hosts[\(index)]")
-        defer { r.reportUnknownKeys(known: ["instance_id", "region", "endpoint"]); problems += r.problems }
+        defer { r.reportUnknownKeys(); problems += r.problems }
         let name = r.requiredString("name", fix: "give the host a name that projects can list in their hosts")
         let providerName = r.string("provider") ?? "static"
-        let provider = HostProvider(rawValue: providerName)
+        let provider = ProviderKind(rawValue: providerName)
         if provider == nil {
-            r.problem("provider", "'\(providerName)' is not a provider", fix: "use \"static\"")
-        } else if provider == .ec2 {
-            r.problem("provider", "EC2 hosts are not supported by this version of deferred yet", fix: "use provider = \"static\" with the host's address")
+            r.problem("provider", "'\(providerName)' is not a provider", fix: "use \"static\" or \"ec2\"")
         }
-        let address = r.requiredString("address", fix: "write the host name or IP address SSH connects to")
+        var instance: CloudInstance?
+        let address: String?
+        if provider == .ec2 {
+            let id = r.requiredString("instance_id", fix: "write the EC2 instance's id, such as \"i-0123456789abcdef0\"")
+            if let id, !(id.hasPrefix("i-") && id.count > 2) {
+                r.problem("instance_id", "'\(id)' is not an instance id", fix: "write it as EC2 shows it, \"i-\" and hex digits")
+            }
+            let region = r.requiredString("region", fix: "write the instance's region, such as \"us-east-1\"")
+            let endpoint = r.string("endpoint")
+            if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+                r.problem("endpoint", "'\(endpoint)' is not an http(s) URL", fix: "write the EC2-compatible endpoint's URL, or remove it for AWS's own")
+            }
+            if let id, let region { instance = CloudInstance(instanceID: id, region: region, endpoint: endpoint) }
+            // Without an address, SSH goes to the instance's own once it runs.
+            address = r.string("address") ?? ""
+        } else {
+            address = r.requiredString("address", fix: "write the host name or IP address SSH connects to")
+        }
+        let wakeTimeout = r.number("wake_timeout_minutes", minimum: 0, exclusive: true) ?? 10
         let port = r.integer("port", range: 1...65535) ?? 22
         let user = r.requiredString("user", fix: "write the SSH user jobs run as")
         let identity = r.string("identity").map { resolve($0, base: base) }
@@ -165,8 +181,10 @@ public struct ConfigLoader: Sendable {
         }
         let maxJobs = r.integer("max_jobs", range: 1...1024) ?? 1
         guard let name, let provider, let address, let user else { return nil }
+        if provider == .ec2, instance == nil { return nil }
         return HostConfig(name: name, provider: provider, address: address, port: port, user: user,
-                          identity: identity, knownHosts: knownHosts, maxJobs: maxJobs)
+                          identity: identity, knownHosts: knownHosts, maxJobs: maxJobs, instance: instance,
+                          wakeTimeoutMinutes: wakeTimeout)
     }
 
     private func readProject(_ table: TOMLTable, index: Int, base: String, problems: inout [ConfigProblem]) -> ProjectConfig? {

@@ -1,0 +1,64 @@
+import DeferredCore
+import DeferredProviders
+import DeferredStore
+import Foundation
+
+/// Puts cloud hosts to sleep once they have been idle longer than `[idle] timeout_minutes`.
+/// The choice of hosts and their `stopping` mark are one store transaction, the same kind
+/// the dispatcher leases in, so a host that has a job is never stopped. Run by `serve` on
+/// a timer and by `deferred idle-sleep` from cron; both share the store.
+public struct IdleSleeper: Sendable {
+    let config: DeferredConfig
+    let store: JobStore
+    let providers: HostProviders
+
+    public init(config: DeferredConfig, store: JobStore, providers: HostProviders) {
+        self.config = config
+        self.store = store
+        self.providers = providers
+    }
+
+    public struct Report: Sendable, CustomStringConvertible {
+        public var host: String
+        public var idleMinutes: Int
+        /// False for a dry run, or when the provider refused.
+        public var slept: Bool
+        public var problem: String?
+
+        public var description: String {
+            if let problem { return "could not stop \(host) (idle \(idleMinutes) min): \(problem)" }
+            return slept ? "stopped \(host), idle \(idleMinutes) min" : "would stop \(host), idle \(idleMinutes) min"
+        }
+    }
+
+    /// One pass: every idle cloud host is stopped (or only listed, with `dryRun`).
+    public func pass(now: Date = Date(), dryRun: Bool = false) async -> [Report] {
+        let cloudHosts = Set(config.hosts.filter { $0.provider != .static }.map(\.name))
+        guard !cloudHosts.isEmpty else { return [] }
+        let cutoff = now.addingTimeInterval(-config.idle.timeoutMinutes * 60)
+        let idle: [HostStatus]
+        do {
+            idle = try await store.idleHosts(among: cloudHosts, idleSince: cutoff, claim: !dryRun)
+        } catch {
+            return [Report(host: "*", idleMinutes: 0, slept: false, problem: "cannot read the store: \(error)")]
+        }
+        var reports: [Report] = []
+        for status in idle {
+            let minutes = Int(now.timeIntervalSince(status.idleSince ?? now) / 60)
+            guard !dryRun, let host = config.host(named: status.name) else {
+                reports.append(Report(host: status.name, idleMinutes: minutes, slept: false))
+                continue
+            }
+            do {
+                try await providers.provider(for: host).sleep(host, terminate: false)
+                try? await store.markHost(host.name, .stopped)
+                reports.append(Report(host: host.name, idleMinutes: minutes, slept: true))
+            } catch {
+                // Its state is now the cloud's to say; the next wake asks it.
+                try? await store.markHost(host.name, .unknown)
+                reports.append(Report(host: host.name, idleMinutes: minutes, slept: false, problem: error.description))
+            }
+        }
+        return reports
+    }
+}

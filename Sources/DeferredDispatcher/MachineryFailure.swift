@@ -1,0 +1,35 @@
+import DeferredProviders
+import DeferredRunner
+
+/// Why the machinery, not the job, failed: the runner (SSH), or waking the host. These
+/// send the job back to the queue with backoff while they are transient.
+enum MachineryFailure: Error, Sendable, CustomStringConvertible {
+    case runner(RunnerError)
+    case wake(ProviderError)
+    case wakeTimedOut(host: String, minutes: Double)
+
+    var isTransient: Bool {
+        switch self {
+        case .runner(.ssh(let error)): error.isTransient
+        case .runner(.cancelled): true
+        case .wake(let error): error.isTransient
+        case .wakeTimedOut: true
+        }
+    }
+
+    var isWakeFailure: Bool {
+        switch self {
+        case .runner: false
+        case .wake, .wakeTimedOut: true
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .runner(let error): error.description
+        case .wake(let error): "cannot wake \(error)"
+        case .wakeTimedOut(let host, let minutes):
+            "host \(host) did not come up within its wake timeout of \(minutes.formatted()) minute\(minutes == 1 ? "" : "s") (wake_timeout_minutes)"
+        }
+    }
+}

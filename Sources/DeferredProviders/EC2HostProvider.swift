@@ -1,0 +1,100 @@
+import DeferredCloud
+import DeferredCore
+import Foundation
+
+/// Hosts that are EC2 instances: started when work comes, stopped when idle.
+public struct EC2HostProvider: HostProvider {
+    let credentials: AWSCredentials
+    /// Between DescribeInstances calls while an instance changes state.
+    public var pollInterval: Duration
+    let http: HTTPClient
+
+    public init(credentials: AWSCredentials, pollInterval: Duration = .seconds(2), http: HTTPClient = HTTPClient()) {
+        self.credentials = credentials
+        self.pollInterval = pollInterval
+        self.http = http
+    }
+
+    func client(_ instance: CloudInstance) -> EC2Client {
+        EC2Client(region: instance.region, credentials: credentials, endpoint: instance.endpoint, http: http)
+    }
+
+    public func wake(_ host: HostConfig, progress: @escaping @Sendable (String) async -> Void) async throws(ProviderError) -> HostWake {
+        guard let instance = host.instance else { throw ProviderError(host: host.name, reason: "has no instance_id", isTransient: false) }
+        let ec2 = client(instance)
+        var woke = false
+        var lastState = ""
+        while true {
+            let current = try await describe(host, instance, with: ec2)
+            if current.state != lastState {
+                await progress("instance \(instance.instanceID) is \(current.state)")
+                lastState = current.state
+            }
+            switch current.state {
+            case "running":
+                let address = host.address.isEmpty ? (current.publicAddress ?? current.privateAddress) : host.address
+                guard let address else {
+                    throw ProviderError(host: host.name, reason: "instance \(instance.instanceID) runs but has no address; set address in deferred.toml", isTransient: false)
+                }
+                return HostWake(address: address, woke: woke)
+            case "stopped":
+                do { try await ec2.startInstances(ids: [instance.instanceID]) } catch {
+                    throw ProviderError(host: host.name, reason: "cannot start \(instance.instanceID): \(error)", isTransient: error.isRetryable)
+                }
+                woke = true
+                await progress("starting instance \(instance.instanceID)")
+            case "pending", "stopping":
+                // Wait for it to settle: a stopping instance is started once it has stopped.
+                woke = woke || current.state == "pending"
+            default:
+                throw ProviderError(host: host.name, reason: "instance \(instance.instanceID) is \(current.state) and cannot be started",
+                                    isTransient: false)
+            }
+            try? await Task.sleep(for: pollInterval)
+            if Task.isCancelled { throw ProviderError(host: host.name, reason: "the wake was cancelled", isTransient: true) }
+        }
+    }
+
+    public func sleep(_ host: HostConfig, terminate: Bool) async throws(ProviderError) {
+        guard let instance = host.instance else { return }
+        let ec2 = client(instance)
+        do {
+            if terminate { try await ec2.terminateInstances(ids: [instance.instanceID]) } else { try await ec2.stopInstances(ids: [instance.instanceID]) }
+        } catch {
+            throw ProviderError(host: host.name, reason: "cannot \(terminate ? "terminate" : "stop") \(instance.instanceID): \(error)",
+                                isTransient: error.isRetryable)
+        }
+    }
+
+    private func describe(_ host: HostConfig, _ instance: CloudInstance, with ec2: EC2Client) async throws(ProviderError) -> EC2Instance {
+        do throws(CloudError) {
+            guard let found = try await ec2.describeInstances(ids: [instance.instanceID]).first else {
+                throw CloudError.unreadable(action: "DescribeInstances", status: 200, body: "no instance \(instance.instanceID)")
+            }
+            return found
+        } catch {
+            throw ProviderError(host: host.name, reason: "cannot see instance \(instance.instanceID): \(error)", isTransient: error.isRetryable)
+        }
+    }
+}
+
+/// The provider for each kind of host, made once per process.
+public struct HostProviders: Sendable {
+    let ec2: (any HostProvider)?
+    let fixed = StaticHostProvider()
+
+    /// EC2 credentials are looked up only when some host needs them.
+    public init(config: DeferredConfig, environment: [String: String] = ProcessInfo.processInfo.environment) throws(AWSCredentials.LookupError) {
+        ec2 = config.hosts.contains { $0.provider == .ec2 }
+            ? EC2HostProvider(credentials: try AWSCredentials.lookUp(environment: environment)) : nil
+    }
+
+    public init(ec2: (any HostProvider)?) { self.ec2 = ec2 }
+
+    public func provider(for host: HostConfig) -> any HostProvider {
+        switch host.provider {
+        case .static: fixed
+        case .ec2: ec2 ?? fixed
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import DeferredCore
+
+/// What a cloud (or the lack of one) does for deferred: bring a host up and say where SSH
+/// finds it, and put it to sleep. The static provider does neither; EC2 starts and stops
+/// instances; a Hetzner or DigitalOcean provider would follow the same shape.
+public protocol HostProvider: Sendable {
+    /// Brings `host` up if it is not, telling each step to `progress`, and returns the
+    /// address SSH connects to. Returns once the machine runs; SSH may still be starting.
+    func wake(_ host: HostConfig, progress: @escaping @Sendable (String) async -> Void) async throws(ProviderError) -> HostWake
+
+    /// Stops (or, with `terminate`, removes) `host`'s machine.
+    func sleep(_ host: HostConfig, terminate: Bool) async throws(ProviderError)
+}
+
+/// How a wake went: where SSH goes, and whether the machine had to be started.
+public struct HostWake: Sendable, Equatable {
+    public var address: String
+    public var woke: Bool
+
+    public init(address: String, woke: Bool) {
+        self.address = address
+        self.woke = woke
+    }
+}
+
+/// Why a provider could not wake or sleep a host.
+public struct ProviderError: Error, Sendable, CustomStringConvertible {
+    public let host: String
+    public let reason: String
+    /// Worth trying again later (throttling, a timeout, a host still stopping).
+    public let isTransient: Bool
+
+    public init(host: String, reason: String, isTransient: Bool) {
+        self.host = host
+        self.reason = reason
+        self.isTransient = isTransient
+    }
+
+    public var description: String { "host \(host): \(reason)" }
+}
+
+/// A machine that is always up at its configured address.
+public struct StaticHostProvider: HostProvider {
+    public init() {}
+
+    public func wake(_ host: HostConfig, progress: @escaping @Sendable (String) async -> Void) async throws(ProviderError) -> HostWake {
+        HostWake(address: host.address, woke: false)
+    }
+
+    public func sleep(_ host: HostConfig, terminate: Bool) async throws(ProviderError) {}
+}

@@ -1,0 +1,94 @@
+import DeferredCloud
+import DeferredCore
+import DeferredDemo
+import DeferredDispatcher
+import DeferredProviders
+import DeferredStore
+import Foundation
+import Testing
+
+/// Hosts that are EC2 instances, on moto_server as EC2 and the test's sshd as the instance's SSH.
+@Suite struct CloudHostTests {
+    /// A stopped instance in moto behind the harness's host, and the EC2 client that sees it.
+    private func cloudHost(_ harness: ServerHarness, moto: ThrowawayMoto, credentials: AWSCredentials) async throws -> (EC2Client, String) {
+        let ec2 = EC2Client(region: "us-east-1", credentials: credentials, endpoint: moto.endpoint)
+        let id = try #require(try await ec2.runInstances(EC2LaunchRequest(imageID: "ami-builder", instanceType: "t3.micro")).first?.id)
+        try await ec2.stopInstances(ids: [id])
+        _ = try await ec2.describeInstances(ids: [id])
+        #expect(try await Self.state(id, ec2) == "stopped")
+        harness.config.hosts[0].provider = .ec2
+        harness.config.hosts[0].instance = CloudInstance(instanceID: id, region: "us-east-1", endpoint: moto.endpoint)
+        harness.providers = HostProviders(ec2: EC2HostProvider(credentials: credentials, pollInterval: .milliseconds(100)))
+        return (ec2, id)
+    }
+
+    /// moto settles stopping → stopped and pending → running at the next describe.
+    static func state(_ id: String, _ ec2: EC2Client) async throws -> String? {
+        _ = try await ec2.describeInstances(ids: [id])
+        return try await ec2.describeInstances(ids: [id]).first?.state
+    }
+
+    /// Every request signed with a key moto made and checks (INITIAL_NO_AUTH_ACTION_COUNT).
+    @Test func aPushWakesAStoppedInstanceAndIdleSleepStopsItAgain() async throws {
+        let moto = try await ThrowawayMoto.start(checkSignaturesAfter: 4)
+        defer { moto.stop() }
+        let credentials = try await moto.makeUser()
+        let harness = try await ServerHarness()
+        let (ec2, id) = try await cloudHost(harness, moto: moto, credentials: credentials)
+        let store = harness.store
+        try await harness.serve { client in
+            let results = try await harness.runPush(client, files: ["script/job.sh": "#!/bin/sh\necho on the woken host\n"])
+            #expect(results["status"] as? String == "succeeded")
+            #expect(results["stdout"] as? String == "on the woken host\n")
+            #expect((results["host"] as? [String: Any])?["woke"] as? Bool == true)
+            #expect(try await Self.state(id, ec2) == "running")
+            let job = try #require(try await store.jobs().first)
+            let waits = try await store.events(of: job.id).filter { $0.status == .waitingForHost }.compactMap(\.detail)
+            #expect(waits.contains { $0.contains("instance \(id) is stopped") }, "\(waits)")
+            #expect(waits.contains { $0.contains("starting instance \(id)") }, "\(waits)")
+        }
+        // Idle past a zero timeout, with no job: idle-sleep stops it.
+        harness.config.idle.timeoutMinutes = 0
+        let sleeper = IdleSleeper(config: harness.config, store: store, providers: harness.providers)
+        #expect(await sleeper.pass(dryRun: true).map(\.slept) == [false])
+        #expect(try await Self.state(id, ec2) == "running")
+        let reports = await sleeper.pass()
+        #expect(reports.map(\.host) == ["loopback"] && reports.allSatisfy(\.slept), "\(reports)")
+        #expect(try await Self.state(id, ec2) == "stopped")
+        #expect(try await store.hosts().first?.state == .stopped)
+        #expect(await sleeper.pass().isEmpty)
+
+        // The next push wakes it again.
+        try await harness.serve { client in
+            let results = try await harness.runPush(client, files: ["script/job.sh": "#!/bin/sh\necho again\n"])
+            #expect(results["stdout"] as? String == "again\n")
+            #expect((results["host"] as? [String: Any])?["woke"] as? Bool == true)
+        }
+    }
+
+    @Test func aHostRunningALongJobIsNotStoppedByIdleSleepBesideIt() async throws {
+        let moto = try await ThrowawayMoto.start()
+        defer { moto.stop() }
+        let harness = try await ServerHarness()
+        let (ec2, id) = try await cloudHost(harness, moto: moto, credentials: AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "s"))
+        harness.config.idle.timeoutMinutes = 0
+        let store = harness.store
+        let config = harness.config, providers = harness.providers
+        try await harness.serve { client in
+            let commit = try harness.repo.commit(["script/job.sh": "#!/bin/sh\nsleep 3\necho long done\n"])
+            let response = try await ServerHarness.post(client, harness.pushPayload(commit: commit))
+            let url = try #require(ServerHarness.json(response)["result_url"] as? String)
+            // Wait until the job runs, then try to put its host to sleep, as cron would.
+            for _ in 0..<200 where try await store.jobs().first?.status != .running { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(try await store.jobs().first?.status == .running)
+            let sleeper = IdleSleeper(config: config, store: store, providers: providers)
+            #expect(await sleeper.pass(now: Date().addingTimeInterval(3600)).isEmpty)
+            #expect(try await Self.state(id, ec2) == "running")
+            let results = try await ServerHarness.results(client, resultURL: url)
+            #expect(results["stdout"] as? String == "long done\n")
+            // Once it is done the host is idle, and it goes.
+            #expect(await sleeper.pass(now: Date().addingTimeInterval(1)).map(\.slept) == [true])
+            #expect(try await Self.state(id, ec2) == "stopped")
+        }
+    }
+}
