@@ -21,6 +21,9 @@ public enum FreePort {
         return String(decoding: buffer[0..<n], as: UTF8.self)
     }
 
+    /// A TCP socket connected to 127.0.0.1:port, or nil: for tests that wait for a peer.
+    public static func connectLoopbackForTests(port: Int) -> Int32? { connectLoopback(port: port) }
+
     /// A TCP socket connected to 127.0.0.1:port, or nil.
     static func connectLoopback(port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

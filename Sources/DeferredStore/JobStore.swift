@@ -176,6 +176,15 @@ public final class JobStore: Sendable {
         }
     }
 
+    /// A host woken by hand: ready, its idle clock starting now unless a job holds it.
+    public func markWoken(_ name: String, at: Date = Date()) async throws(StoreError) {
+        try await write { db in
+            let busy = try Self.activeJobs(db, host: name) > 0
+            try db.execute(sql: "UPDATE host SET state = ?, idle_since = ? WHERE name = ?",
+                           arguments: [(busy ? HostState.busy : .ready).rawValue, busy ? nil : at.timeIntervalSince1970, name])
+        }
+    }
+
     /// Hosts among `names` that are up or unknown, idle since `cutoff` or earlier, with no
     /// job. With `claim`, they are marked `stopping` in the same transaction, so no lease
     /// can give them a job while they are put to sleep.

@@ -17,3 +17,10 @@ struct ConfigOption: ParsableArguments {
         }
     }
 }
+
+/// Ends a command that could not do its work: the reason on standard error, exit status 1
+/// (ArgumentParser's ValidationError would add the usage text, which is no help here).
+func refuse(_ message: String) -> ExitCode {
+    FileHandle.standardError.write(Data("deferred: \(message)\n".utf8))
+    return ExitCode(1)
+}

@@ -24,7 +24,7 @@ struct IdleSleep: AsyncParsableCommand {
         let sleeper = IdleSleeper(config: config, store: store, providers: try Server.providers(config))
         let reports = await sleeper.pass(dryRun: dryRun)
         for report in reports { print(report) }
-        if reports.isEmpty { print("no cloud host has been idle for \(config.idle.timeoutMinutes.formatted()) minutes") }
+        if reports.isEmpty { print("nothing to stop: no cloud host is up and idle for \(config.idle.timeoutMinutes.formatted()) minutes without a job") }
         if reports.contains(where: { $0.problem != nil }) { throw ExitCode(1) }
     }
 }

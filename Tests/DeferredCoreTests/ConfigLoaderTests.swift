@@ -125,4 +125,42 @@ struct ConfigLoaderTests {
             #expect(problems.contains { $0.key == key }, "no problem for \(key): \(problems)")
         }
     }
+
+    @Test func readsEC2HostsAndTheirProblems() throws {
+        let cloud = valid.replacingOccurrences(of: "hosts = [\"builder-1\"]", with: "hosts = [\"builder-1\", \"ec2-builder\"]") + """
+
+            [[hosts]]
+            name = "ec2-builder"
+            provider = "ec2"
+            instance_id = "i-0123456789abcdef0"
+            region = "eu-west-1"
+            endpoint = "http://127.0.0.1:5000"
+            user = "ubuntu"
+            identity = "key"
+            known_hosts = "known_hosts"
+            wake_timeout_minutes = 4
+            """
+        let config = try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: cloud, baseDirectory: dir)
+        let host = try #require(config.host(named: "ec2-builder"))
+        #expect(host.provider == .ec2)
+        #expect(host.instance == CloudInstance(instanceID: "i-0123456789abcdef0", region: "eu-west-1", endpoint: "http://127.0.0.1:5000"))
+        #expect(host.address.isEmpty)
+        #expect(host.wakeTimeoutMinutes == 4)
+
+        let broken = valid + """
+
+            [[hosts]]
+            name = "ec2-bad"
+            provider = "ec2"
+            instance_id = "vm-12"
+            endpoint = "ftp://nowhere"
+            user = "ubuntu"
+            identity = "key"
+            known_hosts = "known_hosts"
+            """
+        let error = #expect(throws: ConfigError.self) { try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: broken, baseDirectory: dir) }
+        let keys = Set(error?.problems.map(\.key) ?? [])
+        #expect(keys.isSuperset(of: ["hosts[1].instance_id", "hosts[1].region", "hosts[1].endpoint"]), "\(keys)")
+        #expect(!keys.contains("hosts[1].address"))
+    }
 }

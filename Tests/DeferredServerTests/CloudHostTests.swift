@@ -92,3 +92,35 @@ import Testing
         }
     }
 }
+
+@Suite struct CloudFaultTests {
+    /// The EC2 API throttles and fails with 503 at first; the wake retries and the job succeeds.
+    @Test func aWakeThroughThrottlingAndOutagesStillRunsTheJob() async throws {
+        let moto = try await ThrowawayMoto.start()
+        defer { moto.stop() }
+        let credentials = AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "s")
+        let direct = EC2Client(region: "us-east-1", credentials: credentials, endpoint: moto.endpoint)
+        let id = try #require(try await direct.runInstances(EC2LaunchRequest(imageID: "ami-builder", instanceType: "t3.micro")).first?.id)
+        try await direct.stopInstances(ids: [id])
+        #expect(try await CloudHostTests.state(id, direct) == "stopped")
+
+        let proxy = try await FaultInjectingProxy(to: moto.endpoint, failing: [
+            FaultInjectingProxy.throttling, FaultInjectingProxy.unavailable, FaultInjectingProxy.throttling,
+            FaultInjectingProxy.unavailable, FaultInjectingProxy.throttling,
+        ])
+        defer { proxy.stop() }
+        let harness = try await ServerHarness()
+        harness.config.hosts[0].provider = .ec2
+        harness.config.hosts[0].instance = CloudInstance(instanceID: id, region: "us-east-1", endpoint: proxy.endpoint)
+        harness.providers = HostProviders(ec2: EC2HostProvider(credentials: credentials, pollInterval: .milliseconds(100)))
+        try await harness.serve { client in
+            let results = try await harness.runPush(client, files: ["script/job.sh": "#!/bin/sh\necho despite the weather\n"])
+            #expect(results["status"] as? String == "succeeded", "\(results)")
+            #expect(results["stdout"] as? String == "despite the weather\n")
+            #expect((results["host"] as? [String: Any])?["woke"] as? Bool == true)
+        }
+        #expect(await proxy.faults.injected == 5)
+        #expect(await proxy.faults.passed >= 2)
+        #expect(try await CloudHostTests.state(id, direct) == "running")
+    }
+}

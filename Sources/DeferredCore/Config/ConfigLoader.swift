@@ -50,7 +50,7 @@ public struct ConfigLoader: Sendable {
         }
         if table["fleets"] != nil {
             root.problem("fleets", "cloud fleets are not supported by this version of deferred yet",
-                         fix: "remove the [[fleets]] sections and list static [[hosts]] instead")
+                         fix: "remove the [[fleets]] sections and list the instances as [[hosts]] with provider = \"ec2\" instead")
         }
         root.reportUnknownKeys(known: ["fleets"])
         problems = root.problems + problems
