@@ -69,7 +69,8 @@ let package = Package(
         ),
         .target(
             name: "DeferredRunner",
-            dependencies: ["DeferredCore", "DeferredSSH", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["DeferredCore", "DeferredSSH", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "DeferredDispatcher",

@@ -77,8 +77,9 @@ public actor Dispatcher: Service {
             let lease: Lease?
             do {
                 lease = try await store.leaseNext { project in
-                    (config.project(named: project)?.hosts ?? []).compactMap { name in
-                        config.host(named: name).map { (name: $0.name, maxJobs: $0.maxJobs) }
+                    (config.project(named: project)?.hosts ?? []).compactMap { name -> LeaseTarget? in
+                        if let host = config.host(named: name) { return .host(name: host.name, maxJobs: host.maxJobs) }
+                        return config.fleet(named: name).map { .fleet(name: $0.name, maxHosts: $0.maxHosts, maxJobs: $0.maxJobs) }
                     }
                 }
             } catch {
@@ -98,27 +99,81 @@ public actor Dispatcher: Service {
         log[metadataKey: "job"] = "\(job.id)"
         log[metadataKey: "host"] = "\(lease.hostName)"
         let started = Date()
-        guard let project = config.project(named: job.project), let host = config.host(named: lease.hostName) else {
+        let fleetHost = config.host(named: lease.hostName) == nil ? try? await store.host(named: lease.hostName) : nil
+        let fleet = fleetHost?.fleet.flatMap(config.fleet(named:))
+        guard let project = config.project(named: job.project), config.host(named: lease.hostName) != nil || fleet != nil else {
             await complete(job, host: lease.hostName, outcome: JobOutcome(
                 status: .error, error: "project '\(job.project)' or host '\(lease.hostName)' is no longer in deferred.toml",
                 startedAt: started, finishedAt: Date()), log: log)
             return
         }
+        var launched = false
         do throws(MachineryFailure) {
+            let host: HostConfig
+            if let configured = config.host(named: lease.hostName) {
+                host = configured
+            } else if let fleet, let id = fleetHost?.instanceID {
+                host = fleet.host(named: lease.hostName, instanceID: id)
+            } else if let fleet {
+                host = try await launch(fleet, hostName: lease.hostName, project: project.name, for: job)
+                launched = true
+            } else {
+                throw .wake(ProviderError(host: lease.hostName, reason: "is no longer in deferred.toml", isTransient: false))
+            }
             var woke = false
-            if !lease.hostWasUp || (host.address.isEmpty && addresses[host.name] == nil) {
-                woke = try await wake(host, for: job, log: log).woke
+            do throws(MachineryFailure) {
+                if !lease.hostWasUp || (host.address.isEmpty && addresses[host.name] == nil) {
+                    woke = try await wake(host, for: job, log: log).woke || launched
+                }
+            } catch where launched {
+                // An instance that never came up is of no use: it goes, and the job waits for another.
+                try? await providers.fleets.sleep(host, terminate: true)
+                try? await store.removeHost(host.name)
+                throw error
             }
             let session: SSHSession
             do { session = try await connections.session(for: reachable(host)) } catch { throw .runner(.ssh(error)) }
+            if let fleet {
+                let script = try Self.script(at: fleet.bootstrap)
+                do throws(RunnerError) {
+                    let output = try await runner.bootstrap(script, on: session)
+                    try? await store.note(job.id, waiting: "host \(host.name): \(output.split(separator: "\n").last ?? "bootstrapped")")
+                } catch { throw .runner(error) }
+            }
             do { try await store.markRunning(job.id) } catch { log.error("cannot mark running: \(error)") }
             log.info("running")
             let outcome: JobOutcome
             do { outcome = try await runner.run(job, project: project, on: session) } catch { throw .runner(error) }
-            await complete(job, host: host.name, woke: woke, outcome: outcome, log: log)
+            await complete(job, host: lease.hostName, woke: woke, outcome: outcome, log: log)
         } catch {
-            await machineryFailed(job, host: host.name, error: error, started: started, log: log)
+            await machineryFailed(job, host: lease.hostName, error: error, started: started, log: log)
         }
+    }
+
+    // MARK: Fleets
+
+    /// Launches a new instance for `fleet`, tagged so reconciliation knows it as ours.
+    private func launch(_ fleet: FleetConfig, hostName: String, project: String, for job: Job) async throws(MachineryFailure) -> HostConfig {
+        let tags = ["managed-by": "deferred", "deferred-fleet": fleet.name, "deferred-project": project,
+                    "deferred-host": hostName, "Name": "deferred \(hostName)"]
+        try? await store.note(job.id, waiting: "host \(hostName): launching \(fleet.instanceType) from \(fleet.imageID)\(fleet.spot ? " (spot)" : "")")
+        let id: String
+        do throws(ProviderError) {
+            id = try await providers.fleets.launch(fleet, tags: tags)
+        } catch {
+            try? await store.removeHost(hostName)
+            throw .wake(error)
+        }
+        try? await store.recordInstance(hostName, instanceID: id)
+        try? await store.note(job.id, waiting: "host \(hostName): launched instance \(id)")
+        return fleet.host(named: hostName, instanceID: id)
+    }
+
+    static func script(at path: String) throws(MachineryFailure) -> String {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw .runner(.bootstrapFailed(status: nil, output: "cannot read the bootstrap script \(path)"))
+        }
+        return text
     }
 
     // MARK: Waking

@@ -24,17 +24,20 @@ public struct IdleSleeper: Sendable {
         /// False for a dry run, or when the provider refused.
         public var slept: Bool
         public var problem: String?
+        /// A fleet's host with `when_idle = "terminate"`: its instance is gone.
+        public var terminated = false
 
         public var description: String {
             if let problem { return "could not stop \(host) (idle \(idleMinutes) min): \(problem)" }
-            return slept ? "stopped \(host), idle \(idleMinutes) min" : "would stop \(host), idle \(idleMinutes) min"
+            return slept ? "\(terminated ? "terminated" : "stopped") \(host), idle \(idleMinutes) min"
+                         : "would stop \(host), idle \(idleMinutes) min"
         }
     }
 
     /// One pass: every idle cloud host is stopped (or only listed, with `dryRun`).
     public func pass(now: Date = Date(), dryRun: Bool = false) async -> [Report] {
         let cloudHosts = Set(config.hosts.filter { $0.provider != .static }.map(\.name))
-        guard !cloudHosts.isEmpty else { return [] }
+        guard !cloudHosts.isEmpty || !config.fleets.isEmpty else { return [] }
         let cutoff = now.addingTimeInterval(-config.idle.timeoutMinutes * 60)
         let idle: [HostStatus]
         do {
@@ -45,18 +48,23 @@ public struct IdleSleeper: Sendable {
         var reports: [Report] = []
         for status in idle {
             let minutes = Int(now.timeIntervalSince(status.idleSince ?? now) / 60)
-            guard !dryRun, let host = config.host(named: status.name) else {
+            let fleet = status.fleet.flatMap(config.fleet(named:))
+            let host = config.host(named: status.name) ?? fleet.flatMap { fleet in
+                status.instanceID.map { fleet.host(named: status.name, instanceID: $0) }
+            }
+            guard !dryRun, let host else {
                 reports.append(Report(host: status.name, idleMinutes: minutes, slept: false))
                 continue
             }
+            let terminate = fleet?.whenIdle == .terminate
             do {
-                try await providers.provider(for: host).sleep(host, terminate: false)
-                try? await store.markHost(host.name, .stopped)
-                reports.append(Report(host: host.name, idleMinutes: minutes, slept: true))
+                try await providers.provider(for: host).sleep(host, terminate: terminate)
+                if terminate { try? await store.removeHost(host.name) } else { try? await store.markHost(host.name, .stopped) }
+                reports.append(Report(host: host.name, idleMinutes: minutes, slept: true, terminated: terminate))
             } catch {
                 // Its state is now the cloud's to say; the next wake asks it.
                 try? await store.markHost(host.name, .unknown)
-                reports.append(Report(host: host.name, idleMinutes: minutes, slept: false, problem: error.description))
+                reports.append(Report(host: host.name, idleMinutes: minutes, slept: false, problem: error.description, terminated: false))
             }
         }
         return reports

@@ -12,6 +12,7 @@ enum MachineryFailure: Error, Sendable, CustomStringConvertible {
         switch self {
         case .runner(.ssh(let error)): error.isTransient
         case .runner(.cancelled): true
+        case .runner(.bootstrapFailed): false
         case .wake(let error): error.isTransient
         case .wakeTimedOut: true
         }

@@ -66,6 +66,30 @@ public struct EC2HostProvider: HostProvider {
         }
     }
 
+    /// RunInstances from the fleet's image; a spot request that capacity or price refuses is
+    /// made again on demand.
+    public func launch(_ fleet: FleetConfig, tags: [String: String]) async throws(ProviderError) -> String {
+        let ec2 = EC2Client(region: fleet.region, credentials: credentials, endpoint: fleet.endpoint, http: http)
+        var request = EC2LaunchRequest(imageID: fleet.imageID, instanceType: fleet.instanceType, keyName: fleet.keyName,
+                                       subnetID: fleet.subnetID, securityGroupIDs: fleet.securityGroupIDs, userData: fleet.userData,
+                                       tags: tags, spot: fleet.spot, spotStoppable: fleet.whenIdle == .stop)
+        do throws(CloudError) {
+            let launched: [EC2Instance]
+            do {
+                launched = try await ec2.runInstances(request)
+            } catch .api(let error) where request.spot && error.isSpotRefusal {
+                request.spot = false
+                launched = try await ec2.runInstances(request)
+            }
+            guard let id = launched.first?.id, !id.isEmpty else {
+                throw CloudError.unreadable(action: "RunInstances", status: 200, body: "no instance in the answer")
+            }
+            return id
+        } catch {
+            throw ProviderError(host: fleet.name, reason: "cannot launch from \(fleet.imageID): \(error)", isTransient: error.isRetryable)
+        }
+    }
+
     private func describe(_ host: HostConfig, _ instance: CloudInstance, with ec2: EC2Client) async throws(ProviderError) -> EC2Instance {
         do throws(CloudError) {
             guard let found = try await ec2.describeInstances(ids: [instance.instanceID]).first else {
@@ -85,11 +109,14 @@ public struct HostProviders: Sendable {
 
     /// EC2 credentials are looked up only when some host needs them.
     public init(config: DeferredConfig, environment: [String: String] = ProcessInfo.processInfo.environment) throws(AWSCredentials.LookupError) {
-        ec2 = config.hosts.contains { $0.provider == .ec2 }
+        ec2 = config.hosts.contains { $0.provider == .ec2 } || !config.fleets.isEmpty
             ? EC2HostProvider(credentials: try AWSCredentials.lookUp(environment: environment)) : nil
     }
 
     public init(ec2: (any HostProvider)?) { self.ec2 = ec2 }
+
+    /// The provider that launches fleets' instances.
+    public var fleets: any HostProvider { ec2 ?? fixed }
 
     public func provider(for host: HostConfig) -> any HostProvider {
         switch host.provider {

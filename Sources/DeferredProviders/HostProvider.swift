@@ -10,6 +10,9 @@ public protocol HostProvider: Sendable {
 
     /// Stops (or, with `terminate`, removes) `host`'s machine.
     func sleep(_ host: HostConfig, terminate: Bool) async throws(ProviderError)
+
+    /// Makes a new machine for `fleet`, tagged with `tags`; returns its instance id.
+    func launch(_ fleet: FleetConfig, tags: [String: String]) async throws(ProviderError) -> String
 }
 
 /// How a wake went: where SSH goes, and whether the machine had to be started.
@@ -48,4 +51,8 @@ public struct StaticHostProvider: HostProvider {
     }
 
     public func sleep(_ host: HostConfig, terminate: Bool) async throws(ProviderError) {}
+
+    public func launch(_ fleet: FleetConfig, tags: [String: String]) async throws(ProviderError) -> String {
+        throw ProviderError(host: fleet.name, reason: "static hosts cannot be launched", isTransient: false)
+    }
 }

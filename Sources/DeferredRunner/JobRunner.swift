@@ -1,3 +1,4 @@
+import Crypto
 import DeferredCore
 import DeferredSSH
 import Foundation
@@ -38,6 +39,22 @@ public struct JobRunner: Sendable {
         let run = try await execute(command, stdin: stdin, job: job, timeout: project.timeout, on: session, onOutput: onOutput)
         let collected = try await collect(job, on: session)
         return outcome(of: run, collected: collected, started: started, timeout: project.timeoutMinutes)
+    }
+
+    /// Runs a fleet's set-up script on a new host, once per host and script version.
+    /// Returns its output; throws `.bootstrapFailed` with it when the script fails.
+    public func bootstrap(_ script: String, on session: SSHSession) async throws(RunnerError) -> String {
+        let digest = Hex.encode(SHA256.hash(data: Data(script.utf8)))
+        let command = ShellQuote.command(script: RemoteScripts.bootstrap, name: "deferred-bootstrap", arguments: [digest])
+        let result: (stdout: [UInt8], stderr: [UInt8], exit: SSHExit)
+        do {
+            result = try await session.run(command, stdin: Array(script.utf8))
+        } catch {
+            throw .ssh(error as? SSHError ?? .connectionLost(host: session.endpoint.host, reason: "\(error)"))
+        }
+        let output = String(decoding: result.stdout + result.stderr, as: UTF8.self)
+        guard result.exit.status == 0 else { throw .bootstrapFailed(status: result.exit.status, output: String(output.suffix(4000))) }
+        return output
     }
 
     // MARK: Steps

@@ -71,6 +71,19 @@ enum RemoteScripts {
     if [ -n "$interpreter" ]; then run_in_group "$interpreter" "$job_dir/script"; else run_in_group "$job_dir/script"; fi
     """#
 
+    /// $1 the set-up script's SHA-256. Runs the script from standard input once per host and
+    /// version: a marker in `~/.deferred/bootstrap/` remembers that it succeeded.
+    static let bootstrap = #"""
+    marker="$HOME/.deferred/bootstrap/$1"
+    [ -f "$marker" ] && { echo "deferred: bootstrap $1 ran before"; exit 0; }
+    mkdir -p "$HOME/.deferred/bootstrap" || exit 1
+    cat > "$marker.sh" || exit 1
+    sh "$marker.sh" </dev/null
+    status=$?
+    [ $status -eq 0 ] && touch "$marker"
+    exit $status
+    """#
+
     /// $1 job id, $2 grace seconds. SIGTERM to the job's process group, SIGKILL to what is
     /// left after the grace period. OpenSSH ignores SSH `signal` requests for root and a
     /// closed channel leaves the command running, so killing is a command of its own.

@@ -5,11 +5,15 @@ import DeferredSSH
 public enum RunnerError: Error, Sendable, CustomStringConvertible {
     case ssh(SSHError)
     case cancelled
+    /// A fleet's set-up script failed on a new host: its exit status and the end of its output.
+    case bootstrapFailed(status: Int?, output: String)
 
     public var description: String {
         switch self {
         case .ssh(let e): e.description
         case .cancelled: "the server stopped the job to shut down"
+        case .bootstrapFailed(let status, let output):
+            "the host's bootstrap script failed (exit status \(status.map(String.init) ?? "none")): \(output.trimmingCharacters(in: .whitespacesAndNewlines).suffix(2000))"
         }
     }
 }

@@ -58,4 +58,14 @@ public struct HostStatus: Sendable, Equatable {
     public var idleSince: Date?
     public var lastJobID: JobID?
     public var activeJobs: Int
+    /// For a host a fleet made: the fleet, and the instance once launched.
+    public var fleet: String? = nil
+    public var instanceID: String? = nil
+}
+
+/// Where a project's jobs may go, in the project's order: a configured host, or a fleet that
+/// may make another host while it has fewer than `maxHosts`.
+public enum LeaseTarget: Sendable {
+    case host(name: String, maxJobs: Int)
+    case fleet(name: String, maxHosts: Int, maxJobs: Int)
 }

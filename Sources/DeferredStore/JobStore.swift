@@ -122,21 +122,18 @@ public final class JobStore: Sendable {
 
     public func hosts() async throws(StoreError) -> [HostStatus] {
         try await read { db in
-            try HostRecord.order(Column("name")).fetchAll(db).map { r in
-                HostStatus(name: r.name, provider: r.provider, state: HostState(rawValue: r.state) ?? .unknown,
-                           idleSince: r.idleSince.map(Date.init(timeIntervalSince1970:)),
-                           lastJobID: r.lastJobID.map(JobID.init(rawValue:)),
-                           activeJobs: try Self.activeJobs(db, host: r.name))
-            }
+            try HostRecord.order(Column("name")).fetchAll(db).map { try Self.status($0, db) }
         }
     }
 
     // MARK: Dispatching
 
     /// Leases the oldest runnable queued job to the first of its project's hosts that has
-    /// room, in one transaction. `hostsFor` gives a project's hosts in order with their
-    /// `max_jobs`. Nil when nothing can run now.
-    public func leaseNext(now: Date = Date(), hostsFor: @escaping @Sendable (String) -> [(name: String, maxJobs: Int)]) async throws(StoreError) -> Lease? {
+    /// room, in one transaction. `targetsFor` gives a project's hosts and fleets in order; a
+    /// fleet offers its hosts first, then a new one (state `provisioning`, no instance yet)
+    /// while it has fewer than `max_hosts`, counted in the same transaction, so however many
+    /// jobs arrive together a fleet never grows past its limit. Nil when nothing can run now.
+    public func leaseNext(now: Date = Date(), targetsFor: @escaping @Sendable (String) -> [LeaseTarget]) async throws(StoreError) -> Lease? {
         try await write { db in
             let candidates = try JobRecord
                 .filter(Column("status") == JobStatus.queued.rawValue && Column("not_before") <= now.timeIntervalSince1970)
@@ -144,24 +141,63 @@ public final class JobStore: Sendable {
                 .limit(100)
                 .fetchAll(db)
             for candidate in candidates {
-                for host in hostsFor(candidate.project) where try Self.activeJobs(db, host: host.name) < host.maxJobs {
-                    let state = try HostRecord.fetchOne(db, key: host.name).flatMap { HostState(rawValue: $0.state) } ?? .unknown
-                    // A host being put to sleep takes no job until it has stopped; then it is woken.
-                    if state == .stopping { continue }
-                    let up = state == .ready || state == .busy
-                    var record = candidate
-                    record.status = JobStatus.waitingForHost.rawValue
-                    record.hostName = host.name
-                    try record.update(db)
-                    try Self.record(db, JobID(rawValue: record.id), .waitingForHost,
-                                    detail: up ? "host \(host.name)" : "host \(host.name), which is \(state.rawValue): waking it", at: now)
-                    try db.execute(sql: "UPDATE host SET state = ?, idle_since = NULL WHERE name = ?",
-                                   arguments: [(up ? HostState.busy : .waking).rawValue, host.name])
-                    return Lease(job: try record.job(), hostName: host.name, hostWasUp: up)
+                for target in targetsFor(candidate.project) {
+                    switch target {
+                    case .host(let name, let maxJobs):
+                        if let lease = try Self.lease(db, candidate, to: name, maxJobs: maxJobs, now: now) { return lease }
+                    case .fleet(let fleet, let maxHosts, let maxJobs):
+                        let members = try HostRecord.filter(Column("fleet") == fleet).order(Column("name")).fetchAll(db)
+                        for member in members {
+                            if let lease = try Self.lease(db, candidate, to: member.name, maxJobs: maxJobs, now: now) { return lease }
+                        }
+                        guard members.count < maxHosts else { continue }
+                        let name = "\(fleet)-\(Hex.encode((0..<4).map { _ in UInt8.random(in: 0...255) }))"
+                        try HostRecord(name: name, provider: "ec2", state: HostState.provisioning.rawValue, idleSince: nil,
+                                       lastJobID: nil, fleet: fleet, instanceID: nil).insert(db)
+                        if let lease = try Self.lease(db, candidate, to: name, maxJobs: maxJobs, now: now) { return lease }
+                    }
                 }
             }
             return nil
         }
+    }
+
+    /// Gives `candidate` to `host` if it has room and is not being put to sleep.
+    private static func lease(_ db: Database, _ candidate: JobRecord, to host: String, maxJobs: Int, now: Date) throws -> Lease? {
+        guard try activeJobs(db, host: host) < maxJobs else { return nil }
+        let state = try HostRecord.fetchOne(db, key: host).flatMap { HostState(rawValue: $0.state) } ?? .unknown
+        // A host being put to sleep takes no job until it has stopped; then it is woken.
+        if state == .stopping { return nil }
+        let up = state == .ready || state == .busy
+        var record = candidate
+        record.status = JobStatus.waitingForHost.rawValue
+        record.hostName = host
+        try record.update(db)
+        let detail = up ? "host \(host)" : state == .provisioning ? "host \(host): launching a new instance"
+                                                                   : "host \(host), which is \(state.rawValue): waking it"
+        try Self.record(db, JobID(rawValue: record.id), .waitingForHost, detail: detail, at: now)
+        if state != .provisioning {
+            try db.execute(sql: "UPDATE host SET state = ?, idle_since = NULL WHERE name = ?",
+                           arguments: [(up ? HostState.busy : .waking).rawValue, host])
+        }
+        return Lease(job: try record.job(), hostName: host, hostWasUp: up)
+    }
+
+    /// The instance a fleet's host was launched as.
+    public func recordInstance(_ host: String, instanceID: String) async throws(StoreError) {
+        try await write { db in
+            try db.execute(sql: "UPDATE host SET instance_id = ?, state = ? WHERE name = ?",
+                           arguments: [instanceID, HostState.waking.rawValue, host])
+        }
+    }
+
+    /// A fleet's host whose instance is gone (terminated, or never came up).
+    public func removeHost(_ name: String) async throws(StoreError) {
+        try await write { db in _ = try HostRecord.deleteOne(db, key: name) }
+    }
+
+    public func host(named name: String) async throws(StoreError) -> HostStatus? {
+        try await read { db in try HostRecord.fetchOne(db, key: name).map { try Self.status($0, db) } }
     }
 
     /// A step of the job's wait for its host (the instance's state), as an event.
@@ -191,7 +227,8 @@ public final class JobStore: Sendable {
     public func idleHosts(among names: Set<String>, idleSince cutoff: Date, claim: Bool) async throws(StoreError) -> [HostStatus] {
         try await write { db in
             var found: [HostStatus] = []
-            for record in try HostRecord.filter(names.contains(Column("name"))).order(Column("name")).fetchAll(db) {
+            // Hosts a fleet made are cloud hosts too, whatever their names.
+            for record in try HostRecord.filter(names.contains(Column("name")) || Column("fleet") != nil).order(Column("name")).fetchAll(db) {
                 guard let state = HostState(rawValue: record.state), state == .ready || state == .unknown,
                       let idleSince = record.idleSince, idleSince <= cutoff.timeIntervalSince1970,
                       try Self.activeJobs(db, host: record.name) == 0 else { continue }
@@ -200,7 +237,8 @@ public final class JobStore: Sendable {
                 }
                 found.append(HostStatus(name: record.name, provider: record.provider, state: state,
                                         idleSince: Date(timeIntervalSince1970: idleSince),
-                                        lastJobID: record.lastJobID.map(JobID.init(rawValue:)), activeJobs: 0))
+                                        lastJobID: record.lastJobID.map(JobID.init(rawValue:)), activeJobs: 0,
+                                        fleet: record.fleet, instanceID: record.instanceID))
             }
             return found
         }
@@ -261,6 +299,13 @@ public final class JobStore: Sendable {
     }
 
     // MARK: Helpers
+
+    private static func status(_ r: HostRecord, _ db: Database) throws -> HostStatus {
+        HostStatus(name: r.name, provider: r.provider, state: HostState(rawValue: r.state) ?? .unknown,
+                   idleSince: r.idleSince.map(Date.init(timeIntervalSince1970:)),
+                   lastJobID: r.lastJobID.map(JobID.init(rawValue:)),
+                   activeJobs: try activeJobs(db, host: r.name), fleet: r.fleet, instanceID: r.instanceID)
+    }
 
     private static func activeJobs(_ db: Database, host: String) throws -> Int {
         try JobRecord.filter(Column("host_name") == host && JobStatus.leased.map(\.rawValue).contains(Column("status"))).fetchCount(db)

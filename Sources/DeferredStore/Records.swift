@@ -101,9 +101,12 @@ struct HostRecord: Codable, FetchableRecord, PersistableRecord {
     var state: String
     var idleSince: Double?
     var lastJobID: String?
+    /// Set for a host a fleet made; its instance id once launched.
+    var fleet: String? = nil
+    var instanceID: String? = nil
 
     enum CodingKeys: String, CodingKey {
-        case name, provider, state
-        case idleSince = "idle_since", lastJobID = "last_job_id"
+        case name, provider, state, fleet
+        case idleSince = "idle_since", lastJobID = "last_job_id", instanceID = "instance_id"
     }
 }

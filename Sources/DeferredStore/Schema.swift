@@ -52,6 +52,12 @@ enum Schema {
                 t.primaryKey(["project", "key"])
             }
         }
+        migrator.registerMigration("v3: hosts made by fleets") { db in
+            try db.alter(table: "host") { t in
+                t.add(column: "fleet", .text)
+                t.add(column: "instance_id", .text)
+            }
+        }
         return migrator
     }
 }

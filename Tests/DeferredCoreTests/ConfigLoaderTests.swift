@@ -163,4 +163,48 @@ struct ConfigLoaderTests {
         #expect(keys.isSuperset(of: ["hosts[1].instance_id", "hosts[1].region", "hosts[1].endpoint"]), "\(keys)")
         #expect(!keys.contains("hosts[1].address"))
     }
+
+    @Test func readsFleetsAndTheirProblems() throws {
+        try "#!/bin/sh\n".write(toFile: dir + "/host.sh", atomically: true, encoding: .utf8)
+        let fleet = valid.replacingOccurrences(of: "hosts = [\"builder-1\"]", with: "hosts = [\"builder-1\", \"spot-builders\"]") + """
+
+            [[fleets]]
+            name = "spot-builders"
+            provider = "ec2"
+            region = "us-east-1"
+            image_id = "ami-0123"
+            instance_type = "c7i.large"
+            spot = true
+            max_hosts = 3
+            when_idle = "terminate"
+            bootstrap = "host.sh"
+            user = "ubuntu"
+            identity = "key"
+            known_hosts = "known_hosts"
+            boot_timeout_minutes = 7
+            """
+        let config = try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: fleet, baseDirectory: dir)
+        let f = try #require(config.fleet(named: "spot-builders"))
+        #expect(f.spot && f.maxHosts == 3 && f.whenIdle == .terminate && f.bootstrap == dir + "/host.sh")
+        #expect(f.login.wakeTimeoutMinutes == 7 && f.login.user == "ubuntu")
+        let host = f.host(named: "spot-builders-1a2b", instanceID: "i-1")
+        #expect(host.instance?.instanceID == "i-1" && host.provider == .ec2 && host.address.isEmpty)
+
+        let broken = valid + """
+
+            [[fleets]]
+            name = "builder-1"
+            region = "us-east-1"
+            instance_type = "c7i.large"
+            spot = "yes"
+            when_idle = "hibernate"
+            bootstrap = "missing.sh"
+            user = "ubuntu"
+            """
+        let error = #expect(throws: ConfigError.self) { try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: broken, baseDirectory: dir) }
+        let keys = Set(error?.problems.map(\.key) ?? [])
+        for key in ["fleets[0].image_id", "fleets[0].spot", "fleets[0].when_idle", "fleets[0].bootstrap"] {
+            #expect(keys.contains(key), "no problem for \(key): \(keys)")
+        }
+    }
 }

@@ -16,17 +16,31 @@ final class FaultInjectingProxy: @unchecked Sendable {
     actor FaultPlan {
         /// Answers for the first requests, in order; after them, the real API answers.
         private var pending: [(status: Int, body: String)]
+        /// Requests whose body holds this text always get the answer beside it.
+        private let refusal: (text: String, answer: (status: Int, body: String))?
         private(set) var injected = 0
         private(set) var passed = 0
 
-        init(_ answers: [(status: Int, body: String)]) { pending = answers }
+        init(_ answers: [(status: Int, body: String)], refusing refusal: (text: String, answer: (status: Int, body: String))?) {
+            pending = answers
+            self.refusal = refusal
+        }
 
-        func next() -> (status: Int, body: String)? {
+        func next(body: String) -> (status: Int, body: String)? {
+            if let refusal, body.contains(refusal.text) {
+                injected += 1
+                return refusal.answer
+            }
             guard !pending.isEmpty else { passed += 1; return nil }
             injected += 1
             return pending.removeFirst()
         }
     }
+
+    static let noSpotCapacity = (status: 500, body: """
+        <?xml version="1.0" encoding="UTF-8"?>
+        <Response><Errors><Error><Code>InsufficientInstanceCapacity</Code><Message>There is no Spot capacity available that matches your request.</Message></Error></Errors><RequestID>fault</RequestID></Response>
+        """)
 
     static let throttling = (status: 400, body: """
         <?xml version="1.0" encoding="UTF-8"?>
@@ -34,16 +48,17 @@ final class FaultInjectingProxy: @unchecked Sendable {
         """)
     static let unavailable = (status: 503, body: "<html>Service Unavailable</html>")
 
-    init(to target: String, failing answers: [(status: Int, body: String)]) async throws {
-        let plan = FaultPlan(answers)
+    init(to target: String, failing answers: [(status: Int, body: String)] = [],
+         refusing refusal: (text: String, answer: (status: Int, body: String))? = nil) async throws {
+        let plan = FaultPlan(answers, refusing: refusal)
         faults = plan
         let router = Router()
         router.post("/") { request, _ -> Response in
-            if let fault = await plan.next() {
+            let body = try await request.body.collect(upTo: 16 << 20)
+            if let fault = await plan.next(body: String(buffer: body)) {
                 return Response(status: .init(code: fault.status), headers: [.contentType: "text/xml"],
                                 body: .init(byteBuffer: ByteBuffer(string: fault.body)))
             }
-            let body = try await request.body.collect(upTo: 16 << 20)
             let forwarded = request.headers.filter { ![.contentLength, .connection].contains($0.name) }
                 .map { (name: $0.name.rawName, value: $0.value) }
             let answer = try await HTTPClient().send(HTTPClientRequest(method: "POST", url: target + "/", headers: forwarded,

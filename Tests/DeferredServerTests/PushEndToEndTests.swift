@@ -157,7 +157,7 @@ import Testing
         _ = try await harness.store.enqueue(job, delivery: "d-restart")
         try await harness.store.register(hosts: harness.config.hosts)
         // The server "crashed" while the job held its host.
-        let lease = try #require(try await harness.store.leaseNext { _ in [(name: "loopback", maxJobs: 1)] })
+        let lease = try #require(try await harness.store.leaseNext { _ in [.host(name: "loopback", maxJobs: 1)] })
         try await harness.store.markRunning(lease.job.id)
         try await harness.serve { client in
             let results = try await ServerHarness.results(client, resultURL: "http://deferred.test/r/\(job.token.rawValue)/results.json")

@@ -48,19 +48,18 @@ public struct ConfigLoader: Sendable {
         let projects = root.tableArray("projects").enumerated().compactMap { i, t in
             readProject(t, index: i, base: baseDirectory, problems: &problems)
         }
-        if table["fleets"] != nil {
-            root.problem("fleets", "cloud fleets are not supported by this version of deferred yet",
-                         fix: "remove the [[fleets]] sections and list the instances as [[hosts]] with provider = \"ec2\" instead")
+        let fleets = root.tableArray("fleets").enumerated().compactMap { i, t in
+            readFleet(t, index: i, base: baseDirectory, problems: &problems)
         }
-        root.reportUnknownKeys(known: ["fleets"])
+        root.reportUnknownKeys()
         problems = root.problems + problems
-        problems += crossCheck(hosts: hosts, projects: projects, github: github)
+        problems += crossCheck(hosts: hosts, fleets: fleets, projects: projects, github: github)
 
         guard problems.isEmpty, let server, let artifacts, let idle, let github else {
             throw .invalid(path: path, problems)
         }
         return DeferredConfig(server: server, github: github.config, artifacts: artifacts, idle: idle,
-                              scripts: scripts, hosts: hosts, projects: projects)
+                              scripts: scripts, hosts: hosts, fleets: fleets, projects: projects)
     }
 
     // MARK: Sections
@@ -262,7 +261,52 @@ public struct ConfigLoader: Sendable {
         return !text.hasSuffix("/")
     }
 
-    private func crossCheck(hosts: [HostConfig], projects: [ProjectConfig], github: GitHubSection?) -> [ConfigProblem] {
+    private func readFleet(_ table: TOMLTable, index: Int, base: String, problems: inout [ConfigProblem]) -> FleetConfig? {
+        var r = TableReader(table, path: "fleets[\(index)]")
+        defer { r.reportUnknownKeys(); problems += r.problems }
+        let name = r.requiredString("name", fix: "give the fleet a name that projects can list in their hosts")
+        let provider = r.string("provider") ?? "ec2"
+        if provider != "ec2" { r.problem("provider", "'\(provider)' cannot make hosts", fix: "use \"ec2\"") }
+        let region = r.requiredString("region", fix: "write the region to launch in, such as \"us-east-1\"")
+        let endpoint = r.string("endpoint")
+        if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+            r.problem("endpoint", "'\(endpoint)' is not an http(s) URL", fix: "write the EC2-compatible endpoint's URL, or remove it for AWS's own")
+        }
+        let image = r.requiredString("image_id", fix: "write the AMI to launch, such as \"ami-0123456789abcdef0\"")
+        let type = r.requiredString("instance_type", fix: "write the instance type, such as \"c7i.large\"")
+        let spot = r.bool("spot") ?? false
+        let maxHosts = r.integer("max_hosts", range: 1...1000) ?? 1
+        let whenIdleText = r.string("when_idle") ?? "stop"
+        let whenIdle = FleetConfig.WhenIdle(rawValue: whenIdleText)
+        if whenIdle == nil { r.problem("when_idle", "'\(whenIdleText)' is neither stop nor terminate", fix: "write \"stop\" or \"terminate\"") }
+        let bootstrap = resolve(r.string("bootstrap") ?? "bootstrap/host.sh", base: base)
+        if !FileManager.default.fileExists(atPath: bootstrap) {
+            r.problem("bootstrap", "no script at \(bootstrap)", fix: "point it at the fleet's set-up script, such as bootstrap/host.sh from deferred's repository")
+        }
+        let userData = r.string("user_data").map { resolve($0, base: base) }
+        var userDataText: String?
+        if let userData {
+            userDataText = try? String(contentsOfFile: userData, encoding: .utf8)
+            if userDataText == nil { r.problem("user_data", "cannot read \(userData)", fix: "point it at a cloud-init file, such as bootstrap/cloud-init.yaml") }
+        }
+        let user = r.requiredString("user", fix: "write the SSH user of the image, such as \"ubuntu\"")
+        let identity = r.string("identity").map { resolve($0, base: base) }
+        if let identity, !FileManager.default.fileExists(atPath: identity) {
+            r.problem("identity", "no private key at \(identity)", fix: "point it at an existing private key file, or remove it to use ssh-agent")
+        }
+        let knownHosts = resolve(r.string("known_hosts") ?? "~/.ssh/known_hosts", base: base)
+        let keyName = r.string("key_name"), subnet = r.string("subnet_id")
+        let groups = r.stringArray("security_group_ids") ?? [], address = r.string("address")
+        let port = r.integer("port", range: 1...65535) ?? 22, maxJobs = r.integer("max_jobs", range: 1...1024) ?? 1
+        let bootTimeout = r.number("boot_timeout_minutes", minimum: 0, exclusive: true) ?? 10
+        guard let name, let region, let image, let type, let user, let whenIdle else { return nil }
+        return FleetConfig(name: name, region: region, endpoint: endpoint, imageID: image, instanceType: type, spot: spot,
+                           maxHosts: maxHosts, whenIdle: whenIdle, bootstrap: bootstrap, userData: userDataText,
+                           keyName: keyName, subnetID: subnet, securityGroupIDs: groups, address: address, port: port,
+                           user: user, identity: identity, knownHosts: knownHosts, maxJobs: maxJobs, bootTimeoutMinutes: bootTimeout)
+    }
+
+    private func crossCheck(hosts: [HostConfig], fleets: [FleetConfig], projects: [ProjectConfig], github: GitHubSection?) -> [ConfigProblem] {
         var problems: [ConfigProblem] = []
         for (name, count) in Dictionary(grouping: hosts, by: \.name).mapValues(\.count) where count > 1 {
             problems.append(ConfigProblem(key: "hosts", message: "the name '\(name)' is used \(count) times", fix: "give every host its own name"))
@@ -270,7 +314,10 @@ public struct ConfigLoader: Sendable {
         for (name, count) in Dictionary(grouping: projects, by: \.name).mapValues(\.count) where count > 1 {
             problems.append(ConfigProblem(key: "projects", message: "the name '\(name)' is used \(count) times", fix: "give every project its own name"))
         }
-        let hostNames = Set(hosts.map(\.name))
+        for name in Set(hosts.map(\.name)).intersection(fleets.map(\.name)) {
+            problems.append(ConfigProblem(key: "fleets", message: "'\(name)' names both a host and a fleet", fix: "give the fleet its own name"))
+        }
+        let hostNames = Set(hosts.map(\.name)).union(fleets.map(\.name))
         for (i, project) in projects.enumerated() {
             for (j, host) in project.hosts.enumerated() where !hostNames.contains(host) {
                 problems.append(ConfigProblem(key: "projects[\(i)].hosts[\(j)]", message: "no host is named '\(host)'",

@@ -33,6 +33,16 @@ struct TableReader {
         }
     }
 
+    mutating func bool(_ key: String) -> Bool? {
+        switch raw(key) {
+        case nil: return nil
+        case .bool(let b): return b
+        case let other?:
+            problem(key, "is \(other.kindName), not true or false", fix: "write true or false without quotes")
+            return nil
+        }
+    }
+
     mutating func requiredString(_ key: String, fix: String) -> String? {
         guard let s = string(key) else {
             if table[key] == nil { problem(key, "is missing", fix: fix) }

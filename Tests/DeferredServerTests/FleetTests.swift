@@ -1,0 +1,116 @@
+import DeferredCloud
+import DeferredCore
+import DeferredDemo
+import DeferredDispatcher
+import DeferredProviders
+import DeferredStore
+import Foundation
+import Testing
+
+/// Fleets: instances launched from an image on moto_server as EC2, the test's sshd as every
+/// instance's SSH (the fleet's `address` override).
+@Suite struct FleetTests {
+    static let credentials = AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "s")
+
+    /// Makes the harness's project run on a fleet instead of its static host.
+    private func useFleet(_ harness: ServerHarness, endpoint: String, maxHosts: Int, spot: Bool = false,
+                          whenIdle: FleetConfig.WhenIdle = .stop, port: Int? = nil, bootTimeoutMinutes: Double = 2) throws {
+        let bootstrap = harness.folder + "/bootstrap.sh"
+        try "#!/bin/sh\necho bootstrapped $(id -un)\n".write(toFile: bootstrap, atomically: true, encoding: .utf8)
+        harness.config.fleets = [FleetConfig(
+            name: "builders", region: "us-east-1", endpoint: endpoint, imageID: "ami-builder", instanceType: "c7i.large",
+            spot: spot, maxHosts: maxHosts, whenIdle: whenIdle, bootstrap: bootstrap, userData: "#cloud-config\n",
+            address: "127.0.0.1", port: port ?? harness.sshd.port, user: harness.sshd.user, identity: harness.sshd.clientKey,
+            knownHosts: harness.sshd.knownHosts, bootTimeoutMinutes: bootTimeoutMinutes)]
+        harness.config.projects[0].hosts = ["builders"]
+        harness.providers = HostProviders(ec2: EC2HostProvider(credentials: Self.credentials, pollInterval: .milliseconds(100)))
+    }
+
+    static func fleetInstances(_ ec2: EC2Client) async throws -> [EC2Instance] {
+        _ = try await ec2.describeInstances()
+        return try await ec2.describeInstances(filters: ["tag:managed-by": ["deferred"], "tag:deferred-fleet": ["builders"]])
+    }
+
+    @Test func aFleetLaunchesTaggedInstancesUpToMaxHostsAndNoMore() async throws {
+        let moto = try await ThrowawayMoto.start()
+        defer { moto.stop() }
+        let ec2 = EC2Client(region: "us-east-1", credentials: Self.credentials, endpoint: moto.endpoint)
+        let harness = try await ServerHarness()
+        try useFleet(harness, endpoint: moto.endpoint, maxHosts: 2, whenIdle: .terminate)
+        let store = harness.store
+        try await harness.serve { client in
+            let commit = try harness.repo.commit(["script/job.sh": "#!/bin/sh\nsleep 1\necho built\n"])
+            var urls: [String] = []
+            for _ in 0..<5 {
+                let response = try await ServerHarness.post(client, harness.pushPayload(commit: commit))
+                urls.append(try #require(ServerHarness.json(response)["result_url"] as? String))
+            }
+            for url in urls {
+                let results = try await ServerHarness.results(client, resultURL: url)
+                #expect(results["status"] as? String == "succeeded", "\(results)")
+                #expect(results["stdout"] as? String == "built\n")
+            }
+            let instances = try await Self.fleetInstances(ec2)
+            #expect(instances.count == 2, "\(instances.map(\.id))")
+            #expect(instances.allSatisfy { $0.tags["deferred-project"] == "sample" && $0.tags["deferred-host"]?.hasPrefix("builders-") == true })
+            #expect(instances.allSatisfy { $0.instanceType == "c7i.large" && $0.imageID == "ami-builder" })
+            let hosts = try await store.hosts().filter { $0.fleet == "builders" }
+            #expect(Set(hosts.compactMap(\.instanceID)) == Set(instances.map(\.id)))
+            // The bootstrap ran before the first job on a new host.
+            let job = try #require(try await store.jobs().last)
+            let notes = try await store.events(of: job.id).compactMap(\.detail)
+            #expect(notes.contains { $0.contains("launching c7i.large from ami-builder") }, "\(notes)")
+            #expect(notes.contains { $0.contains("bootstrap") }, "\(notes)")
+        }
+        // Idle with when_idle = "terminate": the instances go, and so do their hosts.
+        harness.config.idle.timeoutMinutes = 0
+        let reports = await IdleSleeper(config: harness.config, store: store, providers: harness.providers).pass()
+        #expect(reports.count == 2 && reports.allSatisfy { $0.slept && $0.terminated }, "\(reports)")
+        let left = try await Self.fleetInstances(ec2)
+        #expect(left.allSatisfy { $0.state == "terminated" }, "\(left.map(\.state))")
+        #expect(try await store.hosts().filter { $0.fleet != nil }.isEmpty)
+    }
+
+    @Test func spotRefusedFallsBackToOnDemand() async throws {
+        let moto = try await ThrowawayMoto.start()
+        defer { moto.stop() }
+        let proxy = try await FaultInjectingProxy(to: moto.endpoint, refusing: (text: "InstanceMarketOptions", answer: FaultInjectingProxy.noSpotCapacity))
+        defer { proxy.stop() }
+        let ec2 = EC2Client(region: "us-east-1", credentials: Self.credentials, endpoint: moto.endpoint)
+        let harness = try await ServerHarness()
+        try useFleet(harness, endpoint: proxy.endpoint, maxHosts: 1, spot: true)
+        try await harness.serve { client in
+            let results = try await harness.runPush(client, files: ["script/job.sh": "#!/bin/sh\necho on demand\n"])
+            #expect(results["stdout"] as? String == "on demand\n", "\(results)")
+        }
+        #expect(await proxy.faults.injected >= 1)
+        let instances = try await Self.fleetInstances(ec2)
+        #expect(instances.count == 1)
+        #expect(instances.first?.lifecycle == nil, "an on-demand instance has no instanceLifecycle")
+    }
+
+    @Test func anInstanceThatNeverAnswersSSHIsTerminatedAndItsJobQueuedAgain() async throws {
+        let moto = try await ThrowawayMoto.start()
+        defer { moto.stop() }
+        let ec2 = EC2Client(region: "us-east-1", credentials: Self.credentials, endpoint: moto.endpoint)
+        let harness = try await ServerHarness()
+        // Nothing listens on this port: the instance runs but SSH never answers.
+        try useFleet(harness, endpoint: moto.endpoint, maxHosts: 1, port: try FreePort.find(), bootTimeoutMinutes: 0.03)
+        let store = harness.store
+        try await harness.serve { client in
+            let commit = try harness.repo.commit(["script/job.sh": "#!/bin/sh\necho never\n"])
+            _ = try await ServerHarness.post(client, harness.pushPayload(commit: commit))
+            var requeued = false
+            for _ in 0..<200 where !requeued {
+                try await Task.sleep(for: .milliseconds(50))
+                let job = try #require(try await store.jobs().first)
+                requeued = try await store.events(of: job.id).contains { $0.status == .queued && ($0.detail ?? "").contains("wake timeout") }
+            }
+            #expect(requeued)
+        }
+        let instances = try await Self.fleetInstances(ec2)
+        #expect(!instances.isEmpty)
+        #expect(instances.allSatisfy { $0.state == "terminated" || $0.state == "shutting-down" }, "\(instances.map(\.state))")
+        #expect(try await store.jobs().first?.status.isFinal == false)
+    }
+}
