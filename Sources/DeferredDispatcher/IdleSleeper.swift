@@ -26,8 +26,11 @@ public struct IdleSleeper: Sendable {
         public var problem: String?
         /// A fleet's host with `when_idle = "terminate"`: its instance is gone.
         public var terminated = false
+        /// What reconciliation did about an instance outside the store's knowledge.
+        public var note: String? = nil
 
         public var description: String {
+            if let note { return note }
             if let problem { return "could not stop \(host) (idle \(idleMinutes) min): \(problem)" }
             return slept ? "\(terminated ? "terminated" : "stopped") \(host), idle \(idleMinutes) min"
                          : "would stop \(host), idle \(idleMinutes) min"
@@ -66,6 +69,29 @@ public struct IdleSleeper: Sendable {
                 try? await store.markHost(host.name, .unknown)
                 reports.append(Report(host: host.name, idleMinutes: minutes, slept: false, problem: error.description, terminated: false))
             }
+        }
+        return reports + (await reconcile(dryRun: dryRun)).map {
+            Report(host: "-", idleMinutes: 0, slept: !dryRun && $0.hasPrefix("stopped"), problem: nil, terminated: false, note: $0)
+        }
+    }
+
+    /// Instances tagged as deferred's that run although the store does not know them, or
+    /// has them stopped, in every region and endpoint the configuration uses.
+    func reconcile(dryRun: Bool) async -> [String] {
+        var locations: [String: CloudInstance] = [:]
+        for host in config.hosts { if let instance = host.instance { locations["\(instance.region) \(instance.endpoint ?? "")"] = instance } }
+        for fleet in config.fleets {
+            locations["\(fleet.region) \(fleet.endpoint ?? "")"] = CloudInstance(instanceID: "", region: fleet.region, endpoint: fleet.endpoint)
+        }
+        guard !locations.isEmpty, let statuses = try? await store.hosts() else { return [] }
+        var tracked: [String: Bool] = [:]
+        for status in statuses {
+            let id = status.instanceID ?? config.host(named: status.name)?.instance?.instanceID
+            if let id { tracked[id] = status.state != .stopped }
+        }
+        var reports: [String] = []
+        for key in locations.keys.sorted() {
+            reports += await providers.fleets.reconcile(locations[key]!, tracked: tracked, dryRun: dryRun)
         }
         return reports
     }

@@ -90,6 +90,33 @@ public struct EC2HostProvider: HostProvider {
         }
     }
 
+    /// `tracked`: instance id → whether the store has it up. `location.instanceID` is unused.
+    public func reconcile(_ location: CloudInstance, tracked: [String: Bool], dryRun: Bool) async -> [String] {
+        let ec2 = client(location)
+        let running: [EC2Instance]
+        do {
+            running = try await ec2.describeInstances(filters: ["tag:managed-by": ["deferred"], "instance-state-name": ["pending", "running"]])
+        } catch {
+            return ["could not list deferred's instances in \(location.region): \(error)"]
+        }
+        var reports: [String] = []
+        for instance in running where tracked[instance.id] != true {
+            let why = tracked[instance.id] == nil ? "not known to deferred's store" : "running although the store has it stopped"
+            let what = "instance \(instance.id)\(instance.tags["deferred-fleet"].map { " (fleet \($0))" } ?? "") is \(why)"
+            if dryRun {
+                reports.append("would stop \(what)")
+                continue
+            }
+            do {
+                try await ec2.stopInstances(ids: [instance.id])
+                reports.append("stopped \(what)")
+            } catch {
+                reports.append("could not stop \(what): \(error)")
+            }
+        }
+        return reports
+    }
+
     private func describe(_ host: HostConfig, _ instance: CloudInstance, with ec2: EC2Client) async throws(ProviderError) -> EC2Instance {
         do throws(CloudError) {
             guard let found = try await ec2.describeInstances(ids: [instance.instanceID]).first else {

@@ -13,6 +13,14 @@ public protocol HostProvider: Sendable {
 
     /// Makes a new machine for `fleet`, tagged with `tags`; returns its instance id.
     func launch(_ fleet: FleetConfig, tags: [String: String]) async throws(ProviderError) -> String
+
+    /// Machines tagged `managed-by=deferred` in `location` that run although the store does
+    /// not know them, or knows them as stopped: stopped (unless `dryRun`) and reported.
+    func reconcile(_ location: CloudInstance, tracked: [String: Bool], dryRun: Bool) async -> [String]
+}
+
+extension HostProvider {
+    public func reconcile(_ location: CloudInstance, tracked: [String: Bool], dryRun: Bool) async -> [String] { [] }
 }
 
 /// How a wake went: where SSH goes, and whether the machine had to be started.

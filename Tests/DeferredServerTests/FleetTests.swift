@@ -113,4 +113,26 @@ import Testing
         #expect(instances.allSatisfy { $0.state == "terminated" || $0.state == "shutting-down" }, "\(instances.map(\.state))")
         #expect(try await store.jobs().first?.status.isFinal == false)
     }
+
+    @Test func reconciliationStopsTaggedInstancesTheStoreDoesNotKnow() async throws {
+        let moto = try await ThrowawayMoto.start()
+        defer { moto.stop() }
+        let ec2 = EC2Client(region: "us-east-1", credentials: Self.credentials, endpoint: moto.endpoint)
+        let stray = try #require(try await ec2.runInstances(EC2LaunchRequest(
+            imageID: "ami-builder", instanceType: "t3.micro", tags: ["managed-by": "deferred", "deferred-fleet": "builders"])).first?.id)
+        let foreign = try #require(try await ec2.runInstances(EC2LaunchRequest(imageID: "ami-other", instanceType: "t3.micro")).first?.id)
+        let harness = try await ServerHarness()
+        try useFleet(harness, endpoint: moto.endpoint, maxHosts: 1)
+        try await harness.store.register(hosts: harness.config.hosts)
+        let sleeper = IdleSleeper(config: harness.config, store: harness.store, providers: harness.providers)
+
+        let dry = await sleeper.pass(dryRun: true).map(\.description)
+        #expect(dry == ["would stop instance \(stray) (fleet builders) is not known to deferred's store"], "\(dry)")
+        #expect(try await CloudHostTests.state(stray, ec2) == "running")
+        let reports = await sleeper.pass().map(\.description)
+        #expect(reports == ["stopped instance \(stray) (fleet builders) is not known to deferred's store"], "\(reports)")
+        #expect(try await CloudHostTests.state(stray, ec2) == "stopped")
+        // Instances deferred did not tag are not its business.
+        #expect(try await CloudHostTests.state(foreign, ec2) == "running")
+    }
 }
