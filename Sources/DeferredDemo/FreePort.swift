@@ -21,6 +21,9 @@ public enum FreePort {
         return String(decoding: buffer[0..<n], as: UTF8.self)
     }
 
+    /// A socket listening on 127.0.0.1 that never accepts: a peer that says nothing, for tests.
+    public static func silentListenerForTests() throws -> (fd: Int32, port: Int) { try listenLoopback() }
+
     /// A TCP socket connected to 127.0.0.1:port, or nil: for tests that wait for a peer.
     public static func connectLoopbackForTests(port: Int) -> Int32? { connectLoopback(port: port) }
 

@@ -52,10 +52,7 @@ public struct IdleSleeper: Sendable {
         for status in idle {
             let minutes = Int(now.timeIntervalSince(status.idleSince ?? now) / 60)
             let fleet = status.fleet.flatMap(config.fleet(named:))
-            let host = config.host(named: status.name) ?? fleet.flatMap { fleet in
-                status.instanceID.map { fleet.host(named: status.name, instanceID: $0) }
-            }
-            guard !dryRun, let host else {
+            guard !dryRun, let host = host(named: status.name, status: status) else {
                 reports.append(Report(host: status.name, idleMinutes: minutes, slept: false))
                 continue
             }
@@ -73,6 +70,13 @@ public struct IdleSleeper: Sendable {
         return reports + (await reconcile(dryRun: dryRun)).map {
             Report(host: "-", idleMinutes: 0, slept: !dryRun && $0.hasPrefix("stopped"), problem: nil, terminated: false, note: $0)
         }
+    }
+
+    /// A configured host, or one a fleet made (known by its store row).
+    func host(named name: String, status: HostStatus?) -> HostConfig? {
+        if let host = config.host(named: name) { return host }
+        guard let status, let fleet = status.fleet.flatMap(config.fleet(named:)), let id = status.instanceID else { return nil }
+        return fleet.host(named: name, instanceID: id)
     }
 
     /// Instances tagged as deferred's that run although the store does not know them, or

@@ -124,3 +124,44 @@ import Testing
         #expect(try await CloudHostTests.state(id, direct) == "running")
     }
 }
+
+@Suite struct HostControlTests {
+    /// `deferred hosts`, `hosts wake` and `hosts sleep` against moto and the test's sshd.
+    @Test func listsWakesAndSleepsAHostButNeverOneWithAJob() async throws {
+        let moto = try await ThrowawayMoto.start()
+        defer { moto.stop() }
+        let credentials = AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "s")
+        let ec2 = EC2Client(region: "us-east-1", credentials: credentials, endpoint: moto.endpoint)
+        let id = try #require(try await ec2.runInstances(EC2LaunchRequest(imageID: "ami-builder", instanceType: "t3.micro")).first?.id)
+        let harness = try await ServerHarness()
+        harness.config.hosts[0].provider = .ec2
+        harness.config.hosts[0].instance = CloudInstance(instanceID: id, region: "us-east-1", endpoint: moto.endpoint)
+        harness.providers = HostProviders(ec2: EC2HostProvider(credentials: credentials, pollInterval: .milliseconds(100)))
+        let control = HostControl(config: harness.config, store: harness.store, providers: harness.providers)
+
+        var rows = try await control.table()
+        #expect(rows.first == ["NAME", "PROVIDER", "STATE", "JOBS", "IDLE FOR", "LAST JOB"])
+        #expect(rows.dropFirst().map { Array($0.prefix(4)) } == [["loopback", "ec2", "unknown", "0"]])
+
+        try await control.sleep("loopback")
+        #expect(try await CloudHostTests.state(id, ec2) == "stopped")
+        await #expect(throws: HostControl.Refusal.self) { try await control.sleep("loopback") }
+
+        let steps = StateLog()
+        let wake = try await control.wake("loopback") { steps.add($0) }
+        #expect(wake.woke)
+        #expect(steps.all.contains("starting instance \(id)"))
+        #expect(try await CloudHostTests.state(id, ec2) == "running")
+        rows = try await control.table()
+        #expect(rows[1][2] == "ready")
+
+        // A host with a job on it stays up whatever is asked.
+        let job = Job(project: "sample", trigger: .script(ScriptTrigger(script: "sleep 1", signer: "t", interpreter: .program("/bin/sh"))))
+        _ = try await harness.store.enqueue(job, delivery: nil)
+        _ = try #require(try await harness.store.leaseNext { _ in [.host(name: "loopback", maxJobs: 1)] })
+        let refusal = await #expect(throws: HostControl.Refusal.self) { try await control.sleep("loopback") }
+        #expect(refusal?.description.contains("has a job") == true)
+        #expect(try await CloudHostTests.state(id, ec2) == "running")
+        await #expect(throws: HostControl.Refusal.self) { try await control.wake("nope") { _ in } }
+    }
+}

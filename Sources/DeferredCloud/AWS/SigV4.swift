@@ -73,7 +73,9 @@ public struct SigV4: Sendable {
     }
 
     /// Adds `X-Amz-Date`, the session token and `Authorization` to a request for `url`.
-    public func authorize(_ request: inout HTTPClientRequest, at date: Date = Date()) {
+    /// A body streamed from a file is not read here: give its `payloadHash` (or S3's
+    /// `UNSIGNED-PAYLOAD`).
+    public func authorize(_ request: inout HTTPClientRequest, at date: Date = Date(), payloadHash: String? = nil) {
         guard let components = URLComponents(string: request.url), let host = components.host else { return }
         let hostHeader = components.port.map { "\(host):\($0)" } ?? host
         request.headers.removeAll { ["host", "x-amz-date", "x-amz-security-token", "authorization"].contains($0.name.lowercased()) }
@@ -82,7 +84,8 @@ public struct SigV4: Sendable {
         // curl sends Host itself; it is signed here with the same value.
         let signed = sign(Request(method: request.method, path: components.path.isEmpty ? "/" : components.path,
                                   query: components.percentEncodedQuery.map { $0.removingPercentEncoding ?? $0 } ?? "",
-                                  headers: request.headers + [(name: "Host", value: hostHeader)], body: request.body), at: date)
+                                  headers: request.headers + [(name: "Host", value: hostHeader)], body: request.bodyBytes),
+                          at: date, payloadHash: payloadHash)
         request.headers.append((name: "Authorization", value: signed.authorization))
     }
 

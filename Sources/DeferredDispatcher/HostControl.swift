@@ -1,0 +1,81 @@
+import DeferredCore
+import DeferredProviders
+import DeferredSSH
+import DeferredStore
+import Foundation
+
+/// What `deferred hosts` does: the hosts as the store sees them, and waking or stopping one
+/// by hand, with the same store transactions the dispatcher and the idle sleeper use.
+public struct HostControl: Sendable {
+    /// The idle sleeper knows the same config, store and providers, and how to find a host.
+    let sleeper: IdleSleeper
+    var config: DeferredConfig { sleeper.config }
+    var store: JobStore { sleeper.store }
+    var providers: HostProviders { sleeper.providers }
+
+    public init(config: DeferredConfig, store: JobStore, providers: HostProviders) {
+        sleeper = IdleSleeper(config: config, store: store, providers: providers)
+    }
+
+    public struct Refusal: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// One line per host: name, provider, state, jobs, idle time, last job.
+    public func table(now: Date = Date()) async throws -> [[String]] {
+        try await store.register(hosts: config.hosts)
+        var rows = [["NAME", "PROVIDER", "STATE", "JOBS", "IDLE FOR", "LAST JOB"]]
+        for host in try await store.hosts() where config.host(named: host.name) != nil || host.fleet != nil {
+            let idle = host.activeJobs == 0 ? host.idleSince.map { Self.duration(now.timeIntervalSince($0)) } ?? "-" : "-"
+            rows.append([host.name, host.fleet.map { "ec2 (\($0))" } ?? host.provider, host.state.rawValue,
+                         String(host.activeJobs), idle, host.lastJobID?.rawValue ?? "-"])
+        }
+        return rows
+    }
+
+    /// Starts the host's machine, waits until SSH answers, and starts its idle clock.
+    public func wake(_ name: String, progress: @escaping @Sendable (String) async -> Void) async throws -> HostWake {
+        var host = try await resolve(name)
+        try await store.register(hosts: config.hosts)
+        let wake = try await providers.provider(for: host).wake(host, progress: progress)
+        if host.address.isEmpty { host.address = wake.address }
+        await progress("waiting for SSH on \(host.address):\(host.port)")
+        let session = try await SSHSession.connect(to: SSHEndpoint(
+            host: host.address, port: host.port, user: host.user, identityFile: host.identity, knownHostsFile: host.knownHosts))
+        await session.disconnect()
+        try await store.markWoken(host.name)
+        return wake
+    }
+
+    /// Stops the host's machine now, unless a job is on it.
+    public func sleep(_ name: String) async throws {
+        let host = try await resolve(name)
+        guard host.provider != .static else { throw Refusal(description: "\(name) is a static host; deferred does not stop it") }
+        try await store.register(hosts: config.hosts)
+        // The claim idle-sleep makes, without the idle time: only a host with no job.
+        guard try await !store.idleHosts(among: [name], idleSince: .distantFuture, claim: true).isEmpty else {
+            let state = try await store.host(named: name)
+            throw Refusal(description: state?.activeJobs ?? 0 > 0 ? "\(name) has a job; it was left running"
+                                                                  : "\(name) is \(state?.state.rawValue ?? "unknown") already")
+        }
+        do {
+            try await providers.provider(for: host).sleep(host, terminate: false)
+            try await store.markHost(name, .stopped)
+        } catch {
+            try? await store.markHost(name, .unknown)
+            throw error
+        }
+    }
+
+    private func resolve(_ name: String) async throws -> HostConfig {
+        guard let host = sleeper.host(named: name, status: try await store.host(named: name)) else {
+            throw Refusal(description: "no host is named '\(name)'")
+        }
+        return host
+    }
+
+    static func duration(_ seconds: TimeInterval) -> String {
+        let minutes = Int(seconds / 60)
+        return minutes < 60 ? "\(minutes)m" : "\(minutes / 60)h\(String(format: "%02d", minutes % 60))m"
+    }
+}
