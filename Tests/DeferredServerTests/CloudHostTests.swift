@@ -66,6 +66,28 @@ import Testing
         }
     }
 
+    /// `serve`'s own timer puts the host to sleep once it is idle, with no cron.
+    @Test func serveStopsAnIdleHostByItself() async throws {
+        let moto = try await ThrowawayMoto.start()
+        defer { moto.stop() }
+        let harness = try await ServerHarness()
+        let (ec2, id) = try await cloudHost(harness, moto: moto, credentials: AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "s"))
+        harness.config.idle.timeoutMinutes = 0.01
+        harness.sleepCheckInterval = .milliseconds(200)
+        let store = harness.store
+        try await harness.serve { client in
+            let results = try await harness.runPush(client, files: ["script/job.sh": "#!/bin/sh\necho then idle\n"])
+            #expect(results["status"] as? String == "succeeded")
+            var state = try await store.hosts().first?.state
+            for _ in 0..<100 where state != .stopped {
+                try await Task.sleep(for: .milliseconds(100))
+                state = try await store.hosts().first?.state
+            }
+            #expect(state == .stopped)
+        }
+        #expect(try await Self.state(id, ec2) == "stopped")
+    }
+
     @Test func aHostRunningALongJobIsNotStoppedByIdleSleepBesideIt() async throws {
         let moto = try await ThrowawayMoto.start()
         defer { moto.stop() }

@@ -26,6 +26,8 @@ final class ServerHarness: @unchecked Sendable {
     var config: DeferredConfig
     /// Static hosts only, unless a test gives an EC2 provider.
     var providers = HostProviders(ec2: nil)
+    /// How often the serving dispatcher looks for idle cloud hosts.
+    var sleepCheckInterval: Duration = .seconds(60)
     let store: JobStore
     let artifacts: FileArtifactStore
 
@@ -62,6 +64,7 @@ final class ServerHarness: @unchecked Sendable {
     /// With `dispatching: false` jobs stay queued, for tests of the intake alone.
     func serve<T: Sendable>(dispatching: Bool = true, _ body: @Sendable @escaping (any TestClientProtocol) async throws -> T) async throws -> T {
         let dispatcher = makeDispatcher()
+        await dispatcher.setSleepCheckInterval(sleepCheckInterval)
         let running = Task { if dispatching { try await dispatcher.run() } }
         defer { running.cancel() }
         let router = ServerApplication.router(config: config, store: store, artifacts: artifacts,
