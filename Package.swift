@@ -118,6 +118,10 @@ let package = Package(
             dependencies: ["DeferredCloud", "DeferredDemo"]
         ),
         .testTarget(
+            name: "DeferredRunnerTests",
+            dependencies: ["DeferredRunner", "DeferredCore", "DeferredDemo", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(
             name: "DeferredSSHTests",
             dependencies: ["DeferredSSH", "DeferredRunner", "DeferredDemo", "DeferredCore"]
         ),
