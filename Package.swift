@@ -67,6 +67,11 @@ let package = Package(
             name: "DeferredStore",
             dependencies: ["DeferredCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // Where results.json, output.log and artifacts are kept and served from: a folder or S3.
+        .target(
+            name: "DeferredArtifacts",
+            dependencies: ["DeferredCore", "DeferredCloud"]
+        ),
         .target(
             name: "DeferredRunner",
             dependencies: ["DeferredCore", "DeferredSSH", .product(name: "Crypto", package: "swift-crypto"),
@@ -75,7 +80,7 @@ let package = Package(
         .target(
             name: "DeferredDispatcher",
             dependencies: [
-                "DeferredCore", "DeferredStore", "DeferredRunner", "DeferredProviders",
+                "DeferredCore", "DeferredStore", "DeferredRunner", "DeferredProviders", "DeferredArtifacts",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -83,7 +88,7 @@ let package = Package(
         .target(
             name: "DeferredHTTP",
             dependencies: [
-                "DeferredCore", "DeferredSignatures", "DeferredStore",
+                "DeferredCore", "DeferredSignatures", "DeferredStore", "DeferredArtifacts",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -99,6 +104,7 @@ let package = Package(
             dependencies: [
                 "DeferredCore", "DeferredStore", "DeferredSSH", "DeferredRunner",
                 "DeferredDispatcher", "DeferredHTTP", "DeferredDemo", "DeferredSignatures", "DeferredCloud", "DeferredClient", "DeferredProviders",
+                "DeferredArtifacts",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -129,7 +135,7 @@ let package = Package(
             name: "DeferredServerTests",
             dependencies: [
                 "DeferredCore", "DeferredSignatures", "DeferredStore", "DeferredRunner", "DeferredDispatcher",
-                "DeferredHTTP", "DeferredDemo", "DeferredClient", "DeferredCloud", "DeferredProviders",
+                "DeferredHTTP", "DeferredDemo", "DeferredClient", "DeferredCloud", "DeferredProviders", "DeferredArtifacts",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

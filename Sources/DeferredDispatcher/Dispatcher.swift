@@ -1,3 +1,4 @@
+import DeferredArtifacts
 import DeferredCore
 import DeferredProviders
 import DeferredRunner
@@ -15,7 +16,7 @@ import ServiceLifecycle
 public actor Dispatcher: Service {
     private let config: DeferredConfig
     private let store: JobStore
-    private let artifacts: FileArtifactStore
+    private let artifacts: any ArtifactStore
     private let runner: JobRunner
     private let logger: Logger
     private let providers: HostProviders
@@ -28,12 +29,14 @@ public actor Dispatcher: Service {
     private var addresses: [String: String] = [:]
 
     public var maxAttempts = 5
+    /// Tries at storing a finished job's files (1, 2, 4 … seconds apart) before it ends without them.
+    public var publishAttempts = 6
     /// How often queued jobs are looked at without a wake-up (for jobs waiting out a backoff).
     public var pollInterval: Duration = .seconds(1)
     /// How often idle cloud hosts are looked for and put to sleep.
     public var sleepCheckInterval: Duration = .seconds(60)
 
-    public init(config: DeferredConfig, store: JobStore, artifacts: FileArtifactStore, runner: JobRunner = JobRunner(),
+    public init(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore, runner: JobRunner = JobRunner(),
                 providers: HostProviders = HostProviders(ec2: nil), logger: Logger) {
         self.config = config
         self.store = store
@@ -142,8 +145,10 @@ public actor Dispatcher: Service {
             }
             do { try await store.markRunning(job.id) } catch { log.error("cannot mark running: \(error)") }
             log.info("running")
+            let files = artifacts.files(for: job.token)
+            do { try files.reset() } catch { throw .runner(.artifactsUnwritable(folder: files.folder, reason: "\(error)")) }
             let outcome: JobOutcome
-            do { outcome = try await runner.run(job, project: project, on: session) } catch { throw .runner(error) }
+            do { outcome = try await runner.run(job, project: project, on: session, files: files) } catch { throw .runner(error) }
             await complete(job, host: lease.hostName, woke: woke, outcome: outcome, log: log)
         } catch {
             await machineryFailed(job, host: lease.hostName, error: error, started: started, log: log)
@@ -298,11 +303,23 @@ public actor Dispatcher: Service {
         }
     }
 
-    /// results.json first, then the end state: whoever sees the end sees the file.
+    /// The job's files and results.json (last) into the artifact store, then the end state:
+    /// whoever sees the end sees every file. A store that fails is tried again with backoff.
     private func complete(_ job: Job, host: String, woke: Bool = false, outcome: JobOutcome, log: Logger) async {
-        let document = ResultsDocument(job: job, outcome: outcome, host: .init(name: host, woke: woke))
+        let files = artifacts.files(for: job.token)
+        let document = ResultsDocument(
+            job: job, outcome: outcome, host: .init(name: host, woke: woke), resultBase: ResultURLs.base(config, job.token),
+            hasOutputLog: FileManager.default.fileExists(atPath: files.outputLog))
+        for attempt in 0..<publishAttempts {
+            do {
+                try await artifacts.publish(files, artifacts: outcome.artifacts.files, results: try document.encoded(), token: job.token)
+                break
+            } catch {
+                log.error("cannot store the job's files (attempt \(attempt + 1) of \(publishAttempts)): \(error)")
+                if attempt + 1 < publishAttempts { try? await Task.sleep(for: .seconds(1 << attempt)) }
+            }
+        }
         do {
-            try artifacts.writeResults(try document.encoded(), token: job.token)
             try await store.finish(job.id, outcome: outcome)
             log.info("finished", metadata: ["status": "\(outcome.status.rawValue)"])
         } catch {

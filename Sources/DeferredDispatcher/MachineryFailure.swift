@@ -13,6 +13,8 @@ enum MachineryFailure: Error, Sendable, CustomStringConvertible {
         case .runner(.ssh(let error)): error.isTransient
         case .runner(.cancelled): true
         case .runner(.bootstrapFailed): false
+        // A full disk may clear; the job waits and tries again like after a dropped connection.
+        case .runner(.artifactsUnwritable): true
         case .wake(let error): error.isTransient
         case .wakeTimedOut: true
         }

@@ -1,3 +1,4 @@
+import DeferredArtifacts
 import DeferredCore
 import DeferredStore
 import Foundation
@@ -12,28 +13,43 @@ import NIOCore
 public struct ResultsController: Sendable {
     let config: DeferredConfig
     let store: JobStore
-    let artifacts: FileArtifactStore
+    let artifacts: any ArtifactStore
+    private let fileIO = FileIO()
     /// How often the event stream looks for new state changes.
     var eventPollInterval: Duration = .milliseconds(250)
 
-    public init(config: DeferredConfig, store: JobStore, artifacts: FileArtifactStore) {
+    public init(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore) {
         self.config = config
         self.store = store
         self.artifacts = artifacts
     }
 
     public static func resultURL(_ config: DeferredConfig, _ token: ResultToken) -> String {
-        "\(config.server.publicURL)/r/\(token.rawValue)/results.json"
+        ResultURLs.base(config, token) + "/results.json"
     }
 
     public static func eventsURL(_ config: DeferredConfig, _ token: ResultToken) -> String {
-        "\(config.server.publicURL)/r/\(token.rawValue)/events"
+        ResultURLs.base(config, token) + "/events"
     }
 
     public func addRoutes(to router: Router<DeferredRequestContext>) {
         router.get("/r/{token}/results.json") { request, context in try await answer(request, context, results) }
         router.get("/r/{token}/events") { request, context in try await answer(request, context, events) }
-        for path in ["/r/{token}/results.json", "/r/{token}/events"] {
+        router.get("/r/{token}/output.log") { request, context in
+            try await answer(request, context) { job in try await stored(.outputLog, of: job, context: context) }
+        }
+        router.get("/r/{token}/artifacts/**") { request, context in
+            // Each part decoded on its own: `%2F` inside a part must not pass as a separator unseen.
+            let path = context.parameters.getCatchAll().map { $0.removingPercentEncoding ?? String($0) }.joined(separator: "/")
+            return try await answer(request, context) { job in
+                // A path that climbs or is empty names nothing.
+                guard let artifact = ArtifactPath(validating: path) else {
+                    throw APIError(.notFound, "'\(path)' is not an artifact path")
+                }
+                return try await stored(.artifact(artifact), of: job, context: context)
+            }
+        }
+        for path in ["/r/{token}/results.json", "/r/{token}/events", "/r/{token}/output.log", "/r/{token}/artifacts/**"] {
             router.on(RouterPath(path), method: .options) { request, context in try await preflight(request, context) }
         }
     }
@@ -83,10 +99,36 @@ public struct ResultsController: Sendable {
         guard job.status.isFinal else {
             return JSONBody.response(.accepted, ["status": job.status.rawValue])
         }
-        guard let data = artifacts.results(token: job.token) else {
-            throw APIError(.internalServerError, "the job ended but its results.json is missing from the artifact store")
+        return try await stored(.results, of: job, context: nil)
+    }
+
+    /// A finished job's object: streamed from a local file, or a redirect to a presigned URL.
+    func stored(_ object: StoredObject, of job: Job, context: DeferredRequestContext?) async throws -> Response {
+        guard job.status.isFinal else {
+            throw APIError(.notFound, "the job is \(job.status.rawValue); its files are there once it ends")
         }
-        return JSONBody.raw(.ok, data)
+        guard let location = try await artifacts.locate(object, token: job.token) else {
+            if object == .results {
+                throw APIError(.internalServerError, "the job ended but its results.json is missing from the artifact store")
+            }
+            throw APIError(.notFound, "the job has no \(object.key)")
+        }
+        switch location {
+        case .redirect(let url):
+            return Response(status: .found, headers: [.location: url, .cacheControl: "no-store"])
+        case .file(let path, let contentType):
+            guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int else {
+                throw APIError(.notFound, "the job has no \(object.key)")
+            }
+            var headers: HTTPFields = [.contentType: contentType, .contentLength: String(size)]
+            if object == .results { headers[.cacheControl] = "no-store" }
+            guard let context, size > 0 else {
+                // results.json is small: read whole; an empty file has no body to stream.
+                let data = size > 0 ? (FileManager.default.contents(atPath: path) ?? Data()) : Data()
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            }
+            return Response(status: .ok, headers: headers, body: try await fileIO.loadFile(path: path, context: context))
+        }
     }
 
     /// Each state change as `event: status` with `{"status","at","detail"}`; the stream ends

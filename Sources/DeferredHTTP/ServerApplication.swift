@@ -1,3 +1,4 @@
+import DeferredArtifacts
 import DeferredCore
 import DeferredStore
 import Hummingbird
@@ -5,9 +6,10 @@ import Logging
 
 /// The HTTP side of `deferred serve`: routes, and the application that serves them.
 public enum ServerApplication {
-    public static func router(config: DeferredConfig, store: JobStore, artifacts: FileArtifactStore,
+    public static func router(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore,
                               onQueued: @escaping @Sendable () -> Void) -> Router<DeferredRequestContext> {
         let router = Router(context: DeferredRequestContext.self)
+        router.add(middleware: JSONErrorMiddleware())
         router.get("/healthz") { _, _ in JSONBody.response(.ok, ["status": "ok"]) }
         WebhookController(config: config, store: store, onQueued: onQueued).addRoutes(to: router)
         let limiter = RateLimiter(ratePerMinute: config.scripts.ratePerMinute, burst: config.scripts.burst)
@@ -16,7 +18,7 @@ public enum ServerApplication {
         return router
     }
 
-    public static func make(config: DeferredConfig, store: JobStore, artifacts: FileArtifactStore, logger: Logger,
+    public static func make(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore, logger: Logger,
                             onQueued: @escaping @Sendable () -> Void) -> some ApplicationProtocol {
         Application(
             router: router(config: config, store: store, artifacts: artifacts, onQueued: onQueued),

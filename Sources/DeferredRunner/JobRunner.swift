@@ -2,6 +2,7 @@ import Crypto
 import DeferredCore
 import DeferredSSH
 import Foundation
+import Synchronization
 
 /// Runs one job on one host and tells its story in order: prepare the folder and check out
 /// the commit, run the command under its timeout, collect its result, clean up.
@@ -15,9 +16,10 @@ public struct JobRunner: Sendable {
         self.killGrace = killGrace
     }
 
-    /// Runs a push or a script: `onOutput` sees every chunk as it arrives.
+    /// Runs a push or a script: `onOutput` sees every chunk as it arrives, and `files` gets the
+    /// whole output as `output.log` and the job's artifacts, unpacked from the host.
     public func run(
-        _ job: Job, project: ProjectConfig, on session: SSHSession,
+        _ job: Job, project: ProjectConfig, on session: SSHSession, files: JobFiles,
         onOutput: @Sendable (SSHExecEvent) -> Void = { _ in }
     ) async throws(RunnerError) -> JobOutcome {
         let started = Date()
@@ -36,8 +38,14 @@ public struct JobRunner: Sendable {
             stdin = Array(script.script.utf8)
         }
 
-        let run = try await execute(command, stdin: stdin, job: job, timeout: project.timeout, on: session, onOutput: onOutput)
-        let collected = try await collect(job, on: session)
+        let log = try OutputLog(path: files.outputLog)
+        let run = try await execute(command, stdin: stdin, job: job, timeout: project.timeout, on: session) { event in
+            log.append(event)
+            onOutput(event)
+        }
+        log.close()
+        let limits = ArtifactUnpacker.Limits(maxBytes: project.maxArtifactBytes, maxFiles: project.maxArtifactFiles)
+        let collected = try await collect(job, into: files, limits: limits, on: session)
         return outcome(of: run, collected: collected, started: started, timeout: project.timeoutMinutes)
     }
 
@@ -103,27 +111,46 @@ public struct JobRunner: Sendable {
     private struct Collected {
         var phase: String
         var result: JSONValue?
+        var artifacts: CollectedArtifacts
     }
 
-    private func collect(_ job: Job, on session: SSHSession) async throws(RunnerError) -> Collected {
-        let command = ShellQuote.command(script: RemoteScripts.collect, name: "deferred-collect",
-                                         arguments: [job.id.rawValue, String(resultLimit)])
-        let output: [UInt8]
+    /// One exec: the phase the job reached (the first line of stdout), then the artifacts folder
+    /// as a tar stream, unpacked as it arrives, then the job folder is removed.
+    private func collect(_ job: Job, into files: JobFiles, limits: ArtifactUnpacker.Limits,
+                         on session: SSHSession) async throws(RunnerError) -> Collected {
+        let command = ShellQuote.command(script: RemoteScripts.collect, name: "deferred-collect", arguments: [job.id.rawValue])
+        let reader: Mutex<CollectionReader>
         do {
-            output = try await session.run(command).stdout
+            reader = Mutex(CollectionReader(unpacker: try ArtifactUnpacker(destination: files.artifacts, limits: limits)))
+        } catch {
+            throw .artifactsUnwritable(folder: files.artifacts, reason: "\(error)")
+        }
+        let stderr: [UInt8]
+        do {
+            stderr = try await session.stream(command) { bytes in reader.withLock { $0.feed(bytes) } }.stderr
         } catch {
             throw .ssh(error as? SSHError ?? .connectionLost(host: session.endpoint.host, reason: "\(error)"))
         }
-        let newline = output.firstIndex(of: UInt8(ascii: "\n")) ?? output.endIndex
-        let phase = String(decoding: output[..<newline], as: UTF8.self)
-        let rest = newline < output.endIndex ? Data(output[(newline + 1)...]) : Data()
-        return Collected(phase: phase, result: rest.isEmpty ? nil : JSONValue.parse(rest))
+        var (phase, artifacts) = reader.withLock { reader in
+            reader.unpacker.finish()
+            return (reader.phase ?? "missing", reader.unpacker.collected)
+        }
+        let said = String(decoding: stderr, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        if !said.isEmpty { artifacts.refused.append(.init(path: "…", reason: "tar on the host said: \(said.suffix(2000))")) }
+        return Collected(phase: phase, result: readResult(in: files, artifacts: artifacts), artifacts: artifacts)
+    }
+
+    /// The job's own `result.json`, when it kept one no larger than the limit that is JSON.
+    private func readResult(in files: JobFiles, artifacts: CollectedArtifacts) -> JSONValue? {
+        guard let file = artifacts.files.first(where: { $0.path == "result.json" }), file.bytes <= resultLimit,
+              let data = FileManager.default.contents(atPath: files.artifacts + "/result.json") else { return nil }
+        return JSONValue.parse(data)
     }
 
     private func outcome(of run: Execution, collected: Collected, started: Date, timeout minutes: Double) -> JobOutcome {
         var outcome = JobOutcome(status: .succeeded, exitStatus: run.exit.status, signal: run.exit.signal,
                                  startedAt: started, finishedAt: Date(), stdout: run.stdout, stderr: run.stderr,
-                                 result: collected.result)
+                                 result: collected.result, artifacts: collected.artifacts)
         if run.timedOut {
             outcome.status = .timedOut
             outcome.error = "the job ran past its timeout of \(Self.format(minutes: minutes)) and was killed"
@@ -142,5 +169,32 @@ public struct JobRunner: Sendable {
     private static func format(minutes: Double) -> String {
         minutes >= 1 && minutes.rounded() == minutes ? "\(Int(minutes)) minute\(minutes == 1 ? "" : "s")"
                                                      : "\(Int((minutes * 60).rounded())) seconds"
+    }
+}
+
+/// The collect command's stdout: one line with the phase, then the tar stream for the unpacker.
+private struct CollectionReader: ~Copyable {
+    let unpacker: ArtifactUnpacker
+    var phase: String?
+    private var line: [UInt8] = []
+
+    init(unpacker: ArtifactUnpacker) {
+        self.unpacker = unpacker
+    }
+
+    /// Answers whether to read on.
+    mutating func feed(_ bytes: ArraySlice<UInt8>) -> Bool {
+        var rest = bytes
+        if phase == nil {
+            guard let newline = rest.firstIndex(of: UInt8(ascii: "\n")) else {
+                line += rest
+                return line.count < 256
+            }
+            line += rest[..<newline]
+            phase = String(decoding: line, as: UTF8.self)
+            rest = rest[(newline + 1)...]
+        }
+        unpacker.feed(rest)
+        return unpacker.wantsMore
     }
 }

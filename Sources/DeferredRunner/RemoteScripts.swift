@@ -99,14 +99,14 @@ enum RemoteScripts {
     exit 0
     """#
 
-    /// $1 job id, $2 result.json byte limit. Prints the phase reached on the first line, then
-    /// the job's result.json (when it wrote one no larger than the limit), then removes the
-    /// job folder.
+    /// $1 job id. Prints the phase reached as the first line of stdout, then streams the
+    /// artifacts folder as one tar archive (links stay links, for the server to refuse), then
+    /// removes the job folder.
     static let collect = #"""
     job_dir="$HOME/.deferred/jobs/$1"
     cd "$job_dir" 2>/dev/null || { echo missing; exit 0; }
-    head -n 1 phase 2>/dev/null || echo missing
-    if [ -f artifacts/result.json ] && [ "$(wc -c < artifacts/result.json)" -le "$2" ]; then cat artifacts/result.json; fi
+    p=$(head -n 1 phase 2>/dev/null); printf '%s\n' "${p:-missing}"
+    if [ -d artifacts ]; then tar -cf - -C artifacts . || echo "tar exited with status $?" >&2; fi
     cd / && rm -rf "$job_dir"
     """#
 }

@@ -183,31 +183,51 @@ public actor SSHSession {
         return (out, err, exit)
     }
 
+    /// Runs `command` and hands its standard output to `sink` as it is read, on this session's
+    /// queue: a slow sink slows the read, so nothing piles up in memory (a 1 GiB tar stream
+    /// costs one read buffer). `sink` answers false to stop reading; the channel is then
+    /// closed and the exit is nil. Standard error is collected and returned.
+    public func stream(
+        _ command: String, stdin: [UInt8] = [], stdoutTo sink: @Sendable (ArraySlice<UInt8>) -> Bool
+    ) async throws -> (stderr: [UInt8], exit: SSHExit) {
+        var stderr: [UInt8] = []
+        var exit = SSHExit(status: nil, signal: nil)
+        try await pump(command, stdin: stdin) { event in
+            switch event {
+            case .stdout(let bytes): return sink(bytes)
+            case .stderr(let bytes): stderr += bytes
+            case .exit(let e): exit = e
+            }
+            return true
+        }
+        return (stderr, exit)
+    }
+
     private func drive(_ command: String, stdin: [UInt8], into continuation: AsyncThrowingStream<SSHExecEvent, any Error>.Continuation) async {
-        let record = ChannelExitRecord()
-        let channel: ssh_channel
         do {
-            channel = try openChannel(command, stdin: stdin, record: record)
+            try await pump(command, stdin: stdin) { event in
+                continuation.yield(event.owned)
+                return true
+            }
+            continuation.finish()
         } catch {
             continuation.finish(throwing: error)
-            return
         }
+    }
+
+    /// The one read loop: opens a channel, hands each slice of output to `deliver` until both
+    /// streams end (then the exit) or `deliver` answers false, and closes the channel.
+    private func pump(_ command: String, stdin: [UInt8], deliver: (SSHChannelOutput) -> Bool) async throws {
+        let record = ChannelExitRecord()
+        let channel = try openChannel(command, stdin: stdin, record: record)
         defer { closeChannel(channel, record: record) }
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            if Task.isCancelled {
-                continuation.finish(throwing: CancellationError())
-                return
-            }
-            do {
-                let finished = try readSlice(channel, buffer: &buffer, into: continuation)
-                if finished {
-                    continuation.yield(.exit(awaitExit(channel, record: record)))
-                    continuation.finish()
-                    return
-                }
-            } catch {
-                continuation.finish(throwing: error)
+            if Task.isCancelled { throw CancellationError() }
+            let (finished, wanted) = try readSlice(channel, buffer: &buffer, deliver: deliver)
+            if !wanted { return }
+            if finished {
+                _ = deliver(.exit(awaitExit(channel, record: record)))
                 return
             }
             // Let other work on this session (a second channel, keepalive) in between slices.
@@ -246,18 +266,17 @@ public actor SSHSession {
         return channel
     }
 
-    /// Reads what is there (waiting at most a short slice) from stderr and stdout.
-    /// Returns true once both streams are at their end.
+    /// Reads what is there (waiting at most a short slice) from stderr and stdout. Answers
+    /// whether both streams are at their end, and whether `deliver` wants more.
     private func readSlice(
-        _ channel: ssh_channel, buffer: inout [UInt8],
-        into continuation: AsyncThrowingStream<SSHExecEvent, any Error>.Continuation
-    ) throws(SSHError) -> Bool {
+        _ channel: ssh_channel, buffer: inout [UInt8], deliver: (SSHChannelOutput) -> Bool
+    ) throws(SSHError) -> (finished: Bool, wanted: Bool) {
         let size = UInt32(buffer.count)
         // The non-blocking read answers SSH_EOF for a stream at its end: nothing to read.
         var err = buffer.withUnsafeMutableBytes { ssh_channel_read_nonblocking(channel, $0.baseAddress, size, 1) }
         if err == SSH_EOF { err = 0 }
         guard err >= 0 else { throw lostConnection() }
-        if err > 0 { continuation.yield(.stderr(Array(buffer[0..<Int(err)]))) }
+        if err > 0, !deliver(.stderr(buffer[0..<Int(err)])) { return (false, false) }
         // Wait on stdout only when stderr had nothing, so a chatty stderr is not slowed down.
         var out = buffer.withUnsafeMutableBytes {
             err > 0 ? ssh_channel_read_nonblocking(channel, $0.baseAddress, size, 0)
@@ -265,10 +284,11 @@ public actor SSHSession {
         }
         if out == SSH_EOF { out = 0 }
         guard out >= 0 else { throw lostConnection() }
-        if out > 0 { continuation.yield(.stdout(Array(buffer[0..<Int(out)]))) }
+        if out > 0, !deliver(.stdout(buffer[0..<Int(out)])) { return (false, false) }
         // read_timeout answers 0 at a timeout and at EOF alike: ask the streams themselves.
-        return out == 0 && err == 0
+        let finished = out == 0 && err == 0
             && ssh_channel_poll(channel, 0) == SSH_EOF && ssh_channel_poll(channel, 1) == SSH_EOF
+        return (finished, true)
     }
 
     /// After EOF the exit status or signal follows; libssh waits for it or for the channel's
@@ -299,5 +319,21 @@ public actor SSHSession {
         guard let text = ssh_get_error(UnsafeMutableRawPointer(s)) else { return "unknown libssh error" }
         let message = String(cString: text)
         return message.isEmpty ? "unknown libssh error" : message
+    }
+}
+
+/// One slice of a channel's output as the read loop sees it: views into its buffer, copied
+/// only where they leave the loop.
+private enum SSHChannelOutput {
+    case stdout(ArraySlice<UInt8>)
+    case stderr(ArraySlice<UInt8>)
+    case exit(SSHExit)
+
+    var owned: SSHExecEvent {
+        switch self {
+        case .stdout(let bytes): .stdout(Array(bytes))
+        case .stderr(let bytes): .stderr(Array(bytes))
+        case .exit(let exit): .exit(exit)
+        }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DeferredArtifacts
 import DeferredCore
 import DeferredDispatcher
 import DeferredHTTP

@@ -10,14 +10,16 @@ struct ResultsDocumentTests {
             delivery: "d", pusher: "octocat", cloneURL: "file:///tmp/x")), queuedAt: queued)
         let outcome = JobOutcome(status: .succeeded, exitStatus: 0, startedAt: queued.addingTimeInterval(1.5),
                                  finishedAt: queued.addingTimeInterval(4))
-        let data = try ResultsDocument(job: job, outcome: outcome, host: .init(name: "builder-1", woke: false)).encoded()
+        let data = try ResultsDocument(job: job, outcome: outcome, host: .init(name: "builder-1", woke: false),
+                                       resultBase: "http://x/r/t", hasOutputLog: false).encoded()
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let keys = ["schema", "id", "project", "trigger", "status", "exit_status", "signal", "error", "queued_at",
                     "started_at", "finished_at", "wait_ms", "duration_ms", "host", "stdout", "stderr",
-                    "output_truncated", "artifacts", "result"]
+                    "output_truncated", "artifacts", "artifacts_refused", "output_log", "result"]
         #expect(Set(object.keys) == Set(keys))
         #expect(object["signal"] is NSNull)
         #expect(object["result"] is NSNull)
+        #expect(object["output_log"] is NSNull)
         #expect(object["wait_ms"] as? Int == 1500)
         #expect(object["duration_ms"] as? Int == 2500)
         #expect(object["status"] as? String == "succeeded")
@@ -25,6 +27,30 @@ struct ResultsDocumentTests {
         #expect(trigger["kind"] as? String == "push")
         #expect(trigger["clone_url"] == nil)
         #expect((object["queued_at"] as? String)?.hasSuffix("Z") == true)
+    }
+
+    @Test func listsArtifactsWithTypesAndURLsAndWhatWasRefused() throws {
+        let now = Date()
+        let job = Job(project: "p", trigger: .push(PushTrigger(
+            repository: "o/p", ref: "refs/heads/main", commit: String(repeating: "b", count: 40),
+            delivery: "d", pusher: "u", cloneURL: "file:///tmp/x")), queuedAt: now)
+        let collected = CollectedArtifacts(
+            files: [.init(path: "report.pdf", bytes: 3, sha256: "ab"), .init(path: "logs/a b#1.txt", bytes: 1, sha256: "cd"),
+                    .init(path: "bin/tool", bytes: 2, sha256: "ef")],
+            refused: [.init(path: "link", reason: "links are not collected")])
+        let outcome = JobOutcome(status: .failed, exitStatus: 1, startedAt: now, finishedAt: now, artifacts: collected)
+        let data = try ResultsDocument(job: job, outcome: outcome, host: nil, resultBase: "http://x/r/t", hasOutputLog: true).encoded()
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let artifacts = try #require(object["artifacts"] as? [[String: Any]])
+        #expect(artifacts.map { $0["url"] as? String } == ["http://x/r/t/artifacts/report.pdf",
+                                                         "http://x/r/t/artifacts/logs/a%20b%231.txt",
+                                                         "http://x/r/t/artifacts/bin/tool"])
+        #expect(artifacts.map { $0["content_type"] as? String } == ["application/pdf", "text/plain; charset=utf-8",
+                                                                  "application/octet-stream"])
+        #expect(artifacts.first?["bytes"] as? Int == 3)
+        let refused = try #require(object["artifacts_refused"] as? [[String: String]])
+        #expect(refused == [["path": "link", "reason": "links are not collected"]])
+        #expect(object["output_log"] as? String == "http://x/r/t/output.log")
     }
 
     @Test func outputTailKeepsTheLastBytes() {

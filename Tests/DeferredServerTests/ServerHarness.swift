@@ -1,3 +1,4 @@
+import DeferredArtifacts
 import DeferredCore
 import DeferredDemo
 import DeferredDispatcher
@@ -29,7 +30,7 @@ final class ServerHarness: @unchecked Sendable {
     /// How often the serving dispatcher looks for idle cloud hosts.
     var sleepCheckInterval: Duration = .seconds(60)
     let store: JobStore
-    let artifacts: FileArtifactStore
+    var artifacts: any ArtifactStore
 
     init(command: String? = "./script/job.sh", branches: [String] = ["main"], timeoutMinutes: Double = 5,
          knownHosts: String? = nil) async throws {

@@ -229,11 +229,14 @@ public struct ConfigLoader: Sendable {
             r.problem("allowed_origins[\(i)]", "'\(origin)' is not an origin", fix: "write scheme, host and port only, such as \"https://example.com\"")
         }
         let maxScript = r.integer("max_script_bytes", range: 1...(16 << 20)) ?? (1 << 20)
+        let maxArtifactBytes = r.integer("max_artifact_bytes", range: 0...(1 << 44)) ?? (1 << 30)
+        let maxArtifactFiles = r.integer("max_artifact_files", range: 0...10_000_000) ?? 10_000
         guard let name, let repository else { return nil }
         return ProjectConfig(name: name, repository: repository, branches: branches, command: command,
                              cloneURL: cloneURL, hosts: hosts, timeoutMinutes: timeout, allowedSigners: allowedSigners,
                              scriptSecret: scriptSecret, interpreters: interpreters, allowedOrigins: origins,
-                             maxScriptBytes: maxScript)
+                             maxScriptBytes: maxScript, maxArtifactBytes: Int64(maxArtifactBytes),
+                             maxArtifactFiles: maxArtifactFiles)
     }
 
     private func readAllowedSigners(_ r: inout TableReader, base: String) -> AllowedSigners? {

@@ -237,12 +237,18 @@ public struct ProjectConfig: Sendable {
     /// origin and scripts only clients that send no Origin.
     public var allowedOrigins: [String]
     public var maxScriptBytes: Int
+    /// What a job's artifacts may hold in all: past these, entries are refused (and listed).
+    public var maxArtifactBytes: Int64
+    public var maxArtifactFiles: Int
 
     public init(
         name: String, repository: String, branches: [String] = [], command: String?, cloneURL: String? = nil,
         hosts: [String], timeoutMinutes: Double = 20, allowedSigners: AllowedSigners? = nil, scriptSecret: String? = nil,
-        interpreters: [String] = ["/bin/sh"], allowedOrigins: [String] = [], maxScriptBytes: Int = 1 << 20
+        interpreters: [String] = ["/bin/sh"], allowedOrigins: [String] = [], maxScriptBytes: Int = 1 << 20,
+        maxArtifactBytes: Int64 = 1 << 30, maxArtifactFiles: Int = 10_000
     ) {
+        self.maxArtifactBytes = maxArtifactBytes
+        self.maxArtifactFiles = maxArtifactFiles
         self.allowedSigners = allowedSigners
         self.scriptSecret = scriptSecret
         self.interpreters = interpreters

@@ -14,12 +14,15 @@ public struct JobOutcome: Sendable, Equatable {
     public var stderr: OutputTail
     /// The JSON the job wrote to `$DEFERRED_ARTIFACTS/result.json`, if valid.
     public var result: JSONValue?
+    /// The artifacts collected from the host (none when the job never ran).
+    public var artifacts: CollectedArtifacts
 
     public init(
         status: JobStatus, exitStatus: Int? = nil, signal: String? = nil, error: String? = nil,
         startedAt: Date, finishedAt: Date, stdout: OutputTail = OutputTail(), stderr: OutputTail = OutputTail(),
-        result: JSONValue? = nil
+        result: JSONValue? = nil, artifacts: CollectedArtifacts = CollectedArtifacts()
     ) {
+        self.artifacts = artifacts
         self.status = status
         self.exitStatus = exitStatus
         self.signal = signal

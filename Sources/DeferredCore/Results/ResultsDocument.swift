@@ -10,9 +10,15 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
 
     public struct Artifact: Sendable, Equatable, Encodable {
         public var path: String
-        public var bytes: Int
+        public var bytes: Int64
         public var sha256: String
+        public var contentType: String
         public var url: String
+
+        private enum CodingKeys: String, CodingKey {
+            case path, bytes, sha256, url
+            case contentType = "content_type"
+        }
     }
 
     public var schema = 1
@@ -31,9 +37,14 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
     public var stderr: String
     public var outputTruncated: Bool
     public var artifacts: [Artifact]
+    public var artifactsRefused: [CollectedArtifacts.Refusal]
+    /// Where the whole output is: results.json keeps only its last 64 KiB.
+    public var outputLog: String?
     public var result: JSONValue?
 
-    public init(job: Job, outcome: JobOutcome, host: HostInfo?, artifacts: [Artifact] = []) {
+    /// `resultBase` is the job's `…/r/{token}`: artifact URLs and the output log hang off it.
+    /// `hasOutputLog`: whether the job ran far enough to leave an output.log.
+    public init(job: Job, outcome: JobOutcome, host: HostInfo?, resultBase: String, hasOutputLog: Bool) {
         id = job.id.rawValue
         project = job.project
         trigger = job.trigger.resultsJSON
@@ -48,8 +59,22 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         stdout = outcome.stdout.text
         stderr = outcome.stderr.text
         outputTruncated = outcome.stdout.truncated || outcome.stderr.truncated
-        self.artifacts = artifacts
+        artifacts = outcome.artifacts.files.map {
+            Artifact(path: $0.path, bytes: $0.bytes, sha256: $0.sha256, contentType: $0.contentType,
+                     url: resultBase + "/artifacts/" + Self.urlPath($0.path))
+        }
+        artifactsRefused = outcome.artifacts.refused
+        outputLog = hasOutputLog ? resultBase + "/output.log" : nil
         result = outcome.result
+    }
+
+    /// Each segment percent-encoded: a name with spaces, `#` or `?` still makes one URL.
+    public static func urlPath(_ path: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "/?#;%")
+        return path.split(separator: "/", omittingEmptySubsequences: false)
+            .map { $0.addingPercentEncoding(withAllowedCharacters: allowed) ?? String($0) }
+            .joined(separator: "/")
     }
 
     /// Milliseconds from the job's 202 to its start on a host.
@@ -73,6 +98,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         case host, stdout, stderr
         case outputTruncated = "output_truncated"
         case artifacts, result
+        case artifactsRefused = "artifacts_refused", outputLog = "output_log"
     }
 
     // Written by hand so that absent values are explicit nulls, as the contract shows them.
@@ -96,6 +122,8 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         try c.encode(stderr, forKey: .stderr)
         try c.encode(outputTruncated, forKey: .outputTruncated)
         try c.encode(artifacts, forKey: .artifacts)
+        try c.encode(artifactsRefused, forKey: .artifactsRefused)
+        try c.encode(outputLog, forKey: .outputLog)
         try c.encode(result ?? .null, forKey: .result)
     }
 

@@ -36,6 +36,8 @@ public final class ArtifactUnpacker {
     /// Set when the stream itself is broken (not a tar, cut short); the entries so far stay.
     public private(set) var streamError: String?
 
+    /// Bytes of stream taken so far.
+    public private(set) var streamBytes: Int64 = 0
     private var buffer: [UInt8] = []
     private var state = State.header
     private var totalBytes: Int64 = 0
@@ -74,6 +76,7 @@ public final class ArtifactUnpacker {
     /// Takes the next bytes of the stream.
     public func feed(_ bytes: some Collection<UInt8>) {
         guard streamError == nil else { return }
+        streamBytes += Int64(bytes.count)
         buffer.append(contentsOf: bytes)
         var offset = 0
         defer { buffer.removeFirst(offset) }
@@ -118,8 +121,32 @@ public final class ArtifactUnpacker {
         }
     }
 
+    /// False once reading on is pointless: the archive broke, or the stream ran so far past the
+    /// limits (headers and padding allowed for) that it is a tar bomb, cut off here. After the
+    /// archive's end, what follows (tar's padding to its record size) is read and dropped.
+    public var wantsMore: Bool {
+        let slack = Int64(limits.maxFiles) * 1536 + (16 << 20)
+        return streamError == nil && streamBytes <= limits.maxBytes + slack
+    }
+
+    /// What results.json says of the stream: the files kept and everything refused, including
+    /// the count of refusals past the listed ones and a broken or cut-off stream.
+    public var collected: CollectedArtifacts {
+        var refusals = refused.map { CollectedArtifacts.Refusal(path: $0.path, reason: $0.reason) }
+        if refusedUnlisted > 0 {
+            refusals.append(.init(path: "…", reason: "\(refusedUnlisted) more entries refused, not listed"))
+        }
+        if let streamError { refusals.append(.init(path: "…", reason: streamError)) }
+        return CollectedArtifacts(files: kept.map { .init(path: $0.path, bytes: $0.bytes, sha256: $0.sha256) },
+                                  refused: refusals)
+    }
+
     /// The stream ended: a stream cut inside an entry is an error; the entry is dropped.
+    /// Stopped early because of the limits, the rest is refused as a whole.
     public func finish() {
+        if case .done = state {} else if streamError == nil, !wantsMore {
+            streamError = "the archive ran on far past the limits of \(limits.maxBytes) bytes and \(limits.maxFiles) files; the rest was not read"
+        }
         switch state {
         case .header, .done: break
         case .data(_, _, let file):

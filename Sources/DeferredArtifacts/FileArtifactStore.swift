@@ -1,0 +1,62 @@
+import DeferredCore
+import Foundation
+
+/// The `file:` artifact store: `<directory>/<token>/results.json`, `output.log` and
+/// `artifacts/`. The job's files gather in place; publishing writes results.json through a
+/// temporary file and a rename, so a reader sees a whole file or none.
+public struct FileArtifactStore: ArtifactStore {
+    public let directory: String
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    public func files(for token: ResultToken) -> JobFiles {
+        JobFiles(folder: folder(token))
+    }
+
+    public func publish(_ files: JobFiles, artifacts: [CollectedArtifacts.File], results: Data,
+                        token: ResultToken) async throws(ArtifactStoreError) {
+        do {
+            try writeResults(results, token: token)
+        } catch {
+            throw ArtifactStoreError("write \(folder(token))/results.json", "\(error)", isTransient: true)
+        }
+    }
+
+    public func locate(_ object: StoredObject, token: ResultToken) async throws(ArtifactStoreError) -> ObjectLocation? {
+        let path = folder(token) + "/" + object.key
+        // Only regular files: the unpacker never makes links, and nothing else is served.
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        return .file(path: path, contentType: object.contentType)
+    }
+
+    public func remove(token: ResultToken) async throws(ArtifactStoreError) {
+        let path = folder(token)
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        do {
+            try FileManager.default.removeItem(atPath: path)
+        } catch {
+            throw ArtifactStoreError("delete \(path)", "\(error)", isTransient: true)
+        }
+    }
+
+    private func folder(_ token: ResultToken) -> String {
+        "\(directory)/\(token.rawValue)"
+    }
+
+    func writeResults(_ data: Data, token: ResultToken) throws {
+        let folder = URL(fileURLWithPath: folder(token))
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let target = folder.appendingPathComponent("results.json")
+        let temporary = folder.appendingPathComponent(".results.json.\(UUID().uuidString)")
+        try data.write(to: temporary)
+        // rename(2) replaces the target atomically, whether or not it exists.
+        guard rename(temporary.path, target.path) == 0 else {
+            let code = POSIXErrorCode(rawValue: errno) ?? .EIO
+            try? FileManager.default.removeItem(at: temporary)
+            throw POSIXError(code)
+        }
+    }
+}

@@ -1,0 +1,19 @@
+import Hummingbird
+
+/// Errors that do not come from our handlers (no such route, a body the framework refused)
+/// answer JSON too, with the same status: every error is `{"error": "…"}`.
+struct JSONErrorMiddleware: RouterMiddleware {
+    typealias Context = DeferredRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError {
+            let message = error.status == .notFound ? "nothing is served at \(request.method) \(request.uri.path)"
+                                                    : error.body ?? error.status.reasonPhrase
+            var json = APIError(error.status, message)
+            json.headers = error.headers
+            throw json
+        }
+    }
+}
