@@ -13,7 +13,7 @@ import ServiceLifecycle
 enum Server {
     static func run(config: DeferredConfig, logger: Logger, afterStart: (@Sendable () async -> Void)? = nil) async throws {
         let store = try JobStore(path: config.server.statePath)
-        let artifacts = FileArtifactStore(directory: config.artifacts.directory)
+        let artifacts = try ArtifactStores.make(config.artifacts)
         let dispatcher = Dispatcher(config: config, store: store, artifacts: artifacts,
                                     providers: try Server.providers(config), logger: logger)
         let application = ServerApplication.make(config: config, store: store, artifacts: artifacts, logger: logger,

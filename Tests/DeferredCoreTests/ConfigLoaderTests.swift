@@ -50,6 +50,36 @@ struct ConfigLoaderTests {
         #expect(config.project(forRepository: "Octo-Org/Resume")?.name == "resume")
     }
 
+    @Test func readsArtifactStoresAndProjectLimits() throws {
+        let loader = ConfigLoader(environment: ["HOOK_SECRET": "x"], homeDirectory: "/home/x")
+        let local = try loader.load(text: valid + "\nmax_artifact_bytes = 2048\nmax_artifact_files = 7\n", baseDirectory: dir)
+        #expect(local.artifacts.directory == dir + "/.deferred/artifacts")
+        #expect(local.artifacts.s3 == nil)
+        #expect(local.artifacts.retentionDays == 14)
+        #expect(local.projects[0].maxArtifactBytes == 2048)
+        #expect(local.projects[0].maxArtifactFiles == 7)
+        let s3 = try loader.load(text: """
+            [artifacts]
+            store = "s3://ci-artifacts/deferred/runs/"
+            region = "eu-west-1"
+            endpoint = "http://127.0.0.1:5000"
+            retention_days = 3
+            """ + "\n" + valid, baseDirectory: dir)
+        #expect(s3.artifacts.s3 == .init(bucket: "ci-artifacts", prefix: "deferred/runs", region: "eu-west-1", endpoint: "http://127.0.0.1:5000"))
+        #expect(s3.artifacts.directory == dir + "/.deferred/staging")
+        #expect(s3.artifacts.retentionDays == 3)
+        #expect(s3.projects[0].maxArtifactBytes == 1 << 30)
+        for (store, key) in [("s3://Bad_Bucket/x\"\nregion = \"us-east-1", "artifacts.store"), ("s3://fine-bucket", "artifacts.region"),
+                             ("ftp://x", "artifacts.store"), ("file:x\"\nregion = \"us-east-1", "artifacts.region")] {
+            do {
+                _ = try loader.load(text: "[artifacts]\nstore = \"\(store)\"\n" + valid, baseDirectory: dir)
+                Issue.record("\(store) loaded")
+            } catch {
+                #expect(error.problems.map(\.key).contains(key), "\(store): \(error.problems.map(\.key))")
+            }
+        }
+    }
+
     @Test func reportsEveryProblemAtOnceWithItsKey() {
         let broken = """
         [server]

@@ -41,7 +41,8 @@ public struct AWSQueryClient: Sendable {
         let tree = XMLTree.parse(response.body)
         let text = { String(decoding: response.body.prefix(500), as: UTF8.self) }
         guard (200..<300).contains(response.status) else {
-            if let error = tree?.at("Errors/Error") ?? tree?["Error"] {
+            // EC2: Response/Errors/Error; IAM, STS: ErrorResponse/Error; S3: an Error root.
+            if let error = tree?.at("Errors/Error") ?? tree?["Error"] ?? (tree?.name == "Error" ? tree : nil) {
                 throw .api(AWSError(code: .init(error.value("Code") ?? "Unknown"), message: error.value("Message") ?? "",
                                     status: response.status, action: action))
             }

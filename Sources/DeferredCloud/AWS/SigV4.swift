@@ -17,8 +17,8 @@ public struct SigV4: Sendable {
         self.normalizesPath = service != "s3"
     }
 
-    /// A request as signing sees it: `path` is decoded (as in the request line, before
-    /// percent-encoding), `query` the raw text after `?`.
+    /// A request as signing sees it: `path` and `query` (the text after `?`) are decoded,
+    /// as before percent-encoding; signing encodes them itself.
     public struct Request: Sendable {
         public var method: String
         public var path: String
@@ -49,6 +49,27 @@ public struct SigV4: Sendable {
     /// Signs `request` as of `date`; its headers must already hold `Host` and `X-Amz-Date`
     /// (and `X-Amz-Security-Token` for session credentials), which `prepare` adds.
     public func sign(_ request: Request, at date: Date, payloadHash: String? = nil) -> Signature {
+        signature(of: request, query: request.query, at: date, payloadHash: payloadHash ?? Self.hexSHA256(request.body))
+    }
+
+    /// Query signing (a presigned URL): the signature travels in the query, good for
+    /// `expires` seconds. `request.headers` must hold `Host`; every header given is signed.
+    /// Answers the signature and the whole query to send, signature last.
+    public func presign(_ request: Request, at date: Date, expires seconds: Int, payloadHash: String? = nil,
+                        includeSessionToken: Bool = true) -> (signature: Signature, query: String) {
+        let (amzDate, day) = Self.stamps(date)
+        let signedHeaders = Self.canonicalHeaders(request.headers).map(\.name).joined(separator: ";")
+        var parameters = [("X-Amz-Algorithm", Self.algorithm),
+                          ("X-Amz-Credential", "\(credentials.accessKeyID)/\(day)/\(region)/\(service)/aws4_request"),
+                          ("X-Amz-Date", amzDate), ("X-Amz-Expires", String(seconds)), ("X-Amz-SignedHeaders", signedHeaders)]
+        if includeSessionToken, let token = credentials.sessionToken { parameters.append(("X-Amz-Security-Token", token)) }
+        let added = parameters.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+        let query = request.query.isEmpty ? added : request.query + "&" + added
+        let signed = signature(of: request, query: query, at: date, payloadHash: payloadHash ?? Self.hexSHA256(request.body))
+        return (signed, Self.canonicalQuery(query) + "&X-Amz-Signature=" + signed.signature)
+    }
+
+    private func signature(of request: Request, query: String, at date: Date, payloadHash: String) -> Signature {
         let (amzDate, day) = Self.stamps(date)
         let scope = "\(day)/\(region)/\(service)/aws4_request"
         let headers = Self.canonicalHeaders(request.headers)
@@ -56,10 +77,10 @@ public struct SigV4: Sendable {
         let canonicalRequest = [
             request.method,
             canonicalPath(request.path),
-            Self.canonicalQuery(request.query),
+            Self.canonicalQuery(query),
             headers.map { "\($0.name):\($0.value)\n" }.joined(),
             signedHeaders,
-            payloadHash ?? Self.hexSHA256(request.body),
+            payloadHash,
         ].joined(separator: "\n")
         let stringToSign = [Self.algorithm, amzDate, scope, Self.hexSHA256(Data(canonicalRequest.utf8))].joined(separator: "\n")
         var key = SymmetricKey(data: Data("AWS4\(credentials.secretAccessKey)".utf8))
@@ -70,6 +91,18 @@ public struct SigV4: Sendable {
         let authorization = "\(Self.algorithm) Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
         return Signature(canonicalRequest: canonicalRequest, stringToSign: stringToSign, signedHeaders: signedHeaders,
                          signature: signature, authorization: authorization)
+    }
+
+    /// A presigned GET for `url` (S3: the payload is not signed), good for `expires` seconds.
+    public func presignedURL(_ method: String = "GET", url: String, at date: Date = Date(), expires seconds: Int) -> String? {
+        guard var components = URLComponents(string: url), let host = components.host else { return nil }
+        let hostHeader = components.port.map { "\(host):\($0)" } ?? host
+        let request = Request(method: method, path: components.path.isEmpty ? "/" : components.path,
+                              query: components.percentEncodedQuery.map { $0.removingPercentEncoding ?? $0 } ?? "",
+                              headers: [(name: "Host", value: hostHeader)])
+        let (_, query) = presign(request, at: date, expires: seconds, payloadHash: "UNSIGNED-PAYLOAD")
+        components.percentEncodedQuery = query
+        return components.string
     }
 
     /// Adds `X-Amz-Date`, the session token and `Authorization` to a request for `url`.

@@ -113,14 +113,44 @@ public struct ConfigLoader: Sendable {
 
     private func readArtifacts(_ table: TOMLTable, base: String, problems: inout [ConfigProblem]) -> ArtifactsConfig? {
         var r = TableReader(table, path: "artifacts")
-        defer { r.reportUnknownKeys(known: ["region", "endpoint"]); problems += r.problems }
+        defer { r.reportUnknownKeys(); problems += r.problems }
         let store = r.string("store") ?? "file:.deferred/artifacts"
         let retention = r.integer("retention_days", range: 1...36500) ?? 14
-        guard store.hasPrefix("file:") else {
-            r.problem("store", "'\(store)' is not supported yet", fix: "use \"file:PATH\" (S3 stores come in a later version)")
+        let region = r.string("region")
+        let endpoint = r.string("endpoint")
+        let staging = r.string("staging")
+        if store.hasPrefix("file:") {
+            for (key, value) in [("region", region), ("endpoint", endpoint), ("staging", staging)] where value != nil {
+                r.problem(key, "is only for s3:// stores", fix: "remove it, or make store an \"s3://bucket/prefix\"")
+            }
+            return ArtifactsConfig(directory: resolve(String(store.dropFirst("file:".count)), base: base), retentionDays: retention)
+        }
+        guard store.hasPrefix("s3://") else {
+            r.problem("store", "'\(store)' is neither file: nor s3://", fix: "write \"file:PATH\" or \"s3://bucket/prefix\"")
             return nil
         }
-        return ArtifactsConfig(directory: resolve(String(store.dropFirst("file:".count)), base: base), retentionDays: retention)
+        let rest = store.dropFirst("s3://".count)
+        let bucket = String(rest.prefix { $0 != "/" })
+        let prefix = rest.dropFirst(bucket.count).split(separator: "/").joined(separator: "/")
+        guard Self.isBucketName(bucket) else {
+            r.problem("store", "'\(bucket)' is not an S3 bucket name", fix: "3 to 63 lower-case letters, digits, dots and hyphens: \"s3://my-bucket/deferred\"")
+            return nil
+        }
+        guard let region else {
+            r.problem("region", "is missing for the s3:// store", fix: "add region = \"us-east-1\" (or the bucket's region)")
+            return nil
+        }
+        if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+            r.problem("endpoint", "'\(endpoint)' is not an http(s) URL", fix: "write it as \"https://s3.example.com\"")
+        }
+        return ArtifactsConfig(directory: resolve(staging ?? ".deferred/staging", base: base),
+                               s3: .init(bucket: bucket, prefix: prefix, region: region, endpoint: endpoint),
+                               retentionDays: retention)
+    }
+
+    static func isBucketName(_ name: String) -> Bool {
+        (3...63).contains(name.count) && name.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "." || $0 == "-") }
+            && name.first.map { $0.isLetter || $0.isNumber } == true
     }
 
     private func readIdle(_ table: TOMLTable, problems: inout [ConfigProblem]) -> IdleConfig? {
