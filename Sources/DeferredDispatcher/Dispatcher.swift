@@ -260,12 +260,16 @@ public actor Dispatcher: Service {
 
     // MARK: Sleeping
 
-    /// In `serve`: every `sleepCheckInterval`, idle cloud hosts are put to sleep.
+    /// In `serve`: every `sleepCheckInterval`, idle cloud hosts are put to sleep and the files
+    /// of jobs past their retention are deleted.
     private func sleepIdleHosts() async {
         let sleeper = IdleSleeper(config: config, store: store, providers: providers)
+        let retention = Retention(store: store, artifacts: artifacts, retentionDays: config.artifacts.retentionDays)
         while !Task.isCancelled {
             try? await Task.sleep(for: sleepCheckInterval)
             if Task.isCancelled { return }
+            let expired = await retention.pass()
+            if !expired.expired.isEmpty || !expired.problems.isEmpty { logger.info("\(expired)") }
             for report in await sleeper.pass() {
                 logger.info("\(report)")
                 if report.slept {

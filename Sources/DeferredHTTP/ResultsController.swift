@@ -95,7 +95,14 @@ public struct ResultsController: Sendable {
         OriginPolicy(allowed: config.project(named: job.project)?.allowedOrigins ?? [], openWhenUnconfigured: true)
     }
 
+    /// Past retention the files are gone for good: 410, not 404.
+    private func refuseExpired(_ job: Job) throws {
+        guard let expired = job.expiredAt else { return }
+        throw APIError(.gone, "the job's results and artifacts were deleted on \(RFC3339.string(expired)), \(config.artifacts.retentionDays) days after it ended ([artifacts] retention_days)")
+    }
+
     func results(_ job: Job) async throws -> Response {
+        try refuseExpired(job)
         guard job.status.isFinal else {
             return JSONBody.response(.accepted, ["status": job.status.rawValue])
         }
@@ -104,6 +111,7 @@ public struct ResultsController: Sendable {
 
     /// A finished job's object: streamed from a local file, or a redirect to a presigned URL.
     func stored(_ object: StoredObject, of job: Job, context: DeferredRequestContext?) async throws -> Response {
+        try refuseExpired(job)
         guard job.status.isFinal else {
             throw APIError(.notFound, "the job is \(job.status.rawValue); its files are there once it ends")
         }

@@ -17,11 +17,12 @@ struct JobRecord: Codable, FetchableRecord, PersistableRecord {
     var startedAt: Double?
     var finishedAt: Double?
     var delivery: String?
+    var expiredAt: Double?
 
     enum CodingKeys: String, CodingKey {
         case id, token, project, trigger, status, attempts, delivery
         case hostName = "host_name", notBefore = "not_before", queuedAt = "queued_at"
-        case startedAt = "started_at", finishedAt = "finished_at"
+        case startedAt = "started_at", finishedAt = "finished_at", expiredAt = "expired_at"
     }
 
     init(_ job: Job, delivery: String?) throws {
@@ -36,6 +37,7 @@ struct JobRecord: Codable, FetchableRecord, PersistableRecord {
         queuedAt = job.queuedAt.timeIntervalSince1970
         startedAt = job.startedAt?.timeIntervalSince1970
         finishedAt = job.finishedAt?.timeIntervalSince1970
+        expiredAt = job.expiredAt?.timeIntervalSince1970
         self.delivery = delivery
     }
 
@@ -49,7 +51,8 @@ struct JobRecord: Codable, FetchableRecord, PersistableRecord {
             status: status, hostName: hostName, attempts: attempts,
             queuedAt: Date(timeIntervalSince1970: queuedAt), notBefore: Date(timeIntervalSince1970: notBefore),
             startedAt: startedAt.map(Date.init(timeIntervalSince1970:)),
-            finishedAt: finishedAt.map(Date.init(timeIntervalSince1970:))
+            finishedAt: finishedAt.map(Date.init(timeIntervalSince1970:)),
+            expiredAt: expiredAt.map(Date.init(timeIntervalSince1970:))
         )
     }
 }

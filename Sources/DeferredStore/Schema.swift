@@ -58,6 +58,10 @@ enum Schema {
                 t.add(column: "instance_id", .text)
             }
         }
+        migrator.registerMigration("v4: expired results") { db in
+            try db.alter(table: "job") { t in t.add(column: "expired_at", .double) }
+            try db.create(index: "job_by_finish", on: "job", columns: ["expired_at", "finished_at"])
+        }
         return migrator
     }
 }

@@ -16,12 +16,16 @@ public struct Job: Sendable, Equatable, Identifiable {
     public var queuedAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// When retention deleted the job's stored files; its URLs answer 410 from then on.
+    public var expiredAt: Date?
 
     public init(
         id: JobID = .make(), token: ResultToken = .make(), project: String, trigger: Trigger,
         status: JobStatus = .queued, hostName: String? = nil, attempts: Int = 0,
-        queuedAt: Date = Date(), notBefore: Date? = nil, startedAt: Date? = nil, finishedAt: Date? = nil
+        queuedAt: Date = Date(), notBefore: Date? = nil, startedAt: Date? = nil, finishedAt: Date? = nil,
+        expiredAt: Date? = nil
     ) {
+        self.expiredAt = expiredAt
         self.id = id
         self.token = token
         self.project = project
