@@ -111,6 +111,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // scripts/bench/artifacts: memory and throughput of moving a large artifact, beside scp.
+        .executableTarget(
+            name: "deferred-bench",
+            dependencies: ["DeferredArtifacts", "DeferredCloud", "DeferredCore", "DeferredDemo", "DeferredRunner", "DeferredSSH"],
+            path: "Benchmarks/deferred-bench"
+        ),
         .testTarget(
             name: "DeferredCoreTests",
             dependencies: ["DeferredCore"]
