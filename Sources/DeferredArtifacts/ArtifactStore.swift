@@ -18,6 +18,10 @@ public protocol ArtifactStore: Sendable {
 
     /// Deletes everything stored for the job (retention).
     func remove(token: ResultToken) async throws(ArtifactStoreError)
+
+    /// Tries again to store the files of jobs whose publishing failed (a remote store that was
+    /// down); answers what went up and what still fails. Called on the housekeeping timer.
+    func publishPending() async -> (published: [ResultToken], failures: [String])
 }
 
 /// One object of a job in the store, under `<token>/`.

@@ -42,14 +42,22 @@ public struct FileArtifactStore: ArtifactStore {
         }
     }
 
+    /// Everything is local: nothing is ever pending.
+    public func publishPending() async -> (published: [ResultToken], failures: [String]) { ([], []) }
+
     private func folder(_ token: ResultToken) -> String {
         "\(directory)/\(token.rawValue)"
     }
 
     func writeResults(_ data: Data, token: ResultToken) throws {
-        let folder = URL(fileURLWithPath: folder(token))
+        try Self.writeAtomically(data, to: folder(token) + "/results.json")
+    }
+
+    /// Through a temporary file and a rename: a reader sees the whole file or none.
+    static func writeAtomically(_ data: Data, to path: String) throws {
+        let target = URL(fileURLWithPath: path)
+        let folder = target.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let target = folder.appendingPathComponent("results.json")
         let temporary = folder.appendingPathComponent(".results.json.\(UUID().uuidString)")
         try data.write(to: temporary)
         // rename(2) replaces the target atomically, whether or not it exists.

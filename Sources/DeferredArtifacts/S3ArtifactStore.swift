@@ -30,24 +30,60 @@ public struct S3ArtifactStore: ArtifactStore {
     public func publish(_ files: JobFiles, artifacts: [CollectedArtifacts.File], results: Data,
                         token: ResultToken) async throws(ArtifactStoreError) {
         do throws(CloudError) {
-            for artifact in artifacts {
-                try await client.upload(file: files.artifacts + "/" + artifact.path, to: key(token, "artifacts/" + artifact.path),
-                                        contentType: artifact.contentType, sha256: artifact.sha256)
-            }
-            if FileManager.default.fileExists(atPath: files.outputLog) {
-                try await client.upload(file: files.outputLog, to: key(token, StoredObject.outputLog.key),
-                                        contentType: StoredObject.outputLog.contentType)
-            }
-            // Last: whoever sees results.json sees everything it lists.
-            try await client.upload(results, to: key(token, StoredObject.results.key), contentType: StoredObject.results.contentType)
+            try await upload(files, artifacts: artifacts.map { ($0.path, $0.contentType, $0.sha256) }, results: results, token: token)
         } catch {
+            // Kept beside the staged files: served from here, and sent up by publishPending.
+            try? FileArtifactStore.writeAtomically(results, to: files.folder + "/" + StoredObject.results.key)
             throw ArtifactStoreError("upload the job's files to s3://\(client.bucket)/\(key(token, ""))", error.description,
                                      isTransient: error.isRetryable)
         }
         try? FileManager.default.removeItem(atPath: files.folder)
     }
 
+    private func upload(_ files: JobFiles, artifacts: [(path: String, contentType: String, sha256: String?)],
+                        results: Data, token: ResultToken) async throws(CloudError) {
+        for artifact in artifacts {
+            try await client.upload(file: files.artifacts + "/" + artifact.path, to: key(token, "artifacts/" + artifact.path),
+                                    contentType: artifact.contentType, sha256: artifact.sha256)
+        }
+        if FileManager.default.fileExists(atPath: files.outputLog) {
+            try await client.upload(file: files.outputLog, to: key(token, StoredObject.outputLog.key),
+                                    contentType: StoredObject.outputLog.contentType)
+        }
+        // Last: whoever sees results.json sees everything it lists.
+        try await client.upload(results, to: key(token, StoredObject.results.key), contentType: StoredObject.results.contentType)
+    }
+
+    /// Staged folders holding a results.json are jobs that ended while the bucket could not
+    /// be reached: their files go up now, the same way, results.json last.
+    public func publishPending() async -> (published: [ResultToken], failures: [String]) {
+        var published: [ResultToken] = [], failures: [String] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? [] {
+            guard let token = ResultToken(validating: name) else { continue }
+            let files = files(for: token)
+            guard let results = FileManager.default.contents(atPath: files.folder + "/" + StoredObject.results.key) else { continue }
+            // Only kept files are ever written to the staged artifacts folder.
+            let paths = (FileManager.default.subpaths(atPath: files.artifacts) ?? []).filter { path in
+                var info = stat()
+                return lstat(files.artifacts + "/" + path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
+            }
+            do throws(CloudError) {
+                try await upload(files, artifacts: paths.map { ($0, ContentType.forPath($0), nil) }, results: results, token: token)
+                try? FileManager.default.removeItem(atPath: files.folder)
+                published.append(token)
+            } catch {
+                failures.append("job files of \(token.rawValue): \(error)")
+            }
+        }
+        return (published, failures)
+    }
+
     public func locate(_ object: StoredObject, token: ResultToken) async throws(ArtifactStoreError) -> ObjectLocation? {
+        // Not uploaded yet (the bucket was down when the job ended): served from staging.
+        let staged = files(for: token).folder
+        if FileManager.default.fileExists(atPath: staged + "/" + StoredObject.results.key) {
+            return try await FileArtifactStore(directory: staging).locate(object, token: token)
+        }
         let key = key(token, object.key)
         do throws(CloudError) {
             guard try await client.exists(key) else { return nil }

@@ -260,8 +260,8 @@ public actor Dispatcher: Service {
 
     // MARK: Sleeping
 
-    /// In `serve`: every `sleepCheckInterval`, idle cloud hosts are put to sleep and the files
-    /// of jobs past their retention are deleted.
+    /// In `serve`: every `sleepCheckInterval`, idle cloud hosts are put to sleep, the files
+    /// of jobs past their retention are deleted, and files a remote store refused go up again.
     private func sleepIdleHosts() async {
         let sleeper = IdleSleeper(config: config, store: store, providers: providers)
         let retention = Retention(store: store, artifacts: artifacts, retentionDays: config.artifacts.retentionDays)
@@ -270,6 +270,9 @@ public actor Dispatcher: Service {
             if Task.isCancelled { return }
             let expired = await retention.pass()
             if !expired.expired.isEmpty || !expired.problems.isEmpty { logger.info("\(expired)") }
+            let pending = await artifacts.publishPending()
+            if !pending.published.isEmpty { logger.info("stored the files of \(pending.published.count) job(s) that waited for the store") }
+            for failure in pending.failures { logger.warning("still cannot store \(failure)") }
             for report in await sleeper.pass() {
                 logger.info("\(report)")
                 if report.slept {
@@ -308,7 +311,8 @@ public actor Dispatcher: Service {
     }
 
     /// The job's files and results.json (last) into the artifact store, then the end state:
-    /// whoever sees the end sees every file. A store that fails is tried again with backoff.
+    /// whoever sees the end sees every file. A store that fails is tried again with backoff;
+    /// one that keeps failing leaves the files staged (served from there) for the timer to send.
     private func complete(_ job: Job, host: String, woke: Bool = false, outcome: JobOutcome, log: Logger) async {
         let files = artifacts.files(for: job.token)
         let document = ResultsDocument(

@@ -79,7 +79,7 @@ import Testing
             let results = try await harness.runPush(client, files: ["script/job.sh": "#!/bin/sh\necho then idle\n"])
             #expect(results["status"] as? String == "succeeded")
             var state = try await store.hosts().first?.state
-            for _ in 0..<100 where state != .stopped {
+            for _ in 0..<600 where state != .stopped {
                 try await Task.sleep(for: .milliseconds(100))
                 state = try await store.hosts().first?.state
             }
@@ -97,15 +97,19 @@ import Testing
         let store = harness.store
         let config = harness.config, providers = harness.providers
         try await harness.serve { client in
-            let commit = try harness.repo.commit(["script/job.sh": "#!/bin/sh\nsleep 3\necho long done\n"])
+            // The job runs until the test lets it end (the host is this machine), so "while it
+            // runs" does not depend on how fast a loaded machine gets here.
+            let release = harness.folder + "/release-long-job"
+            let commit = try harness.repo.commit(["script/job.sh": "#!/bin/sh\nwhile [ ! -e '\(release)' ]; do sleep 0.1; done\necho long done\n"])
             let response = try await ServerHarness.post(client, harness.pushPayload(commit: commit))
             let url = try #require(ServerHarness.json(response)["result_url"] as? String)
             // Wait until the job runs, then try to put its host to sleep, as cron would.
-            for _ in 0..<200 where try await store.jobs().first?.status != .running { try await Task.sleep(for: .milliseconds(50)) }
+            for _ in 0..<1200 where try await store.jobs().first?.status != .running { try await Task.sleep(for: .milliseconds(50)) }
             #expect(try await store.jobs().first?.status == .running)
             let sleeper = IdleSleeper(config: config, store: store, providers: providers)
             #expect(await sleeper.pass(now: Date().addingTimeInterval(3600)).isEmpty)
             #expect(try await Self.state(id, ec2) == "running")
+            FileManager.default.createFile(atPath: release, contents: Data())
             let results = try await ServerHarness.results(client, resultURL: url)
             #expect(results["stdout"] as? String == "long done\n")
             // Once it is done the host is idle, and it goes.

@@ -101,7 +101,7 @@ import Testing
             let commit = try harness.repo.commit(["script/job.sh": "#!/bin/sh\necho never\n"])
             _ = try await ServerHarness.post(client, harness.pushPayload(commit: commit))
             var requeued = false
-            for _ in 0..<200 where !requeued {
+            for _ in 0..<1200 where !requeued {
                 try await Task.sleep(for: .milliseconds(50))
                 let job = try #require(try await store.jobs().first)
                 requeued = try await store.events(of: job.id).contains { $0.status == .queued && ($0.detail ?? "").contains("wake timeout") }

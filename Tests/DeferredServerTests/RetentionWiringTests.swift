@@ -29,7 +29,7 @@ import Testing
         let recent = try await Self.oldJob(in: harness, daysAgo: 1)
         try await harness.serve { client in
             var status = HTTPResponse.Status.ok
-            for _ in 0..<100 where status != .gone {
+            for _ in 0..<600 where status != .gone {
                 status = try await client.execute(uri: "/r/\(old.token.rawValue)/results.json", method: .get).status
                 try await Task.sleep(for: .milliseconds(100))
             }

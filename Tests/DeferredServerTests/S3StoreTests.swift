@@ -156,6 +156,47 @@ import Testing
     }
 }
 
+extension S3StoreTests {
+    /// The bucket cannot be reached when the job ends: results.json is kept with the staged
+    /// files and served from there, and the next pass sends everything up.
+    @Test func filesAJobLeftWhileTheBucketWasDownAreServedLocallyAndSentLater() async throws {
+        let moto = try await ThrowawayMoto.start()
+        defer { moto.stop() }
+        let staging = folder + "/staging"
+        let token = ResultToken.make()
+        let down = S3ArtifactStore(client: S3Client(bucket: "later", region: "us-east-1", endpoint: "http://127.0.0.1:\(try FreePort.find())",
+                                                    credentials: EC2ClientLikeCredentials.any,
+                                                    retry: RetryPolicy(maxAttempts: 2, base: .milliseconds(1))),
+                                   prefix: "p", staging: staging, retentionDays: 14)
+        let files = down.files(for: token)
+        try files.reset()
+        try FileManager.default.createDirectory(atPath: files.artifacts + "/sub", withIntermediateDirectories: true)
+        try Data("report".utf8).write(to: URL(fileURLWithPath: files.artifacts + "/sub/report.txt"))
+        try Data("output\n".utf8).write(to: URL(fileURLWithPath: files.outputLog))
+        let results = Data(#"{"status":"succeeded"}"#.utf8)
+        let artifact = CollectedArtifacts.File(path: "sub/report.txt", bytes: 6, sha256: Hex.encode(SHA256.hash(data: Data("report".utf8))))
+        await #expect(throws: ArtifactStoreError.self) { try await down.publish(files, artifacts: [artifact], results: results, token: token) }
+        #expect(try await down.locate(.results, token: token) == .file(path: files.folder + "/results.json", contentType: "application/json"))
+        #expect(try await down.locate(.artifact(#require(ArtifactPath(validating: "sub/report.txt"))), token: token)
+                == .file(path: files.artifacts + "/sub/report.txt", contentType: "text/plain; charset=utf-8"))
+        #expect(await down.publishPending().failures.count == 1)
+
+        // The bucket is back.
+        let s3 = S3Client(bucket: "later", region: "us-east-1", endpoint: moto.endpoint, credentials: EC2ClientLikeCredentials.any)
+        try await s3.createBucket()
+        let up = S3ArtifactStore(client: s3, prefix: "p", staging: staging, retentionDays: 14)
+        let pending = await up.publishPending()
+        #expect(pending.published == [token] && pending.failures.isEmpty, "\(pending)")
+        #expect(Set(try await s3.keys(under: "p/")) == ["p/\(token.rawValue)/results.json", "p/\(token.rawValue)/output.log",
+                                                        "p/\(token.rawValue)/artifacts/sub/report.txt"])
+        #expect(!FileManager.default.fileExists(atPath: files.folder))
+        guard case .redirect(let url)? = try await up.locate(.results, token: token) else { Issue.record("not a redirect"); return }
+        #expect(try await HTTPClient().send(HTTPClientRequest(url: url)).body == results)
+        #expect(await up.publishPending().published.isEmpty)
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+}
+
 /// moto without signature checks takes any key.
 enum EC2ClientLikeCredentials {
     static let any = AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "test-secret")
