@@ -16,6 +16,9 @@ public protocol ArtifactStore: Sendable {
     /// How to answer a request for one of the job's objects, or nil when the store has none.
     func locate(_ object: StoredObject, token: ResultToken) async throws(ArtifactStoreError) -> ObjectLocation?
 
+    /// A small stored object's bytes (results.json for the event stream's summary), or nil.
+    func read(_ object: StoredObject, token: ResultToken) async -> Data?
+
     /// Deletes everything stored for the job (retention).
     func remove(token: ResultToken) async throws(ArtifactStoreError)
 

@@ -32,6 +32,10 @@ public struct FileArtifactStore: ArtifactStore {
         return .file(path: path, contentType: object.contentType)
     }
 
+    public func read(_ object: StoredObject, token: ResultToken) async -> Data? {
+        FileManager.default.contents(atPath: folder(token) + "/" + object.key)
+    }
+
     public func remove(token: ResultToken) async throws(ArtifactStoreError) {
         let path = folder(token)
         guard FileManager.default.fileExists(atPath: path) else { return }

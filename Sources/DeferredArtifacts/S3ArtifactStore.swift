@@ -93,6 +93,15 @@ public struct S3ArtifactStore: ArtifactStore {
         return .redirect(url: client.presignedGET(key, expires: presignedLifetime))
     }
 
+    public func read(_ object: StoredObject, token: ResultToken) async -> Data? {
+        if let staged = FileManager.default.contents(atPath: files(for: token).folder + "/" + object.key) { return staged }
+        let temporary = staging + "/.read-" + UUID().uuidString
+        try? FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        guard (try? await client.download(key(token, object.key), to: temporary)) != nil else { return nil }
+        return FileManager.default.contents(atPath: temporary)
+    }
+
     public func remove(token: ResultToken) async throws(ArtifactStoreError) {
         let folder = key(token, "")
         do throws(CloudError) {

@@ -140,7 +140,7 @@ public actor Dispatcher: Service {
                 let script = try Self.script(at: fleet.bootstrap)
                 do throws(RunnerError) {
                     let output = try await runner.bootstrap(script, on: session)
-                    try? await store.note(job.id, waiting: "host \(host.name): \(output.split(separator: "\n").last ?? "bootstrapped")")
+                    try? await store.note(job.id, waiting: "host \(host.name): \(output.split(separator: "\n").last ?? "bootstrapped")", host: .bootstrapping)
                 } catch { throw .runner(error) }
             }
             do { try await store.markRunning(job.id) } catch { log.error("cannot mark running: \(error)") }
@@ -148,7 +148,14 @@ public actor Dispatcher: Service {
             let files = artifacts.files(for: job.token)
             do { try files.reset() } catch { throw .runner(.artifactsUnwritable(folder: files.folder, reason: "\(error)")) }
             let outcome: JobOutcome
-            do { outcome = try await runner.run(job, project: project, on: session, files: files) } catch { throw .runner(error) }
+            let recorder = OutputRecorder(job: job.id, store: store)
+            do {
+                outcome = try await runner.run(job, project: project, on: session, files: files) { recorder.take($0) }
+                await recorder.close()
+            } catch {
+                await recorder.close()
+                throw .runner(error)
+            }
             await complete(job, host: lease.hostName, woke: woke, outcome: outcome, log: log)
         } catch {
             await machineryFailed(job, host: lease.hostName, error: error, started: started, log: log)
@@ -161,7 +168,7 @@ public actor Dispatcher: Service {
     private func launch(_ fleet: FleetConfig, hostName: String, project: String, for job: Job) async throws(MachineryFailure) -> HostConfig {
         let tags = ["managed-by": "deferred", "deferred-fleet": fleet.name, "deferred-project": project,
                     "deferred-host": hostName, "Name": "deferred \(hostName)"]
-        try? await store.note(job.id, waiting: "host \(hostName): launching \(fleet.instanceType) from \(fleet.imageID)\(fleet.spot ? " (spot)" : "")")
+        try? await store.note(job.id, waiting: "host \(hostName): launching \(fleet.instanceType) from \(fleet.imageID)\(fleet.spot ? " (spot)" : "")", host: .booting)
         let id: String
         do throws(ProviderError) {
             id = try await providers.fleets.launch(fleet, tags: tags)
@@ -170,7 +177,7 @@ public actor Dispatcher: Service {
             throw .wake(error)
         }
         try? await store.recordInstance(hostName, instanceID: id)
-        try? await store.note(job.id, waiting: "host \(hostName): launched instance \(id)")
+        try? await store.note(job.id, waiting: "host \(hostName): launched instance \(id)", host: .booting)
         return fleet.host(named: hostName, instanceID: id)
     }
 
@@ -213,17 +220,17 @@ public actor Dispatcher: Service {
         let wake = try await Self.within(limit, host: host) {
             let wake: HostWake
             do throws(ProviderError) {
-                wake = try await provider.wake(host) { step in try? await store.note(id, waiting: "host \(host.name): \(step)") }
+                wake = try await provider.wake(host) { step in try? await store.note(id, waiting: "host \(host.name): \(step)", host: .waking) }
             } catch {
                 throw MachineryFailure.wake(error)
             }
             await self.learn(host.name, address: wake.address)
-            try? await store.note(id, waiting: "host \(host.name): waiting for SSH on \(host.address.isEmpty ? wake.address : host.address):\(host.port)")
+            try? await store.note(id, waiting: "host \(host.name): waiting for SSH on \(host.address.isEmpty ? wake.address : host.address):\(host.port)", host: .booting)
             try await self.waitForSSH(host)
             return wake
         }
         try? await store.markHost(host.name, .busy)
-        try? await store.note(id, waiting: "host \(host.name) is up\(wake.woke ? " (woken)" : "")")
+        try? await store.note(id, waiting: "host \(host.name) is up\(wake.woke ? " (woken)" : "")", host: .ready)
         return wake
     }
 

@@ -15,13 +15,14 @@ public struct ResultsController: Sendable {
     let store: JobStore
     let artifacts: any ArtifactStore
     private let fileIO = FileIO()
-    /// How often the event stream looks for new state changes.
-    var eventPollInterval: Duration = .milliseconds(250)
+    /// How long an event stream may be quiet before a keepalive comment.
+    let heartbeatInterval: Duration
 
-    public init(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore) {
+    public init(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore, heartbeat: Duration = .seconds(15)) {
         self.config = config
         self.store = store
         self.artifacts = artifacts
+        self.heartbeatInterval = heartbeat
     }
 
     public static func resultURL(_ config: DeferredConfig, _ token: ResultToken) -> String {
@@ -34,7 +35,11 @@ public struct ResultsController: Sendable {
 
     public func addRoutes(to router: Router<DeferredRequestContext>) {
         router.get("/r/{token}/results.json") { request, context in try await answer(request, context, results) }
-        router.get("/r/{token}/events") { request, context in try await answer(request, context, events) }
+        router.get("/r/{token}/events") { request, context in
+            // EventSource sends Last-Event-ID when it reconnects; a page may pass it in the query.
+            let last = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters.get("last_event_id")
+            return try await answer(request, context) { job in try await events(job, lastEventID: last) }
+        }
         router.get("/r/{token}/output.log") { request, context in
             try await answer(request, context) { job in try await stored(.outputLog, of: job, context: context) }
         }
@@ -139,32 +144,76 @@ public struct ResultsController: Sendable {
         }
     }
 
-    /// Each state change as `event: status` with `{"status","at","detail"}`; the stream ends
-    /// after the final state. (Output lines join this stream in a later version.)
-    func events(_ job: Job) async throws -> Response {
-        let store = self.store, interval = eventPollInterval
+    /// The job's feed as Server-Sent Events: its backlog first (a listener that sends
+    /// `Last-Event-ID`, or `?last_event_id=`, gets only what it missed), then live. `state` for
+    /// each state change (with the host's own state while waiting for it), `output` for batches
+    /// of lines, `done` with the summary of results.json, then the stream ends. A comment every
+    /// `heartbeatInterval` keeps proxies from closing a quiet stream.
+    func events(_ job: Job, lastEventID: String?) async throws -> Response {
+        let store = self.store, heartbeat = heartbeatInterval, artifacts = self.artifacts
+        let resultURL = Self.resultURL(config, job.token)
+        let start = lastEventID.flatMap(FeedCursor.init) ?? FeedCursor()
         let body = ResponseBody { writer in
-            var seen: Int64 = 0
+            var cursor = start
             while true {
-                let events = try await store.events(of: job.id, after: seen)
-                for event in events {
-                    seen = event.sequence
-                    try await writer.write(ByteBuffer(string: Self.serverSentEvent(event)))
+                let version = store.changes.version(of: job.id)
+                let items = try await store.feed(of: job.id, after: cursor)
+                if !items.isEmpty {
+                    var text = ""
+                    for item in items { text += Self.serverSentEvent(item) }
+                    try await writer.write(ByteBuffer(string: text))
+                    cursor = items[items.count - 1].cursor
                 }
-                if events.contains(where: { $0.status.isFinal }) { break }
-                try await Task.sleep(for: interval)
+                let ended = items.contains { if case .state(let e) = $0.kind { return e.status.isFinal } else { return false } }
+                // A job that ended before this listener came, with nothing new: the backlog was all.
+                var over = ended
+                if !over, items.isEmpty { over = try await store.job(id: job.id)?.status.isFinal == true }
+                if over {
+                    let summary = await Self.summary(of: job, resultURL: resultURL, artifacts: artifacts)
+                    try await writer.write(ByteBuffer(string: "id: \(cursor)\nevent: done\ndata: \(summary)\n\n"))
+                    break
+                }
+                await store.changes.wait(for: job.id, after: version, upTo: heartbeat)
+                if Task.isCancelled { break }
+                if store.changes.version(of: job.id) == version {
+                    try await writer.write(ByteBuffer(string: ": keepalive\n\n"))
+                }
             }
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
 
-    static func serverSentEvent(_ event: JobEvent) -> String {
+    static func serverSentEvent(_ item: FeedItem) -> String {
+        let at = { (date: Date) in RFC3339.string(date) }
+        switch item.kind {
+        case .state(let event):
+            var payload = ["status": event.status.rawValue, "at": at(event.at), "detail": event.detail ?? ""]
+            if let host = event.hostState { payload["host_state"] = host.rawValue }
+            return "id: \(item.cursor)\nevent: state\ndata: \(json(payload))\n\n"
+        case .output(let chunk):
+            return "id: \(item.cursor)\nevent: output\ndata: \(json(["stream": chunk.stream.rawValue, "text": chunk.text, "at": at(chunk.at)]))\n\n"
+        }
+    }
+
+    /// results.json's headline: status, exit, times, artifact count and where the rest is.
+    static func summary(of job: Job, resultURL: String, artifacts: any ArtifactStore) async -> String {
+        var summary: [String: JSONValue] = ["result_url": .string(resultURL)]
+        if let data = await artifacts.read(.results, token: job.token),
+           case .object(let results)? = JSONValue.parse(data) {
+            for key in ["status", "exit_status", "signal", "error", "wait_ms", "duration_ms", "output_truncated", "output_log"] {
+                summary[key] = results[key] ?? .null
+            }
+            if case .array(let list)? = results["artifacts"] { summary["artifacts"] = .number(Double(list.count)) }
+        } else if let status = job.status.isFinal ? job.status : nil {
+            summary["status"] = .string(status.rawValue)
+        }
+        return json(JSONValue.object(summary))
+    }
+
+    private static func json(_ value: some Encodable) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let at = event.at.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
-        let payload = ["status": event.status.rawValue, "at": at, "detail": event.detail ?? ""]
-        let data = (try? encoder.encode(payload)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        return "id: \(event.sequence)\nevent: status\ndata: \(data)\n\n"
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 }

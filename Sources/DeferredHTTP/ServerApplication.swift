@@ -6,7 +6,9 @@ import Logging
 
 /// The HTTP side of `deferred serve`: routes, and the application that serves them.
 public enum ServerApplication {
+    /// `heartbeat`: how long an event stream may be quiet before a keepalive comment.
     public static func router(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore,
+                              heartbeat: Duration = .seconds(15),
                               onQueued: @escaping @Sendable () -> Void) -> Router<DeferredRequestContext> {
         let router = Router(context: DeferredRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
@@ -14,7 +16,7 @@ public enum ServerApplication {
         WebhookController(config: config, store: store, onQueued: onQueued).addRoutes(to: router)
         let limiter = RateLimiter(ratePerMinute: config.scripts.ratePerMinute, burst: config.scripts.burst)
         ScriptController(config: config, store: store, limiter: limiter, onQueued: onQueued).addRoutes(to: router)
-        ResultsController(config: config, store: store, artifacts: artifacts).addRoutes(to: router)
+        ResultsController(config: config, store: store, artifacts: artifacts, heartbeat: heartbeat).addRoutes(to: router)
         return router
     }
 

@@ -7,6 +7,52 @@ public struct JobEvent: Sendable, Equatable {
     public var at: Date
     public var status: JobStatus
     public var detail: String?
+    /// While the job waits for a host: what the host is doing.
+    public var hostState: HostProgress? = nil
+}
+
+/// What a host is doing while a job waits for it, as the event stream tells it.
+public enum HostProgress: String, Sendable, Equatable {
+    case waking, booting, bootstrapping, ready
+}
+
+/// Lines a job wrote, as they arrived, a batch at a time.
+public struct OutputChunk: Sendable, Equatable {
+    public enum Stream: String, Sendable { case stdout, stderr }
+    public var sequence: Int64
+    public var at: Date
+    public var stream: Stream
+    public var text: String
+}
+
+/// Where a listener of a job's feed is: the last state event and the last output chunk it
+/// has. Written `"<event>.<output>"` as the Server-Sent Events id.
+public struct FeedCursor: Sendable, Hashable, CustomStringConvertible {
+    public var event: Int64
+    public var output: Int64
+
+    public init(event: Int64 = 0, output: Int64 = 0) {
+        self.event = event
+        self.output = output
+    }
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: ".")
+        guard parts.count == 2, let event = Int64(parts[0]), let output = Int64(parts[1]), event >= 0, output >= 0 else { return nil }
+        self.init(event: event, output: output)
+    }
+
+    public var description: String { "\(event).\(output)" }
+}
+
+/// One entry of a job's feed, with the cursor just past it.
+public struct FeedItem: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case state(JobEvent)
+        case output(OutputChunk)
+    }
+    public var kind: Kind
+    public var cursor: FeedCursor
 }
 
 /// What a lease gives the dispatcher: the job and the host it may run on.

@@ -1,6 +1,7 @@
 import DeferredCore
 import Foundation
 import GRDB
+import Synchronization
 
 /// Jobs, their events, deliveries seen and hosts, in SQLite through GRDB (WAL).
 ///
@@ -9,6 +10,11 @@ import GRDB
 /// of running jobs and its idle clock always agree with the jobs table.
 public final class JobStore: Sendable {
     private let pool: DatabasePool
+    /// Wakes listeners of a job's feed after its events or output change.
+    public let changes = JobChanges()
+    /// The last feed read of each job, by cursor and version: a thousand listeners that are
+    /// all caught up cost one read per change, not a thousand.
+    private let feedCache = Mutex<[JobID: (cursor: FeedCursor, version: UInt64, items: [FeedItem])]>([:])
 
     public init(path: String) throws(StoreError) {
         do {
@@ -134,7 +140,7 @@ public final class JobStore: Sendable {
     /// while it has fewer than `max_hosts`, counted in the same transaction, so however many
     /// jobs arrive together a fleet never grows past its limit. Nil when nothing can run now.
     public func leaseNext(now: Date = Date(), targetsFor: @escaping @Sendable (String) -> [LeaseTarget]) async throws(StoreError) -> Lease? {
-        try await write { db in
+        let lease = try await write { db -> Lease? in
             let candidates = try JobRecord
                 .filter(Column("status") == JobStatus.queued.rawValue && Column("not_before") <= now.timeIntervalSince1970)
                 .order(Column("queued_at"), Column("id"))
@@ -160,6 +166,8 @@ public final class JobStore: Sendable {
             }
             return nil
         }
+        if let lease { changes.notify(lease.job.id) }
+        return lease
     }
 
     /// Gives `candidate` to `host` if it has room and is not being put to sleep.
@@ -201,8 +209,68 @@ public final class JobStore: Sendable {
     }
 
     /// A step of the job's wait for its host (the instance's state), as an event.
-    public func note(_ id: JobID, waiting detail: String, at: Date = Date()) async throws(StoreError) {
-        try await write { db in try Self.record(db, id, .waitingForHost, detail: detail, at: at) }
+    public func note(_ id: JobID, waiting detail: String, host: HostProgress? = nil, at: Date = Date()) async throws(StoreError) {
+        try await write { db in try Self.record(db, id, .waitingForHost, detail: detail, hostState: host, at: at) }
+        changes.notify(id)
+    }
+
+    // MARK: Output and the feed
+
+    /// Stores a batch of a job's output as it streams, for late listeners and the job page.
+    public func appendOutput(_ id: JobID, _ chunks: [(stream: OutputChunk.Stream, text: String)], at: Date = Date()) async throws(StoreError) {
+        guard !chunks.isEmpty else { return }
+        try await write { db in
+            for chunk in chunks {
+                try JobOutputRecord(id: nil, jobID: id.rawValue, at: at.timeIntervalSince1970, stream: chunk.stream.rawValue, text: chunk.text).insert(db)
+            }
+        }
+        changes.notify(id)
+    }
+
+    /// State events and output after `cursor`, merged in time order, each with the cursor past it.
+    public func feed(of id: JobID, after cursor: FeedCursor) async throws(StoreError) -> [FeedItem] {
+        let version = changes.version(of: id)
+        if let cached = feedCache.withLock({ $0[id] }), cached.cursor == cursor, cached.version == version { return cached.items }
+        let (events, output) = try await read { db in
+            (try JobEventRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.event).order(Column("id")).fetchAll(db),
+             try JobOutputRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.output).order(Column("id")).fetchAll(db))
+        }
+        var items: [FeedItem] = []
+        var position = cursor
+        var e = events.startIndex, o = output.startIndex
+        while e < events.endIndex || o < output.endIndex {
+            // Time order; a state change and output at the same instant: the state first.
+            if o == output.endIndex || (e < events.endIndex && events[e].at <= output[o].at) {
+                let r = events[e]
+                e += 1
+                guard let status = JobStatus(rawValue: r.status) else { continue }
+                position.event = r.id ?? position.event
+                items.append(FeedItem(kind: .state(JobEvent(sequence: r.id ?? 0, at: Date(timeIntervalSince1970: r.at), status: status,
+                                                             detail: r.detail, hostState: r.hostState.flatMap(HostProgress.init))),
+                                      cursor: position))
+            } else {
+                let r = output[o]
+                o += 1
+                position.output = r.id ?? position.output
+                items.append(FeedItem(kind: .output(OutputChunk(sequence: r.id ?? 0, at: Date(timeIntervalSince1970: r.at),
+                                                                stream: OutputChunk.Stream(rawValue: r.stream) ?? .stdout, text: r.text)),
+                                      cursor: position))
+            }
+        }
+        feedCache.withLock { cache in
+            if cache.count > 256 { cache.removeAll() }
+            cache[id] = (cursor, version, items)
+        }
+        return items
+    }
+
+    /// The job's whole output in order, for its page.
+    public func output(of id: JobID) async throws(StoreError) -> [OutputChunk] {
+        try await read { db in
+            try JobOutputRecord.filter(Column("job_id") == id.rawValue).order(Column("id")).fetchAll(db).map {
+                OutputChunk(sequence: $0.id ?? 0, at: Date(timeIntervalSince1970: $0.at), stream: OutputChunk.Stream(rawValue: $0.stream) ?? .stdout, text: $0.text)
+            }
+        }
     }
 
     /// Sets a host's state outside a lease or a job's end: woken, stopped, or unknown after a failure.
@@ -250,6 +318,7 @@ public final class JobStore: Sendable {
                            arguments: [JobStatus.running.rawValue, at.timeIntervalSince1970, id.rawValue])
             try Self.record(db, id, .running, detail: nil, at: at)
         }
+        changes.notify(id)
     }
 
     /// Ends a job and frees its host; the host's idle clock starts when its last job ends.
@@ -267,6 +336,7 @@ public final class JobStore: Sendable {
                 try Self.release(db, host: host, lastJob: id, at: outcome.finishedAt)
             }
         }
+        changes.notify(id)
     }
 
     /// Ended jobs that finished before `cutoff` and whose files are not yet expired, oldest first.
@@ -300,6 +370,7 @@ public final class JobStore: Sendable {
             try Self.record(db, id, .queued, detail: reason, at: at)
             if let host { try Self.release(db, host: host, lastJob: id, at: at) }
         }
+        changes.notify(id)
     }
 
     /// Jobs that held a lease when the server stopped go back to the queue, so none is lost.
@@ -336,8 +407,9 @@ public final class JobStore: Sendable {
         }
     }
 
-    private static func record(_ db: Database, _ id: JobID, _ status: JobStatus, detail: String?, at: Date) throws {
-        try JobEventRecord(id: nil, jobID: id.rawValue, at: at.timeIntervalSince1970, status: status.rawValue, detail: detail).insert(db)
+    private static func record(_ db: Database, _ id: JobID, _ status: JobStatus, detail: String?, hostState: HostProgress? = nil, at: Date) throws {
+        try JobEventRecord(id: nil, jobID: id.rawValue, at: at.timeIntervalSince1970, status: status.rawValue, detail: detail,
+                           hostState: hostState?.rawValue).insert(db)
     }
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {

@@ -64,10 +64,11 @@ struct JobEventRecord: Codable, FetchableRecord, PersistableRecord {
     var at: Double
     var status: String
     var detail: String?
+    var hostState: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, at, status, detail
-        case jobID = "job_id"
+        case jobID = "job_id", hostState = "host_state"
     }
 }
 
@@ -111,5 +112,19 @@ struct HostRecord: Codable, FetchableRecord, PersistableRecord {
     enum CodingKeys: String, CodingKey {
         case name, provider, state, fleet
         case idleSince = "idle_since", lastJobID = "last_job_id", instanceID = "instance_id"
+    }
+}
+
+struct JobOutputRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "job_output"
+    var id: Int64?
+    var jobID: String
+    var at: Double
+    var stream: String
+    var text: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, at, stream, text
+        case jobID = "job_id"
     }
 }

@@ -62,6 +62,17 @@ enum Schema {
             try db.alter(table: "job") { t in t.add(column: "expired_at", .double) }
             try db.create(index: "job_by_finish", on: "job", columns: ["expired_at", "finished_at"])
         }
+        migrator.registerMigration("v5: output chunks, host states in events") { db in
+            try db.create(table: "job_output") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("job_id", .text).notNull().references("job", onDelete: .cascade)
+                t.column("at", .double).notNull()
+                t.column("stream", .text).notNull()
+                t.column("text", .text).notNull()
+            }
+            try db.create(index: "job_output_by_job", on: "job_output", columns: ["job_id", "id"])
+            try db.alter(table: "job_event") { t in t.add(column: "host_state", .text) }
+        }
         return migrator
     }
 }

@@ -44,10 +44,11 @@ import Testing
             // The event stream tells the same story, and ends with the job.
             let events = try await client.execute(uri: String(answer["events_url"] as! String).replacingOccurrences(of: "http://deferred.test", with: ""), method: .get)
             #expect(events.headers[.contentType] == "text/event-stream")
-            let statuses = String(buffer: events.body).split(separator: "\n").filter { $0.hasPrefix("data: ") }
-                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.dropFirst(6).utf8)) as? [String: Any] }
-                .compactMap { $0["status"] as? String }
-            #expect(statuses == ["queued", "waiting_for_host", "running", "succeeded"])
+            let feed = SSE.parse(String(buffer: events.body))
+            let statuses = feed.filter { $0.event == "state" }.compactMap { $0.json["status"] as? String }
+            #expect(statuses.first == "queued" && statuses.last == "succeeded" && statuses.contains("running"), "\(statuses)")
+            #expect(feed.last?.event == "done")
+            #expect(feed.last?.json["status"] as? String == "succeeded")
         }
     }
 

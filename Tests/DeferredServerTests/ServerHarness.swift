@@ -30,6 +30,8 @@ final class ServerHarness: @unchecked Sendable {
     var providers = HostProviders(ec2: nil)
     /// How often the serving dispatcher looks for idle cloud hosts.
     var sleepCheckInterval: Duration = .seconds(60)
+    /// How long an event stream may be quiet before a keepalive comment.
+    var heartbeat: Duration = .seconds(15)
     let store: JobStore
     var artifacts: any ArtifactStore
 
@@ -69,7 +71,7 @@ final class ServerHarness: @unchecked Sendable {
         await dispatcher.setSleepCheckInterval(sleepCheckInterval)
         let running = Task { if dispatching { try await dispatcher.run() } }
         defer { running.cancel() }
-        let router = ServerApplication.router(config: config, store: store, artifacts: artifacts,
+        let router = ServerApplication.router(config: config, store: store, artifacts: artifacts, heartbeat: heartbeat,
                                               onQueued: { dispatcher.jobQueued() })
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         let result = try await app.test(.live) { client in try await body(client) }

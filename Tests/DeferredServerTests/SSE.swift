@@ -1,0 +1,88 @@
+import DeferredDemo
+import Foundation
+
+/// Server-Sent Events as a client sees them: parsed from text, and read live from a plain
+/// socket (HTTP/1.1, the chunked body decoded here).
+enum SSE {
+    struct Event: Equatable {
+        var id: String?
+        var event: String
+        var data: String
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] ?? [:] }
+        static func == (a: Event, b: Event) -> Bool { a.id == b.id && a.event == b.event && a.data == b.data }
+    }
+
+    /// The events in `text` (comments skipped; an event without `event:` is `message`).
+    static func parse(_ text: String) -> [Event] {
+        text.components(separatedBy: "\n\n").compactMap { block -> Event? in
+            var id: String?, event = "message", data: [String] = []
+            for line in block.split(separator: "\n") where !line.hasPrefix(":") {
+                if line.hasPrefix("id: ") { id = String(line.dropFirst(4)) }
+                if line.hasPrefix("event: ") { event = String(line.dropFirst(7)) }
+                if line.hasPrefix("data: ") { data.append(String(line.dropFirst(6))) }
+            }
+            return data.isEmpty ? nil : Event(id: id, event: event, data: data.joined(separator: "\n"))
+        }
+    }
+
+    /// Reads an event stream from a socket on a thread of its own, as it arrives.
+    final class Reader: @unchecked Sendable {
+        private let lock = NSLock()
+        private var received: [UInt8] = []
+        private var closed = false
+
+        init(port: Int, path: String, lastEventID: String? = nil) throws {
+            guard let fd = FreePort.connectLoopbackForTests(port: port) else { throw POSIXError(.ECONNREFUSED) }
+            var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nConnection: close\r\n"
+            if let lastEventID { request += "Last-Event-ID: \(lastEventID)\r\n" }
+            request += "\r\n"
+            _ = request.withCString { send(fd, $0, strlen($0), 0) }
+            Thread.detachNewThread { [self] in
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let n = recv(fd, &buffer, buffer.count, 0)
+                    if n <= 0 { break }
+                    lock.withLock { received += buffer[0..<n] }
+                }
+                close(fd)
+                lock.withLock { closed = true }
+            }
+        }
+
+        /// The body so far, its chunks decoded, and whether its last chunk came.
+        private var body: (text: String, complete: Bool) {
+            let raw = lock.withLock { received }
+            let head = Array("\r\n\r\n".utf8)
+            guard let start = (0...max(0, raw.count - 4)).first(where: { raw.count >= 4 && Array(raw[$0..<$0 + 4]) == head }) else { return ("", false) }
+            let headers = String(decoding: raw[..<start], as: UTF8.self).lowercased()
+            var rest = raw[(start + 4)...]
+            guard headers.contains("transfer-encoding: chunked") else { return (String(decoding: rest, as: UTF8.self), false) }
+            var out: [UInt8] = []
+            while let lineEnd = rest.firstIndex(of: UInt8(ascii: "\n")) {
+                let sizeText = String(decoding: rest[rest.startIndex..<lineEnd], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                guard let size = Int(sizeText, radix: 16) else { break }
+                if size == 0 { return (String(decoding: out, as: UTF8.self), true) }
+                let dataStart = lineEnd + 1
+                guard rest.endIndex - dataStart >= size + 2 else { break }
+                out += rest[dataStart..<dataStart + size]
+                rest = rest[(dataStart + size + 2)...]
+            }
+            return (String(decoding: out, as: UTF8.self), false)
+        }
+
+        var text: String { body.text }
+        /// The last chunk came, or the server closed the connection.
+        var isEnded: Bool { body.complete || lock.withLock { closed } }
+        var events: [Event] { SSE.parse(text) }
+
+        /// Waits (a bound against hanging, not a speed check) until `condition` holds.
+        func wait(upTo seconds: Double = 60, until condition: (Reader) -> Bool) async throws -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if condition(self) { return true }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            return condition(self)
+        }
+    }
+}
