@@ -80,7 +80,7 @@ let package = Package(
         .target(
             name: "DeferredDispatcher",
             dependencies: [
-                "DeferredCore", "DeferredStore", "DeferredRunner", "DeferredProviders", "DeferredArtifacts",
+                "DeferredCore", "DeferredStore", "DeferredRunner", "DeferredProviders", "DeferredArtifacts", "DeferredCloud",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -114,7 +114,8 @@ let package = Package(
         // scripts/bench/artifacts: memory and throughput of moving a large artifact, beside scp.
         .executableTarget(
             name: "deferred-bench",
-            dependencies: ["DeferredArtifacts", "DeferredCloud", "DeferredCore", "DeferredDemo", "DeferredRunner", "DeferredSSH"],
+            dependencies: ["DeferredArtifacts", "DeferredCloud", "DeferredCore", "DeferredDemo", "DeferredHTTP", "DeferredRunner",
+                           "DeferredSSH", "DeferredStore", .product(name: "Hummingbird", package: "hummingbird")],
             path: "Benchmarks/deferred-bench"
         ),
         .testTarget(

@@ -27,6 +27,10 @@ public actor Dispatcher: Service {
     private var wakes: [String: Task<HostWake, any Error>] = [:]
     /// Where SSH finds a cloud host that has no configured address, learnt at its wake.
     private var addresses: [String: String] = [:]
+    /// Each job's reports to others (commit statuses, notify_url), sent in order, off the job's path.
+    private var reports: [JobID: (token: UUID, task: Task<Void, Never>)] = [:]
+    private let statuses: CommitStatuses
+    private let notifier: ResultNotifier
 
     public var maxAttempts = 5
     /// Tries at storing a finished job's files (1, 2, 4 … seconds apart) before it ends without them.
@@ -37,7 +41,10 @@ public actor Dispatcher: Service {
     public var sleepCheckInterval: Duration = .seconds(60)
 
     public init(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore, runner: JobRunner = JobRunner(),
-                providers: HostProviders = HostProviders(ec2: nil), logger: Logger) {
+                providers: HostProviders = HostProviders(ec2: nil), outboundRetryBase: Duration = .seconds(1), logger: Logger) {
+        let post = OutboundPost(base: outboundRetryBase)
+        statuses = CommitStatuses(github: config.github, post: post)
+        notifier = ResultNotifier(post: post)
         self.config = config
         self.store = store
         self.artifacts = artifacts
@@ -111,6 +118,11 @@ public actor Dispatcher: Service {
             return
         }
         var launched = false
+        let reportLog = log, pendingURL = ResultURLs.base(config, job.token) + "/results.json"
+        report(job) { [statuses] in
+            await statuses.report(.pending, job: job, project: project, targetURL: pendingURL,
+                                  description: "waiting for host \(lease.hostName)", logger: reportLog)
+        }
         do throws(MachineryFailure) {
             let host: HostConfig
             if let configured = config.host(named: lease.hostName) {
@@ -340,5 +352,29 @@ public actor Dispatcher: Service {
         } catch {
             log.error("cannot record the end of the job: \(error)")
         }
+        guard let project = config.project(named: job.project) else { return }
+        let results = (try? document.encoded()) ?? Data()
+        let targetURL = ResultURLs.base(config, job.token) + "/results.json"
+        let description = outcome.error ?? "\(outcome.status.rawValue)\(outcome.exitStatus.map { " (exit status \($0))" } ?? "") on \(host)"
+        report(job) { [statuses, notifier] in
+            await statuses.report(CommitStatuses.state(for: outcome.status), job: job, project: project, targetURL: targetURL,
+                                  description: description, logger: log)
+            await notifier.notify(results, job: job, project: project, logger: log)
+        }
+    }
+
+    /// Runs `body` after the job's earlier reports, without holding up the job.
+    private func report(_ job: Job, _ body: @escaping @Sendable () async -> Void) {
+        let previous = reports[job.id]?.task
+        let token = UUID()
+        reports[job.id] = (token, Task {
+            await previous?.value
+            await body()
+            await self.forgetReports(of: job.id, token: token)
+        })
+    }
+
+    private func forgetReports(of id: JobID, token: UUID) {
+        if reports[id]?.token == token { reports[id] = nil }
     }
 }

@@ -80,6 +80,27 @@ struct ConfigLoaderTests {
         }
     }
 
+    @Test func readsCommitStatusAndNotifyKeys() throws {
+        let loader = ConfigLoader(environment: ["HOOK_SECRET": "x", "GH_TOKEN": "ghp_1", "NOTIFY": "n"], homeDirectory: "/home/x")
+        let text = valid.replacingOccurrences(of: "secret_env = \"HOOK_SECRET\"",
+                                              with: "secret_env = \"HOOK_SECRET\"\ntoken_env = \"GH_TOKEN\"\napi_url = \"https://ghe.example.com/api/v3/\"")
+        let config = try loader.load(text: text + "\nnotify_url = \"https://example.com/hook\"\nnotify_secret_env = \"NOTIFY\"\nstatus_context = \"ci/deferred\"\n", baseDirectory: dir)
+        #expect(config.github.token == "ghp_1")
+        #expect(config.github.apiURL == "https://ghe.example.com/api/v3")
+        #expect(config.projects[0].notifyURL == "https://example.com/hook")
+        #expect(config.projects[0].notifySecret == "n")
+        #expect(config.projects[0].statusContext == "ci/deferred")
+        let plain = try loader.load(text: valid, baseDirectory: dir)
+        #expect(plain.github.token == nil && plain.github.apiURL == "https://api.github.com")
+        #expect(plain.projects[0].statusContext == "deferred/resume")
+        do {
+            _ = try loader.load(text: valid + "\nnotify_url = \"https://example.com/hook\"\n", baseDirectory: dir)
+            Issue.record("an unsigned notify_url loaded")
+        } catch {
+            #expect(error.problems.map(\.key).contains("projects[0].notify_secret_env"))
+        }
+    }
+
     @Test func reportsEveryProblemAtOnceWithItsKey() {
         let broken = """
         [server]

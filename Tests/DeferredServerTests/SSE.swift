@@ -41,6 +41,8 @@ enum SSE {
                 var buffer = [UInt8](repeating: 0, count: 4096)
                 while true {
                     let n = recv(fd, &buffer, buffer.count, 0)
+                    // A child process of the tests ending (SIGCHLD) interrupts recv: not the end.
+                    if n < 0 && errno == EINTR { continue }
                     if n <= 0 { break }
                     lock.withLock { received += buffer[0..<n] }
                 }

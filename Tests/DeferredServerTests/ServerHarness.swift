@@ -32,6 +32,8 @@ final class ServerHarness: @unchecked Sendable {
     var sleepCheckInterval: Duration = .seconds(60)
     /// How long an event stream may be quiet before a keepalive comment.
     var heartbeat: Duration = .seconds(15)
+    /// Before the first retry of a commit status or notify_url post.
+    var outboundRetryBase: Duration = .seconds(1)
     let store: JobStore
     var artifacts: any ArtifactStore
 
@@ -61,7 +63,7 @@ final class ServerHarness: @unchecked Sendable {
 
     func makeDispatcher() -> Dispatcher {
         Dispatcher(config: config, store: store, artifacts: artifacts, runner: JobRunner(killGrace: 1),
-                   providers: providers, logger: Logger(label: "test"))
+                   providers: providers, outboundRetryBase: outboundRetryBase, logger: Logger(label: "test"))
     }
 
     /// Serves the routes over a real loopback socket with a running dispatcher, for `body`.

@@ -108,7 +108,14 @@ public struct ConfigLoader: Sendable {
                 r.problem("allowed_networks[\(i)]", "'\(text)' is not a CIDR block", fix: "write it as \"192.30.252.0/22\" or \"2a0a:a440::/29\"")
             }
         }
-        return GitHubSection(config: GitHubConfig(secret: secret, allowedNetworks: networks), secretEnv: envName)
+        let token = self.secret(&r, key: "token_env")
+        let apiURL = r.string("api_url") ?? "https://api.github.com"
+        if !(apiURL.hasPrefix("https://") || apiURL.hasPrefix("http://")) {
+            r.problem("api_url", "'\(apiURL)' is not an http(s) URL", fix: "write \"https://api.github.com\" or your server's \"https://github.example.com/api/v3\"")
+        }
+        return GitHubSection(config: GitHubConfig(secret: secret, allowedNetworks: networks, token: token,
+                                                  apiURL: apiURL.hasSuffix("/") ? String(apiURL.dropLast()) : apiURL),
+                             secretEnv: envName)
     }
 
     private func readArtifacts(_ table: TOMLTable, base: String, problems: inout [ConfigProblem]) -> ArtifactsConfig? {
@@ -261,12 +268,22 @@ public struct ConfigLoader: Sendable {
         let maxScript = r.integer("max_script_bytes", range: 1...(16 << 20)) ?? (1 << 20)
         let maxArtifactBytes = r.integer("max_artifact_bytes", range: 0...(1 << 44)) ?? (1 << 30)
         let maxArtifactFiles = r.integer("max_artifact_files", range: 0...10_000_000) ?? 10_000
+        let notifyURL = r.string("notify_url")
+        if let notifyURL, !(notifyURL.hasPrefix("https://") || notifyURL.hasPrefix("http://")) {
+            r.problem("notify_url", "'\(notifyURL)' is not an http(s) URL", fix: "write it as \"https://example.com/deferred-hook\"")
+        }
+        let notifySecret = secret(&r, key: "notify_secret_env")
+        if notifyURL != nil, notifySecret == nil, table["notify_secret_env"] == nil {
+            r.problem("notify_secret_env", "is missing: notify_url posts must be signed", fix: "name the environment variable that holds the secret the receiver checks")
+        }
+        let statusContext = r.string("status_context")
         guard let name, let repository else { return nil }
         return ProjectConfig(name: name, repository: repository, branches: branches, command: command,
                              cloneURL: cloneURL, hosts: hosts, timeoutMinutes: timeout, allowedSigners: allowedSigners,
                              scriptSecret: scriptSecret, interpreters: interpreters, allowedOrigins: origins,
                              maxScriptBytes: maxScript, maxArtifactBytes: Int64(maxArtifactBytes),
-                             maxArtifactFiles: maxArtifactFiles)
+                             maxArtifactFiles: maxArtifactFiles, notifyURL: notifyURL, notifySecret: notifySecret,
+                             statusContext: statusContext)
     }
 
     private func readAllowedSigners(_ r: inout TableReader, base: String) -> AllowedSigners? {

@@ -66,10 +66,16 @@ public struct GitHubConfig: Sendable {
     /// The webhook secret; without it no push is accepted.
     public var secret: String
     public var allowedNetworks: [IPNetwork]
+    /// A token allowed to write commit statuses (`token_env`); nil: none are posted.
+    public var token: String?
+    /// GitHub's REST API: api.github.com, or a GitHub Enterprise server's `/api/v3`.
+    public var apiURL: String
 
-    public init(secret: String, allowedNetworks: [IPNetwork] = []) {
+    public init(secret: String, allowedNetworks: [IPNetwork] = [], token: String? = nil, apiURL: String = "https://api.github.com") {
         self.secret = secret
         self.allowedNetworks = allowedNetworks
+        self.token = token
+        self.apiURL = apiURL
     }
 }
 
@@ -255,6 +261,11 @@ public struct ProjectConfig: Sendable {
     /// origin and scripts only clients that send no Origin.
     public var allowedOrigins: [String]
     public var maxScriptBytes: Int
+    /// Where a job's results.json is POSTed when it ends, signed with `notifySecret`.
+    public var notifyURL: String?
+    public var notifySecret: String?
+    /// The commit status's `context` on GitHub (default `deferred/<name>`).
+    public var statusContext: String
     /// What a job's artifacts may hold in all: past these, entries are refused (and listed).
     public var maxArtifactBytes: Int64
     public var maxArtifactFiles: Int
@@ -263,8 +274,12 @@ public struct ProjectConfig: Sendable {
         name: String, repository: String, branches: [String] = [], command: String?, cloneURL: String? = nil,
         hosts: [String], timeoutMinutes: Double = 20, allowedSigners: AllowedSigners? = nil, scriptSecret: String? = nil,
         interpreters: [String] = ["/bin/sh"], allowedOrigins: [String] = [], maxScriptBytes: Int = 1 << 20,
-        maxArtifactBytes: Int64 = 1 << 30, maxArtifactFiles: Int = 10_000
+        maxArtifactBytes: Int64 = 1 << 30, maxArtifactFiles: Int = 10_000,
+        notifyURL: String? = nil, notifySecret: String? = nil, statusContext: String? = nil
     ) {
+        self.notifyURL = notifyURL
+        self.notifySecret = notifySecret
+        self.statusContext = statusContext ?? "deferred/\(name)"
         self.maxArtifactBytes = maxArtifactBytes
         self.maxArtifactFiles = maxArtifactFiles
         self.allowedSigners = allowedSigners
