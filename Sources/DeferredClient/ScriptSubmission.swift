@@ -20,6 +20,8 @@ public struct ScriptSubmission: Sendable {
     public struct Accepted: Sendable {
         public var id: String
         public var resultURL: String
+        /// The job's event stream (from the answer, or next to the result URL).
+        public var eventsURL: String
     }
 
     public enum Failure: Error, CustomStringConvertible {
@@ -65,7 +67,8 @@ public struct ScriptSubmission: Sendable {
         guard response.status == 202, let id = answer["id"] as? String, let resultURL = answer["result_url"] as? String else {
             throw Failure.refused(status: response.status, message: answer["error"] as? String ?? String(decoding: response.body, as: UTF8.self))
         }
-        return Accepted(id: id, resultURL: resultURL)
+        let eventsURL = answer["events_url"] as? String ?? resultURL.replacingOccurrences(of: "/results.json", with: "/events")
+        return Accepted(id: id, resultURL: resultURL, eventsURL: eventsURL)
     }
 
     /// The exit status `deferred submit --wait` ends with: the job's own, else 124 for a

@@ -99,9 +99,22 @@ public struct HTTPClient: Sendable {
     /// Sends `request`; with `responseFile`, the answer's body is written there as it
     /// arrives instead of being kept in memory.
     public func send(_ request: HTTPClientRequest, responseFile: String? = nil) async throws(HTTPClientError) -> HTTPClientResponse {
+        try await perform(request, responseFile: responseFile, onData: nil)
+    }
+
+    /// Sends `request` and hands its body to `onData` as it arrives (an event stream), until the
+    /// answer ends or `onData` answers false. The response's `body` stays empty.
+    public func stream(_ request: HTTPClientRequest, onData: @escaping @Sendable (Data) -> Bool) async throws(HTTPClientError) -> HTTPClientResponse {
+        try await perform(request, responseFile: nil, onData: onData)
+    }
+
+    private func perform(_ request: HTTPClientRequest, responseFile: String?,
+                         onData: (@Sendable (Data) -> Bool)?) async throws(HTTPClientError) -> HTTPClientResponse {
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPClientResponse, HTTPClientError>, Never>) in
             let proxies = self.proxies
-            Thread.detachNewThread { continuation.resume(returning: Self.perform(request, responseFile: responseFile, proxies: proxies)) }
+            Thread.detachNewThread {
+                continuation.resume(returning: Self.perform(request, responseFile: responseFile, onData: onData, proxies: proxies))
+            }
         }
         return try result.get()
     }
@@ -113,6 +126,8 @@ public struct HTTPClient: Sendable {
         var source: FileHandle?
         var sourceLeft: UInt64 = 0
         var sink: FileHandle?
+        var onData: (@Sendable (Data) -> Bool)?
+        var stoppedByReader = false
         var body = Data()
         var received = 0
         var headers: [(name: String, value: String)] = []
@@ -120,11 +135,13 @@ public struct HTTPClient: Sendable {
         init(upload: Data) { self.upload = upload }
     }
 
-    private static func perform(_ request: HTTPClientRequest, responseFile: String?, proxies: ProxySettings) -> Result<HTTPClientResponse, HTTPClientError> {
+    private static func perform(_ request: HTTPClientRequest, responseFile: String?, onData: (@Sendable (Data) -> Bool)?,
+                                proxies: ProxySettings) -> Result<HTTPClientResponse, HTTPClientError> {
         let fail = { (reason: String) in Result<HTTPClientResponse, HTTPClientError>.failure(HTTPClientError(url: request.url, reason: reason)) }
         guard let curl = curl_easy_init() else { return fail("curl_easy_init failed") }
         defer { curl_easy_cleanup(curl) }
         let exchange = Exchange(upload: request.bodyBytes)
+        exchange.onData = onData
         var uploadLength = UInt64(exchange.upload.count)
         if case .file(let path, let offset, let length) = request.body {
             guard let handle = FileHandle(forReadingAtPath: path) else { return fail("cannot read \(path)") }
@@ -165,7 +182,10 @@ public struct HTTPClient: Sendable {
         _ = deferred_curl_set_callback(curl, CURLOPT_WRITEFUNCTION) { buffer, size, count, userdata in
             let exchange = Unmanaged<Exchange>.fromOpaque(userdata!).takeUnretainedValue()
             let bytes = UnsafeRawBufferPointer(start: buffer, count: size * count)
-            if let sink = exchange.sink {
+            if let onData = exchange.onData {
+                // Answering 0 makes curl stop with a write error, which the caller asked for.
+                guard onData(Data(bytes)) else { exchange.stoppedByReader = true; return 0 }
+            } else if let sink = exchange.sink {
                 do { try sink.write(contentsOf: bytes) } catch { exchange.failure = "cannot write the answer: \(error)"; return 0 }
             } else {
                 exchange.body.append(contentsOf: bytes)
@@ -209,7 +229,7 @@ public struct HTTPClient: Sendable {
         }
         let code = withExtendedLifetime(exchange) { curl_easy_perform(curl) }
         if let failure = exchange.failure { return fail(failure) }
-        guard code == CURLE_OK else { return fail(String(cString: curl_easy_strerror(code))) }
+        guard code == CURLE_OK || exchange.stoppedByReader else { return fail(String(cString: curl_easy_strerror(code))) }
         var status = 0
         _ = deferred_curl_get_long(curl, CURLINFO_RESPONSE_CODE, &status)
         return .success(HTTPClientResponse(status: status, headers: exchange.headers, body: exchange.body, bodyLength: exchange.received))

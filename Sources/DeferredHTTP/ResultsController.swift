@@ -155,9 +155,10 @@ public struct ResultsController: Sendable {
         let start = lastEventID.flatMap(FeedCursor.init) ?? FeedCursor()
         let body = ResponseBody { writer in
             var cursor = start
+            var fresh = false
             while true {
                 let version = store.changes.version(of: job.id)
-                let items = try await store.feed(of: job.id, after: cursor)
+                let items = try await store.feed(of: job.id, after: cursor, fresh: fresh)
                 if !items.isEmpty {
                     var text = ""
                     for item in items { text += Self.serverSentEvent(item) }
@@ -165,14 +166,18 @@ public struct ResultsController: Sendable {
                     cursor = items[items.count - 1].cursor
                 }
                 let ended = items.contains { if case .state(let e) = $0.kind { return e.status.isFinal } else { return false } }
-                // A job that ended before this listener came, with nothing new: the backlog was all.
-                var over = ended
-                if !over, items.isEmpty { over = try await store.job(id: job.id)?.status.isFinal == true }
-                if over {
+                // Nothing new but the job has ended (before this listener came, or with its change
+                // notice still on the way): read once more past the cache, then it is done.
+                if !ended, items.isEmpty, !fresh, try await store.job(id: job.id)?.status.isFinal == true {
+                    fresh = true
+                    continue
+                }
+                if ended || (fresh && items.isEmpty) {
                     let summary = await Self.summary(of: job, resultURL: resultURL, artifacts: artifacts)
                     try await writer.write(ByteBuffer(string: "id: \(cursor)\nevent: done\ndata: \(summary)\n\n"))
                     break
                 }
+                fresh = false
                 await store.changes.wait(for: job.id, after: version, upTo: heartbeat)
                 if Task.isCancelled { break }
                 if store.changes.version(of: job.id) == version {

@@ -228,9 +228,11 @@ public final class JobStore: Sendable {
     }
 
     /// State events and output after `cursor`, merged in time order, each with the cursor past it.
-    public func feed(of id: JobID, after cursor: FeedCursor) async throws(StoreError) -> [FeedItem] {
+    /// `fresh`: read the store even when the cache has this cursor (a change may be committed
+    /// whose notice has not come yet).
+    public func feed(of id: JobID, after cursor: FeedCursor, fresh: Bool = false) async throws(StoreError) -> [FeedItem] {
         let version = changes.version(of: id)
-        if let cached = feedCache.withLock({ $0[id] }), cached.cursor == cursor, cached.version == version { return cached.items }
+        if !fresh, let cached = feedCache.withLock({ $0[id] }), cached.cursor == cursor, cached.version == version { return cached.items }
         let (events, output) = try await read { db in
             (try JobEventRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.event).order(Column("id")).fetchAll(db),
              try JobOutputRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.output).order(Column("id")).fetchAll(db))

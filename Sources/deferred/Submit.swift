@@ -32,10 +32,20 @@ struct Submit: AsyncParsableCommand {
         guard wait else { return }
 
         let progress = Progress()
+        // The event stream shows output as it comes; a server or proxy that does not stream is polled.
+        let streamed = await EventFollower().follow(accepted.eventsURL) { event in
+            switch event {
+            case .state(let state): progress.show(ResultFollower.describe(state))
+            case .output(let stream, let text): progress.output(text, stderr: stream == "stderr")
+            case .done: break
+            }
+        }
         let results = try await ResultFollower().follow(accepted.resultURL) { progress.show(ResultFollower.describe($0)) }
         progress.finish("done: \(results["status"] as? String ?? "?")")
-        FileHandle.standardOutput.write(Data((results["stdout"] as? String ?? "").utf8))
-        FileHandle.standardError.write(Data((results["stderr"] as? String ?? "").utf8))
+        if !streamed {
+            FileHandle.standardOutput.write(Data((results["stdout"] as? String ?? "").utf8))
+            FileHandle.standardError.write(Data((results["stderr"] as? String ?? "").utf8))
+        }
         if let error = results["error"] as? String { progress.note("deferred: \(error)") }
         throw ExitCode(ScriptSubmission.exitCode(of: results))
     }
@@ -46,6 +56,11 @@ private struct Progress {
     let terminal = isatty(STDERR_FILENO) == 1
 
     func show(_ state: String) { write(terminal ? "\r\u{1B}[K" + state + "…" : state + "\n") }
+    /// The job's own output, as it streams: the state line is cleared first on a terminal.
+    func output(_ text: String, stderr: Bool) {
+        if terminal { write("\r\u{1B}[K") }
+        (stderr ? FileHandle.standardError : FileHandle.standardOutput).write(Data(text.utf8))
+    }
     func finish(_ text: String) { write(terminal ? "\r\u{1B}[K" + text + "\n" : text + "\n") }
     func note(_ text: String) { write(text + "\n") }
 

@@ -61,6 +61,8 @@ import Testing
         let final = try #require(report["final"] as? [String: Any])
         #expect(final["output"] as? String == "Hello from deferred on Linux\n2 + 3 = 5\n", "\(report)")
         #expect(final["state"] as? String == "succeeded")
+        // The page followed the event stream (EventSource, across origins), not polling.
+        #expect(final["via"] as? String == "events")
         #expect(final["button"] as? String == "Run")
         #expect(final["disabled"] as? Bool == false)
         // While it ran the button said so, and the result box said the host was being woken.

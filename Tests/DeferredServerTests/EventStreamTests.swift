@@ -42,7 +42,7 @@ import Testing
 
             let events = live.events
             let states = events.filter { $0.event == "state" }.compactMap { $0.json["status"] as? String }
-            #expect(states.first == "queued" && states.contains("running") && states.last == "succeeded", "\(states)")
+            #expect(states.first == "queued" && states.contains("running") && states.last == "succeeded", "\(states) \(live.text.suffix(600))")
             let output = events.filter { $0.event == "output" }.map { "\($0.json["stream"] as? String ?? ""): \($0.json["text"] as? String ?? "")" }
             #expect(output.joined().contains("stdout: first line\n"))
             #expect(output.contains("stderr: second line\n"))

@@ -79,7 +79,7 @@ import Testing
 
     @Test func aCommandPastItsTimeoutIsKilledWithItsWholeProcessGroup() async throws {
         let marker = "313.\(Int.random(in: 100_000...999_999))"
-        let harness = try await ServerHarness(timeoutMinutes: 0.02)
+        let harness = try await ServerHarness(timeoutMinutes: 0.08)
         try await harness.serve { client in
             let results = try await harness.runPush(client, files: [
                 "script/job.sh": "#!/bin/sh\necho started\nsleep \(marker) &\nsleep \(marker)\n",

@@ -34,6 +34,41 @@ import Testing
         }
     }
 
+    @Test func submitFollowsTheEventStreamAndFallsBackToPollingWhereThereIsNone() async throws {
+        let harness = try await ServerHarness()
+        let key = try harness.addSigner("bob", principal: "bob@example.com")
+        let script = "#!/bin/sh\necho one\necho two >&2\nsleep 1\necho three\n"
+        try await harness.serve { client in
+            let port = try #require(client.port)
+            let submission = ScriptSubmission(server: "http://127.0.0.1:\(port)", project: "sample")
+            let accepted = try await submission.post(script, signature: try ScriptSubmission.sign(script, key: key).armored)
+            #expect(accepted.eventsURL == accepted.resultURL.replacingOccurrences(of: "/results.json", with: "/events"))
+            let local = { (url: String) in "http://127.0.0.1:\(port)" + (URL(string: url)?.path ?? "") }
+            let seen = StateLog()
+            let streamed = await EventFollower().follow(local(accepted.eventsURL)) { event in
+                switch event {
+                case .state(let state): seen.add("state " + state)
+                case .output(let stream, let text): seen.add("\(stream) \(text)")
+                case .done(let status): seen.add("done " + status)
+                }
+            }
+            #expect(streamed)
+            let events = seen.all
+            #expect(events.first == "state queued")
+            #expect(events.last == "done succeeded")
+            let output = events.filter { $0.hasPrefix("stdout ") || $0.hasPrefix("stderr ") }
+            #expect(output.joined().contains("stdout one\n"))
+            #expect(output.contains("stderr two\n"))
+            #expect(output.last == "stdout three\n")
+            // Running comes before the output it produced.
+            #expect((events.firstIndex(of: "state running") ?? .max) < (events.firstIndex { $0.hasPrefix("stdout") } ?? -1))
+
+            // No event stream there (a proxy that strips it, an older server): not followed.
+            #expect(await EventFollower().follow(local(accepted.resultURL)) { _ in } == false)
+            #expect(await EventFollower().follow("http://127.0.0.1:\(port)/r/\(String(repeating: "0", count: 32))/events") { _ in } == false)
+        }
+    }
+
     @Test func exitCodesForJobsWithoutAnExitStatus() {
         #expect(ScriptSubmission.exitCode(of: ["status": "timed_out"]) == 124)
         #expect(ScriptSubmission.exitCode(of: ["status": "error"]) == 1)

@@ -1,4 +1,5 @@
-// deferred.js: post a signed script to a deferred server and poll its result URL.
+// deferred.js: post a signed script to a deferred server and follow its job: the event
+// stream where the browser and the network allow it, else polling of its result URL.
 // A dependency-free ES module for web pages, e.g. a blog's runnable code samples.
 //
 //   import { runScript } from "./deferred.js";
@@ -81,13 +82,42 @@ export async function pollResults(resultURL, { onState = () => {}, signal, maxWa
   throw new DeferredError("gave up waiting for results.json", 0);
 }
 
-/** Posts, then polls: the whole round trip. */
+/**
+ * Follows a job's event stream: `onState(status)` for each state change, `onOutput(stream,
+ * text)` for its lines as they come. Resolves true at `done`, false when the stream cannot be
+ * had (no EventSource, a proxy in the way, an error before any event): then poll instead.
+ * EventSource itself reconnects after a drop, sending the last event id, so nothing is missed.
+ */
+export function followEvents(eventsURL, { onState = () => {}, onOutput = () => {}, signal } = {}) {
+  if (typeof EventSource === "undefined" || !eventsURL) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const source = new EventSource(eventsURL);
+    let heard = false;
+    const end = (streamed) => { source.close(); resolve(streamed); };
+    signal?.addEventListener("abort", () => end(false));
+    source.addEventListener("state", (event) => { heard = true; onState(JSON.parse(event.data).status); });
+    source.addEventListener("output", (event) => {
+      heard = true;
+      const { stream, text } = JSON.parse(event.data);
+      onOutput(stream, text);
+    });
+    source.addEventListener("done", () => end(true));
+    // Before any event, an error means no stream here; after, EventSource retries by itself.
+    source.onerror = () => { if (!heard || source.readyState === EventSource.CLOSED) end(false); };
+  });
+}
+
+/** Posts, then follows the event stream (or polls where there is none): the whole round trip. */
 export async function runScript(options) {
   const onState = options.onState || (() => {});
   onState("posting");
   const answer = await submitScript(options);
   onState(answer.status);
-  return pollResults(answer.result_url, { onState, signal: options.signal });
+  const streamed = await followEvents(answer.events_url, { onState, onOutput: options.onOutput, signal: options.signal });
+  options.onFollow?.(streamed ? "events" : "polling");
+  const results = await pollResults(answer.result_url, { onState: streamed ? () => {} : onState, signal: options.signal });
+  if (streamed) onState(results.status, results);
+  return results;
 }
 
 export const isFinal = (state) => FINAL.has(state);
@@ -119,8 +149,14 @@ export function wireButtons({ server, project, root = document } = {}) {
             else if (state === "waiting_for_host") say("Waking the build host…");
             else if (state === "running") say("Running…");
           },
+          onFollow: (how) => { output.dataset.via = how; },
+          onOutput: (stream, text) => {
+            if (output.dataset.state === "running" && !output.dataset.live) { output.dataset.live = "1"; say(""); }
+            output.textContent += text;
+          },
         });
         output.dataset.state = results.status;
+        delete output.dataset.live;
         const streams = [results.stdout, results.stderr].filter(Boolean).join("");
         output.textContent = results.status === "succeeded"
           ? streams

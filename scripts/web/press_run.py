@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Opens a page in headless Chromium, presses its Run button the way a person does (a mouse
 click at the button), and watches the page until the button is back to Run with a result
-shown. Prints one JSON object: {"snapshots": [{"button", "disabled", "output", "state"}...],
+shown. Prints one JSON object: {"snapshots": [{"button", "disabled", "output", "state", "via"}...],
 "final": {...}, "console": [...]}.
 
 Usage: press_run.py URL [TIMEOUT_SECONDS]
@@ -20,7 +20,7 @@ import time
 WATCH = """JSON.stringify((() => {
   const b = document.querySelector('[data-deferred-run]');
   const o = document.getElementById(b.dataset.output);
-  return {button: b.textContent, disabled: b.disabled, output: o.textContent, state: o.dataset.state || ''};
+  return {button: b.textContent, disabled: b.disabled, output: o.textContent, state: o.dataset.state || '', via: o.dataset.via || ''};
 })())"""
 
 
