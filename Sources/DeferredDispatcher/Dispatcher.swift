@@ -1,4 +1,5 @@
 import DeferredArtifacts
+import DeferredCloud
 import DeferredCore
 import DeferredProviders
 import DeferredRunner
@@ -42,7 +43,7 @@ public actor Dispatcher: Service {
 
     public init(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore, runner: JobRunner = JobRunner(),
                 providers: HostProviders = HostProviders(ec2: nil), outboundRetryBase: Duration = .seconds(1), logger: Logger) {
-        let post = OutboundPost(base: outboundRetryBase)
+        let post = OutboundPost(retry: RetryPolicy(maxAttempts: 5, base: outboundRetryBase, cap: outboundRetryBase * 30))
         statuses = CommitStatuses(github: config.github, post: post)
         notifier = ResultNotifier(post: post)
         self.config = config
@@ -337,13 +338,17 @@ public actor Dispatcher: Service {
         let document = ResultsDocument(
             job: job, outcome: outcome, host: .init(name: host, woke: woke), resultBase: ResultURLs.base(config, job.token),
             hasOutputLog: FileManager.default.fileExists(atPath: files.outputLog))
+        // Encoding a value built here cannot fail; an empty document would say so at once.
+        let results = (try? document.encoded()) ?? Data()
         for attempt in 0..<publishAttempts {
-            do {
-                try await artifacts.publish(files, artifacts: outcome.artifacts.files, results: try document.encoded(), token: job.token)
+            do throws(ArtifactStoreError) {
+                try await artifacts.publish(files, artifacts: outcome.artifacts.files, results: results, token: job.token)
                 break
             } catch {
                 log.error("cannot store the job's files (attempt \(attempt + 1) of \(publishAttempts)): \(error)")
-                if attempt + 1 < publishAttempts { try? await Task.sleep(for: .seconds(1 << attempt)) }
+                // A refusal (no permission, no such bucket) will not pass by waiting.
+                guard error.isTransient, attempt + 1 < publishAttempts else { break }
+                try? await Task.sleep(for: .seconds(1 << attempt))
             }
         }
         do {
@@ -353,7 +358,6 @@ public actor Dispatcher: Service {
             log.error("cannot record the end of the job: \(error)")
         }
         guard let project = config.project(named: job.project) else { return }
-        let results = (try? document.encoded()) ?? Data()
         let targetURL = ResultURLs.base(config, job.token) + "/results.json"
         let description = outcome.error ?? "\(outcome.status.rawValue)\(outcome.exitStatus.map { " (exit status \($0))" } ?? "") on \(host)"
         report(job) { [statuses, notifier] in

@@ -24,10 +24,14 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
 /// JSON answers, built once here.
 enum JSONBody {
     static func response(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
+        raw(status, encode(value) ?? Data(#"{"error":"the answer could not be encoded"}"#.utf8))
+    }
+
+    /// Compact, keys sorted: every JSON the server writes, event stream data included.
+    static func encode(_ value: some Encodable) -> Data? {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(value)) ?? Data(#"{"error":"the answer could not be encoded"}"#.utf8)
-        return raw(status, data)
+        return try? encoder.encode(value)
     }
 
     static func raw(_ status: HTTPResponse.Status, _ data: Data) -> Response {

@@ -155,29 +155,19 @@ public struct ResultsController: Sendable {
         let start = lastEventID.flatMap(FeedCursor.init) ?? FeedCursor()
         let body = ResponseBody { writer in
             var cursor = start
-            var fresh = false
             while true {
                 let version = store.changes.version(of: job.id)
-                let items = try await store.feed(of: job.id, after: cursor, fresh: fresh)
-                if !items.isEmpty {
-                    var text = ""
-                    for item in items { text += Self.serverSentEvent(item) }
-                    try await writer.write(ByteBuffer(string: text))
-                    cursor = items[items.count - 1].cursor
+                let feed = try await store.feed(of: job.id, after: cursor)
+                if let last = feed.items.last {
+                    try await writer.write(ByteBuffer(string: feed.items.map(Self.serverSentEvent).joined()))
+                    cursor = last.cursor
                 }
-                let ended = items.contains { if case .state(let e) = $0.kind { return e.status.isFinal } else { return false } }
-                // Nothing new but the job has ended (before this listener came, or with its change
-                // notice still on the way): read once more past the cache, then it is done.
-                if !ended, items.isEmpty, !fresh, try await store.job(id: job.id)?.status.isFinal == true {
-                    fresh = true
-                    continue
-                }
-                if ended || (fresh && items.isEmpty) {
+                // The read that found the job ended also holds its last events: nothing follows.
+                if feed.jobEnded {
                     let summary = await Self.summary(of: job, resultURL: resultURL, artifacts: artifacts)
                     try await writer.write(ByteBuffer(string: "id: \(cursor)\nevent: done\ndata: \(summary)\n\n"))
                     break
                 }
-                fresh = false
                 await store.changes.wait(for: job.id, after: version, upTo: heartbeat)
                 if Task.isCancelled { break }
                 if store.changes.version(of: job.id) == version {
@@ -217,8 +207,6 @@ public struct ResultsController: Sendable {
     }
 
     private static func json(_ value: some Encodable) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        JSONBody.encode(value).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 }

@@ -45,6 +45,13 @@ public struct FeedCursor: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(event).\(output)" }
 }
 
+/// What a listener gets from a job's feed at once: the entries past its cursor, and whether
+/// the job had ended when they were read.
+public struct Feed: Sendable, Equatable {
+    public var items: [FeedItem]
+    public var jobEnded: Bool
+}
+
 /// One entry of a job's feed, with the cursor just past it.
 public struct FeedItem: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {

@@ -14,7 +14,7 @@ public final class JobStore: Sendable {
     public let changes = JobChanges()
     /// The last feed read of each job, by cursor and version: a thousand listeners that are
     /// all caught up cost one read per change, not a thousand.
-    private let feedCache = Mutex<[JobID: (cursor: FeedCursor, version: UInt64, items: [FeedItem])]>([:])
+    private let feedCache = Mutex<[JobID: (cursor: FeedCursor, version: UInt64, feed: Feed)]>([:])
 
     public init(path: String) throws(StoreError) {
         do {
@@ -227,15 +227,16 @@ public final class JobStore: Sendable {
         changes.notify(id)
     }
 
-    /// State events and output after `cursor`, merged in time order, each with the cursor past it.
-    /// `fresh`: read the store even when the cache has this cursor (a change may be committed
-    /// whose notice has not come yet).
-    public func feed(of id: JobID, after cursor: FeedCursor, fresh: Bool = false) async throws(StoreError) -> [FeedItem] {
+    /// State events and output after `cursor`, merged in time order, each with the cursor past
+    /// it, and whether the job has ended, from the same read: a listener that finds nothing new
+    /// and the job ended has seen everything.
+    public func feed(of id: JobID, after cursor: FeedCursor) async throws(StoreError) -> Feed {
         let version = changes.version(of: id)
-        if !fresh, let cached = feedCache.withLock({ $0[id] }), cached.cursor == cursor, cached.version == version { return cached.items }
-        let (events, output) = try await read { db in
+        if let cached = feedCache.withLock({ $0[id] }), cached.cursor == cursor, cached.version == version { return cached.feed }
+        let (events, output, status) = try await read { db in
             (try JobEventRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.event).order(Column("id")).fetchAll(db),
-             try JobOutputRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.output).order(Column("id")).fetchAll(db))
+             try JobOutputRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.output).order(Column("id")).fetchAll(db),
+             try String.fetchOne(db, sql: "SELECT status FROM job WHERE id = ?", arguments: [id.rawValue]))
         }
         var items: [FeedItem] = []
         var position = cursor
@@ -259,20 +260,12 @@ public final class JobStore: Sendable {
                                       cursor: position))
             }
         }
+        let feed = Feed(items: items, jobEnded: status.flatMap(JobStatus.init(rawValue:))?.isFinal ?? true)
         feedCache.withLock { cache in
             if cache.count > 256 { cache.removeAll() }
-            cache[id] = (cursor, version, items)
+            cache[id] = (cursor, version, feed)
         }
-        return items
-    }
-
-    /// The job's whole output in order, for its page.
-    public func output(of id: JobID) async throws(StoreError) -> [OutputChunk] {
-        try await read { db in
-            try JobOutputRecord.filter(Column("job_id") == id.rawValue).order(Column("id")).fetchAll(db).map {
-                OutputChunk(sequence: $0.id ?? 0, at: Date(timeIntervalSince1970: $0.at), stream: OutputChunk.Stream(rawValue: $0.stream) ?? .stdout, text: $0.text)
-            }
-        }
+        return feed
     }
 
     /// Sets a host's state outside a lease or a job's end: woken, stopped, or unknown after a failure.

@@ -15,6 +15,17 @@ struct Hosts: AsyncParsableCommand {
         return HostControl(config: config, store: try JobStore(path: config.server.statePath), providers: try Server.providers(config))
     }
 
+    /// Runs a host command: a failure is said on standard error with exit status 1, once.
+    static func refusing(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            throw refuse("\(error)")
+        }
+    }
+
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Name, provider, state, jobs, idle time and last job of every host.")
         @OptionGroup var options: ConfigOption
@@ -35,13 +46,9 @@ struct Hosts: AsyncParsableCommand {
         @Argument(help: "The host's name.") var name: String
 
         func run() async throws {
-            do {
+            try await Hosts.refusing {
                 let wake = try await Hosts.control(options).wake(name) { print($0) }
                 print("\(name) is up\(wake.woke ? " (woken)" : ", it was running already")")
-            } catch let error as ExitCode {
-                throw error
-            } catch {
-                throw refuse("\(error)")
             }
         }
     }
@@ -52,13 +59,9 @@ struct Hosts: AsyncParsableCommand {
         @Argument(help: "The host's name.") var name: String
 
         func run() async throws {
-            do {
+            try await Hosts.refusing {
                 try await Hosts.control(options).sleep(name)
                 print("stopped \(name)")
-            } catch let error as ExitCode {
-                throw error
-            } catch {
-                throw refuse("\(error)")
             }
         }
     }

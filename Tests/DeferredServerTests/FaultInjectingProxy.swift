@@ -69,7 +69,12 @@ final class FaultInjectingProxy: @unchecked Sendable {
         faults = plan
         let router = Router()
         router.add(middleware: Forwarder(plan: plan, target: target))
-        var lastError: (any Error)?
+        (port, serving) = try await Self.serveOnLoopback(router)
+    }
+
+    /// Serves `router` on a free loopback port (another one if that one is taken meanwhile),
+    /// once it accepts connections.
+    static func serveOnLoopback(_ router: Router<BasicRequestContext>) async throws -> (port: Int, serving: Task<Void, any Error>) {
         for _ in 0..<5 {
             let port = try FreePort.find()
             let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
@@ -77,16 +82,13 @@ final class FaultInjectingProxy: @unchecked Sendable {
             for _ in 0..<100 {
                 if let fd = FreePort.connectLoopbackForTests(port: port) {
                     close(fd)
-                    self.port = port
-                    serving = task
-                    return
+                    return (port, task)
                 }
                 try await Task.sleep(for: .milliseconds(20))
             }
             task.cancel()
-            lastError = POSIXError(.EADDRINUSE)
         }
-        throw lastError ?? POSIXError(.EADDRINUSE)
+        throw POSIXError(.EADDRINUSE)
     }
 
     func stop() { serving.cancel() }

@@ -36,15 +36,7 @@ final class RecordingServer: @unchecked Sendable {
         self.log = log
         let router = Router()
         router.add(middleware: Recorder(log: log))
-        let port = try FreePort.find()
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
-        serving = Task { try await app.runService(gracefulShutdownSignals: []) }
-        self.port = port
-        for _ in 0..<200 {
-            if let fd = FreePort.connectLoopbackForTests(port: port) { close(fd); return }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        throw POSIXError(.ECONNREFUSED)
+        (port, serving) = try await FaultInjectingProxy.serveOnLoopback(router)
     }
 
     func stop() { serving.cancel() }

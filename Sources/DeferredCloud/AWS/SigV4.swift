@@ -33,6 +33,15 @@ public struct SigV4: Sendable {
             self.headers = headers
             self.body = body
         }
+
+        /// The request for a URL as it goes out: decoded path and query, and the Host header
+        /// curl sends itself (`host[:port]`), signed here with the same value.
+        init?(_ method: String, _ url: URLComponents, headers: [(name: String, value: String)]) {
+            guard let host = url.host else { return nil }
+            self.init(method: method, path: url.path.isEmpty ? "/" : url.path,
+                      query: url.percentEncodedQuery.map { $0.removingPercentEncoding ?? $0 } ?? "",
+                      headers: headers + [(name: "Host", value: url.port.map { "\(host):\($0)" } ?? host)])
+        }
     }
 
     /// Every step, for tests and for error messages that show what was signed.
@@ -95,11 +104,7 @@ public struct SigV4: Sendable {
 
     /// A presigned GET for `url` (S3: the payload is not signed), good for `expires` seconds.
     public func presignedURL(_ method: String = "GET", url: String, at date: Date = Date(), expires seconds: Int) -> String? {
-        guard var components = URLComponents(string: url), let host = components.host else { return nil }
-        let hostHeader = components.port.map { "\(host):\($0)" } ?? host
-        let request = Request(method: method, path: components.path.isEmpty ? "/" : components.path,
-                              query: components.percentEncodedQuery.map { $0.removingPercentEncoding ?? $0 } ?? "",
-                              headers: [(name: "Host", value: hostHeader)])
+        guard var components = URLComponents(string: url), let request = Request(method, components, headers: []) else { return nil }
         let (_, query) = presign(request, at: date, expires: seconds, payloadHash: "UNSIGNED-PAYLOAD")
         components.percentEncodedQuery = query
         return components.string
@@ -109,16 +114,13 @@ public struct SigV4: Sendable {
     /// A body streamed from a file is not read here: give its `payloadHash` (or S3's
     /// `UNSIGNED-PAYLOAD`).
     public func authorize(_ request: inout HTTPClientRequest, at date: Date = Date(), payloadHash: String? = nil) {
-        guard let components = URLComponents(string: request.url), let host = components.host else { return }
-        let hostHeader = components.port.map { "\(host):\($0)" } ?? host
+        guard let components = URLComponents(string: request.url) else { return }
         request.headers.removeAll { ["host", "x-amz-date", "x-amz-security-token", "authorization"].contains($0.name.lowercased()) }
         request.headers.append((name: "X-Amz-Date", value: Self.stamps(date).amzDate))
         if let token = credentials.sessionToken { request.headers.append((name: "X-Amz-Security-Token", value: token)) }
-        // curl sends Host itself; it is signed here with the same value.
-        let signed = sign(Request(method: request.method, path: components.path.isEmpty ? "/" : components.path,
-                                  query: components.percentEncodedQuery.map { $0.removingPercentEncoding ?? $0 } ?? "",
-                                  headers: request.headers + [(name: "Host", value: hostHeader)], body: request.bodyBytes),
-                          at: date, payloadHash: payloadHash)
+        guard var signing = Request(request.method, components, headers: request.headers) else { return }
+        signing.body = request.bodyBytes
+        let signed = sign(signing, at: date, payloadHash: payloadHash)
         request.headers.append((name: "Authorization", value: signed.authorization))
     }
 

@@ -3,18 +3,17 @@ import Foundation
 import Logging
 
 /// A POST to somebody else's server (GitHub's API, a project's notify_url), tried again with
-/// backoff on network errors, 429 and 5xx. It never throws: a receiver that is down is logged,
-/// and the job it reports on is not touched.
+/// the cloud clients' jittered backoff on network errors, 429 and 5xx. It never throws: a
+/// receiver that is down is logged, and the job it reports on is not touched.
 struct OutboundPost: Sendable {
     var http = HTTPClient()
-    var attempts = 5
-    /// Before the n-th retry: base · 2ⁿ⁻¹ (1, 2, 4, 8 s by default).
-    var base: Duration = .seconds(1)
+    var retry = RetryPolicy(maxAttempts: 5, base: .seconds(1), cap: .seconds(30))
 
     /// Answers the final status (nil when no answer came at all).
     @discardableResult
     func send(_ url: String, body: Data, headers: [(name: String, value: String)], what: String, logger: Logger) async -> Int? {
         var last: Int?
+        let attempts = retry.maxAttempts
         for attempt in 1...attempts {
             let request = HTTPClientRequest(method: "POST", url: url, headers: [(name: "Content-Type", value: "application/json")] + headers,
                                             body: body, timeout: .seconds(20))
@@ -31,7 +30,7 @@ struct OutboundPost: Sendable {
             } catch {
                 logger.warning("\(what) failed (attempt \(attempt) of \(attempts)): \(error)")
             }
-            if attempt < attempts { try? await Task.sleep(for: base * (1 << (attempt - 1))) }
+            if attempt < attempts { try? await Task.sleep(for: retry.delay(beforeRetry: attempt)) }
         }
         logger.error("\(what) gave up after \(attempts) attempts")
         return last

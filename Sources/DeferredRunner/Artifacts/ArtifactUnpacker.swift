@@ -16,21 +16,10 @@ public final class ArtifactUnpacker {
         }
     }
 
-    public struct Kept: Sendable, Equatable {
-        public var path: String
-        public var bytes: Int64
-        public var sha256: String
-    }
-
-    public struct Refused: Sendable, Equatable {
-        public var path: String
-        public var reason: String
-    }
-
     public let destination: String
     public let limits: Limits
-    public private(set) var kept: [Kept] = []
-    public private(set) var refused: [Refused] = []
+    public private(set) var kept: [CollectedArtifacts.File] = []
+    public private(set) var refused: [CollectedArtifacts.Refusal] = []
     /// Refusals past the first hundred are counted, not listed (a tar bomb lists little).
     public private(set) var refusedUnlisted = 0
     /// Set when the stream itself is broken (not a tar, cut short); the entries so far stay.
@@ -132,13 +121,12 @@ public final class ArtifactUnpacker {
     /// What results.json says of the stream: the files kept and everything refused, including
     /// the count of refusals past the listed ones and a broken or cut-off stream.
     public var collected: CollectedArtifacts {
-        var refusals = refused.map { CollectedArtifacts.Refusal(path: $0.path, reason: $0.reason) }
+        var refusals = refused
         if refusedUnlisted > 0 {
             refusals.append(.init(path: "…", reason: "\(refusedUnlisted) more entries refused, not listed"))
         }
         if let streamError { refusals.append(.init(path: "…", reason: streamError)) }
-        return CollectedArtifacts(files: kept.map { .init(path: $0.path, bytes: $0.bytes, sha256: $0.sha256) },
-                                  refused: refusals)
+        return CollectedArtifacts(files: kept, refused: refusals)
     }
 
     /// The stream ended: a stream cut inside an entry is an error; the entry is dropped.
@@ -264,7 +252,7 @@ public final class ArtifactUnpacker {
 
     private func close(_ file: OpenFile) {
         try? file.handle.close()
-        kept.append(Kept(path: relative(file.path), bytes: file.written, sha256: Hex.encode(file.hasher.finalize())))
+        kept.append(.init(path: relative(file.path), bytes: file.written, sha256: Hex.encode(file.hasher.finalize())))
     }
 
     /// Makes the folders of `path` one by one, refusing any that exists as something else.
@@ -284,7 +272,7 @@ public final class ArtifactUnpacker {
     }
 
     private func refuse(_ path: String, _ reason: String) {
-        if refused.count < 100 { refused.append(Refused(path: path, reason: reason)) } else { refusedUnlisted += 1 }
+        if refused.count < 100 { refused.append(.init(path: path, reason: reason)) } else { refusedUnlisted += 1 }
     }
 
     private func relative(_ full: String) -> String {
