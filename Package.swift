@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // libssh, wrapped once by DeferredSSH; nothing else imports it.
@@ -92,7 +93,11 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-            ]
+                .product(name: "Crypto", package: "swift-crypto"),
+                // The dashboard's pages: Mustache templates kept as files, not strings in code.
+                .product(name: "Mustache", package: "swift-mustache"),
+            ],
+            resources: [.copy("Dashboard/Templates"), .copy("Dashboard/Assets")]
         ),
         // A throwaway sshd and sample repository: the build host of `deferred demo` and of the tests.
         .target(
@@ -142,7 +147,7 @@ let package = Package(
             name: "DeferredServerTests",
             dependencies: [
                 "DeferredCore", "DeferredSignatures", "DeferredStore", "DeferredRunner", "DeferredDispatcher",
-                "DeferredHTTP", "DeferredDemo", "DeferredClient", "DeferredCloud", "DeferredProviders", "DeferredArtifacts",
+                "DeferredHTTP", "DeferredDemo", "DeferredClient", "DeferredCloud", "DeferredProviders", "DeferredArtifacts", "DeferredSSH",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -119,7 +119,7 @@ public actor Dispatcher: Service {
             return
         }
         var launched = false
-        let reportLog = log, pendingURL = ResultURLs.base(config, job.token) + "/results.json"
+        let reportLog = log, pendingURL = ResultURLs.statusTarget(config, job)
         report(job) { [statuses] in
             await statuses.report(.pending, job: job, project: project, targetURL: pendingURL,
                                   description: "waiting for host \(lease.hostName)", logger: reportLog)
@@ -358,7 +358,7 @@ public actor Dispatcher: Service {
             log.error("cannot record the end of the job: \(error)")
         }
         guard let project = config.project(named: job.project) else { return }
-        let targetURL = ResultURLs.base(config, job.token) + "/results.json"
+        let targetURL = ResultURLs.statusTarget(config, job)
         let description = outcome.error ?? "\(outcome.status.rawValue)\(outcome.exitStatus.map { " (exit status \($0))" } ?? "") on \(host)"
         report(job) { [statuses, notifier] in
             await statuses.report(CommitStatuses.state(for: outcome.status), job: job, project: project, targetURL: targetURL,

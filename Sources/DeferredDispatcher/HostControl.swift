@@ -6,7 +6,7 @@ import Foundation
 
 /// What `deferred hosts` does: the hosts as the store sees them, and waking or stopping one
 /// by hand, with the same store transactions the dispatcher and the idle sleeper use.
-public struct HostControl: Sendable {
+public struct HostControl: HostCommands {
     /// The idle sleeper knows the same config, store and providers, and how to find a host.
     let sleeper: IdleSleeper
     var config: DeferredConfig { sleeper.config }
@@ -26,7 +26,7 @@ public struct HostControl: Sendable {
         try await store.register(hosts: config.hosts)
         var rows = [["NAME", "PROVIDER", "STATE", "JOBS", "IDLE FOR", "LAST JOB"]]
         for host in try await store.hosts() where config.host(named: host.name) != nil || host.fleet != nil {
-            let idle = host.activeJobs == 0 ? host.idleSince.map { Self.duration(now.timeIntervalSince($0)) } ?? "-" : "-"
+            let idle = host.activeJobs == 0 ? host.idleSince.map { DurationText.minutes(now.timeIntervalSince($0)) } ?? "-" : "-"
             rows.append([host.name, host.fleet.map { "ec2 (\($0))" } ?? host.provider, host.state.rawValue,
                          String(host.activeJobs), idle, host.lastJobID?.rawValue ?? "-"])
         }
@@ -45,6 +45,14 @@ public struct HostControl: Sendable {
         await session.disconnect()
         try await store.markWoken(host.name)
         return wake
+    }
+
+    public func wake(host name: String) async throws {
+        _ = try await wake(name) { _ in }
+    }
+
+    public func sleep(host name: String) async throws {
+        try await sleep(name)
     }
 
     /// Stops the host's machine now, unless a job is on it.
@@ -74,8 +82,4 @@ public struct HostControl: Sendable {
         return host
     }
 
-    static func duration(_ seconds: TimeInterval) -> String {
-        let minutes = Int(seconds / 60)
-        return minutes < 60 ? "\(minutes)m" : "\(minutes / 60)h\(String(format: "%02d", minutes % 60))m"
-    }
 }

@@ -44,9 +44,16 @@ final class OutputRecorder: Sendable {
         }
     }
 
-    /// Stores what is left and stops the timer.
+    /// Stops the timer and stores what is left. The timer's flush may be holding the last
+    /// bytes on their way to the store: it is waited for, so all output is stored before the
+    /// job's end is, and a listener that sees the end has seen every line.
     func close() async {
-        flusher.withLock { $0?.cancel() }
+        let timer = flusher.withLock { task in
+            defer { task = nil }
+            task?.cancel()
+            return task
+        }
+        await timer?.value
         await flush(force: true)
     }
 
@@ -65,7 +72,11 @@ final class OutputRecorder: Sendable {
             if p.stdout.isEmpty && p.stderr.isEmpty { p.since = nil } else if !chunks.isEmpty { p.since = .now }
             return chunks
         }
-        try? await store.appendOutput(job, chunks)
+        // The bytes have left the buffer: their write must not be cancelled with the timer (GRDB
+        // stops a cancelled task's write), so it runs in a task of its own and is waited for.
+        // If the store fails, output.log on disk still has them.
+        let store = self.store, job = self.job
+        await Task { try? await store.appendOutput(job, chunks) }.value
     }
 
     /// Where to cut: after the last newline, or (`all`) everything but a UTF-8 sequence cut short.

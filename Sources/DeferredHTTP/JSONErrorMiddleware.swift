@@ -1,7 +1,9 @@
+import DeferredStore
 import Hummingbird
 
 /// Errors that do not come from our handlers (no such route, a body the framework refused)
-/// answer JSON too, with the same status: every error is `{"error": "…"}`.
+/// answer JSON too, with the same status: every error is `{"error": "…"}`. A store that
+/// fails answers 503, saying how.
 struct JSONErrorMiddleware: RouterMiddleware {
     typealias Context = DeferredRequestContext
 
@@ -14,6 +16,8 @@ struct JSONErrorMiddleware: RouterMiddleware {
             var json = APIError(error.status, message)
             json.headers = error.headers
             throw json
+        } catch let error as StoreError {
+            throw APIError(.serviceUnavailable, "the job store failed: \(error)")
         }
     }
 }

@@ -7,8 +7,9 @@ import Logging
 /// The HTTP side of `deferred serve`: routes, and the application that serves them.
 public enum ServerApplication {
     /// `heartbeat`: how long an event stream may be quiet before a keepalive comment.
+    /// `hostCommands`: what the dashboard's wake and sleep buttons call.
     public static func router(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore,
-                              heartbeat: Duration = .seconds(15),
+                              heartbeat: Duration = .seconds(15), hostCommands: (any HostCommands)? = nil,
                               onQueued: @escaping @Sendable () -> Void) -> Router<DeferredRequestContext> {
         let router = Router(context: DeferredRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
@@ -17,13 +18,14 @@ public enum ServerApplication {
         let limiter = RateLimiter(ratePerMinute: config.scripts.ratePerMinute, burst: config.scripts.burst)
         ScriptController(config: config, store: store, limiter: limiter, onQueued: onQueued).addRoutes(to: router)
         ResultsController(config: config, store: store, artifacts: artifacts, heartbeat: heartbeat).addRoutes(to: router)
+        DashboardController(config: config, store: store, artifacts: artifacts, hostCommands: hostCommands).addRoutes(to: router)
         return router
     }
 
-    public static func make(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore, logger: Logger,
-                            onQueued: @escaping @Sendable () -> Void) -> some ApplicationProtocol {
+    public static func make(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore, hostCommands: any HostCommands,
+                            logger: Logger, onQueued: @escaping @Sendable () -> Void) -> some ApplicationProtocol {
         Application(
-            router: router(config: config, store: store, artifacts: artifacts, onQueued: onQueued),
+            router: router(config: config, store: store, artifacts: artifacts, hostCommands: hostCommands, onQueued: onQueued),
             configuration: .init(address: .hostname(config.server.listenHost, port: config.server.listenPort),
                                  serverName: "deferred"),
             logger: logger

@@ -67,7 +67,7 @@ public struct WebhookController: Sendable {
             return JSONBody.response(.ok, ["ignored": why])
         case .run(let trigger):
             let job = Job(project: project.name, trigger: .push(trigger))
-            let stored = try await store.enqueue(job, delivery: delivery)
+            let stored = try await store.enqueue(job, delivery: delivery, payload: payload)
             if case .created = stored { onQueued() }
             return JSONBody.response(.accepted, Queued(id: stored.job.id.rawValue, result_url: ResultsController.resultURL(config, stored.job.token)))
         }

@@ -33,13 +33,15 @@ public final class JobStore: Sendable {
     // MARK: Intake
 
     /// Stores a new queued job, unless `delivery` was seen before: then the earlier job.
-    public func enqueue(_ job: Job, delivery: String?, detail: String? = nil) async throws(StoreError) -> EnqueueResult {
+    /// `payload`, the webhook's body, is kept for the job's page.
+    public func enqueue(_ job: Job, delivery: String?, payload: Data? = nil, detail: String? = nil) async throws(StoreError) -> EnqueueResult {
         try await write { db in
             if let delivery, let seen = try DeliveryRecord.fetchOne(db, key: delivery),
                let existing = try JobRecord.fetchOne(db, key: seen.jobID) {
                 return .duplicate(try existing.job())
             }
             try Self.insert(db, job, delivery: delivery, detail: detail)
+            if let payload { try JobPayloadRecord(jobID: job.id.rawValue, body: payload).insert(db) }
             if let delivery {
                 try DeliveryRecord(guid: delivery, jobID: job.id.rawValue, receivedAt: job.queuedAt.timeIntervalSince1970).insert(db)
             }
@@ -87,10 +89,18 @@ public final class JobStore: Sendable {
         try await read { db in try JobRecord.fetchOne(db, key: id.rawValue)?.job() }
     }
 
-    public func jobs(limit: Int = 50) async throws(StoreError) -> [Job] {
+    /// The latest jobs first, of one project or of all.
+    public func jobs(project: String? = nil, limit: Int = 50) async throws(StoreError) -> [Job] {
         try await read { db in
-            try JobRecord.order(Column("queued_at").desc).limit(limit).fetchAll(db).map { try $0.job() }
+            var request = JobRecord.all()
+            if let project { request = request.filter(Column("project") == project) }
+            return try request.order(Column("queued_at").desc, Column("id").desc).limit(limit).fetchAll(db).map { try $0.job() }
         }
+    }
+
+    /// The webhook payload a push job came from; nil for a script, or past retention.
+    public func payload(of id: JobID) async throws(StoreError) -> Data? {
+        try await read { db in try JobPayloadRecord.fetchOne(db, key: id.rawValue)?.body }
     }
 
     /// The job's state changes in order, those after `sequence` only.
@@ -342,11 +352,13 @@ public final class JobStore: Sendable {
         }
     }
 
-    /// Marks a job's stored files deleted: its URLs answer 410 from now on.
+    /// Marks a job's stored files deleted, and its webhook payload with them: its URLs answer
+    /// 410 from now on.
     public func markExpired(_ id: JobID, at: Date = Date()) async throws(StoreError) {
         try await write { db in
             try db.execute(sql: "UPDATE job SET expired_at = ? WHERE id = ? AND expired_at IS NULL",
                            arguments: [at.timeIntervalSince1970, id.rawValue])
+            _ = try JobPayloadRecord.deleteOne(db, key: id.rawValue)
         }
     }
 

@@ -128,3 +128,15 @@ struct JobOutputRecord: Codable, FetchableRecord, PersistableRecord {
         case jobID = "job_id"
     }
 }
+
+/// The webhook payload a push job came from, as GitHub sent it.
+struct JobPayloadRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "job_payload"
+    var jobID: String
+    var body: Data
+
+    enum CodingKeys: String, CodingKey {
+        case body
+        case jobID = "job_id"
+    }
+}

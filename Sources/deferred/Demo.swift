@@ -42,10 +42,12 @@ struct Demo: AsyncParsableCommand {
         try "demo@deferred \(signerPublic)\n".write(toFile: folder + "/allowed_signers", atomically: true, encoding: .utf8)
 
         let secret = Hex.encode((0..<16).map { _ in UInt8.random(in: 0...255) })
+        let adminToken = Hex.encode((0..<16).map { _ in UInt8.random(in: 0...255) })
         let toml = """
         [server]
         listen = "\(listen)"
         state = "sqlite:state.sqlite"
+        admin_token_env = "DEFERRED_DEMO_ADMIN_TOKEN"
 
         [github]
         secret_env = "DEFERRED_DEMO_SECRET"
@@ -76,6 +78,7 @@ struct Demo: AsyncParsableCommand {
         try toml.write(toFile: folder + "/deferred.toml", atomically: true, encoding: .utf8)
         var environment = ProcessInfo.processInfo.environment
         environment["DEFERRED_DEMO_SECRET"] = secret
+        environment["DEFERRED_DEMO_ADMIN_TOKEN"] = adminToken
         let config: DeferredConfig
         do {
             config = try ConfigLoader(environment: environment).load(path: folder + "/deferred.toml")
@@ -95,7 +98,8 @@ struct Demo: AsyncParsableCommand {
             } catch {
                 say("the demo failed: \(error)")
             }
-            say("\nstill serving on \(base); press Ctrl-C to stop (the throwaway sshd and its files go with it)")
+            say("\ndashboard: \(base)/ (sign in with the admin token \(adminToken))")
+            say("still serving on \(base); press Ctrl-C to stop (the throwaway sshd and its files go with it)")
             say("try: swift run deferred submit script.sh --server \(base) --project sample --key \(signerKey) --wait")
         }
         say("stopped; removed \(folder)")

@@ -14,10 +14,11 @@ enum Server {
     static func run(config: DeferredConfig, logger: Logger, afterStart: (@Sendable () async -> Void)? = nil) async throws {
         let store = try JobStore(path: config.server.statePath)
         let artifacts = try ArtifactStores.make(config.artifacts)
-        let dispatcher = Dispatcher(config: config, store: store, artifacts: artifacts,
-                                    providers: try Server.providers(config), logger: logger)
-        let application = ServerApplication.make(config: config, store: store, artifacts: artifacts, logger: logger,
-                                                 onQueued: { dispatcher.jobQueued() })
+        let providers = try Server.providers(config)
+        let dispatcher = Dispatcher(config: config, store: store, artifacts: artifacts, providers: providers, logger: logger)
+        let application = ServerApplication.make(config: config, store: store, artifacts: artifacts,
+                                                 hostCommands: HostControl(config: config, store: store, providers: providers),
+                                                 logger: logger, onQueued: { dispatcher.jobQueued() })
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: application), .init(service: dispatcher)],
                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

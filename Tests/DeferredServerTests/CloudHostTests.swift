@@ -117,6 +117,41 @@ import Testing
             #expect(try await Self.state(id, ec2) == "stopped")
         }
     }
+
+    /// The dashboard's buttons, as a program presses them with the bearer token: wake starts
+    /// the stopped instance and returns at once, the host's row tells when SSH answered; sleep
+    /// stops it.
+    @Test func theDashboardsButtonsWakeAndStopTheInstance() async throws {
+        let moto = try await ThrowawayMoto.start()
+        defer { moto.stop() }
+        let harness = try await ServerHarness()
+        let (ec2, id) = try await cloudHost(harness, moto: moto, credentials: AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "s"))
+        harness.config.server.adminToken = DashboardTests.token
+        let store = harness.store
+        try await harness.serve(dispatching: false) { client in
+            let before = DashboardTests.text(try await client.execute(uri: "/", method: .get, headers: DashboardTests.bearer))
+            #expect(before.contains(#"action="/hosts/loopback/wake""#) && before.contains(#"action="/hosts/loopback/sleep""#))
+
+            let wake = try await client.execute(uri: "/hosts/loopback/wake", method: .post, headers: DashboardTests.bearer)
+            #expect(wake.status == .accepted)
+            #expect(ServerHarness.json(wake)["status"] as? String == "waking")
+            var page = ""
+            for _ in 0..<600 where !page.contains("woken by hand") {
+                try await Task.sleep(for: .milliseconds(100))
+                page = DashboardTests.text(try await client.execute(uri: "/", method: .get, headers: DashboardTests.bearer))
+            }
+            #expect(page.contains("woken by hand; SSH answers"), "\(page)")
+            #expect(try await Self.state(id, ec2) == "running")
+            #expect(try await store.host(named: "loopback")?.state == .ready)
+
+            let sleep = try await client.execute(uri: "/hosts/loopback/sleep", method: .post, headers: DashboardTests.bearer)
+            #expect(sleep.status == .ok, "\(DashboardTests.text(sleep))")
+            #expect(try await Self.state(id, ec2) == "stopped")
+            #expect(try await store.host(named: "loopback")?.state == .stopped)
+            page = DashboardTests.text(try await client.execute(uri: "/", method: .get, headers: DashboardTests.bearer))
+            #expect(page.contains(#"<span class="state stopped">stopped</span>"#) && page.contains("put to sleep by hand"))
+        }
+    }
 }
 
 @Suite struct CloudFaultTests {

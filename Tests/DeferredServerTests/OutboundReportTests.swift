@@ -10,11 +10,14 @@ import Testing
 /// Commit statuses and notify_url posts, against a recording server standing in for GitHub's
 /// API and for the receiver: URL, body, auth or signature, order and retries.
 @Suite struct OutboundReportTests {
-    @Test func aPushPostsPendingThenItsEndAsCommitStatusesRetryingA502() async throws {
+    /// With the dashboard on (an admin token), statuses link to the job's page; else to results.json.
+    @Test(arguments: [false, true])
+    func aPushPostsPendingThenItsEndAsCommitStatusesRetryingA502(dashboard: Bool) async throws {
         // The first answer is a 502: that status is sent again.
         let github = try await RecordingServer(answers: [502])
         defer { github.stop() }
         let harness = try await ServerHarness()
+        harness.config.server.adminToken = dashboard ? "admin" : nil
         harness.config.github.token = "ghp_test_token"
         harness.config.github.apiURL = github.url + "/api/v3"
         harness.outboundRetryBase = .milliseconds(20)
@@ -37,7 +40,15 @@ import Testing
                 #expect(request.headers[.authorization] == "Bearer ghp_test_token")
                 #expect(request.headers[.accept] == "application/vnd.github+json")
                 #expect(request.json["context"] as? String == "deferred/sample")
-                #expect((request.json["target_url"] as? String)?.hasPrefix("http://deferred.test/r/") == true)
+                let target = request.json["target_url"] as? String ?? ""
+                if dashboard {
+                    let job = try #require(try await harness.store.jobs().first { job in
+                        if case .push(let push) = job.trigger { request.path.hasSuffix(push.commit) } else { false }
+                    })
+                    #expect(target == "http://deferred.test/jobs/\(job.id)")
+                } else {
+                    #expect(target.hasPrefix("http://deferred.test/r/") && target.hasSuffix("/results.json"), "\(target)")
+                }
             }
             #expect((requests.last?.json["description"] as? String)?.contains("exit status 4") == true)
         }

@@ -13,7 +13,7 @@ import Testing
         let ended = Date().addingTimeInterval(-daysAgo * 86_400)
         let job = Job(project: "sample", trigger: .script(ScriptTrigger(
             script: "true\n", signer: "ci@example.com", interpreter: .program("/bin/sh"))), queuedAt: ended.addingTimeInterval(-60))
-        _ = try await harness.store.enqueue(job, delivery: nil)
+        _ = try await harness.store.enqueue(job, delivery: nil, payload: Data(#"{"old": true}"#.utf8))
         try await harness.store.finish(job.id, outcome: JobOutcome(status: .succeeded, exitStatus: 0, startedAt: ended.addingTimeInterval(-30), finishedAt: ended))
         let folder = harness.config.artifacts.directory + "/" + job.token.rawValue
         try FileManager.default.createDirectory(atPath: folder + "/artifacts", withIntermediateDirectories: true)
@@ -38,6 +38,9 @@ import Testing
         }
         #expect(!FileManager.default.fileExists(atPath: harness.config.artifacts.directory + "/" + old.token.rawValue))
         #expect(FileManager.default.fileExists(atPath: harness.config.artifacts.directory + "/" + recent.token.rawValue + "/artifacts/old.txt"))
+        // The stored webhook payload goes with the files; the recent job keeps its own.
+        #expect(try await harness.store.payload(of: old.id) == nil)
+        #expect(try await harness.store.payload(of: recent.id) == Data(#"{"old": true}"#.utf8))
     }
 
     /// The built `deferred` executable, as cron runs it.

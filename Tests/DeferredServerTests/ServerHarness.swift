@@ -74,6 +74,7 @@ final class ServerHarness: @unchecked Sendable {
         let running = Task { if dispatching { try await dispatcher.run() } }
         defer { running.cancel() }
         let router = ServerApplication.router(config: config, store: store, artifacts: artifacts, heartbeat: heartbeat,
+                                              hostCommands: HostControl(config: config, store: store, providers: providers),
                                               onQueued: { dispatcher.jobQueued() })
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         let result = try await app.test(.live) { client in try await body(client) }

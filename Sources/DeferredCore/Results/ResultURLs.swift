@@ -4,4 +4,15 @@ public enum ResultURLs {
     public static func base(_ config: DeferredConfig, _ token: ResultToken) -> String {
         "\(config.server.publicURL)/r/\(token.rawValue)"
     }
+
+    /// The job's page on the dashboard, behind the admin token.
+    public static func jobPage(_ config: DeferredConfig, _ id: JobID) -> String {
+        "\(config.server.publicURL)/jobs/\(id.rawValue)"
+    }
+
+    /// Where a commit status links: the job's page when the dashboard is on (an admin token is
+    /// set), else its results.json.
+    public static func statusTarget(_ config: DeferredConfig, _ job: Job) -> String {
+        config.server.adminToken == nil ? base(config, job.token) + "/results.json" : jobPage(config, job.id)
+    }
 }

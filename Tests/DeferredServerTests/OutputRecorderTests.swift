@@ -1,0 +1,49 @@
+import DeferredCore
+import DeferredDemo
+@testable import DeferredDispatcher
+import DeferredSSH
+import DeferredStore
+import Foundation
+import Testing
+
+/// The recorder stores a job's output before the job's end is stored: a listener that sees
+/// the end has every line.
+@Suite struct OutputRecorderTests {
+    /// Another process holds SQLite's write lock, so the recorder's timer takes the last line
+    /// and waits on the store with it; closing must neither cancel that write (the line would be
+    /// lost) nor return before it (the job's end would be stored first). Had the timer not fired
+    /// yet, close stores the line itself: either way it is stored when close returns.
+    @Test func closingWaitsForTheTimersFlushThatHoldsTheLastLine() async throws {
+        let folder = NSTemporaryDirectory() + "deferred-recorder-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/state.sqlite"
+        let store = try JobStore(path: path)
+        let job = Job(project: "sample", trigger: .script(ScriptTrigger(script: "echo\n", signer: "ci", interpreter: .program("/bin/sh"))))
+        _ = try await store.enqueue(job, delivery: nil)
+
+        let locked = folder + "/locked"
+        let holder = Task {
+            try await LocalCommand.runOffPool(["python3", "-c", """
+                import sqlite3, time, pathlib
+                db = sqlite3.connect('\(path)', isolation_level=None)
+                db.execute('BEGIN IMMEDIATE')
+                pathlib.Path('\(locked)').touch()
+                time.sleep(1.5)
+                db.execute('COMMIT')
+                """])
+        }
+        for _ in 0..<600 where !FileManager.default.fileExists(atPath: locked) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(FileManager.default.fileExists(atPath: locked))
+
+        let recorder = OutputRecorder(job: job.id, store: store)
+        recorder.take(.stdout(Array("last line\n".utf8)))
+        // Past a few timer ticks: the timer has taken the line and waits for the lock.
+        try await Task.sleep(for: .milliseconds(700))
+        await recorder.close()
+        let output = try await store.feed(of: job.id, after: FeedCursor()).items.compactMap { item -> String? in
+            if case .output(let chunk) = item.kind { chunk.text } else { nil }
+        }
+        #expect(output == ["last line\n"])
+        _ = try await holder.value
+    }
+}
