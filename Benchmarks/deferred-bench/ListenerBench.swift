@@ -7,9 +7,11 @@ import Foundation
 import Hummingbird
 
 // N listeners follow one running job's event stream (clients in another process,
-// scripts/bench/sse_listeners.py, so their memory is not counted here). Prints this server's
-// RSS before, with N connected, and at its peak while output batches fan out to all of them,
-// and the time from storing each batch to every listener having it.
+// scripts/bench/sse_listeners.py, so their memory is not counted), first on deferred, then on
+// its peer, scripts/bench/sse_peer.py: the asyncio Server-Sent Events broadcaster a home-made
+// setup would run, with no store and no resuming. For each: the server's RSS before, with N
+// connected, and at its peak while 20 output batches fan out, and the time from publishing
+// each batch to every listener having it.
 func listenerBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     let count = arguments.compactMap { Int($0) }.first ?? 1000
     var limit = rlimit()
@@ -17,6 +19,41 @@ func listenerBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     limit.rlim_cur = max(limit.rlim_cur, min(limit.rlim_max, rlim_t(count * 2 + 256)))
     setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
 
+    guard let deferred = try await deferredFanOut(count: count), let peer = try await peerFanOut(count: count) else { return 1 }
+    print("")
+    print("\(count) listeners on one job's event stream, 20 batches of 21 lines")
+    let rows = [["", "deferred", "peer: asyncio SSE broadcaster"],
+                ["RSS before", mib(deferred.before), mib(peer.before)],
+                ["RSS with \(count) listening", mib(deferred.connected), mib(peer.connected)],
+                ["per listener", perListener(deferred, count), perListener(peer, count)],
+                ["peak RSS during fan-out", mib(deferred.peak), mib(peer.peak)],
+                ["publish → all listeners, median", milliseconds(deferred.median), milliseconds(peer.median)],
+                ["publish → all listeners, worst", milliseconds(deferred.worst), milliseconds(peer.worst)]]
+    let widths = (0..<3).map { column in rows.map { $0[column].count }.max() ?? 0 }
+    for row in rows {
+        print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "   "))
+    }
+    print("(deferred also stores every batch in SQLite, keeps the backlog for late listeners and resumes after Last-Event-ID; the peer does none of that)")
+    return 0
+}
+
+/// What one server showed while N listeners followed one stream.
+struct FanOutFigures {
+    var before: Int64
+    var connected: Int64
+    var peak: Int64
+    var median: Double
+    var worst: Double
+}
+
+func perListener(_ figures: FanOutFigures, _ count: Int) -> String {
+    String(format: "%.1f KiB", Double(figures.connected - figures.before) / Double(count) / 1024)
+}
+
+func milliseconds(_ value: Double) -> String { String(format: "%.1f ms", value) }
+
+/// deferred serving a running job: batches go into its store, as a job's output does.
+func deferredFanOut(count: Int) async throws -> FanOutFigures? {
     let folder = NSTemporaryDirectory() + "deferred-listeners-" + UUID().uuidString.prefix(8)
     defer { try? FileManager.default.removeItem(atPath: folder) }
     let port = try FreePort.find()
@@ -36,46 +73,70 @@ func listenerBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     let serving = Task { try await app.runService(gracefulShutdownSignals: []) }
     defer { serving.cancel() }
     while FreePort.connectLoopbackForTests(port: port).map({ close($0); return true }) != true { try await Task.sleep(for: .milliseconds(20)) }
+    return try await fanOut(count: count, port: port, path: "/r/\(job.token.rawValue)/events", pid: nil,
+                            publish: { text in try await store.appendOutput(job.id, [(.stdout, text)]) },
+                            end: { try await store.finish(job.id, outcome: JobOutcome(status: .succeeded, exitStatus: 0, startedAt: Date(), finishedAt: Date())) })
+}
 
+/// The peer, its own process; batches go to it on its standard input.
+func peerFanOut(count: Int) async throws -> FanOutFigures? {
+    let port = try FreePort.find()
+    let peer = Process()
+    peer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    peer.arguments = ["python3", benchScript("sse_peer.py"), String(port)]
+    let commands = Pipe(), answers = Pipe()
+    peer.standardInput = commands
+    peer.standardOutput = answers
+    try peer.run()
+    defer { if peer.isRunning { peer.terminate() } }
+    guard await LineReader(answers.fileHandleForReading).next() == "ready" else { print("the peer did not start"); return nil }
+    let send = { (command: [String: Any]) in
+        commands.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: command) + Data("\n".utf8))
+    }
+    let figures = try await fanOut(count: count, port: port, path: "/events", pid: peer.processIdentifier,
+                                   publish: { text in try send(["text": text]) }, end: { try send(["end": true]) })
+    peer.waitUntilExit()
+    return figures
+}
+
+/// Connects N listeners (another process) to `path`, then publishes 20 batches one at a time,
+/// each timed until every listener has it, and ends the stream. Memory is the server's:
+/// this process's (`pid` nil) or the peer's.
+func fanOut(count: Int, port: Int, path: String, pid: Int32?,
+            publish: (String) async throws -> Void, end: () async throws -> Void) async throws -> FanOutFigures? {
     try await Task.sleep(for: .milliseconds(300))
-    let before = memory().rss
-    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/bench/sse_listeners.py").standardizedFileURL.path
+    let before = memory(of: pid).rss
     let client = Process()
     client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    client.arguments = ["python3", script, String(port), "/r/\(job.token.rawValue)/events", String(count)]
+    client.arguments = ["python3", benchScript("sse_listeners.py"), String(port), path, String(count)]
     let pipe = Pipe()
     client.standardOutput = pipe
     try client.run()
     let lines = LineReader(pipe.fileHandleForReading)
-    guard await lines.next()?.hasPrefix("connected") == true else { print("the listeners did not connect"); return 1 }
+    guard await lines.next()?.hasPrefix("connected") == true else { print("the listeners did not connect to \(path)"); return nil }
     try await Task.sleep(for: .seconds(1))
-    let connected = memory().rss
-    resetPeak()
+    let connected = memory(of: pid).rss
+    resetPeak(of: pid)
 
-    // 20 batches of output, one at a time; the client says when all N have each.
-    var fanOut: [Double] = []
+    var times: [Double] = []
     let batch = String(repeating: "a line of build output, as a job would print it\n", count: 20)
     for i in 0..<20 {
         let start = ContinuousClock.now
-        try await store.appendOutput(job.id, [(.stdout, "batch \(i)\n" + batch)])
-        guard await lines.next()?.hasPrefix("batch \(i)") == true else { print("the listeners missed batch \(i)"); return 1 }
+        try await publish("batch \(i)\n" + batch)
+        guard await lines.next()?.hasPrefix("batch \(i)") == true else { print("the listeners missed batch \(i)"); return nil }
         let elapsed = ContinuousClock.now - start
-        fanOut.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+        times.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
     }
-    let peak = memory().peak
-    try await store.finish(job.id, outcome: JobOutcome(status: .succeeded, exitStatus: 0, startedAt: Date(), finishedAt: Date()))
-    let summary = await lines.next() ?? "no summary"
+    let peak = memory(of: pid).peak
+    try await end()
+    print("clients of \(pid == nil ? "deferred" : "the peer"): \(await lines.next() ?? "no summary")")
     client.waitUntilExit()
+    times.sort()
+    return FanOutFigures(before: before, connected: connected, peak: peak, median: times[times.count / 2], worst: times.last ?? 0)
+}
 
-    fanOut.sort()
-    print("")
-    print("listeners on one job          \(count)")
-    print("server RSS before             \(mib(before))")
-    print("server RSS with \(count) listening  \(mib(connected))  (+\(mib(connected - before)), \(String(format: "%.1f", Double(connected - before) / Double(count) / 1024)) KiB each)")
-    print("server peak RSS during fan-out \(mib(peak))")
-    print("store → all \(count) listeners, per batch: median \(String(format: "%.1f", fanOut[fanOut.count / 2])) ms, worst \(String(format: "%.1f", fanOut.last ?? 0)) ms")
-    print("clients: \(summary)")
-    return 0
+func benchScript(_ name: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/bench/\(name)").standardizedFileURL.path
 }
 
 /// Lines from a pipe, one at a time, read off the concurrency pool.

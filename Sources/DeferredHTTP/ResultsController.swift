@@ -17,6 +17,7 @@ public struct ResultsController: Sendable {
     private let fileIO = FileIO()
     /// How long an event stream may be quiet before a keepalive comment.
     let heartbeatInterval: Duration
+    private let formatted = FormattedEvents()
 
     public init(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore, heartbeat: Duration = .seconds(15)) {
         self.config = config
@@ -150,7 +151,7 @@ public struct ResultsController: Sendable {
     /// of lines, `done` with the summary of results.json, then the stream ends. A comment every
     /// `heartbeatInterval` keeps proxies from closing a quiet stream.
     func events(_ job: Job, lastEventID: String?) async throws -> Response {
-        let store = self.store, heartbeat = heartbeatInterval, artifacts = self.artifacts
+        let store = self.store, heartbeat = heartbeatInterval, artifacts = self.artifacts, formatted = self.formatted
         let resultURL = Self.resultURL(config, job.token)
         let start = lastEventID.flatMap(FeedCursor.init) ?? FeedCursor()
         let body = ResponseBody { writer in
@@ -159,7 +160,9 @@ public struct ResultsController: Sendable {
                 let version = store.changes.version(of: job.id)
                 let feed = try await store.feed(of: job.id, after: cursor)
                 if let last = feed.items.last {
-                    try await writer.write(ByteBuffer(string: feed.items.map(Self.serverSentEvent).joined()))
+                    try await writer.write(formatted.text(of: job.id, from: cursor, to: last.cursor) {
+                        feed.items.map(Self.serverSentEvent).joined()
+                    })
                     cursor = last.cursor
                 }
                 // The read that found the job ended also holds its last events: nothing follows.
