@@ -1,4 +1,5 @@
 import DeferredCore
+import DeferredDemo
 import DeferredStore
 import Foundation
 import HTTPTypes
@@ -204,6 +205,33 @@ import Testing
             let out = try await client.execute(uri: "/logout", method: .post, headers: headers, body: ByteBuffer(string: "form_token=\(formToken)"))
             #expect(out.status == .seeOther)
             #expect(out.headers[.setCookie]?.contains("Max-Age=0") == true)
+        }
+    }
+
+    /// The host's SSH sits behind a proxy that holds its banner back, so a wake lasts until the
+    /// SSH connect timeout (10 s): a second press meanwhile is refused, the row says a wake is
+    /// on, and then why it failed.
+    @Test func aSecondWakeWhileOneGoesOnIsRefusedAndAFailedWakeIsShown() async throws {
+        let harness = try await Self.harness()
+        let slow = try SlowHostProxy(to: harness.sshd.port, delay: .seconds(30))
+        defer { slow.stop() }
+        harness.config.hosts[0].port = slow.port
+        try await harness.serve(dispatching: false) { client in
+            let first = try await client.execute(uri: "/hosts/loopback/wake", method: .post, headers: Self.bearer)
+            #expect(first.status == .accepted)
+            let second = try await client.execute(uri: "/hosts/loopback/wake", method: .post, headers: Self.bearer)
+            #expect(second.status == .conflict)
+            #expect((ServerHarness.json(second)["error"] as? String)?.contains("is being woken already") == true)
+            var page = Self.text(try await client.execute(uri: "/", method: .get, headers: Self.bearer))
+            #expect(page.contains("waking: starting its machine, then waiting for SSH"), "\(page)")
+            for _ in 0..<600 where !page.contains("could not wake it") {
+                try await Task.sleep(for: .milliseconds(100))
+                page = Self.text(try await client.execute(uri: "/", method: .get, headers: Self.bearer))
+            }
+            #expect(page.contains(#"<tr class="note failed">"#) && page.contains("could not wake it"), "\(page)")
+            // Once it has failed, the host may be woken again.
+            let again = try await client.execute(uri: "/hosts/loopback/wake", method: .post, headers: Self.bearer)
+            #expect(again.status == .accepted)
         }
     }
 
