@@ -5,13 +5,27 @@ import Foundation
 import Synchronization
 
 /// Stores a running job's output for its event stream, in batches: whatever arrived in the
-/// last quarter second, cut at the last newline (a line's rest waits for its end, up to a
-/// second or 16 KiB), so listeners get lines, never one event per byte.
+/// last quarter second, each stream cut at its last newline (a line's rest waits for its end,
+/// up to a second or 16 KiB), so listeners get lines, never one event per byte. stdout and
+/// stderr stay in the order they arrived, within a batch too, and each chunk is stored with
+/// the time it arrived, which lies between the job's start and its end however late the
+/// batch is written.
 final class OutputRecorder: Sendable {
+    /// What arrived and is not stored yet: runs of one stream, in arrival order, each with the
+    /// time its first byte came.
+    private struct Run {
+        var stream: OutputChunk.Stream
+        var bytes: [UInt8]
+        var arrived: Date
+    }
+
     private struct Pending {
-        var stdout: [UInt8] = []
-        var stderr: [UInt8] = []
+        var runs: [Run] = []
         var since: ContinuousClock.Instant?
+
+        func bytes(of stream: OutputChunk.Stream) -> [UInt8] {
+            runs.filter { $0.stream == stream }.flatMap(\.bytes)
+        }
     }
 
     private let job: JobID
@@ -34,12 +48,14 @@ final class OutputRecorder: Sendable {
 
     /// Called for each chunk the runner reads; cheap, never waits on the store.
     func take(_ event: SSHExecEvent) {
+        let (stream, bytes): (OutputChunk.Stream, [UInt8])
+        switch event {
+        case .stdout(let b): (stream, bytes) = (.stdout, b)
+        case .stderr(let b): (stream, bytes) = (.stderr, b)
+        case .exit: return
+        }
         pending.withLock { p in
-            switch event {
-            case .stdout(let bytes): p.stdout += bytes
-            case .stderr(let bytes): p.stderr += bytes
-            case .exit: return
-            }
+            if p.runs.last?.stream == stream { p.runs[p.runs.count - 1].bytes += bytes } else { p.runs.append(Run(stream: stream, bytes: bytes, arrived: Date())) }
             if p.since == nil { p.since = .now }
         }
     }
@@ -58,20 +74,34 @@ final class OutputRecorder: Sendable {
     }
 
     private func flush(force: Bool) async {
-        let chunks = pending.withLock { p -> [(stream: OutputChunk.Stream, text: String)] in
+        let chunks = pending.withLock { p -> [(stream: OutputChunk.Stream, text: String, at: Date)] in
             let stale = force || p.since.map { ContinuousClock.now - $0 > .seconds(1) } ?? false
-            var chunks: [(stream: OutputChunk.Stream, text: String)] = []
+            // How much of each stream may go now: its whole lines (or all of it, when stale).
+            var ready: [OutputChunk.Stream: Int] = [:]
             for stream in [OutputChunk.Stream.stdout, .stderr] {
-                var bytes = stream == .stdout ? p.stdout : p.stderr
-                let cut = Self.cut(bytes, all: stale || bytes.count > 16 << 10)
-                guard cut > 0 else { continue }
-                chunks.append((stream, String(decoding: bytes[..<cut], as: UTF8.self)))
-                bytes.removeFirst(cut)
-                if stream == .stdout { p.stdout = bytes } else { p.stderr = bytes }
+                let bytes = p.bytes(of: stream)
+                ready[stream] = Self.cut(bytes, all: stale || bytes.count > 16 << 10)
             }
-            if p.stdout.isEmpty && p.stderr.isEmpty { p.since = nil } else if !chunks.isEmpty { p.since = .now }
+            // Runs in arrival order, each up to what its stream may send; the rest waits.
+            var chunks: [(stream: OutputChunk.Stream, text: String, at: Date)] = []
+            var waiting: [Run] = []
+            for run in p.runs {
+                let take = min(ready[run.stream] ?? 0, run.bytes.count)
+                ready[run.stream] = (ready[run.stream] ?? 0) - take
+                if take > 0 {
+                    let text = String(decoding: run.bytes[..<take], as: UTF8.self)
+                    if chunks.last?.stream == run.stream { chunks[chunks.count - 1].text += text } else { chunks.append((run.stream, text, run.arrived)) }
+                }
+                if take < run.bytes.count {
+                    let rest = Array(run.bytes[take...])
+                    if waiting.last?.stream == run.stream { waiting[waiting.count - 1].bytes += rest } else { waiting.append(Run(stream: run.stream, bytes: rest, arrived: run.arrived)) }
+                }
+            }
+            p.runs = waiting
+            if waiting.isEmpty { p.since = nil } else if !chunks.isEmpty { p.since = .now }
             return chunks
         }
+        guard !chunks.isEmpty else { return }
         // The bytes have left the buffer: their write must not be cancelled with the timer (GRDB
         // stops a cancelled task's write), so it runs in a task of its own and is waited for.
         // If the store fails, output.log on disk still has them.

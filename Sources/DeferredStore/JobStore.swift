@@ -227,11 +227,13 @@ public final class JobStore: Sendable {
     // MARK: Output and the feed
 
     /// Stores a batch of a job's output as it streams, for late listeners and the job page.
-    public func appendOutput(_ id: JobID, _ chunks: [(stream: OutputChunk.Stream, text: String)], at: Date = Date()) async throws(StoreError) {
+    /// Each chunk carries the time its first byte arrived: a batch stored after the job's exit
+    /// still sorts before the job's end in the feed.
+    public func appendOutput(_ id: JobID, _ chunks: [(stream: OutputChunk.Stream, text: String, at: Date)]) async throws(StoreError) {
         guard !chunks.isEmpty else { return }
         try await write { db in
             for chunk in chunks {
-                try JobOutputRecord(id: nil, jobID: id.rawValue, at: at.timeIntervalSince1970, stream: chunk.stream.rawValue, text: chunk.text).insert(db)
+                try JobOutputRecord(id: nil, jobID: id.rawValue, at: chunk.at.timeIntervalSince1970, stream: chunk.stream.rawValue, text: chunk.text).insert(db)
             }
         }
         changes.notify(id)

@@ -46,4 +46,24 @@ import Testing
         #expect(output == ["last line\n"])
         _ = try await holder.value
     }
+
+    /// Lines keep the order they came in across stdout and stderr, even when one batch holds
+    /// them all (as when the timer is starved on a loaded machine).
+    @Test func linesKeepTheirOrderAcrossStreamsWithinOneBatch() async throws {
+        let folder = NSTemporaryDirectory() + "deferred-recorder-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try JobStore(path: folder + "/state.sqlite")
+        let job = Job(project: "sample", trigger: .script(ScriptTrigger(script: "echo\n", signer: "ci", interpreter: .program("/bin/sh"))))
+        _ = try await store.enqueue(job, delivery: nil)
+        let recorder = OutputRecorder(job: job.id, store: store)
+        for event: SSHExecEvent in [.stdout(Array("one\n".utf8)), .stderr(Array("two\n".utf8)), .stdout(Array("three\nfo".utf8)),
+                                    .stdout(Array("ur\n".utf8)), .stderr(Array("five\n".utf8))] {
+            recorder.take(event)
+        }
+        await recorder.close()
+        let output = try await store.feed(of: job.id, after: FeedCursor()).items.compactMap { item -> String? in
+            if case .output(let chunk) = item.kind { "\(chunk.stream.rawValue): \(chunk.text)" } else { nil }
+        }
+        #expect(output == ["stdout: one\n", "stderr: two\n", "stdout: three\nfour\n", "stderr: five\n"])
+    }
 }

@@ -56,10 +56,15 @@ import Testing
             let events = seen.all
             #expect(events.first == "state queued")
             #expect(events.last == "done succeeded")
-            let output = events.filter { $0.hasPrefix("stdout ") || $0.hasPrefix("stderr ") }
-            #expect(output.joined().contains("stdout one\n"))
-            #expect(output.contains("stderr two\n"))
-            #expect(output.last == "stdout three\n")
+            // Line by line with its stream. How lines fall into batches depends on the timer, and
+            // lines of the two streams printed together may come in either order (they are two
+            // pipes); "three", printed a second after the others, comes last.
+            let lines = events.filter { $0.hasPrefix("stdout ") || $0.hasPrefix("stderr ") }.flatMap { event in
+                let stream = event.prefix(7)
+                return event.dropFirst(7).split(separator: "\n").map { stream + $0 }
+            }
+            #expect(Set(lines) == ["stdout one", "stderr two", "stdout three"] && lines.count == 3, "\(lines)")
+            #expect(lines.last == "stdout three", "\(lines)")
             // Running comes before the output it produced.
             #expect((events.firstIndex(of: "state running") ?? .max) < (events.firstIndex { $0.hasPrefix("stdout") } ?? -1))
 
