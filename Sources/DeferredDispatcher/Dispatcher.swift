@@ -119,9 +119,9 @@ public actor Dispatcher: Service {
             return
         }
         var launched = false
-        let reportLog = log, pendingURL = ResultURLs.statusTarget(config, job)
+        let reportLog = log, statusURL = ResultURLs.statusTarget(config, job)
         report(job) { [statuses] in
-            await statuses.report(.pending, job: job, project: project, targetURL: pendingURL,
+            await statuses.report(.pending, job: job, project: project, targetURL: statusURL,
                                   description: "waiting for host \(lease.hostName)", logger: reportLog)
         }
         do throws(MachineryFailure) {

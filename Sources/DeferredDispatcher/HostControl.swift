@@ -47,12 +47,9 @@ public struct HostControl: HostCommands {
         return wake
     }
 
-    public func wake(host name: String) async throws {
+    /// The dashboard's wake: the same, with no one to tell the progress to.
+    public func wake(_ name: String) async throws {
         _ = try await wake(name) { _ in }
-    }
-
-    public func sleep(host name: String) async throws {
-        try await sleep(name)
     }
 
     /// Stops the host's machine now, unless a job is on it.
@@ -81,5 +78,4 @@ public struct HostControl: HostCommands {
         }
         return host
     }
-
 }

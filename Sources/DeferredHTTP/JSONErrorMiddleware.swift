@@ -17,7 +17,7 @@ struct JSONErrorMiddleware: RouterMiddleware {
             json.headers = error.headers
             throw json
         } catch let error as StoreError {
-            throw APIError(.serviceUnavailable, "the job store failed: \(error)")
+            throw APIError(.serviceUnavailable, error.description)
         }
     }
 }

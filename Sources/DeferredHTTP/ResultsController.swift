@@ -27,7 +27,7 @@ public struct ResultsController: Sendable {
     }
 
     public static func resultURL(_ config: DeferredConfig, _ token: ResultToken) -> String {
-        ResultURLs.base(config, token) + "/results.json"
+        ResultURLs.results(config, token)
     }
 
     public static func eventsURL(_ config: DeferredConfig, _ token: ResultToken) -> String {

@@ -73,7 +73,7 @@ enum Schema {
             try db.create(index: "job_output_by_job", on: "job_output", columns: ["job_id", "id"])
             try db.alter(table: "job_event") { t in t.add(column: "host_state", .text) }
         }
-        migrator.registerMigration("v6: webhook payloads of push jobs") { db in
+        migrator.registerMigration("v6: webhook payloads of push jobs, jobs by project") { db in
             // Kept for the job's page; deleted with the job's files at retention.
             try db.create(table: "job_payload") { t in
                 t.primaryKey("job_id", .text).references("job", onDelete: .cascade)

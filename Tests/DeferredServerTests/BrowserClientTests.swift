@@ -50,7 +50,10 @@ import Testing
         let dispatching = Task { try await dispatcher.run() }
         defer { serving.cancel(); dispatching.cancel() }
         try await Self.waitUntilAnswering("http://127.0.0.1:\(apiPort)/healthz")
-        try await Self.waitUntilAnswering(pageOrigin + "/example.html")
+        try await Self.waitUntilAnswering(pageOrigin + "/example.html") {
+            "the page server \(pageServer.isRunning ? "runs" : "has exited"); its log: "
+                + ((try? String(contentsOfFile: harness.folder + "/page-server.log", encoding: .utf8)) ?? "none")
+        }
 
         let output = try await LocalCommand.runOffPool([
             "python3", Self.webFolder + "/press_run.py",
@@ -72,13 +75,15 @@ import Testing
         #expect(try await harness.store.jobCount() == 1)
     }
 
-    static func waitUntilAnswering(_ url: String) async throws {
+    /// Polls `url` until it answers 200: a bound of a minute against hanging, not a speed
+    /// check. `why` says what the server's side knows when nothing answered.
+    static func waitUntilAnswering(_ url: String, why: () -> String = { "" }) async throws {
         let client = HTTPClient()
-        for _ in 0..<100 {
+        for _ in 0..<600 {
             if let response = try? await client.send(HTTPClientRequest(url: url, timeout: .seconds(2))), response.status == 200 { return }
             try await Task.sleep(for: .milliseconds(100))
         }
-        Issue.record("nothing answered at \(url)")
+        Issue.record("nothing answered at \(url). \(why())")
     }
 }
 

@@ -1,6 +1,7 @@
 import DeferredCore
 import DeferredDemo
 import DeferredStore
+@testable import DeferredHTTP
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -85,6 +86,12 @@ import Testing
         let harness = try await Self.harness()
         try await harness.serve(dispatching: false) { client in
             let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded", .accept: "text/html"]
+            // Not a form: refused as such, nothing set.
+            let json = try await client.execute(uri: "/login", method: .post, headers: [.contentType: "application/json"],
+                                                body: ByteBuffer(string: #"{"token": "\#(Self.token)"}"#))
+            #expect(json.status == .unsupportedMediaType)
+            #expect(json.headers[.setCookie] == nil)
+            #expect((ServerHarness.json(json)["error"] as? String)?.contains("application/x-www-form-urlencoded") == true)
             let wrong = try await client.execute(uri: "/login", method: .post, headers: form, body: ByteBuffer(string: "token=guess&next=%2Fjobs%2Fj-1"))
             #expect(wrong.status == .unauthorized)
             #expect(wrong.headers[.setCookie] == nil)
@@ -180,6 +187,11 @@ import Testing
                     #expect(refused.headers[.setCookie] == nil)
                 }
             }
+            // A body of another type is no form at all.
+            var jsonHeaders = headers
+            jsonHeaders[.contentType] = "application/json"
+            #expect(try await client.execute(uri: "/hosts/loopback/sleep", method: .post, headers: jsonHeaders,
+                                             body: ByteBuffer(string: "{}")).status == .unsupportedMediaType)
             // Without any credential: refused before anything is read.
             #expect(try await client.execute(uri: "/hosts/loopback/sleep", method: .post).status == .unauthorized)
             #expect(try await harness.store.host(named: "loopback") == before)
@@ -233,6 +245,18 @@ import Testing
             let again = try await client.execute(uri: "/hosts/loopback/wake", method: .post, headers: Self.bearer)
             #expect(again.status == .accepted)
         }
+    }
+
+    /// The files are found beside the binary or in the source folder; missing, loading says where
+    /// it looked instead of stopping the process (as `Bundle.module` would).
+    @Test func dashboardFilesAreFoundAndTheirAbsenceIsAnError() throws {
+        let folder = try DashboardTemplates.resourceFolder()
+        #expect(FileManager.default.fileExists(atPath: folder + "/Templates/page.mustache"))
+        let loaded = try DashboardTemplates(resources: folder)
+        #expect(Set(loaded.assets.keys) == ["dashboard.css", "live-log.js", "favicon.svg"])
+        let empty = NSTemporaryDirectory() + "deferred-no-templates-" + UUID().uuidString.prefix(8)
+        let missing = #expect(throws: DashboardTemplates.LoadError.self) { try DashboardTemplates(resources: empty) }
+        #expect(missing?.description.contains("deferred_DeferredHTTP.resources") == true)
     }
 
     @Test func theStaticFilesAreServed() async throws {

@@ -3,7 +3,7 @@
 /// neither providers nor SSH.
 public protocol HostCommands: Sendable {
     /// Starts the host's machine and returns once SSH answers.
-    func wake(host: String) async throws
+    func wake(_ name: String) async throws
     /// Stops the host's machine now; refuses a static host and a host with a job on it.
-    func sleep(host: String) async throws
+    func sleep(_ name: String) async throws
 }

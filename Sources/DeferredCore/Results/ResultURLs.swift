@@ -5,6 +5,11 @@ public enum ResultURLs {
         "\(config.server.publicURL)/r/\(token.rawValue)"
     }
 
+    /// The result URL pollers follow.
+    public static func results(_ config: DeferredConfig, _ token: ResultToken) -> String {
+        base(config, token) + "/results.json"
+    }
+
     /// The job's page on the dashboard, behind the admin token.
     public static func jobPage(_ config: DeferredConfig, _ id: JobID) -> String {
         "\(config.server.publicURL)/jobs/\(id.rawValue)"
@@ -13,6 +18,6 @@ public enum ResultURLs {
     /// Where a commit status links: the job's page when the dashboard is on (an admin token is
     /// set), else its results.json.
     public static func statusTarget(_ config: DeferredConfig, _ job: Job) -> String {
-        config.server.adminToken == nil ? base(config, job.token) + "/results.json" : jobPage(config, job.id)
+        config.server.adminToken == nil ? results(config, job.token) : jobPage(config, job.id)
     }
 }

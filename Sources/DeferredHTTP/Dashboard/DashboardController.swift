@@ -31,6 +31,10 @@ public struct DashboardController: Sendable {
         self.artifacts = artifacts
         auth = config.server.adminToken.map { AdminAuth(token: $0, secureCookies: config.server.publicURL.hasPrefix("https://")) }
         actions = hostCommands.map { HostActions(commands: $0, logger: logger) }
+        // Read now, before any request: no page waits on the disk, and a missing install says so once.
+        if auth != nil, case .failure(let error) = DashboardTemplates.shared {
+            logger.error("the dashboard cannot serve pages: \(error)")
+        }
     }
 
     public func addRoutes(to router: Router<DeferredRequestContext>) {
@@ -90,7 +94,7 @@ public struct DashboardController: Sendable {
         let (output, cut) = Self.output(feed.items)
         return try templates().page("job", JobPage(
             title: "\(job.id.rawValue) · deferred", formToken: auth.formToken, job: JobRow(job), ended: feed.jobEnded,
-            facts: Self.facts(job, resultURL: ResultURLs.base(config, job.token) + "/results.json"),
+            facts: Self.facts(job, resultURL: ResultURLs.results(config, job.token)),
             events: feed.items.compactMap { item in
                 guard case .state(let event) = item.kind else { return nil }
                 let detail = [event.detail, event.hostState.map { "host \($0.rawValue)" }].compactMap { $0 }.filter { !$0.isEmpty }
@@ -113,6 +117,8 @@ public struct DashboardController: Sendable {
 
     func signIn(_ request: Request, _ context: DeferredRequestContext) async throws -> Response {
         let auth = try enabled()
+        // A body that is no form guesses nothing: refused before it costs the address a try.
+        try Self.requireForm(request)
         if let wait = await loginLimiter.take(for: context.remoteAddress?.ipAddress ?? "unknown") {
             var error = APIError(.tooManyRequests, "too many sign-in attempts from this address; try again in \(wait.components.seconds + 1) s")
             error.headers[.retryAfter] = String(wait.components.seconds + 1)
@@ -219,8 +225,16 @@ public struct DashboardController: Sendable {
         request.headers[.accept]?.contains("text/html") == true
     }
 
+    static func requireForm(_ request: Request) throws {
+        let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        guard type == "application/x-www-form-urlencoded" else {
+            throw APIError(.unsupportedMediaType, "the dashboard's forms are application/x-www-form-urlencoded, not \(type ?? "missing")")
+        }
+    }
+
     /// Fields of an `application/x-www-form-urlencoded` body, which is small.
     static func form(_ request: Request) async throws -> [String: String] {
+        try requireForm(request)
         let body = try await RequestBody.collect(request, limit: 16 << 10)
         var fields: [String: String] = [:]
         for name in ["token", "next", "form_token"] {

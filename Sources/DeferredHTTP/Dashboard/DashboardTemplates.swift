@@ -12,7 +12,7 @@ struct DashboardTemplates: Sendable {
 
         var description: String {
             switch self {
-            case .missing(let path): "the dashboard's files are missing at \(path): install deferred_DeferredHTTP.resources beside the deferred binary"
+            case .missing(let path): "the dashboard's files are missing (looked in \(path)): install deferred_DeferredHTTP.resources beside the deferred binary"
             case .unreadable(let name, let error): "the dashboard's template \(name) does not parse: \(error)"
             }
         }
@@ -30,11 +30,24 @@ struct DashboardTemplates: Sendable {
     /// Loaded once per process: the files do not change while it runs.
     static let shared: Result<DashboardTemplates, LoadError> = {
         do throws(LoadError) {
-            return .success(try DashboardTemplates(resources: Bundle.module.resourcePath ?? ""))
+            return .success(try DashboardTemplates(resources: try resourceFolder()))
         } catch {
             return .failure(error)
         }
     }()
+
+    /// The resource bundle beside the executable (how `swift build` lays it out, and how a
+    /// release is installed), else this module's own source folder (a checkout). Not
+    /// `Bundle.module`: that stops the whole process when the bundle is missing, and a server
+    /// without its dashboard files should still serve everything else.
+    static func resourceFolder() throws(LoadError) -> String {
+        let installed = Bundle.main.bundleURL.appendingPathComponent("deferred_DeferredHTTP.resources").path
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+        for folder in [installed, source] where FileManager.default.fileExists(atPath: folder + "/Templates") {
+            return folder
+        }
+        throw .missing("\(installed) and \(source)")
+    }
 
     init(resources: String) throws(LoadError) {
         let templates = resources + "/Templates", assetFolder = resources + "/Assets"

@@ -36,7 +36,7 @@ actor HostActions {
         let commands = self.commands
         Task {
             do {
-                try await commands.wake(host: host)
+                try await commands.wake(host)
                 self.finishWake(host, Note(text: "woken by hand; SSH answers", failed: false, at: Date()))
             } catch {
                 self.logger.warning("waking \(host) from the dashboard failed: \(error)")
@@ -49,7 +49,7 @@ actor HostActions {
     func sleep(_ host: String) async -> Note {
         let note: Note
         do {
-            try await commands.sleep(host: host)
+            try await commands.sleep(host)
             note = Note(text: "put to sleep by hand", failed: false, at: Date())
         } catch {
             note = Note(text: "not put to sleep: \(error)", failed: true, at: Date())
