@@ -1,12 +1,37 @@
 import Foundation
+import Synchronization
 
 /// Loopback port helpers for starting peers.
 public enum FreePort {
-    /// A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's pick).
+    /// A TCP port on 127.0.0.1 that nothing listens on now and that this process never handed
+    /// out before. It lies below the kernel's ephemeral range: a peer such as moto_server takes
+    /// seconds to bind its port, and meanwhile a port the kernel picked for it could be picked
+    /// again for another listener (bind to port 0) in a test running beside it, which would then
+    /// answer in its place.
     public static func find() throws -> Int {
+        let upper = ephemeralRangeStart()
+        if upper > 11_000 {
+            for _ in 0..<500 {
+                let port = Int.random(in: 10_000..<upper)
+                guard handedOut.withLock({ $0.insert(port).inserted }) else { continue }
+                if let (fd, _) = try? listenLoopback(port: port) {
+                    close(fd)
+                    return port
+                }
+            }
+        }
+        // No room below the range: the kernel's pick, as good as it gets.
         let (fd, port) = try listenLoopback()
         close(fd)
         return port
+    }
+
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    /// The first port the kernel hands to `bind(0)` and outgoing connections.
+    private static func ephemeralRangeStart() -> Int {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        return text.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } ?? 32_768
     }
 
     /// The first line a server on 127.0.0.1:port sends, or nil if none answers within a second.
@@ -39,11 +64,11 @@ public enum FreePort {
         return fd
     }
 
-    /// A TCP socket listening on 127.0.0.1 at a port the kernel picks, and that port.
-    static func listenLoopback() throws -> (fd: Int32, port: Int) {
+    /// A TCP socket listening on 127.0.0.1 at `port` (0: a port the kernel picks), and that port.
+    static func listenLoopback(port: Int = 0) throws -> (fd: Int32, port: Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EMFILE) }
-        var address = loopback(port: 0)
+        var address = loopback(port: port)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }

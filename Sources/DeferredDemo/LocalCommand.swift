@@ -43,6 +43,7 @@ extension LocalCommand {
     /// `run` on a thread of its own: a long wait must not hold one of the few threads that
     /// Swift's concurrency pool has (two on a 2-core machine), or servers in the same
     /// process stall behind it.
+    @discardableResult
     public static func runOffPool(_ arguments: [String], in directory: String? = nil,
                                   environment: [String: String]? = nil) async throws -> String {
         try await withCheckedThrowingContinuation { continuation in

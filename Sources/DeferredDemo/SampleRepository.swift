@@ -2,22 +2,23 @@ import Foundation
 
 /// A local git repository with commits made on the spot: the project of `deferred demo` and
 /// of the tests, fetched by the build host through a file path as it would a GitHub URL.
+/// git runs off Swift's thread pool: tests make commits while servers in the same process answer.
 public struct SampleRepository: Sendable {
     public let path: String
 
     /// Makes a repository at `path` (removing what was there) on branch `main`.
-    public static func create(at path: String) throws -> SampleRepository {
+    public static func create(at path: String) async throws -> SampleRepository {
         try? FileManager.default.removeItem(atPath: path)
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         let repo = SampleRepository(path: path)
-        try repo.git(["init", "-q", "-b", "main"])
+        try await repo.git(["init", "-q", "-b", "main"])
         return repo
     }
 
     /// Writes `files` (path → content; executable when the path ends in `.sh` or sits in
     /// `script/`), commits them, and returns the new commit's SHA.
     @discardableResult
-    public func commit(_ files: [String: String], message: String = "deferred sample") throws -> String {
+    public func commit(_ files: [String: String], message: String = "deferred sample") async throws -> String {
         for (relative, content) in files {
             let url = URL(fileURLWithPath: path).appendingPathComponent(relative)
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -26,14 +27,14 @@ public struct SampleRepository: Sendable {
                 try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: url.path)
             }
         }
-        try git(["add", "-A"])
-        try git(["-c", "user.name=deferred", "-c", "user.email=deferred@localhost", "commit", "-q", "-m", message])
-        return try git(["rev-parse", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        try await git(["add", "-A"])
+        try await git(["-c", "user.name=deferred", "-c", "user.email=deferred@localhost", "commit", "-q", "-m", message])
+        return try await git(["rev-parse", "HEAD"]).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @discardableResult
-    public func git(_ arguments: [String]) throws -> String {
-        try LocalCommand.run(["git"] + arguments, in: path)
+    public func git(_ arguments: [String]) async throws -> String {
+        try await LocalCommand.runOffPool(["git"] + arguments, in: path)
     }
 
     /// The payload GitHub sends for a push of `commit` to `ref`, in the shape of its

@@ -36,7 +36,8 @@ public final class ThrowawayMoto: @unchecked Sendable {
             for _ in 0..<300 where process.isRunning {
                 if let fd = FreePort.connectLoopback(port: port) {
                     close(fd)
-                    return ThrowawayMoto(port: port, logPath: log, process: process)
+                    // Whoever answered, ours is the one only if it is still running.
+                    if process.isRunning { return ThrowawayMoto(port: port, logPath: log, process: process) }
                 }
                 try await Task.sleep(for: .milliseconds(50))
             }

@@ -45,7 +45,7 @@ public final class ThrowawaySSHD: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let hostKey = dir + "/host_ed25519", clientKey = dir + "/client_ed25519"
         for key in [hostKey, clientKey] where !FileManager.default.fileExists(atPath: key) {
-            try LocalCommand.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deferred-throwaway", "-f", key])
+            try await LocalCommand.runOffPool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deferred-throwaway", "-f", key])
         }
         try FileManager.default.copyItem(atPath: clientKey + ".pub", toPath: dir + "/authorized_keys.tmp")
         _ = try? FileManager.default.removeItem(atPath: dir + "/authorized_keys")

@@ -22,8 +22,8 @@ struct Demo: AsyncParsableCommand {
         defer { sshd.stop() }
         say("  sshd on 127.0.0.1:\(sshd.port), user \(sshd.user), host key \(sshd.hostPublicKey.prefix(40))…")
 
-        let repository = try SampleRepository.create(at: folder + "/sample-project")
-        let commit = try repository.commit([
+        let repository = try await SampleRepository.create(at: folder + "/sample-project")
+        let commit = try await repository.commit([
             ".deferred_server": "./script/deferred\n",
             "script/deferred": """
             #!/bin/sh
@@ -37,7 +37,7 @@ struct Demo: AsyncParsableCommand {
 
         // A signer for scripts: its public key goes into the project's allowed_signers.
         let signerKey = folder + "/signer_ed25519"
-        try LocalCommand.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "demo@deferred", "-f", signerKey])
+        try await LocalCommand.runOffPool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "demo@deferred", "-f", signerKey])
         let signerPublic = try String(contentsOfFile: signerKey + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
         try "demo@deferred \(signerPublic)\n".write(toFile: folder + "/allowed_signers", atomically: true, encoding: .utf8)
 

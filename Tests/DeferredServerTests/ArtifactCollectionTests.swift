@@ -13,7 +13,7 @@ import Testing
 
     /// Runs `script` as a script job signed with `key` and returns its results.json.
     static func run(_ script: String, key: String, on harness: ServerHarness, _ client: any TestClientProtocol) async throws -> [String: Any] {
-        let response = try await ServerHarness.postScript(client, ["script": script, "signature": try harness.sign(script, key: key)])
+        let response = try await ServerHarness.postScript(client, ["script": script, "signature": try await harness.sign(script, key: key)])
         #expect(response.status == .accepted)
         return try await ServerHarness.results(client, resultURL: try #require(ServerHarness.json(response)["result_url"] as? String))
     }
@@ -47,7 +47,7 @@ import Testing
             exit 3
 
             """#
-        let key = try harness.addSigner("ci", principal: "ci@example.com")
+        let key = try await harness.addSigner("ci", principal: "ci@example.com")
         try await harness.serve { client in
             let results = try await Self.run(script, key: key, on: harness, client)
             // The job's own exit decides its status, whatever its artifacts.
@@ -124,7 +124,7 @@ import Testing
             truncate -s 2G "$DEFERRED_ARTIFACTS/bomb.bin"
 
             """#
-        let key = try harness.addSigner("ci", principal: "ci@example.com")
+        let key = try await harness.addSigner("ci", principal: "ci@example.com")
         try await harness.serve { client in
             let results = try await Self.run(many, key: key, on: harness, client)
             #expect(results["status"] as? String == "succeeded")

@@ -31,8 +31,8 @@ import Testing
                                                    s3: .init(bucket: "results", prefix: "ci/runs", region: "us-east-1", endpoint: moto.endpoint))
         let store = S3ArtifactStore(client: s3, prefix: "ci/runs", staging: harness.folder + "/staging", retentionDays: 14)
         harness.artifacts = store
-        let key = try harness.addSigner("s3", principal: "ci@example.com")
-        let signature = try harness.sign(Self.script, key: key)
+        let key = try await harness.addSigner("s3", principal: "ci@example.com")
+        let signature = try await harness.sign(Self.script, key: key)
         let token = try await harness.serve { client -> String in
             let accepted = try await ServerHarness.postScript(client, ["script": Self.script, "signature": signature])
             let resultURL = try #require(ServerHarness.json(accepted)["result_url"] as? String)
@@ -82,8 +82,8 @@ import Testing
     @Test func aFileStoreDeletesTheJobsFolderPastRetention() async throws {
         let harness = try await ServerHarness()
         harness.config.artifacts.retentionDays = 2
-        let key = try harness.addSigner("local", principal: "ci@example.com")
-        let signature = try harness.sign(Self.script, key: key)
+        let key = try await harness.addSigner("local", principal: "ci@example.com")
+        let signature = try await harness.sign(Self.script, key: key)
         let token = try await harness.serve { client -> String in
             let accepted = try await ServerHarness.postScript(client, ["script": Self.script, "signature": signature])
             let resultURL = try #require(ServerHarness.json(accepted)["result_url"] as? String)

@@ -28,14 +28,14 @@ import Testing
         harness.config.hosts[0].knownHosts = harness.folder + "/slow_known_hosts"
 
         // The page as its author publishes it: the sample script with its real signature.
-        let key = try harness.addSigner("author", principal: "author@blog.example")
+        let key = try await harness.addSigner("author", principal: "author@blog.example")
         let page = harness.folder + "/page"
         try FileManager.default.createDirectory(atPath: page, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: Self.webFolder + "/deferred.js", toPath: page + "/deferred.js")
         var html = try String(contentsOfFile: Self.webFolder + "/example.html", encoding: .utf8)
         let script = try #require(html.slice(after: "<code id=\"script\">", before: "</code>"))
         let placeholder = try #require(html.slice(after: "<pre id=\"signature\">", before: "</pre>"))
-        html = html.replacingOccurrences(of: placeholder, with: try harness.sign(script, key: key))
+        html = html.replacingOccurrences(of: placeholder, with: try await harness.sign(script, key: key))
         try html.write(toFile: page + "/example.html", atomically: true, encoding: .utf8)
         let pageServer = try SpawnedProcess(
             executable: "/usr/bin/python3", arguments: ["-m", "http.server", String(pagePort), "--bind", "127.0.0.1", "--directory", page],

@@ -16,7 +16,7 @@ import Testing
         harness.config.server.adminToken = DashboardTests.token
         let first = harness.folder + "/release-1", second = harness.folder + "/release-2"
         // The job waits for the browser: each line is printed only after the page showed the one before.
-        let commit = try harness.repo.commit(["script/job.sh": """
+        let commit = try await harness.repo.commit(["script/job.sh": """
             #!/bin/sh
             echo "compiling part one"
             while [ ! -e '\(first)' ]; do sleep 0.1; done
@@ -39,7 +39,7 @@ import Testing
                 "--live", "compiling part one=\(first)", "--live", "part two done=\(second)",
             ])
             // Whatever the browser saw, the job is let go.
-            for release in [first, second] { FileManager.default.createFile(atPath: release, contents: Data()) }
+            for release in [first, second] { #expect(FileManager.default.createFile(atPath: release, contents: Data())) }
             return (id, output)
         }
         let report = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "\(output)")
@@ -75,7 +75,7 @@ import Testing
         #expect(overview["hosts"]?.contains("loopback") == true, "\(overview)")
         #expect(overview["projects"]?.contains("octo-org/sample") == true)
         #expect(overview["jobs"]?.contains(id) == true)
-        #expect((report["project"] as? String)?.contains(id) == true)
+        #expect((report["project"] as? String)?.contains(id) == true, "\(report["project"] ?? "no project page")")
         #expect((report["after_sign_out"] as? String)?.hasPrefix("/login") == true)
         // No script error, no refused script or style (the page's security policy) on the way.
         #expect((report["problems"] as? [Any])?.isEmpty == true, "\(report["problems"] ?? "")")

@@ -132,7 +132,7 @@ import Testing
         let harness = try await ServerHarness(branches: ["**"])
         harness.config.server.adminToken = Self.token
         try await harness.serve { client in
-            let commit = try harness.repo.commit([
+            let commit = try await harness.repo.commit([
                 "script/job.sh": "#!/bin/sh\necho 'printed <b>bold</b>'\necho '{\"n\": 7}' > \"$DEFERRED_ARTIFACTS/result.json\"\necho hi > \"$DEFERRED_ARTIFACTS/report one.txt\"\n",
             ])
             let ref = "refs/heads/<img src=x onerror=alert(1)>".replacingOccurrences(of: " ", with: "-")

@@ -39,7 +39,7 @@ import Testing
         try useFleet(harness, endpoint: moto.endpoint, maxHosts: 2, whenIdle: .terminate)
         let store = harness.store
         try await harness.serve { client in
-            let commit = try harness.repo.commit(["script/job.sh": "#!/bin/sh\nsleep 1\necho built\n"])
+            let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\nsleep 1\necho built\n"])
             var urls: [String] = []
             for _ in 0..<5 {
                 let response = try await ServerHarness.post(client, harness.pushPayload(commit: commit))
@@ -98,7 +98,7 @@ import Testing
         try useFleet(harness, endpoint: moto.endpoint, maxHosts: 1, port: try FreePort.find(), bootTimeoutMinutes: 0.03)
         let store = harness.store
         try await harness.serve { client in
-            let commit = try harness.repo.commit(["script/job.sh": "#!/bin/sh\necho never\n"])
+            let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\necho never\n"])
             _ = try await ServerHarness.post(client, harness.pushPayload(commit: commit))
             var requeued = false
             for _ in 0..<1200 where !requeued {

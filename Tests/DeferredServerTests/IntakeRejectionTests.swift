@@ -10,7 +10,7 @@ import Testing
 @Suite struct IntakeRejectionTests {
     @Test func badDeliveriesAreRefusedAndChangeNothing() async throws {
         let harness = try await ServerHarness(branches: ["main"])
-        let commit = try harness.repo.commit(["script/job.sh": "#!/bin/sh\ntouch /tmp/deferred-should-not-run\n"])
+        let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\ntouch /tmp/deferred-should-not-run\n"])
         let good = harness.pushPayload(commit: commit)
         let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/fixtures/github")
@@ -77,7 +77,7 @@ import Testing
     @Test func resultURLsAnswerPagesOnOtherOrigins() async throws {
         let harness = try await ServerHarness()
         try await harness.serve { client in
-            let commit = try harness.repo.commit(["script/job.sh": "#!/bin/sh\nsleep 1\n"])
+            let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\nsleep 1\n"])
             let response = try await ServerHarness.post(client, harness.pushPayload(commit: commit))
             let url = try #require(ServerHarness.json(response)["result_url"] as? String)
             let path = String(url.dropFirst("http://deferred.test".count))

@@ -22,10 +22,10 @@ import Testing
         harness.config.github.apiURL = github.url + "/api/v3"
         harness.outboundRetryBase = .milliseconds(20)
         try await harness.serve { client in
-            let commit = try harness.repo.commit(["script/job.sh": "#!/bin/sh\necho fine\n"])
+            let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\necho fine\n"])
             _ = try await ServerHarness.results(client, resultURL: ServerHarness.json(
                 try await ServerHarness.post(client, harness.pushPayload(commit: commit)))["result_url"] as? String ?? "")
-            let failing = try harness.repo.commit(["script/job.sh": "#!/bin/sh\nexit 4\n"])
+            let failing = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\nexit 4\n"])
             _ = try await ServerHarness.results(client, resultURL: ServerHarness.json(
                 try await ServerHarness.post(client, harness.pushPayload(commit: failing)))["result_url"] as? String ?? "")
             let requests = try await github.requests(atLeast: 5)
@@ -63,9 +63,9 @@ import Testing
         harness.config.projects[0].notifyURL = receiver.url + "/hooks/deferred"
         harness.config.projects[0].notifySecret = "notify secret"
         harness.outboundRetryBase = .milliseconds(20)
-        let key = try harness.addSigner("notify", principal: "ci@example.com")
+        let key = try await harness.addSigner("notify", principal: "ci@example.com")
         let script = "echo notified\n"
-        let signature = try harness.sign(script, key: key)
+        let signature = try await harness.sign(script, key: key)
         try await harness.serve { client in
             let accepted = try await ServerHarness.postScript(client, ["script": script, "signature": signature])
             let results = try await ServerHarness.results(client, resultURL: ServerHarness.json(accepted)["result_url"] as? String ?? "")

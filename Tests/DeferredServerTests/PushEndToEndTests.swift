@@ -13,11 +13,11 @@ import Testing
         let harness = try await ServerHarness()
         let store = harness.store
         try await harness.serve { client in
-            let commit = try harness.repo.commit([
+            let commit = try await harness.repo.commit([
                 "script/job.sh": "#!/bin/sh\necho \"built $DEFERRED_COMMIT\"\ngit rev-parse HEAD\necho oops >&2\nprintf '{\"ok\": true}' > \"$DEFERRED_ARTIFACTS/result.json\"\n",
             ])
             // A later commit on the same branch must not be what runs.
-            try harness.repo.commit(["later.txt": "later"])
+            try await harness.repo.commit(["later.txt": "later"])
             let payload = harness.pushPayload(commit: commit)
             let delivery = UUID().uuidString
             let first = try await ServerHarness.post(client, payload, delivery: delivery)
@@ -48,8 +48,9 @@ import Testing
             #expect(host.activeJobs == 0)
             #expect(host.state == .ready)
             #expect(try #require(host.idleSince) >= (try #require(job.finishedAt)).addingTimeInterval(-0.001))
-            let events = try await store.events(of: job.id).map(\.status)
-            #expect(events == [.queued, .waitingForHost, .running, .succeeded])
+            let events = try await store.events(of: job.id)
+            #expect(events.map(\.status) == [.queued, .waitingForHost, .running, .succeeded],
+                    "\(events.map { "\($0.status.rawValue): \($0.detail ?? "")" })")
         }
     }
 
@@ -100,8 +101,8 @@ import Testing
         #expect(GitRefName.isValid(ref))
         let harness = try await ServerHarness(branches: ["**"])
         try await harness.serve { client in
-            let commit = try harness.repo.commit(["script/job.sh": "#!/bin/sh\nprintf '%s' \"$DEFERRED_REF\"\n"])
-            try harness.repo.git(["branch", branch, commit])
+            let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\nprintf '%s' \"$DEFERRED_REF\"\n"])
+            try await harness.repo.git(["branch", branch, commit])
             let response = try await ServerHarness.post(client, harness.pushPayload(commit: commit, ref: ref))
             #expect(response.status == .accepted)
             let url = try #require(ServerHarness.json(response)["result_url"] as? String)
@@ -117,7 +118,7 @@ import Testing
     @Test func aFormEncodedDeliveryIsAcceptedLikeJSON() async throws {
         let harness = try await ServerHarness()
         try await harness.serve { client in
-            let commit = try harness.repo.commit(["script/job.sh": "#!/bin/sh\necho form\n"])
+            let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\necho form\n"])
             let json = String(decoding: harness.pushPayload(commit: commit), as: UTF8.self)
             var allowed = CharacterSet.alphanumerics
             allowed.insert(charactersIn: "-._~")
@@ -132,7 +133,7 @@ import Testing
 
     @Test func aHostWithAnotherKeyEndsTheJobInErrorSayingSo() async throws {
         let other = NSTemporaryDirectory() + "deferred-other-\(UUID().uuidString.prefix(8))"
-        try LocalCommand.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other])
+        try await LocalCommand.runOffPool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other])
         defer { try? FileManager.default.removeItem(atPath: other); try? FileManager.default.removeItem(atPath: other + ".pub") }
         // known_hosts that names another key for the host's address and port.
         let knownHosts = other + ".known_hosts"
@@ -150,7 +151,7 @@ import Testing
 
     @Test func aJobLeftRunningByAStoppedServerRunsAgainAtStart() async throws {
         let harness = try await ServerHarness()
-        let commit = try harness.repo.commit(["script/job.sh": "#!/bin/sh\necho recovered\n"])
+        let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\necho recovered\n"])
         let job = Job(project: "sample", trigger: .push(PushTrigger(
             repository: ServerHarness.repository, ref: "refs/heads/main", commit: commit, delivery: "d-restart",
             pusher: "octocat", cloneURL: harness.repo.path)))

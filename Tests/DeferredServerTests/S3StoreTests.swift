@@ -18,7 +18,7 @@ import Testing
     /// `size` bytes that differ from one MiB to the next, so parts cannot be mixed up unseen.
     func makeFile(_ name: String, size: Int) throws -> String {
         let path = folder + "/" + name
-        FileManager.default.createFile(atPath: path, contents: nil)
+        #expect(FileManager.default.createFile(atPath: path, contents: nil))
         let handle = try #require(FileHandle(forWritingAtPath: path))
         defer { try? handle.close() }
         var block = [UInt8](repeating: 0, count: 1 << 20)

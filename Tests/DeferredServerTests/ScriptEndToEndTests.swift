@@ -11,7 +11,7 @@ import Testing
 @Suite struct ScriptEndToEndTests {
     @Test func aSignedShellScriptRunsAndItsResultsNameTheSigner() async throws {
         let harness = try await ServerHarness()
-        let key = try harness.addSigner("alice", principal: "alice@example.com")
+        let key = try await harness.addSigner("alice", principal: "alice@example.com")
         let script = """
             #!/bin/sh
             echo "hello from $(basename "$PWD")"
@@ -19,7 +19,7 @@ import Testing
             printf '{"answer": 42}' > "$DEFERRED_ARTIFACTS/result.json"
 
             """
-        let signature = try harness.sign(script, key: key)
+        let signature = try await harness.sign(script, key: key)
         try await harness.serve { client in
             let response = try await ServerHarness.postScript(client, ["script": script, "signature": signature])
             #expect(response.status == .accepted)
@@ -55,10 +55,10 @@ import Testing
     @Test func pythonScriptsRunByShebangOrNamedInterpreterWithTheirExitStatus() async throws {
         let harness = try await ServerHarness()
         harness.config.projects[0].interpreters = ["/bin/sh", "python3"]
-        let key = try harness.addSigner("bob", principal: "bob@example.com")
+        let key = try await harness.addSigner("bob", principal: "bob@example.com")
         let byShebang = "#!/usr/bin/env python3\nimport sys\nprint('py', sys.version_info[0])\nsys.exit(4)\n"
         let byName = "import os\nprint(os.path.basename(os.getcwd()), os.environ['DEFERRED_JOB_ID'][:2])\n"
-        let signatures = (try harness.sign(byShebang, key: key), try harness.sign(byName, key: key))
+        let signatures = (try await harness.sign(byShebang, key: key), try await harness.sign(byName, key: key))
         try await harness.serve { client in
             let first = try await ServerHarness.postScript(client, ["script": byShebang, "signature": signatures.0])
             let second = try await ServerHarness.postScript(client, ["script": byName, "signature": signatures.1, "interpreter": "python3"])
@@ -90,9 +90,9 @@ import Testing
     @Test func aScriptWhoseInterpreterIsMissingOnTheHostEndsInError() async throws {
         let harness = try await ServerHarness()
         harness.config.projects[0].interpreters = ["no-such-interpreter-xyz"]
-        let key = try harness.addSigner("carol", principal: "carol@example.com")
+        let key = try await harness.addSigner("carol", principal: "carol@example.com")
         let script = "anything\n"
-        let signature = try harness.sign(script, key: key)
+        let signature = try await harness.sign(script, key: key)
         try await harness.serve { client in
             let response = try await ServerHarness.postScript(client, ["script": script, "signature": signature])
             let results = try await ServerHarness.results(client, resultURL: try #require(ServerHarness.json(response)["result_url"] as? String))

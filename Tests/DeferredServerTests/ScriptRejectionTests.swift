@@ -25,21 +25,21 @@ import Testing
         harness.config.projects[0].maxScriptBytes = 1000
         // Every post below counts against the client's rate; leave room for all of them.
         harness.config.scripts = ScriptLimits(ratePerMinute: 60, burst: 100, maxQueued: 100)
-        let alice = try harness.addSigner("alice", principal: "alice@example.com")
-        let old = try harness.addSigner("old", principal: "old@example.com", options: "valid-before=20200101Z")
-        let gitOnly = try harness.addSigner("git", principal: "git@example.com", options: "namespaces=\"git\"")
+        let alice = try await harness.addSigner("alice", principal: "alice@example.com")
+        let old = try await harness.addSigner("old", principal: "old@example.com", options: "valid-before=20200101Z")
+        let gitOnly = try await harness.addSigner("git", principal: "git@example.com", options: "namespaces=\"git\"")
         let mallory = harness.folder + "/mallory"
-        _ = try DeferredDemoKeys.make(mallory)
-        let good = try harness.sign(Self.script, key: alice)
+        _ = try await DeferredDemoKeys.make(mallory)
+        let good = try await harness.sign(Self.script, key: alice)
         let store = harness.store
         let fields = (
-            otherNamespace: try harness.sign(Self.script, key: alice, namespace: "file"),
-            expired: try harness.sign(Self.script, key: old),
-            gitOnly: try harness.sign(Self.script, key: gitOnly),
-            unknown: try harness.sign(Self.script, key: mallory),
+            otherNamespace: try await harness.sign(Self.script, key: alice, namespace: "file"),
+            expired: try await harness.sign(Self.script, key: old),
+            gitOnly: try await harness.sign(Self.script, key: gitOnly),
+            unknown: try await harness.sign(Self.script, key: mallory),
             big: String(repeating: "# padding\n", count: 101)
         )
-        let bigSignature = try harness.sign(fields.big, key: alice)
+        let bigSignature = try await harness.sign(fields.big, key: alice)
         try await harness.serve(dispatching: false) { client in
             try await expectRefused(try await ServerHarness.postScript(client, project: "nope", ["script": Self.script, "signature": good]),
                                     .notFound, saying: "no project is named 'nope'", store: store)
@@ -96,8 +96,8 @@ import Testing
     private func thirdPost(under limits: ScriptLimits) async throws -> TestResponse {
         let harness = try await ServerHarness()
         harness.config.scripts = limits
-        let key = try harness.addSigner("alice", principal: "alice@example.com")
-        let signature = try harness.sign(Self.script, key: key)
+        let key = try await harness.addSigner("alice", principal: "alice@example.com")
+        let signature = try await harness.sign(Self.script, key: key)
         let store = harness.store
         return try await harness.serve(dispatching: false) { client in
             for _ in 0..<2 {
@@ -126,9 +126,9 @@ import Testing
 
     @Test func anIdempotencyKeyGivesTheSameJobForTheSameBodyAndRefusesAnother() async throws {
         let harness = try await ServerHarness()
-        let key = try harness.addSigner("alice", principal: "alice@example.com")
+        let key = try await harness.addSigner("alice", principal: "alice@example.com")
         let other = "#!/bin/sh\necho other\n"
-        let signatures = (try harness.sign(Self.script, key: key), try harness.sign(other, key: key))
+        let signatures = (try await harness.sign(Self.script, key: key), try await harness.sign(other, key: key))
         let store = harness.store
         try await harness.serve(dispatching: false) { client in
             let body = try JSONSerialization.data(withJSONObject: ["script": Self.script, "signature": signatures.0])
@@ -157,8 +157,8 @@ import Testing
     @Test func pagesFromAllowedOriginsMayPostAndPollOthersMayNot() async throws {
         let harness = try await ServerHarness()
         harness.config.projects[0].allowedOrigins = ["https://blog.example"]
-        let key = try harness.addSigner("alice", principal: "alice@example.com")
-        let signature = try harness.sign(Self.script, key: key)
+        let key = try await harness.addSigner("alice", principal: "alice@example.com")
+        let signature = try await harness.sign(Self.script, key: key)
         try await harness.serve(dispatching: false) { client in
             let preflight = try await client.execute(uri: "/projects/sample/scripts", method: .options, headers: [
                 .origin: "https://blog.example", .accessControlRequestMethod: "POST", .accessControlRequestHeaders: "content-type",
@@ -195,8 +195,8 @@ import Testing
 
 enum DeferredDemoKeys {
     /// An ed25519 key that no allowed_signers lists.
-    static func make(_ path: String) throws -> String {
-        try DeferredDemo.LocalCommand.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path])
+    static func make(_ path: String) async throws -> String {
+        try await DeferredDemo.LocalCommand.runOffPool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path])
     }
 }
 

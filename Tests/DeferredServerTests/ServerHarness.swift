@@ -42,7 +42,7 @@ final class ServerHarness: @unchecked Sendable {
         folder = NSTemporaryDirectory() + "deferred-test-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         sshd = try await ThrowawaySSHD.start(in: folder + "/sshd")
-        repo = try SampleRepository.create(at: folder + "/repo")
+        repo = try await SampleRepository.create(at: folder + "/repo")
         let host = HostConfig(name: "loopback", address: "127.0.0.1", port: sshd.port, user: sshd.user,
                               identity: sshd.clientKey, knownHosts: knownHosts ?? sshd.knownHosts)
         let project = ProjectConfig(name: "sample", repository: Self.repository, branches: branches, command: command,
@@ -120,7 +120,7 @@ final class ServerHarness: @unchecked Sendable {
                 #expect(stored.status == 200)
                 return (try? JSONSerialization.jsonObject(with: stored.body)) as? [String: Any] ?? [:]
             }
-            #expect(response.status == .accepted)
+            #expect(response.status == .accepted, "\(response.status): \(String(buffer: response.body))")
             try await Task.sleep(for: .milliseconds(100))
         }
         Issue.record("no results.json at \(resultURL) after a minute")
@@ -128,9 +128,9 @@ final class ServerHarness: @unchecked Sendable {
     }
 
     /// An ed25519 key made by ssh-keygen, listed in the project's allowed_signers as `principal`.
-    func addSigner(_ name: String, principal: String, options: String = "") throws -> String {
+    func addSigner(_ name: String, principal: String, options: String = "") async throws -> String {
         let key = folder + "/" + name
-        try LocalCommand.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", principal, "-f", key])
+        try await LocalCommand.runOffPool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", principal, "-f", key])
         let publicKey = try String(contentsOfFile: key + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
         let line = "\(principal) \(options) \(publicKey)\n"
         signersText += line
@@ -141,10 +141,10 @@ final class ServerHarness: @unchecked Sendable {
     private var signersText = ""
 
     /// `ssh-keygen -Y sign` of `script`: the armored signature.
-    func sign(_ script: String, key: String, namespace: String = "deferred") throws -> String {
+    func sign(_ script: String, key: String, namespace: String = "deferred") async throws -> String {
         let file = folder + "/script-" + UUID().uuidString.prefix(8)
         try script.write(toFile: file, atomically: true, encoding: .utf8)
-        try LocalCommand.run(["ssh-keygen", "-q", "-Y", "sign", "-n", namespace, "-f", key, file])
+        try await LocalCommand.runOffPool(["ssh-keygen", "-q", "-Y", "sign", "-n", namespace, "-f", key, file])
         return try String(contentsOfFile: file + ".sig", encoding: .utf8)
     }
 
@@ -168,7 +168,7 @@ final class ServerHarness: @unchecked Sendable {
 
     /// Runs a push of `files` end to end and returns results.json.
     func runPush(_ client: any TestClientProtocol, files: [String: String], ref: String = "refs/heads/main") async throws -> [String: Any] {
-        let commit = try repo.commit(files)
+        let commit = try await repo.commit(files)
         let response = try await Self.post(client, pushPayload(commit: commit, ref: ref))
         #expect(response.status == .accepted)
         let answer = Self.json(response)

@@ -7,7 +7,7 @@ import Testing
 @Suite struct SubmitClientTests {
     @Test func submitSignsPostsAndFollowsTheJobToItsExitStatus() async throws {
         let harness = try await ServerHarness()
-        let key = try harness.addSigner("alice", principal: "alice@example.com")
+        let key = try await harness.addSigner("alice", principal: "alice@example.com")
         let script = "#!/bin/sh\necho submitted\nexit 7\n"
         try await harness.serve { client in
             let port = try #require(client.port)
@@ -36,7 +36,7 @@ import Testing
 
     @Test func submitFollowsTheEventStreamAndFallsBackToPollingWhereThereIsNone() async throws {
         let harness = try await ServerHarness()
-        let key = try harness.addSigner("bob", principal: "bob@example.com")
+        let key = try await harness.addSigner("bob", principal: "bob@example.com")
         let script = "#!/bin/sh\necho one\necho two >&2\nsleep 1\necho three\n"
         try await harness.serve { client in
             let port = try #require(client.port)

@@ -22,6 +22,12 @@ from devtools import DevTools
 TIMEOUT = 90
 
 
+def arrived(tools, session, condition):
+    """Waits until `condition` holds in a document that is fully loaded: a page whose address
+    has changed may still be arriving, and reading it then would see half of it."""
+    tools.wait_for(session, f"document.readyState === 'complete' && ({condition})", TIMEOUT)
+
+
 def text(tools, session, selector):
     return tools.evaluate(session, f"(document.querySelector({json.dumps(selector)}) || {{}}).textContent || ''")
 
@@ -51,7 +57,7 @@ def main():
         page = tools.open_page()
         # 1. No session: the job's page sends the browser to the login form.
         tools.navigate(page, f"{base}/jobs/{job}")
-        tools.wait_for(page, "location.pathname === '/login' && !!document.querySelector('input[name=token]')", TIMEOUT)
+        arrived(tools, page, "location.pathname === '/login' && !!document.querySelector('input[name=token]')")
         report["refused_to"] = tools.evaluate(page, "location.pathname + location.search")
         report["refused_shows"] = text(tools, page, "main")
         shot(page, "01-login.png")
@@ -59,19 +65,19 @@ def main():
         # 2. A wrong token, then the right one.
         tools.type(page, "input[name=token]", "not-the-token")
         tools.click(page, "form.login button")
-        tools.wait_for(page, "!!document.getElementById('problem')", TIMEOUT)
+        arrived(tools, page, "!!document.getElementById('problem')")
         report["wrong_token"] = text(tools, page, "#problem")
         shot(page, "02-wrong-token.png")
         tools.type(page, "input[name=token]", token)
         tools.click(page, "form.login button")
-        tools.wait_for(page, f"location.pathname === '/jobs/{job}' && !!document.getElementById('log')", TIMEOUT)
+        arrived(tools, page, f"location.pathname === '/jobs/{job}' && !!document.getElementById('log')")
         report["signed_in_at"] = tools.evaluate(page, "location.pathname")
 
         # 3. The live log: each line shows up in this same document (no reload in between).
         tools.evaluate(page, "window.deferredTour = 'same document'")
         report["live"] = []
         for line, release in live:
-            tools.wait_for(page, f"document.getElementById('log').textContent.includes({json.dumps(line)})", TIMEOUT)
+            arrived(tools, page, f"document.getElementById('log').textContent.includes({json.dumps(line)})")
             report["live"].append({
                 "line": line,
                 "same_document": tools.evaluate(page, "window.deferredTour === 'same document'"),
@@ -83,7 +89,7 @@ def main():
             open(release, "w").close()
 
         # 4. The end: the page reloads itself and shows results.json and the artifacts.
-        tools.wait_for(page, "!!document.getElementById('results')", TIMEOUT)
+        arrived(tools, page, "!!document.getElementById('results')")
         report["ended"] = {
             "status": text(tools, page, "#status"),
             "reloaded": tools.evaluate(page, "window.deferredTour === undefined"),
@@ -96,17 +102,17 @@ def main():
 
         # 5. The overview and the project; then signing out shuts the door again.
         tools.navigate(page, f"{base}/")
-        tools.wait_for(page, "!!document.getElementById('hosts')", TIMEOUT)
+        arrived(tools, page, "!!document.getElementById('hosts')")
         report["overview"] = {section: text(tools, page, f"#{section}") for section in ("hosts", "projects", "jobs")}
         shot(page, "05-overview.png")
         tools.click(page, "#projects a[href^='/projects/']")
-        tools.wait_for(page, "location.pathname.startsWith('/projects/')", TIMEOUT)
+        arrived(tools, page, "location.pathname.startsWith('/projects/')")
         report["project"] = text(tools, page, "main")
         shot(page, "06-project.png")
         tools.click(page, "form.signout button")
-        tools.wait_for(page, "location.pathname === '/login'", TIMEOUT)
+        arrived(tools, page, "location.pathname === '/login'")
         tools.navigate(page, f"{base}/")
-        tools.wait_for(page, "location.pathname === '/login'", TIMEOUT)
+        arrived(tools, page, "location.pathname === '/login'")
         report["after_sign_out"] = tools.evaluate(page, "location.pathname + location.search")
         # The wrong token's 401 was asked for; anything else the browser complained of counts.
         report["problems"] = [p for p in tools.problems() if not (
