@@ -15,6 +15,18 @@ public final class JobStore: Sendable {
     /// The last feed read of each job, by cursor and version: a thousand listeners that are
     /// all caught up cost one read per change, not a thousand.
     private let feedCache = Mutex<[JobID: (cursor: FeedCursor, version: UInt64, feed: Feed)]>([:])
+    /// Feed reads under way: listeners woken by the same change join the one read rather than
+    /// each starting their own before the first has filled the cache.
+    private let feedReads = Mutex<[FeedRead: Task<Result<Feed, StoreError>, Never>]>([:])
+
+    /// Feed reads that went to the database, for the tests of sharing them.
+    let feedReadsMade = Atomic<Int>(0)
+
+    private struct FeedRead: Hashable {
+        var job: JobID
+        var cursor: FeedCursor
+        var version: UInt64
+    }
 
     public init(path: String) throws(StoreError) {
         do {
@@ -245,6 +257,24 @@ public final class JobStore: Sendable {
     public func feed(of id: JobID, after cursor: FeedCursor) async throws(StoreError) -> Feed {
         let version = changes.version(of: id)
         if let cached = feedCache.withLock({ $0[id] }), cached.cursor == cursor, cached.version == version { return cached.feed }
+        let key = FeedRead(job: id, cursor: cursor, version: version)
+        // A task of its own: a listener that goes away cancels its wait, not the read others share.
+        let read = feedReads.withLock { reads in
+            if let running = reads[key] { return running }
+            let task = Task { () -> Result<Feed, StoreError> in
+                let result: Result<Feed, StoreError>
+                do throws(StoreError) { result = .success(try await self.readFeed(of: id, after: cursor, version: version)) } catch { result = .failure(error) }
+                _ = self.feedReads.withLock { $0.removeValue(forKey: key) }
+                return result
+            }
+            reads[key] = task
+            return task
+        }
+        return try await read.value.get()
+    }
+
+    private func readFeed(of id: JobID, after cursor: FeedCursor, version: UInt64) async throws(StoreError) -> Feed {
+        feedReadsMade.add(1, ordering: .relaxed)
         let (events, output, status) = try await read { db in
             (try JobEventRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.event).order(Column("id")).fetchAll(db),
              try JobOutputRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.output).order(Column("id")).fetchAll(db),
