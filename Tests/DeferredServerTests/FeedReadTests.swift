@@ -7,11 +7,9 @@ import Testing
 /// job cost one database read per change, not a thousand.
 @Suite struct FeedReadTests {
     @Test func listenersWokenByOneChangeShareOneRead() async throws {
-        let folder = NSTemporaryDirectory() + "deferred-feed-" + UUID().uuidString.prefix(8)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try JobStore(path: folder + "/state.sqlite")
-        let job = Job(project: "sample", trigger: .script(ScriptTrigger(script: "echo\n", signer: "ci", interpreter: .program("/bin/sh"))))
-        _ = try await store.enqueue(job, delivery: nil)
+        let scratch = try await ScratchStore()
+        defer { scratch.remove() }
+        let (store, job) = (scratch.store, scratch.job)
         try await store.appendOutput(job.id, [(.stdout, "first\n", Date())])
 
         let readsBefore = store.feedReadsMade.load(ordering: .relaxed)

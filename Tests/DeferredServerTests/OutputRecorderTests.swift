@@ -14,12 +14,9 @@ import Testing
     /// lost) nor return before it (the job's end would be stored first). Had the timer not fired
     /// yet, close stores the line itself: either way it is stored when close returns.
     @Test func closingWaitsForTheTimersFlushThatHoldsTheLastLine() async throws {
-        let folder = NSTemporaryDirectory() + "deferred-recorder-" + UUID().uuidString.prefix(8)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let path = folder + "/state.sqlite"
-        let store = try JobStore(path: path)
-        let job = Job(project: "sample", trigger: .script(ScriptTrigger(script: "echo\n", signer: "ci", interpreter: .program("/bin/sh"))))
-        _ = try await store.enqueue(job, delivery: nil)
+        let scratch = try await ScratchStore()
+        defer { scratch.remove() }
+        let (store, job, path, folder) = (scratch.store, scratch.job, scratch.path, scratch.folder)
 
         let locked = folder + "/locked"
         let holder = Task {
@@ -50,11 +47,9 @@ import Testing
     /// Lines keep the order they came in across stdout and stderr, even when one batch holds
     /// them all (as when the timer is starved on a loaded machine).
     @Test func linesKeepTheirOrderAcrossStreamsWithinOneBatch() async throws {
-        let folder = NSTemporaryDirectory() + "deferred-recorder-" + UUID().uuidString.prefix(8)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try JobStore(path: folder + "/state.sqlite")
-        let job = Job(project: "sample", trigger: .script(ScriptTrigger(script: "echo\n", signer: "ci", interpreter: .program("/bin/sh"))))
-        _ = try await store.enqueue(job, delivery: nil)
+        let scratch = try await ScratchStore()
+        defer { scratch.remove() }
+        let (store, job) = (scratch.store, scratch.job)
         let recorder = OutputRecorder(job: job.id, store: store)
         for event: SSHExecEvent in [.stdout(Array("one\n".utf8)), .stderr(Array("two\n".utf8)), .stdout(Array("three\nfo".utf8)),
                                     .stdout(Array("ur\n".utf8)), .stderr(Array("five\n".utf8))] {
