@@ -12,20 +12,18 @@ public final class JobStore: Sendable {
     private let pool: DatabasePool
     /// Wakes listeners of a job's feed after its events or output change.
     public let changes = JobChanges()
-    /// The last feed read of each job, by cursor and version: a thousand listeners that are
-    /// all caught up cost one read per change, not a thousand.
-    private let feedCache = Mutex<[JobID: (cursor: FeedCursor, version: UInt64, feed: Feed)]>([:])
-    /// Feed reads under way: listeners woken by the same change join the one read rather than
-    /// each starting their own before the first has filled the cache.
-    private let feedReads = Mutex<[FeedRead: Task<Result<Feed, StoreError>, Never>]>([:])
+    /// The last feed read of each job, by cursor and version, under way or done: a thousand
+    /// listeners that are all caught up cost one read per change, not a thousand, and those
+    /// woken by the same change join the read the first of them started.
+    private let feedReads = Mutex<[JobID: FeedRead]>([:])
 
     /// Feed reads that went to the database, for the tests of sharing them.
     let feedReadsMade = Atomic<Int>(0)
 
-    private struct FeedRead: Hashable {
-        var job: JobID
+    private struct FeedRead {
         var cursor: FeedCursor
         var version: UInt64
+        var result: Task<Result<Feed, StoreError>, Never>
     }
 
     public init(path: String) throws(StoreError) {
@@ -256,24 +254,27 @@ public final class JobStore: Sendable {
     /// and the job ended has seen everything.
     public func feed(of id: JobID, after cursor: FeedCursor) async throws(StoreError) -> Feed {
         let version = changes.version(of: id)
-        if let cached = feedCache.withLock({ $0[id] }), cached.cursor == cursor, cached.version == version { return cached.feed }
-        let key = FeedRead(job: id, cursor: cursor, version: version)
-        // A task of its own: a listener that goes away cancels its wait, not the read others share.
         let read = feedReads.withLock { reads in
-            if let running = reads[key] { return running }
-            let task = Task { () -> Result<Feed, StoreError> in
-                let result: Result<Feed, StoreError>
-                do throws(StoreError) { result = .success(try await self.readFeed(of: id, after: cursor, version: version)) } catch { result = .failure(error) }
-                _ = self.feedReads.withLock { $0.removeValue(forKey: key) }
-                return result
+            if let last = reads[id], last.cursor == cursor, last.version == version { return last.result }
+            if reads.count > 256 { reads.removeAll() }
+            // A task of its own: a listener that goes away cancels its wait, not the read others share.
+            let result = Task { () -> Result<Feed, StoreError> in
+                do throws(StoreError) { return .success(try await self.readFeed(of: id, after: cursor)) } catch { return .failure(error) }
             }
-            reads[key] = task
-            return task
+            reads[id] = FeedRead(cursor: cursor, version: version, result: result)
+            return result
         }
-        return try await read.value.get()
+        switch await read.value {
+        case .success(let feed):
+            return feed
+        case .failure(let error):
+            // A failed read is not kept: the next listener tries again.
+            feedReads.withLock { reads in if reads[id]?.result == read { reads[id] = nil } }
+            throw error
+        }
     }
 
-    private func readFeed(of id: JobID, after cursor: FeedCursor, version: UInt64) async throws(StoreError) -> Feed {
+    private func readFeed(of id: JobID, after cursor: FeedCursor) async throws(StoreError) -> Feed {
         feedReadsMade.add(1, ordering: .relaxed)
         let (events, output, status) = try await read { db in
             (try JobEventRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.event).order(Column("id")).fetchAll(db),
@@ -302,12 +303,7 @@ public final class JobStore: Sendable {
                                       cursor: position))
             }
         }
-        let feed = Feed(items: items, jobEnded: status.flatMap(JobStatus.init(rawValue:))?.isFinal ?? true)
-        feedCache.withLock { cache in
-            if cache.count > 256 { cache.removeAll() }
-            cache[id] = (cursor, version, feed)
-        }
-        return feed
+        return Feed(items: items, jobEnded: status.flatMap(JobStatus.init(rawValue:))?.isFinal ?? true)
     }
 
     /// Sets a host's state outside a lease or a job's end: woken, stopped, or unknown after a failure.
