@@ -45,15 +45,14 @@ public final class ThrowawaySSHD: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let hostKey = dir + "/host_ed25519", clientKey = dir + "/client_ed25519"
         for key in [hostKey, clientKey] where !FileManager.default.fileExists(atPath: key) {
-            try await LocalCommand.runOffPool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deferred-throwaway", "-f", key])
+            try await LocalKey.makeEd25519(at: key, comment: "deferred-throwaway")
         }
         try FileManager.default.copyItem(atPath: clientKey + ".pub", toPath: dir + "/authorized_keys.tmp")
         _ = try? FileManager.default.removeItem(atPath: dir + "/authorized_keys")
         try FileManager.default.moveItem(atPath: dir + "/authorized_keys.tmp", toPath: dir + "/authorized_keys")
         // sshd wants its privilege-separation folder; Debian makes it only when the service starts.
         try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
-        let hostPublicKey = try String(contentsOfFile: hostKey + ".pub", encoding: .utf8)
-            .split(separator: " ").prefix(2).joined(separator: " ")
+        let hostPublicKey = try LocalKey.publicKey(of: hostKey)
 
         var lastLog = ""
         for _ in 0..<5 {

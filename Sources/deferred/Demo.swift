@@ -37,8 +37,7 @@ struct Demo: AsyncParsableCommand {
 
         // A signer for scripts: its public key goes into the project's allowed_signers.
         let signerKey = folder + "/signer_ed25519"
-        try await LocalCommand.runOffPool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "demo@deferred", "-f", signerKey])
-        let signerPublic = try String(contentsOfFile: signerKey + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+        let signerPublic = try await LocalKey.makeEd25519(at: signerKey, comment: "demo@deferred")
         try "demo@deferred \(signerPublic)\n".write(toFile: folder + "/allowed_signers", atomically: true, encoding: .utf8)
 
         let secret = Hex.encode((0..<16).map { _ in UInt8.random(in: 0...255) })

@@ -49,8 +49,7 @@ import Testing
         defer { sshd.stop(); sshd.removeFiles() }
         // known_hosts holding another key for the same host and port.
         let other = sshd.directory + "/other_host"
-        try await LocalCommand.runOffPool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other])
-        let otherKey = try String(contentsOfFile: other + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+        let otherKey = try await LocalKey.makeEd25519(at: other)
         let wrongKnownHosts = sshd.directory + "/wrong_known_hosts"
         try "[127.0.0.1]:\(sshd.port) \(otherKey)\n".write(toFile: wrongKnownHosts, atomically: true, encoding: .utf8)
         do {

@@ -133,12 +133,11 @@ import Testing
 
     @Test func aHostWithAnotherKeyEndsTheJobInErrorSayingSo() async throws {
         let other = NSTemporaryDirectory() + "deferred-other-\(UUID().uuidString.prefix(8))"
-        try await LocalCommand.runOffPool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other])
+        let key = try await LocalKey.makeEd25519(at: other)
         defer { try? FileManager.default.removeItem(atPath: other); try? FileManager.default.removeItem(atPath: other + ".pub") }
         // known_hosts that names another key for the host's address and port.
         let knownHosts = other + ".known_hosts"
         let harness = try await ServerHarness(knownHosts: knownHosts)
-        let key = try String(contentsOfFile: other + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
         try "[127.0.0.1]:\(harness.sshd.port) \(key)\n".write(toFile: knownHosts, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: knownHosts) }
         try await harness.serve { client in

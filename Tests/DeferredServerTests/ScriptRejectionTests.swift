@@ -29,7 +29,7 @@ import Testing
         let old = try await harness.addSigner("old", principal: "old@example.com", options: "valid-before=20200101Z")
         let gitOnly = try await harness.addSigner("git", principal: "git@example.com", options: "namespaces=\"git\"")
         let mallory = harness.folder + "/mallory"
-        _ = try await DeferredDemoKeys.make(mallory)
+        try await LocalKey.makeEd25519(at: mallory)
         let good = try await harness.sign(Self.script, key: alice)
         let store = harness.store
         let fields = (
@@ -190,13 +190,6 @@ import Testing
             #expect(refused.status == .unauthorized)
             #expect(refused.headers[.accessControlAllowOrigin] == "https://blog.example")
         }
-    }
-}
-
-enum DeferredDemoKeys {
-    /// An ed25519 key that no allowed_signers lists.
-    static func make(_ path: String) async throws -> String {
-        try await DeferredDemo.LocalCommand.runOffPool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path])
     }
 }
 

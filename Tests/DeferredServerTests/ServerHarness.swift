@@ -130,8 +130,7 @@ final class ServerHarness: @unchecked Sendable {
     /// An ed25519 key made by ssh-keygen, listed in the project's allowed_signers as `principal`.
     func addSigner(_ name: String, principal: String, options: String = "") async throws -> String {
         let key = folder + "/" + name
-        try await LocalCommand.runOffPool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", principal, "-f", key])
-        let publicKey = try String(contentsOfFile: key + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+        let publicKey = try await LocalKey.makeEd25519(at: key, comment: principal)
         let line = "\(principal) \(options) \(publicKey)\n"
         signersText += line
         config.projects[0].allowedSigners = try AllowedSigners(text: signersText)

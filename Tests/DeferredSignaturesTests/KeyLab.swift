@@ -21,8 +21,7 @@ struct KeyLab {
     }
 
     func publicKey(_ keyPath: String) throws -> String {
-        try String(contentsOfFile: keyPath + ".pub", encoding: .utf8)
-            .split(separator: " ").prefix(2).joined(separator: " ")
+        try LocalKey.publicKey(of: keyPath)
     }
 
     func write(_ name: String, _ text: String) throws -> String {
