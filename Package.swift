@@ -8,6 +8,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "deferred", targets: ["deferred"]),
+        // For Fuzz/Package.swift, which builds these entry points with libFuzzer (scripts/fuzz).
+        .library(name: "DeferredFuzzTargets", targets: ["DeferredFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -122,6 +124,17 @@ let package = Package(
             dependencies: ["DeferredArtifacts", "DeferredCloud", "DeferredCore", "DeferredDemo", "DeferredHTTP", "DeferredRunner",
                            "DeferredSSH", "DeferredStore", .product(name: "Hummingbird", package: "hummingbird")],
             path: "Benchmarks/deferred-bench"
+        ),
+        // Every parser of outside bytes as a function of bytes: driven by libFuzzer through
+        // Fuzz/Package.swift, and replayed over Fuzz/Corpus and Fuzz/Regressions by the tests.
+        .target(
+            name: "DeferredFuzzTargets",
+            dependencies: ["DeferredCore", "DeferredRunner", "DeferredSignatures"],
+            path: "Fuzz/Targets"
+        ),
+        .testTarget(
+            name: "DeferredFuzzTargetsTests",
+            dependencies: ["DeferredFuzzTargets"]
         ),
         .testTarget(
             name: "DeferredCoreTests",

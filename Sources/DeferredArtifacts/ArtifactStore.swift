@@ -13,6 +13,10 @@ public protocol ArtifactStore: Sendable {
     /// Stores the gathered files and then `results`.
     func publish(_ files: JobFiles, artifacts: [CollectedArtifacts.File], results: Data, token: ResultToken) async throws(ArtifactStoreError)
 
+    /// Stores again what a job gathered (found where it gathered) and then `results`: for a
+    /// job whose first publish failed before its results.json could be kept anywhere.
+    func republish(results: Data, token: ResultToken) async throws(ArtifactStoreError)
+
     /// How to answer a request for one of the job's objects, or nil when the store has none.
     func locate(_ object: StoredObject, token: ResultToken) async throws(ArtifactStoreError) -> ObjectLocation?
 

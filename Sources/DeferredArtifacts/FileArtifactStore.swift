@@ -24,6 +24,11 @@ public struct FileArtifactStore: ArtifactStore {
         }
     }
 
+    /// The files are in place already: only results.json was missing.
+    public func republish(results: Data, token: ResultToken) async throws(ArtifactStoreError) {
+        try await publish(files(for: token), artifacts: [], results: results, token: token)
+    }
+
     public func locate(_ object: StoredObject, token: ResultToken) async throws(ArtifactStoreError) -> ObjectLocation? {
         let path = folder(token) + "/" + object.key
         // Only regular files: the unpacker never makes links, and nothing else is served.
@@ -61,9 +66,20 @@ public struct FileArtifactStore: ArtifactStore {
     static func writeAtomically(_ data: Data, to path: String) throws {
         let target = URL(fileURLWithPath: path)
         let folder = target.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: folder.path) { try PrivateFiles.makeFolder(folder.path) }
         let temporary = folder.appendingPathComponent(".results.json.\(UUID().uuidString)")
-        try data.write(to: temporary)
+        guard FileManager.default.createFile(atPath: temporary.path, contents: nil, attributes: [.posixPermissions: PrivateFiles.fileMode]) else {
+            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+        }
+        do {
+            let handle = try FileHandle(forWritingTo: temporary)
+            defer { try? handle.close() }
+            try handle.write(contentsOf: data)
+            try handle.synchronize()
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            throw error
+        }
         // rename(2) replaces the target atomically, whether or not it exists.
         guard rename(temporary.path, target.path) == 0 else {
             let code = POSIXErrorCode(rawValue: errno) ?? .EIO

@@ -60,22 +60,36 @@ public struct S3ArtifactStore: ArtifactStore {
         var published: [ResultToken] = [], failures: [String] = []
         for name in (try? FileManager.default.contentsOfDirectory(atPath: staging)) ?? [] {
             guard let token = ResultToken(validating: name) else { continue }
-            let files = files(for: token)
-            guard let results = FileManager.default.contents(atPath: files.folder + "/" + StoredObject.results.key) else { continue }
-            // Only kept files are ever written to the staged artifacts folder.
-            let paths = (FileManager.default.subpaths(atPath: files.artifacts) ?? []).filter { path in
-                var info = stat()
-                return lstat(files.artifacts + "/" + path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
-            }
+            guard let results = FileManager.default.contents(atPath: files(for: token).folder + "/" + StoredObject.results.key) else { continue }
             do throws(CloudError) {
-                try await upload(files, artifacts: paths.map { ($0, ContentType.forPath($0), nil) }, results: results, token: token)
-                try? FileManager.default.removeItem(atPath: files.folder)
+                try await uploadStaged(token, results: results)
                 published.append(token)
             } catch {
                 failures.append("job files of \(token.rawValue): \(error)")
             }
         }
         return (published, failures)
+    }
+
+    public func republish(results: Data, token: ResultToken) async throws(ArtifactStoreError) {
+        do throws(CloudError) {
+            try await uploadStaged(token, results: results)
+        } catch {
+            throw ArtifactStoreError("upload the job's files to s3://\(client.bucket)/\(key(token, ""))", error.description,
+                                     isTransient: error.isRetryable)
+        }
+    }
+
+    /// Uploads what is staged for the job, then `results`, and removes the staged folder.
+    private func uploadStaged(_ token: ResultToken, results: Data) async throws(CloudError) {
+        let files = files(for: token)
+        // Only kept files are ever written to the staged artifacts folder.
+        let paths = (FileManager.default.subpaths(atPath: files.artifacts) ?? []).filter { path in
+            var info = stat()
+            return lstat(files.artifacts + "/" + path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
+        }
+        try await upload(files, artifacts: paths.map { ($0, ContentType.forPath($0), nil) }, results: results, token: token)
+        try? FileManager.default.removeItem(atPath: files.folder)
     }
 
     public func locate(_ object: StoredObject, token: ResultToken) async throws(ArtifactStoreError) -> ObjectLocation? {
@@ -96,7 +110,7 @@ public struct S3ArtifactStore: ArtifactStore {
     public func read(_ object: StoredObject, token: ResultToken) async -> Data? {
         if let staged = FileManager.default.contents(atPath: files(for: token).folder + "/" + object.key) { return staged }
         let temporary = staging + "/.read-" + UUID().uuidString
-        try? FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        try? PrivateFiles.makeFolder(staging)
         defer { try? FileManager.default.removeItem(atPath: temporary) }
         guard (try? await client.download(key(token, object.key), to: temporary)) != nil else { return nil }
         return FileManager.default.contents(atPath: temporary)

@@ -24,6 +24,8 @@ public final class ThrowawaySSHD: @unchecked Sendable {
     public let knownHosts: String
     public let hostPublicKey: String
     private let process: SpawnedProcess
+    /// The listening sshd; each connection is served by processes it forks.
+    public var pid: pid_t { process.pid }
 
     private init(directory: String, port: Int, user: String, clientKey: String, knownHosts: String, hostPublicKey: String, process: SpawnedProcess) {
         self.directory = directory

@@ -34,6 +34,12 @@ public actor Dispatcher: Service {
     private let notifier: ResultNotifier
 
     public var maxAttempts = 5
+    /// Server starts that may find one job running before it ends as `error`: a job that
+    /// crashes the server would otherwise crash it again at every start.
+    public var maxInterruptedStarts = 3
+    /// How long the end of a job (or its held results) is tried against a locked or failing
+    /// store before it is given up (then a restart finds the job and queues it again).
+    public var storeWriteDeadline: Duration = .seconds(15 * 60)
     /// Tries at storing a finished job's files (1, 2, 4 … seconds apart) before it ends without them.
     public var publishAttempts = 6
     /// How often queued jobs are looked at without a wake-up (for jobs waiting out a backoff).
@@ -63,9 +69,17 @@ public actor Dispatcher: Service {
 
     public func run() async throws {
         try await store.register(hosts: config.hosts)
-        let recovered = try await store.recoverInterrupted()
-        if !recovered.isEmpty {
-            logger.info("queued again after a restart", metadata: ["jobs": "\(recovered.map(\.rawValue))"])
+        let recovered = try await store.recoverInterrupted(limit: maxInterruptedStarts)
+        if !recovered.requeued.isEmpty {
+            logger.info("queued again after a restart", metadata: ["jobs": "\(recovered.requeued.map(\.rawValue))"])
+        }
+        for job in recovered.givenUp {
+            var log = logger
+            log[metadataKey: "job"] = "\(job.id)"
+            log.error("the job was running at \(maxInterruptedStarts) server starts in a row; ending it")
+            await complete(job, host: job.hostName ?? "", outcome: JobOutcome(
+                status: .error, error: "the job was running each of the last \(maxInterruptedStarts) times the server stopped; it is not run again, in case it is what stops the server",
+                startedAt: job.startedAt ?? Date(), finishedAt: Date()), log: log)
         }
         let sleeper = Task { await self.sleepIdleHosts() }
         await cancelWhenGracefulShutdown {
@@ -156,7 +170,8 @@ public actor Dispatcher: Service {
                     try? await store.note(job.id, waiting: "host \(host.name): \(output.split(separator: "\n").last ?? "bootstrapped")", host: .bootstrapping)
                 } catch { throw .runner(error) }
             }
-            do { try await store.markRunning(job.id) } catch { log.error("cannot mark running: \(error)") }
+            let store = self.store
+            _ = await outlastingLocks("mark the job running", log: log) { () async throws(StoreError) in try await store.markRunning(job.id) }
             log.info("running")
             let files = artifacts.files(for: job.token)
             do { try files.reset() } catch { throw .runner(.artifactsUnwritable(folder: files.folder, reason: "\(error)")) }
@@ -165,6 +180,7 @@ public actor Dispatcher: Service {
             do {
                 outcome = try await runner.run(job, project: project, on: session, files: files) { recorder.take($0) }
                 await recorder.close()
+                if outcome.leftOnHost { killWhenAnswering(job, on: host, log: log) }
             } catch {
                 await recorder.close()
                 throw .runner(error)
@@ -172,6 +188,28 @@ public actor Dispatcher: Service {
             await complete(job, host: lease.hostName, woke: woke, outcome: outcome, log: log)
         } catch {
             await machineryFailed(job, host: lease.hostName, error: error, started: started, log: log)
+        }
+    }
+
+    /// A timed-out job whose host stopped answering: its process group is killed once the
+    /// host answers again, tried with backoff for an hour.
+    private func killWhenAnswering(_ job: Job, on host: HostConfig, log: Logger) {
+        let runner = self.runner, connections = self.connections, reachable = reachable(host)
+        Task {
+            let backoff = RetryPolicy(maxAttempts: .max, base: .seconds(1), cap: .seconds(30))
+            let deadline = ContinuousClock.now + .seconds(3600)
+            var retry = 0
+            while ContinuousClock.now < deadline {
+                do {
+                    try await runner.kill(job.id, on: try await connections.session(for: reachable))
+                    log.info("killed what the timed-out job left running once its host answered again")
+                    return
+                } catch {
+                    retry += 1
+                    try? await Task.sleep(for: backoff.delay(beforeRetry: retry))
+                }
+            }
+            log.error("could not kill what the timed-out job left on host \(host.name) within an hour")
         }
     }
 
@@ -290,6 +328,7 @@ public actor Dispatcher: Service {
             if Task.isCancelled { return }
             let expired = await retention.pass()
             if !expired.expired.isEmpty || !expired.problems.isEmpty { logger.info("\(expired)") }
+            await finishHeldResults()
             let pending = await artifacts.publishPending()
             if !pending.published.isEmpty { logger.info("stored the files of \(pending.published.count) job(s) that waited for the store") }
             for failure in pending.failures { logger.warning("still cannot store \(failure)") }
@@ -321,18 +360,19 @@ public actor Dispatcher: Service {
         // Backoff: 2, 4, 8 … seconds, at most a minute.
         let delay = min(60, pow(2, Double(attempts)))
         log.warning("machinery failed, trying again in \(Int(delay)) s: \(error)")
-        do {
-            try await store.requeue(job.id, reason: "\(error); trying again", notBefore: Date().addingTimeInterval(delay), countAttempt: true)
-            // A host whose wake failed is in a state only its provider knows.
-            if error.isWakeFailure { try await store.markHost(host, .unknown) }
-        } catch {
-            log.error("cannot queue again: \(error)")
+        let store = self.store, reason = "\(error); trying again", notBefore = Date().addingTimeInterval(delay)
+        _ = await outlastingLocks("queue the job again", log: log) { () async throws(StoreError) in
+            try await store.requeue(job.id, reason: reason, notBefore: notBefore, countAttempt: true)
         }
+        // A host whose wake failed is in a state only its provider knows.
+        if error.isWakeFailure { try? await store.markHost(host, .unknown) }
     }
 
     /// The job's files and results.json (last) into the artifact store, then the end state:
     /// whoever sees the end sees every file. A store that fails is tried again with backoff;
-    /// one that keeps failing leaves the files staged (served from there) for the timer to send.
+    /// a remote one that keeps failing leaves the files staged (served from there) for the
+    /// timer to send. A job is recorded as ended only once its results.json can be read back
+    /// from the store: until then (a full disk) its end is held for housekeeping to finish.
     private func complete(_ job: Job, host: String, woke: Bool = false, outcome: JobOutcome, log: Logger) async {
         let files = artifacts.files(for: job.token)
         let document = ResultsDocument(
@@ -340,9 +380,11 @@ public actor Dispatcher: Service {
             hasOutputLog: FileManager.default.fileExists(atPath: files.outputLog))
         // Encoding a value built here cannot fail; an empty document would say so at once.
         let results = (try? document.encoded()) ?? Data()
+        var published = false
         for attempt in 0..<publishAttempts {
             do throws(ArtifactStoreError) {
                 try await artifacts.publish(files, artifacts: outcome.artifacts.files, results: results, token: job.token)
+                published = true
                 break
             } catch {
                 log.error("cannot store the job's files (attempt \(attempt + 1) of \(publishAttempts)): \(error)")
@@ -351,19 +393,73 @@ public actor Dispatcher: Service {
                 try? await Task.sleep(for: .seconds(1 << attempt))
             }
         }
-        do {
-            try await store.finish(job.id, outcome: outcome)
-            log.info("finished", metadata: ["status": "\(outcome.status.rawValue)"])
-        } catch {
-            log.error("cannot record the end of the job: \(error)")
+        // A remote store that failed may still have kept the file beside the staged ones.
+        let kept = published ? true : await artifacts.read(.results, token: job.token) != nil
+        guard kept else {
+            let store = self.store
+            if await outlastingLocks("hold the job's results until the artifact store takes them", log: log, { () async throws(StoreError) in
+                try await store.holdResults(job.id, outcome: outcome, results: results)
+            }) {
+                log.warning("results.json is not stored yet; housekeeping tries again, and the job ends once it is")
+            }
+            return
         }
+        await recordEnd(job, outcome: outcome, results: results, log: log)
+    }
+
+    /// Records the end in the store, however long a lock holds it, then tells others.
+    private func recordEnd(_ job: Job, outcome: JobOutcome, results: Data, log: Logger) async {
+        let store = self.store
+        guard await outlastingLocks("record the end of the job", log: log, { () async throws(StoreError) in
+            try await store.finish(job.id, outcome: outcome)
+        }) else { return }
+        log.info("finished", metadata: ["status": "\(outcome.status.rawValue)"])
         guard let project = config.project(named: job.project) else { return }
         let targetURL = ResultURLs.statusTarget(config, job)
-        let description = outcome.error ?? "\(outcome.status.rawValue)\(outcome.exitStatus.map { " (exit status \($0))" } ?? "") on \(host)"
+        let description = outcome.error ?? "\(outcome.status.rawValue)\(outcome.exitStatus.map { " (exit status \($0))" } ?? "") on \(job.hostName ?? "its host")"
         report(job) { [statuses, notifier] in
             await statuses.report(CommitStatuses.state(for: outcome.status), job: job, project: project, targetURL: targetURL,
                                   description: description, logger: log)
             await notifier.notify(results, job: job, project: project, logger: log)
+        }
+    }
+
+    /// Jobs whose results.json could not be stored when they ended: stored now, then ended.
+    private func finishHeldResults() async {
+        guard let held = try? await store.pendingResults() else { return }
+        for pending in held {
+            var log = logger
+            log[metadataKey: "job"] = "\(pending.job.id)"
+            do throws(ArtifactStoreError) {
+                try await artifacts.republish(results: pending.results, token: pending.job.token)
+            } catch {
+                log.warning("results.json still cannot be stored: \(error)")
+                continue
+            }
+            await recordEnd(pending.job, outcome: pending.outcome, results: pending.results, log: log)
+        }
+    }
+
+    /// Tries a store write that a long lock (or a failing disk) refuses, with backoff up to
+    /// half a minute, for up to `storeWriteDeadline`, saying each failure in the log.
+    private func outlastingLocks(_ what: String, log: Logger, _ write: () async throws(StoreError) -> Void) async -> Bool {
+        let backoff = RetryPolicy(maxAttempts: .max, base: .milliseconds(250), cap: .seconds(30))
+        let deadline = ContinuousClock.now + storeWriteDeadline
+        var retry = 0
+        while true {
+            do throws(StoreError) {
+                try await write()
+                if retry > 0 { log.info("could \(what) after \(retry + 1) tries") }
+                return true
+            } catch {
+                retry += 1
+                guard ContinuousClock.now < deadline, !Task.isCancelled else {
+                    log.error("cannot \(what), gave up after \(retry) tries: \(error)")
+                    return false
+                }
+                log.warning("cannot \(what) yet (try \(retry)), trying again: \(error)")
+                try? await Task.sleep(for: backoff.delay(beforeRetry: retry))
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+import DeferredCore
 import Foundation
 import Hummingbird
 
@@ -13,6 +14,13 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
     }
 
     public var description: String { "\(status.code) \(message)" }
+
+    /// A project's backlog is full: the sender should come back, not give up.
+    static func queueFull(project: ProjectConfig, waiting: Int) -> APIError {
+        var error = APIError(.serviceUnavailable, "\(waiting) jobs of project '\(project.name)' are waiting for a host (max_queued = \(project.maxQueued)); try again later")
+        error.headers[.retryAfter] = "30"
+        return error
+    }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var response = JSONBody.response(status, ["error": message])

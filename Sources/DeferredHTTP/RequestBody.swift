@@ -1,3 +1,4 @@
+import DeferredCore
 import Foundation
 import Hummingbird
 
@@ -5,7 +6,7 @@ import Hummingbird
 /// as soon as that is known, never read whole.
 enum RequestBody {
     static func collect(_ request: Request, limit: Int) async throws -> Data {
-        let tooLarge = APIError(.contentTooLarge, "the body is larger than \(limit / (1 << 20)) MiB")
+        let tooLarge = APIError(.contentTooLarge, "the body is larger than \(ByteCount.text(limit))")
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             throw tooLarge
         }

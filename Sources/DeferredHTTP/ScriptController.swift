@@ -28,12 +28,6 @@ public struct ScriptController: Sendable {
         router.on("/projects/{project}/scripts", method: .options) { request, context in try preflight(request, context: context) }
     }
 
-    struct Posted: Codable {
-        var script: String?
-        var signature: String?
-        var interpreter: String?
-    }
-
     struct Queued: Encodable {
         var id: String
         var status: String
@@ -91,7 +85,7 @@ public struct ScriptController: Sendable {
         }
         // JSON escaping can double a script's size; the script itself is checked below.
         let body = try await RequestBody.collect(request, limit: project.maxScriptBytes * 2 + 64 * 1024)
-        guard let posted = try? JSONDecoder().decode(Posted.self, from: body) else {
+        guard let posted = ScriptPost.parse(body) else {
             throw APIError(.badRequest, "the body is not a JSON object of the form {\"script\", \"signature\", \"interpreter\"?}")
         }
         guard let script = posted.script, !script.isEmpty else { throw APIError(.badRequest, "\"script\" is missing or empty") }
@@ -115,7 +109,7 @@ public struct ScriptController: Sendable {
         }
         let idempotency = try idempotencyClaim(request, posted: posted)
         let job = Job(project: project.name, trigger: .script(ScriptTrigger(script: script, signer: signer, interpreter: interpreter)))
-        switch try await store.enqueueScript(job, idempotency: idempotency, maxQueued: config.scripts.maxQueued) {
+        switch try await store.enqueueScript(job, idempotency: idempotency, maxQueued: project.maxQueued) {
         case .created(let job):
             onQueued()
             return JSONBody.response(.accepted, queued(job))
@@ -124,23 +118,18 @@ public struct ScriptController: Sendable {
         case .conflict(let job):
             throw APIError(.conflict, "the Idempotency-Key was used for another body (job \(job.id.rawValue)); use a new key for a new script")
         case .queueFull(let waiting):
-            var error = APIError(.serviceUnavailable, "\(waiting) jobs are waiting for a host; try again later")
-            error.headers[.retryAfter] = "30"
-            throw error
+            throw APIError.queueFull(project: project, waiting: waiting)
         }
     }
 
     /// "The same body" means the same script, signature and interpreter, however the JSON
     /// that carried them was spaced or ordered.
-    private func idempotencyClaim(_ request: Request, posted: Posted) throws -> IdempotencyClaim? {
+    private func idempotencyClaim(_ request: Request, posted: ScriptPost) throws -> IdempotencyClaim? {
         guard let key = request.headers[.idempotencyKey] else { return nil }
         guard (1...255).contains(key.count), key.allSatisfy({ $0.isASCII && !$0.isWhitespace && !$0.isNewline }) else {
             throw APIError(.badRequest, "Idempotency-Key must be 1 to 255 visible ASCII characters")
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        let canonical = (try? encoder.encode(posted)) ?? Data()
-        return IdempotencyClaim(key: key, bodySHA256: Hex.encode(SHA256.hash(data: canonical)))
+        return IdempotencyClaim(key: key, bodySHA256: Hex.encode(SHA256.hash(data: posted.canonical)))
     }
 
     private func queued(_ job: Job) -> Queued {

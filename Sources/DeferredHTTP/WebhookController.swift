@@ -1,3 +1,4 @@
+import Crypto
 import DeferredCore
 import DeferredStore
 import Foundation
@@ -45,13 +46,14 @@ public struct WebhookController: Sendable {
         case "ping":
             return JSONBody.response(.ok, ["ok": "pong"])
         case "push":
-            return try await push(payload, delivery: request.headers[.gitHubDelivery])
+            // The signed body names the push; the delivery id is not signed.
+            return try await push(payload, delivery: request.headers[.gitHubDelivery], bodySHA256: Hex.encode(SHA256.hash(data: body)))
         default:
             return JSONBody.response(.ok, ["ignored": "deferred does not act on '\(event)' events"])
         }
     }
 
-    private func push(_ payload: Data, delivery: String?) async throws -> Response {
+    private func push(_ payload: Data, delivery: String?, bodySHA256: String) async throws -> Response {
         let event: PushEvent
         do throws(PushRejection) { event = try PushEvent.parse(payload) } catch { throw APIError(.badRequest, error.description) }
         guard let project = config.project(forRepository: event.repository.fullName) else {
@@ -67,9 +69,15 @@ public struct WebhookController: Sendable {
             return JSONBody.response(.ok, ["ignored": why])
         case .run(let trigger):
             let job = Job(project: project.name, trigger: .push(trigger))
-            let stored = try await store.enqueue(job, delivery: delivery, payload: payload)
-            if case .created = stored { onQueued() }
-            return JSONBody.response(.accepted, Queued(id: stored.job.id.rawValue, result_url: ResultsController.resultURL(config, stored.job.token)))
+            let stored = try await store.enqueue(job, delivery: delivery, payload: payload, bodySHA256: bodySHA256,
+                                                 maxQueued: project.maxQueued)
+            switch stored {
+            case .created(let job), .duplicate(let job):
+                if case .created = stored { onQueued() }
+                return JSONBody.response(.accepted, Queued(id: job.id.rawValue, result_url: ResultsController.resultURL(config, job.token)))
+            case .queueFull(let waiting):
+                throw APIError.queueFull(project: project, waiting: waiting)
+            }
         }
     }
 

@@ -9,18 +9,22 @@ import Synchronization
 public struct JobRunner: Sendable {
     /// Between SIGTERM and SIGKILL when a job is killed.
     public var killGrace: Int
+    /// How long past the kill grace a timed-out job's channel may stay silent before the
+    /// server stops waiting for a host that no longer answers.
+    public var stallGrace: Duration
     /// result.json larger than this is not read.
     public var resultLimit = 1 << 20
 
-    public init(killGrace: Int = 10) {
+    public init(killGrace: Int = 10, stallGrace: Duration = .seconds(30)) {
         self.killGrace = killGrace
+        self.stallGrace = stallGrace
     }
 
     /// Runs a push or a script: `onOutput` sees every chunk as it arrives, and `files` gets the
     /// whole output as `output.log` and the job's artifacts, unpacked from the host.
     public func run(
         _ job: Job, project: ProjectConfig, on session: SSHSession, files: JobFiles,
-        onOutput: @Sendable (SSHExecEvent) -> Void = { _ in }
+        onOutput: @escaping @Sendable (SSHExecEvent) -> Void = { _ in }
     ) async throws(RunnerError) -> JobOutcome {
         let started = Date()
         let command: String, stdin: [UInt8]
@@ -44,9 +48,30 @@ public struct JobRunner: Sendable {
             onOutput(event)
         }
         log.close()
+        if run.abandoned {
+            // The host stopped answering: nothing can be collected from it now.
+            var outcome = outcome(of: run, collected: Collected(phase: "running", result: nil, artifacts: CollectedArtifacts()),
+                                  started: started, timeout: project.timeoutMinutes)
+            outcome.error = "the job ran past its timeout of \(Self.format(minutes: project.timeoutMinutes)) and its host stopped answering; the server stopped waiting, and kills the job's processes once the host answers again"
+            outcome.leftOnHost = true
+            return outcome
+        }
         let limits = ArtifactUnpacker.Limits(maxBytes: project.maxArtifactBytes, maxFiles: project.maxArtifactFiles)
         let collected = try await collect(job, into: files, limits: limits, on: session)
         return outcome(of: run, collected: collected, started: started, timeout: project.timeoutMinutes)
+    }
+
+    /// Ends the job's process group on its host: SIGTERM, then SIGKILL after the grace.
+    public func kill(_ id: JobID, on session: SSHSession) async throws(RunnerError) {
+        do {
+            _ = try await session.run(killCommand(id))
+        } catch {
+            throw .ssh(error as? SSHError ?? .connectionLost(host: session.endpoint.host, reason: "\(error)"))
+        }
+    }
+
+    private func killCommand(_ id: JobID) -> String {
+        ShellQuote.command(script: RemoteScripts.kill, name: "deferred-kill", arguments: [id.rawValue, String(killGrace)])
     }
 
     /// Runs a fleet's set-up script on a new host, once per host and script version.
@@ -67,25 +92,67 @@ public struct JobRunner: Sendable {
 
     // MARK: Steps
 
-    private struct Execution {
+    private struct Execution: Sendable {
         var exit: SSHExit
         var stdout = OutputTail()
         var stderr = OutputTail()
         var timedOut = false
+        /// The host stopped answering after the timeout: the server stopped waiting.
+        var abandoned = false
     }
 
+    /// What ends first: the command's stream, or the wait for a timed-out job on a silent host.
+    private enum Race: Sendable {
+        case ended(Result<Execution, RunnerError>)
+        case gaveUpOnHost
+        case timerStopped
+    }
+
+    /// Runs the command under its timeout. At the timeout the job's process group is killed
+    /// over a second channel of the same session; a host that then stays silent past the
+    /// kill grace and `stallGrace` is given up on, and the job counts as timed out.
     private func execute(
         _ command: String, stdin: [UInt8], job: Job, timeout: Duration, on session: SSHSession,
-        onOutput: @Sendable (SSHExecEvent) -> Void
+        onOutput: @escaping @Sendable (SSHExecEvent) -> Void
     ) async throws(RunnerError) -> Execution {
-        let killCommand = ShellQuote.command(script: RemoteScripts.kill, name: "deferred-kill",
-                                             arguments: [job.id.rawValue, String(killGrace)])
-        // The timer kills the job's process group over a second channel of the same session.
-        let timer = Task<Bool, Never> {
-            do { try await Task.sleep(for: timeout) } catch { return false }
-            _ = try? await session.run(killCommand)
-            return true
+        let killCommand = killCommand(job.id), giveUpAfter = .seconds(killGrace) + stallGrace
+        let fired = TimeoutFlag()
+        let race = await withTaskGroup(of: Race.self) { group -> Race in
+            group.addTask { .ended(await Self.follow(command, stdin: stdin, on: session, onOutput: onOutput)) }
+            group.addTask {
+                do { try await Task.sleep(for: timeout) } catch { return .timerStopped }
+                fired.raise()
+                _ = try? await session.run(killCommand)
+                do { try await Task.sleep(for: giveUpAfter) } catch { return .timerStopped }
+                return .gaveUpOnHost
+            }
+            while let first = await group.next() {
+                if case .timerStopped = first { continue }
+                group.cancelAll()
+                return first
+            }
+            return .timerStopped
         }
+        let timedOut = fired.isRaised
+        switch race {
+        case .ended(.success(var result)):
+            result.timedOut = timedOut
+            return result
+        case .ended(.failure(let error)):
+            // A stream lost while a timed-out job was being killed: the job is over for us.
+            if timedOut, case .ssh = error { return Execution(exit: SSHExit(status: nil, signal: nil), timedOut: true, abandoned: true) }
+            // Leave nothing running on the host when we stop following the job.
+            Task { _ = try? await session.run(killCommand) }
+            throw error
+        case .gaveUpOnHost, .timerStopped:
+            return Execution(exit: SSHExit(status: nil, signal: nil), timedOut: true, abandoned: true)
+        }
+    }
+
+    /// Reads the command's stream to its end. Leaves nothing running on the host when it
+    /// stops following the job for a reason of its own (the caller kills it otherwise).
+    private static func follow(_ command: String, stdin: [UInt8], on session: SSHSession,
+                               onOutput: @Sendable (SSHExecEvent) -> Void) async -> Result<Execution, RunnerError> {
         var result = Execution(exit: SSHExit(status: nil, signal: nil))
         do {
             for try await event in session.execute(command, stdin: stdin) {
@@ -96,16 +163,11 @@ public struct JobRunner: Sendable {
                 case .exit(let exit): result.exit = exit
                 }
             }
+            return .success(result)
         } catch {
-            timer.cancel()
-            // Leave nothing running on the host when we stop following the job.
-            Task { _ = try? await session.run(killCommand) }
-            if error is CancellationError || Task.isCancelled { throw .cancelled }
-            throw .ssh(error as? SSHError ?? .connectionLost(host: session.endpoint.host, reason: "\(error)"))
+            if error is CancellationError || Task.isCancelled { return .failure(.cancelled) }
+            return .failure(.ssh(error as? SSHError ?? .connectionLost(host: session.endpoint.host, reason: "\(error)")))
         }
-        timer.cancel()
-        result.timedOut = await timer.value
-        return result
     }
 
     private struct Collected {
@@ -170,6 +232,13 @@ public struct JobRunner: Sendable {
         minutes >= 1 && minutes.rounded() == minutes ? "\(Int(minutes)) minute\(minutes == 1 ? "" : "s")"
                                                      : "\(Int((minutes * 60).rounded())) seconds"
     }
+}
+
+/// Whether a job's timeout has passed, as its timer and its reader both see it.
+private final class TimeoutFlag: Sendable {
+    private let raised = Atomic<Bool>(false)
+    func raise() { raised.store(true, ordering: .sequentiallyConsistent) }
+    var isRaised: Bool { raised.load(ordering: .sequentiallyConsistent) }
 }
 
 /// The collect command's stdout: one line with the phase, then the tar stream for the unpacker.

@@ -1,3 +1,4 @@
+import DeferredCore
 import DeferredSSH
 import Foundation
 
@@ -9,7 +10,7 @@ final class OutputLog: Sendable {
 
     init(path: String) throws(RunnerError) {
         self.path = path
-        guard FileManager.default.createFile(atPath: path, contents: nil),
+        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: PrivateFiles.fileMode]),
               let handle = FileHandle(forWritingAtPath: path) else {
             throw .artifactsUnwritable(folder: path, reason: "cannot create the output log")
         }

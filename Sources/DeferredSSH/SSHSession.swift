@@ -8,11 +8,19 @@ import Foundation
 /// Swift's cooperative threads. Long reads are cut into short timed slices and the actor
 /// yields between them, so several channels (a job and the command that kills it) share
 /// one connection.
+///
+/// Invariant: no channel outlives its session. `disconnect` while channels are open only
+/// marks the session closing; each read loop sees that between slices, ends with
+/// `connectionLost` and frees its channel, and the last one to go frees the session.
 public actor SSHSession {
     public nonisolated let endpoint: SSHEndpoint
     private let executor: QueueExecutor
     private var session: ssh_session?
     private var keepaliveTask: Task<Void, Never>?
+    /// Channels made and not yet freed: the session is freed only when none is left.
+    private var openChannels = 0
+    /// Set by `disconnect`: no new channel opens, and the open ones end at their next slice.
+    private var closing = false
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         executor.asUnownedSerialExecutor()
@@ -41,13 +49,20 @@ public actor SSHSession {
 
     /// Whether the connection still stands, as far as libssh knows.
     public var isConnected: Bool {
-        guard let session else { return false }
+        guard let session, !closing else { return false }
         return ssh_is_connected(session) == 1
     }
 
+    /// Closes the connection once no channel uses it; channels still reading end at their
+    /// next slice with `connectionLost`.
     public func disconnect() {
         keepaliveTask?.cancel()
         keepaliveTask = nil
+        closing = true
+        if openChannels == 0 { release() }
+    }
+
+    private func release() {
         if let session {
             ssh_disconnect(session)
             ssh_free(session)
@@ -152,7 +167,7 @@ public actor SSHSession {
     /// libssh sends no keepalive by itself; an ignore message keeps NAT and firewalls from
     /// dropping an idle connection and makes a dead one show.
     private func sendKeepalive() {
-        guard let session, ssh_is_connected(session) == 1 else { return }
+        guard let session, !closing, ssh_is_connected(session) == 1 else { return }
         _ = ssh_send_ignore(session, "keepalive@deferred")
     }
 
@@ -224,6 +239,8 @@ public actor SSHSession {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             if Task.isCancelled { throw CancellationError() }
+            // Another job's failure may have closed the connection while this one yielded.
+            if closing { throw SSHError.connectionLost(host: endpoint.host, reason: "the connection was closed") }
             let (finished, wanted) = try readSlice(channel, buffer: &buffer, deliver: deliver)
             if !wanted { return }
             if finished {
@@ -236,17 +253,18 @@ public actor SSHSession {
     }
 
     private func openChannel(_ command: String, stdin: [UInt8], record: ChannelExitRecord) throws(SSHError) -> ssh_channel {
-        guard let session, ssh_is_connected(session) == 1 else {
+        guard let session, !closing, ssh_is_connected(session) == 1 else {
             throw .connectionLost(host: endpoint.host, reason: "the session is closed")
         }
         guard let channel = ssh_channel_new(session) else {
             throw .channelFailed(host: endpoint.host, reason: lastError(session))
         }
+        openChannels += 1
         guard ssh_channel_open_session(channel) == SSH_OK else {
             let reason = lastError(session)
-            ssh_channel_free(channel)
-            throw ssh_is_connected(session) == 1 ? .channelFailed(host: endpoint.host, reason: reason)
-                                                  : .connectionLost(host: endpoint.host, reason: reason)
+            let connected = ssh_is_connected(session) == 1
+            closeChannel(channel, record: record)
+            throw connected ? .channelFailed(host: endpoint.host, reason: reason) : .connectionLost(host: endpoint.host, reason: reason)
         }
         _ = ssh_set_channel_callbacks(channel, record.callbacks)
         guard ssh_channel_request_exec(channel, command) == SSH_OK else {
@@ -303,12 +321,15 @@ public actor SSHSession {
 
     /// Unhooks the callbacks before closing: the record must outlive every call that can fire
     /// them, and Swift would otherwise free it after its last visible use.
+    /// The last channel of a closing session frees the session too.
     private func closeChannel(_ channel: ssh_channel, record: ChannelExitRecord) {
         withExtendedLifetime(record) {
             _ = ssh_remove_channel_callbacks(channel, record.callbacks)
             if ssh_channel_is_closed(channel) == 0 { _ = ssh_channel_close(channel) }
             ssh_channel_free(channel)
         }
+        openChannels -= 1
+        if closing, openChannels == 0 { release() }
     }
 
     private func lostConnection() -> SSHError {

@@ -95,12 +95,31 @@ public struct IdempotencyClaim: Sendable, Equatable {
 public enum EnqueueResult: Sendable, Equatable {
     case created(Job)
     case duplicate(Job)
+    /// This many jobs of the project already wait for a host.
+    case queueFull(queued: Int)
 
-    public var job: Job {
+    public var job: Job? {
         switch self {
         case .created(let j), .duplicate(let j): j
+        case .queueFull: nil
         }
     }
+}
+
+/// What a server start found of the jobs the last one left leased.
+public struct Recovery: Sendable, Equatable {
+    /// Queued again, to run from the start.
+    public var requeued: [JobID]
+    /// Found running at too many starts in a row: to be ended as `error`.
+    public var givenUp: [Job]
+}
+
+/// A job's end and results.json, waiting for the artifact store to take the file.
+public struct PendingResult: Sendable, Equatable {
+    public var job: Job
+    /// Its state and why; the rest of the outcome is in `results`.
+    public var outcome: JobOutcome
+    public var results: Data
 }
 
 /// A host as the dispatcher and sleeper see it.

@@ -20,6 +20,12 @@ public final class JobStore: Sendable {
     /// Feed reads that went to the database, for the tests of sharing them.
     let feedReadsMade = Atomic<Int>(0)
 
+    /// How long a write waits for another process's lock on the file before it fails.
+    public static let lockWait: TimeInterval = 4
+    /// How long an intake write may wait (for the lock, or behind the dispatcher's writes that
+    /// wait for it) before the sender is told to come back: GitHub waits 10 s at most.
+    public static let intakeDeadline: Duration = .seconds(4)
+
     private struct FeedRead {
         var cursor: FeedCursor
         var version: UInt64
@@ -28,11 +34,17 @@ public final class JobStore: Sendable {
 
     public init(path: String) throws(StoreError) {
         do {
-            try FileManager.default.createDirectory(
-                atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+            let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            if !FileManager.default.fileExists(atPath: folder) { try PrivateFiles.makeFolder(folder) }
+            // SQLite gives the -wal and -shm files the database's own mode: 0600 before it opens.
+            let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, PrivateFiles.fileMode)
+            if fd >= 0 { close(fd) }
+            for file in [path, path + "-wal", path + "-shm"] { PrivateFiles.restrict(file) }
             var config = Configuration()
-            config.busyMode = .timeout(10)
-            // idle-sleep in cron and serve share the file: wait for each other's writes.
+            // idle-sleep in cron and serve share the file: wait for each other's writes, but
+            // not so long that a webhook's sender (GitHub waits 10 s) hears nothing: past this
+            // the intake answers 503 with Retry-After, and the dispatcher tries its writes again.
+            config.busyMode = .timeout(Self.lockWait)
             pool = try DatabasePool(path: path, configuration: config)
             try Schema.migrator.migrate(pool)
         } catch {
@@ -42,18 +54,28 @@ public final class JobStore: Sendable {
 
     // MARK: Intake
 
-    /// Stores a new queued job, unless `delivery` was seen before: then the earlier job.
-    /// `payload`, the webhook's body, is kept for the job's page.
-    public func enqueue(_ job: Job, delivery: String?, payload: Data? = nil, detail: String? = nil) async throws(StoreError) -> EnqueueResult {
-        try await write { db in
+    /// Stores a new queued push job, unless its delivery id or its signed body (`bodySHA256`:
+    /// the same push replayed under a new, unsigned delivery id) was seen before: then the
+    /// earlier job. Refused while `maxQueued` jobs of its project wait. `payload`, the
+    /// webhook's body, is kept for the job's page.
+    public func enqueue(_ job: Job, delivery: String?, payload: Data? = nil, bodySHA256: String? = nil,
+                        maxQueued: Int = .max, detail: String? = nil) async throws(StoreError) -> EnqueueResult {
+        try await intakeWrite { db in
             if let delivery, let seen = try DeliveryRecord.fetchOne(db, key: delivery),
                let existing = try JobRecord.fetchOne(db, key: seen.jobID) {
                 return .duplicate(try existing.job())
             }
+            if let bodySHA256, let seen = try DeliveryRecord.filter(Column("body_sha256") == bodySHA256).fetchOne(db),
+               let existing = try JobRecord.fetchOne(db, key: seen.jobID) {
+                return .duplicate(try existing.job())
+            }
+            let waiting = try Self.waitingJobs(db, project: job.project)
+            guard waiting < maxQueued else { return .queueFull(queued: waiting) }
             try Self.insert(db, job, delivery: delivery, detail: detail)
             if let payload { try JobPayloadRecord(jobID: job.id.rawValue, body: payload).insert(db) }
             if let delivery {
-                try DeliveryRecord(guid: delivery, jobID: job.id.rawValue, receivedAt: job.queuedAt.timeIntervalSince1970).insert(db)
+                try DeliveryRecord(guid: delivery, jobID: job.id.rawValue, receivedAt: job.queuedAt.timeIntervalSince1970,
+                                   bodySHA256: bodySHA256).insert(db)
             }
             return .created(job)
         }
@@ -63,9 +85,9 @@ public final class JobStore: Sendable {
     public static let idempotencyWindow: TimeInterval = 24 * 3600
 
     /// Stores a posted script's job, in one transaction with its checks: a repeated
-    /// idempotency key answers with its job (or a conflict), a full queue refuses.
+    /// idempotency key answers with its job (or a conflict), a full queue of its project refuses.
     public func enqueueScript(_ job: Job, idempotency: IdempotencyClaim?, maxQueued: Int) async throws(StoreError) -> ScriptEnqueueResult {
-        try await write { db in
+        try await intakeWrite { db in
             if let idempotency, let seen = try IdempotencyRecord.fetchOne(db, key: ["project": job.project, "key": idempotency.key]) {
                 if seen.createdAt >= job.queuedAt.timeIntervalSince1970 - Self.idempotencyWindow,
                    let existing = try JobRecord.fetchOne(db, key: seen.jobID) {
@@ -73,7 +95,7 @@ public final class JobStore: Sendable {
                 }
                 try seen.delete(db)
             }
-            let waiting = try JobRecord.filter([JobStatus.queued.rawValue, JobStatus.waitingForHost.rawValue].contains(Column("status"))).fetchCount(db)
+            let waiting = try Self.waitingJobs(db, project: job.project)
             guard waiting < maxQueued else { return .queueFull(queued: waiting) }
             try Self.insert(db, job, delivery: nil, detail: "script")
             if let idempotency {
@@ -355,9 +377,13 @@ public final class JobStore: Sendable {
     }
 
     /// Ends a job and frees its host; the host's idle clock starts when its last job ends.
+    /// Only a job that holds a lease ends: one that ended already keeps its end (a second
+    /// finish changes nothing). Its held results, if any, are dropped in the same transaction.
     public func finish(_ id: JobID, outcome: JobOutcome) async throws(StoreError) {
         try await write { db in
             guard var record = try JobRecord.fetchOne(db, key: id.rawValue) else { throw StoreError.unknownJob(id.rawValue) }
+            _ = try PendingResultRecord.deleteOne(db, key: id.rawValue)
+            guard JobStatus(rawValue: record.status)?.isFinal != true else { return }
             record.status = outcome.status.rawValue
             record.startedAt = record.startedAt ?? outcome.startedAt.timeIntervalSince1970
             record.finishedAt = outcome.finishedAt.timeIntervalSince1970
@@ -370,6 +396,23 @@ public final class JobStore: Sendable {
             }
         }
         changes.notify(id)
+    }
+
+    /// Keeps a job's end and its results.json while the artifact store cannot take the file
+    /// (a full disk, a bucket that is down). The job stays as it is, its host held, until
+    /// `pendingResults` are stored and finished; a restart does not run it again.
+    public func holdResults(_ id: JobID, outcome: JobOutcome, results: Data, at: Date = Date()) async throws(StoreError) {
+        try await write { db in try PendingResultRecord(id, outcome: outcome, results: results, since: at).save(db) }
+    }
+
+    /// The jobs whose results.json waits for the artifact store, oldest first.
+    public func pendingResults() async throws(StoreError) -> [PendingResult] {
+        try await read { db in
+            try PendingResultRecord.order(Column("since")).fetchAll(db).compactMap { record -> PendingResult? in
+                guard let job = try JobRecord.fetchOne(db, key: record.jobID)?.job() else { return nil }
+                return PendingResult(job: job, outcome: try record.outcome(), results: record.results)
+            }
+        }
     }
 
     /// Ended jobs that finished before `cutoff` and whose files are not yet expired, oldest first.
@@ -409,15 +452,26 @@ public final class JobStore: Sendable {
     }
 
     /// Jobs that held a lease when the server stopped go back to the queue, so none is lost.
-    @discardableResult
-    public func recoverInterrupted(at: Date = Date()) async throws(StoreError) -> [JobID] {
-        let stranded = try await read { db in
-            try JobRecord.filter(JobStatus.leased.map(\.rawValue).contains(Column("status"))).fetchAll(db).map { JobID(rawValue: $0.id) }
+    /// Each start that finds a job so counts; a job found at `limit` starts (it may be what
+    /// crashes the server) is not queued again but handed back, for the caller to end as
+    /// `error` with its results.json. Jobs whose results wait for the store are left alone:
+    /// they ran, and only their file is missing.
+    public func recoverInterrupted(limit: Int = 3, at: Date = Date()) async throws(StoreError) -> Recovery {
+        let (stranded, givenUp) = try await write { db -> ([JobID], [Job]) in
+            let held = Set(try String.fetchAll(db, sql: "SELECT job_id FROM pending_result"))
+            var stranded: [JobID] = [], givenUp: [Job] = []
+            for var record in try JobRecord.filter(JobStatus.leased.map(\.rawValue).contains(Column("status"))).fetchAll(db)
+            where !held.contains(record.id) {
+                record.interruptedStarts += 1
+                try record.update(db)
+                if record.interruptedStarts >= limit { givenUp.append(try record.job()) } else { stranded.append(JobID(rawValue: record.id)) }
+            }
+            return (stranded, givenUp)
         }
         for id in stranded {
             try await requeue(id, reason: "the server stopped while the job ran; running it again", notBefore: at, countAttempt: false, at: at)
         }
-        return stranded
+        return Recovery(requeued: stranded, givenUp: givenUp)
     }
 
     // MARK: Helpers
@@ -427,6 +481,12 @@ public final class JobStore: Sendable {
                    idleSince: r.idleSince.map(Date.init(timeIntervalSince1970:)),
                    lastJobID: r.lastJobID.map(JobID.init(rawValue:)),
                    activeJobs: try activeJobs(db, host: r.name), fleet: r.fleet, instanceID: r.instanceID)
+    }
+
+    /// A project's jobs that wait: queued, or leased and waiting for their host.
+    private static func waitingJobs(_ db: Database, project: String) throws -> Int {
+        try JobRecord.filter(Column("project") == project
+            && [JobStatus.queued.rawValue, JobStatus.waitingForHost.rawValue].contains(Column("status"))).fetchCount(db)
     }
 
     private static func activeJobs(_ db: Database, host: String) throws -> Int {
@@ -455,12 +515,47 @@ public final class JobStore: Sendable {
         try await mappingErrors { try await pool.read(body) }
     }
 
-    /// GRDB's errors become `StoreError`; ours pass through.
+    private enum IntakeRace<T: Sendable>: Sendable {
+        case done(Result<T, StoreError>)
+        case late
+    }
+
+    /// A write for a sender that waits for its answer: given up after `intakeDeadline`. The
+    /// write is cancelled then; if it got through all the same, its answer stands, so a
+    /// refusal always means nothing was stored.
+    private func intakeWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
+        let race = await withTaskGroup(of: IntakeRace<T>.self) { group -> IntakeRace<T> in
+            group.addTask {
+                do throws(StoreError) { return .done(.success(try await self.write(body))) } catch { return .done(.failure(error)) }
+            }
+            group.addTask {
+                try? await Task.sleep(for: Self.intakeDeadline)
+                return .late
+            }
+            var answer = IntakeRace<T>.late
+            while let next = await group.next() {
+                if case .done = next { answer = next }
+                group.cancelAll()
+            }
+            return answer
+        }
+        switch race {
+        case .done(let result): return try result.get()
+        case .late: throw .busy("a write waited \(Self.intakeDeadline)")
+        }
+    }
+
+    /// GRDB's errors become `StoreError`; ours pass through. A lock that outlasted the wait,
+    /// and a write cancelled while it waited, are `busy`.
     private func mappingErrors<T>(_ operation: () async throws -> T) async throws(StoreError) -> T {
         do {
             return try await operation()
         } catch let error as StoreError {
             throw error
+        } catch is CancellationError {
+            throw .busy("the write was given up while it waited")
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+            throw .busy("\(error.message ?? "database is locked")")
         } catch {
             throw .database("\(error)")
         }

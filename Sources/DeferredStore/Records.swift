@@ -18,11 +18,14 @@ struct JobRecord: Codable, FetchableRecord, PersistableRecord {
     var finishedAt: Double?
     var delivery: String?
     var expiredAt: Double?
+    /// Server starts that found this job holding a lease (the crash-loop guard counts them).
+    var interruptedStarts = 0
 
     enum CodingKeys: String, CodingKey {
         case id, token, project, trigger, status, attempts, delivery
         case hostName = "host_name", notBefore = "not_before", queuedAt = "queued_at"
         case startedAt = "started_at", finishedAt = "finished_at", expiredAt = "expired_at"
+        case interruptedStarts = "interrupted_starts"
     }
 
     init(_ job: Job, delivery: String?) throws {
@@ -77,10 +80,12 @@ struct DeliveryRecord: Codable, FetchableRecord, PersistableRecord {
     var guid: String
     var jobID: String
     var receivedAt: Double
+    /// SHA-256 of the signed body: the same push under another delivery id is the same job.
+    var bodySHA256: String?
 
     enum CodingKeys: String, CodingKey {
         case guid
-        case jobID = "job_id", receivedAt = "received_at"
+        case jobID = "job_id", receivedAt = "received_at", bodySHA256 = "body_sha256"
     }
 }
 
@@ -138,5 +143,44 @@ struct JobPayloadRecord: Codable, FetchableRecord, PersistableRecord {
     enum CodingKeys: String, CodingKey {
         case body
         case jobID = "job_id"
+    }
+}
+
+/// A job's end that waits for its results.json to be stored (a full disk, a store that is
+/// down): the job is recorded as ended only once the file is there.
+struct PendingResultRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "pending_result"
+    var jobID: String
+    var status: String
+    var exitStatus: Int?
+    var signal: String?
+    var error: String?
+    var startedAt: Double
+    var finishedAt: Double
+    var results: Data
+    var since: Double
+
+    enum CodingKeys: String, CodingKey {
+        case status, signal, error, results, since
+        case jobID = "job_id", exitStatus = "exit_status", startedAt = "started_at", finishedAt = "finished_at"
+    }
+
+    init(_ id: JobID, outcome: JobOutcome, results: Data, since: Date) {
+        jobID = id.rawValue
+        status = outcome.status.rawValue
+        exitStatus = outcome.exitStatus
+        signal = outcome.signal
+        error = outcome.error
+        startedAt = outcome.startedAt.timeIntervalSince1970
+        finishedAt = outcome.finishedAt.timeIntervalSince1970
+        self.results = results
+        self.since = since.timeIntervalSince1970
+    }
+
+    /// The outcome as far as the store needs it; the rest is in `results`.
+    func outcome() throws -> JobOutcome {
+        guard let status = JobStatus(rawValue: status) else { throw StoreError.corrupt("pending result of \(jobID) has status '\(status)'") }
+        return JobOutcome(status: status, exitStatus: exitStatus, signal: signal, error: error,
+                          startedAt: Date(timeIntervalSince1970: startedAt), finishedAt: Date(timeIntervalSince1970: finishedAt))
     }
 }

@@ -81,6 +81,25 @@ enum Schema {
             }
             try db.create(index: "job_by_project", on: "job", columns: ["project", "queued_at"])
         }
+        migrator.registerMigration("v7: replayed bodies, starts that found a job running, results waiting for the store") { db in
+            // A push replayed with a new (unsigned) delivery id is known by its signed body.
+            try db.alter(table: "delivery") { t in t.add(column: "body_sha256", .text) }
+            try db.create(index: "delivery_by_body", on: "delivery", columns: ["body_sha256"])
+            try db.alter(table: "job") { t in t.add(column: "interrupted_starts", .integer).notNull().defaults(to: 0) }
+            // A job whose results.json could not be written yet: it is not ended until it is.
+            try db.create(table: "pending_result") { t in
+                t.primaryKey("job_id", .text).references("job", onDelete: .cascade)
+                t.column("status", .text).notNull()
+                t.column("exit_status", .integer)
+                t.column("signal", .text)
+                t.column("error", .text)
+                t.column("started_at", .double).notNull()
+                t.column("finished_at", .double).notNull()
+                t.column("results", .blob).notNull()
+                t.column("since", .double).notNull()
+            }
+            try db.create(index: "job_by_project_status", on: "job", columns: ["project", "status"])
+        }
         return migrator
     }
 }

@@ -138,4 +138,35 @@ import Testing
         #expect(cut.refused.map(\.path) == ["cut.bin"])
         #expect(!FileManager.default.fileExists(atPath: folder + "/out/cut.bin"))
     }
+
+    /// Three headers a job's host once sent to crash the server (issue 13), kept with the
+    /// fuzzers' regressions: each is now a stream error, and the entry before it stays.
+    @Test(arguments: [
+        ("pax-record-length-too-small.tar", "malformed record"),
+        ("pax-negative-size.tar", "unreadable size '-30000000'"),
+        ("long-name-negative-base256-size.tar", "unreadable size"),
+    ])
+    func malformedHeadersAreRefusedWithAnError(_ name: String, _ reason: String) throws {
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz/Regressions/tar/" + name)
+        let unpacker = try unpack(try Data(contentsOf: file))
+        #expect(unpacker.streamError?.contains(reason) == true, "\(unpacker.streamError ?? "no error")")
+        #expect(unpacker.kept.isEmpty)
+        #expect(unpacker.collected.refused.contains { $0.reason == unpacker.streamError })
+    }
+
+    @Test func sizesTheHeaderCannotHoldAreUnreadable() {
+        #expect(ArtifactUnpacker.number(ArraySlice(Array("-0000001\0".utf8))) == nil)
+        #expect(ArtifactUnpacker.number(ArraySlice([0xff] + [UInt8](repeating: 0xff, count: 11))) == nil)
+        #expect(ArtifactUnpacker.number(ArraySlice([0x80] + [UInt8](repeating: 0xff, count: 11))) == nil)
+        #expect(ArtifactUnpacker.number(ArraySlice([0x80] + [UInt8](repeating: 0, count: 9) + [1, 0])) == 256)
+        #expect(ArtifactUnpacker.number(ArraySlice(Array("  000644 \0".utf8))) == 0o644)
+        var short = ArraySlice(Array("1 path=a\n".utf8))
+        #expect(ArtifactUnpacker.paxRecord(&short) == nil)
+        var good = ArraySlice(Array("11 path=ab\n12 size=100\n".utf8))
+        #expect(ArtifactUnpacker.paxRecord(&good).map { String(decoding: $0, as: UTF8.self) } == "path=ab")
+        #expect(ArtifactUnpacker.paxRecord(&good).map { String(decoding: $0, as: UTF8.self) } == "size=100")
+        #expect(good.isEmpty)
+    }
 }

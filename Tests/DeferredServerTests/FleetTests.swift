@@ -41,8 +41,10 @@ import Testing
         try await harness.serve { client in
             let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\nsleep 1\necho built\n"])
             var urls: [String] = []
-            for _ in 0..<5 {
-                let response = try await ServerHarness.post(client, harness.pushPayload(commit: commit))
+            for n in 0..<5 {
+                // Five pushes, not one sent five times: the same body again is a replay, deduped.
+                let body = harness.repo.pushPayload(repository: ServerHarness.repository, ref: "refs/heads/main", commit: commit, pusher: "octocat\(n)")
+                let response = try await ServerHarness.post(client, body)
                 urls.append(try #require(ServerHarness.json(response)["result_url"] as? String))
             }
             for url in urls {

@@ -150,12 +150,7 @@ import Testing
 
     @Test func aJobLeftRunningByAStoppedServerRunsAgainAtStart() async throws {
         let harness = try await ServerHarness()
-        let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\necho recovered\n"])
-        let job = Job(project: "sample", trigger: .push(PushTrigger(
-            repository: ServerHarness.repository, ref: "refs/heads/main", commit: commit, delivery: "d-restart",
-            pusher: "octocat", cloneURL: harness.repo.path)))
-        _ = try await harness.store.enqueue(job, delivery: "d-restart")
-        try await harness.store.register(hosts: harness.config.hosts)
+        let job = try await harness.storePush(["script/job.sh": "#!/bin/sh\necho recovered\n"], delivery: "d-restart")
         // The server "crashed" while the job held its host.
         let lease = try #require(try await harness.store.leaseNext { _ in [.host(name: "loopback", maxJobs: 1)] })
         try await harness.store.markRunning(lease.job.id)

@@ -93,9 +93,10 @@ import Testing
 
     /// Posts a good script three times under `limits`; returns the third answer, after
     /// checking the first two were taken and the third stored nothing.
-    private func thirdPost(under limits: ScriptLimits) async throws -> TestResponse {
+    private func thirdPost(under limits: ScriptLimits, projectMaxQueued: Int = 100) async throws -> TestResponse {
         let harness = try await ServerHarness()
         harness.config.scripts = limits
+        harness.config.projects[0].maxQueued = projectMaxQueued
         let key = try await harness.addSigner("alice", principal: "alice@example.com")
         let signature = try await harness.sign(Self.script, key: key)
         let store = harness.store
@@ -118,7 +119,7 @@ import Testing
     }
 
     @Test func aFullQueueRefusesWithRetryAfter() async throws {
-        let refused = try await thirdPost(under: ScriptLimits(ratePerMinute: 600, burst: 100, maxQueued: 2))
+        let refused = try await thirdPost(under: ScriptLimits(ratePerMinute: 600, burst: 100), projectMaxQueued: 2)
         #expect(refused.status == .serviceUnavailable)
         #expect(refused.headers[.retryAfter] == "30")
         #expect((ServerHarness.json(refused)["error"] as? String)?.contains("waiting for a host") == true)

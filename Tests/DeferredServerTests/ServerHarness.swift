@@ -34,6 +34,8 @@ final class ServerHarness: @unchecked Sendable {
     var heartbeat: Duration = .seconds(15)
     /// Before the first retry of a commit status or notify_url post.
     var outboundRetryBase: Duration = .seconds(1)
+    /// How long a timed-out job's silent host is waited for past the kill grace.
+    var stallGrace: Duration = .seconds(3)
     let store: JobStore
     var artifacts: any ArtifactStore
 
@@ -62,7 +64,7 @@ final class ServerHarness: @unchecked Sendable {
     }
 
     func makeDispatcher() -> Dispatcher {
-        Dispatcher(config: config, store: store, artifacts: artifacts, runner: JobRunner(killGrace: 1),
+        Dispatcher(config: config, store: store, artifacts: artifacts, runner: JobRunner(killGrace: 1, stallGrace: stallGrace),
                    providers: providers, outboundRetryBase: outboundRetryBase, logger: Logger(label: "test"))
     }
 
@@ -163,6 +165,18 @@ final class ServerHarness: @unchecked Sendable {
 
     func pushPayload(commit: String, ref: String = "refs/heads/main") -> Data {
         repo.pushPayload(repository: Self.repository, ref: ref, commit: commit)
+    }
+
+    /// A push job of a new commit holding `files`, put straight into the store as the intake
+    /// would, with the configured hosts registered: for tests of what a server start finds.
+    func storePush(_ files: [String: String], delivery: String) async throws -> Job {
+        let commit = try await repo.commit(files)
+        let job = Job(project: "sample", trigger: .push(PushTrigger(
+            repository: Self.repository, ref: "refs/heads/main", commit: commit, delivery: delivery,
+            pusher: "octocat", cloneURL: repo.path)))
+        _ = try await store.enqueue(job, delivery: delivery)
+        try await store.register(hosts: config.hosts)
+        return job
     }
 
     /// Runs a push of `files` end to end and returns results.json.

@@ -46,7 +46,7 @@ public struct ConfigLoader: Sendable {
             readHost(t, index: i, base: baseDirectory, problems: &problems)
         }
         let projects = root.tableArray("projects").enumerated().compactMap { i, t in
-            readProject(t, index: i, base: baseDirectory, problems: &problems)
+            readProject(t, index: i, base: baseDirectory, defaultMaxQueued: scripts.maxQueued, problems: &problems)
         }
         let fleets = root.tableArray("fleets").enumerated().compactMap { i, t in
             readFleet(t, index: i, base: baseDirectory, problems: &problems)
@@ -223,7 +223,8 @@ public struct ConfigLoader: Sendable {
                           wakeTimeoutMinutes: wakeTimeout)
     }
 
-    private func readProject(_ table: TOMLTable, index: Int, base: String, problems: inout [ConfigProblem]) -> ProjectConfig? {
+    private func readProject(_ table: TOMLTable, index: Int, base: String, defaultMaxQueued: Int,
+                             problems: inout [ConfigProblem]) -> ProjectConfig? {
         var r = TableReader(table, path: "projects[\(index)]")
         defer {
             r.reportUnknownKeys()
@@ -268,6 +269,8 @@ public struct ConfigLoader: Sendable {
         let maxScript = r.integer("max_script_bytes", range: 1...(16 << 20)) ?? (1 << 20)
         let maxArtifactBytes = r.integer("max_artifact_bytes", range: 0...(1 << 44)) ?? (1 << 30)
         let maxArtifactFiles = r.integer("max_artifact_files", range: 0...10_000_000) ?? 10_000
+        let maxQueued = r.integer("max_queued", range: 1...1_000_000) ?? defaultMaxQueued
+        let maxOutputBytes = r.integer("max_output_bytes", range: 1024...(1 << 44)) ?? (64 << 20)
         let notifyURL = r.string("notify_url")
         if let notifyURL, !(notifyURL.hasPrefix("https://") || notifyURL.hasPrefix("http://")) {
             r.problem("notify_url", "'\(notifyURL)' is not an http(s) URL", fix: "write it as \"https://example.com/deferred-hook\"")
@@ -282,7 +285,8 @@ public struct ConfigLoader: Sendable {
                              cloneURL: cloneURL, hosts: hosts, timeoutMinutes: timeout, allowedSigners: allowedSigners,
                              scriptSecret: scriptSecret, interpreters: interpreters, allowedOrigins: origins,
                              maxScriptBytes: maxScript, maxArtifactBytes: Int64(maxArtifactBytes),
-                             maxArtifactFiles: maxArtifactFiles, notifyURL: notifyURL, notifySecret: notifySecret,
+                             maxArtifactFiles: maxArtifactFiles, maxQueued: maxQueued, maxOutputBytes: Int64(maxOutputBytes),
+                             notifyURL: notifyURL, notifySecret: notifySecret,
                              statusContext: statusContext)
     }
 

@@ -118,7 +118,7 @@ public struct ScriptLimits: Sendable {
     /// Token bucket per client IP: refill rate and size.
     public var ratePerMinute: Double
     public var burst: Int
-    /// Scripts are refused (503) while this many jobs wait for a host.
+    /// The `max_queued` of projects that set none.
     public var maxQueued: Int
 
     public init(ratePerMinute: Double = 30, burst: Int = 10, maxQueued: Int = 100) {
@@ -269,14 +269,22 @@ public struct ProjectConfig: Sendable {
     /// What a job's artifacts may hold in all: past these, entries are refused (and listed).
     public var maxArtifactBytes: Int64
     public var maxArtifactFiles: Int
+    /// Pushes and scripts are refused (503) while this many of the project's jobs wait.
+    public var maxQueued: Int
+    /// Output past this (stdout and stderr together) is cut: output.log and the event stream
+    /// end with a marker line, results.json says `output_truncated`.
+    public var maxOutputBytes: Int64
 
     public init(
         name: String, repository: String, branches: [String] = [], command: String?, cloneURL: String? = nil,
         hosts: [String], timeoutMinutes: Double = 20, allowedSigners: AllowedSigners? = nil, scriptSecret: String? = nil,
         interpreters: [String] = ["/bin/sh"], allowedOrigins: [String] = [], maxScriptBytes: Int = 1 << 20,
-        maxArtifactBytes: Int64 = 1 << 30, maxArtifactFiles: Int = 10_000,
+        maxArtifactBytes: Int64 = 1 << 30, maxArtifactFiles: Int = 10_000, maxQueued: Int = 100,
+        maxOutputBytes: Int64 = 64 << 20,
         notifyURL: String? = nil, notifySecret: String? = nil, statusContext: String? = nil
     ) {
+        self.maxQueued = maxQueued
+        self.maxOutputBytes = maxOutputBytes
         self.notifyURL = notifyURL
         self.notifySecret = notifySecret
         self.statusContext = statusContext ?? "deferred/\(name)"

@@ -19,6 +19,6 @@ public struct JobFiles: Sendable, Equatable {
         for path in [artifacts, outputLog] where files.fileExists(atPath: path) {
             try files.removeItem(atPath: path)
         }
-        try files.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try PrivateFiles.makeFolder(folder)
     }
 }

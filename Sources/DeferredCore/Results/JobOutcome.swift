@@ -16,6 +16,11 @@ public struct JobOutcome: Sendable, Equatable {
     public var result: JSONValue?
     /// The artifacts collected from the host (none when the job never ran).
     public var artifacts: CollectedArtifacts
+    /// Output past the project's `max_output_bytes` was not kept.
+    public var outputCut = false
+    /// The job's processes may still run on its host: the host stopped answering after the
+    /// timeout, and the server stopped waiting. They are killed once it answers again.
+    public var leftOnHost = false
 
     public init(
         status: JobStatus, exitStatus: Int? = nil, signal: String? = nil, error: String? = nil,

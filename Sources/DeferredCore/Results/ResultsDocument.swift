@@ -58,7 +58,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         self.host = host
         stdout = outcome.stdout.text
         stderr = outcome.stderr.text
-        outputTruncated = outcome.stdout.truncated || outcome.stderr.truncated
+        outputTruncated = outcome.stdout.truncated || outcome.stderr.truncated || outcome.outputCut
         artifacts = outcome.artifacts.files.map {
             Artifact(path: $0.path, bytes: $0.bytes, sha256: $0.sha256, contentType: $0.contentType,
                      url: resultBase + "/artifacts/" + Self.urlPath($0.path))

@@ -59,7 +59,7 @@ public final class ArtifactUnpacker {
     public init(destination: String, limits: Limits = Limits()) throws {
         self.destination = URL(fileURLWithPath: destination).standardizedFileURL.path
         self.limits = limits
-        try FileManager.default.createDirectory(atPath: self.destination, withIntermediateDirectories: true)
+        try PrivateFiles.makeFolder(self.destination)
     }
 
     /// Takes the next bytes of the stream.
@@ -208,20 +208,45 @@ public final class ArtifactUnpacker {
             longName = String(decoding: data.prefix { $0 != 0 }, as: UTF8.self)
             return
         }
-        // pax records: "<length> <key>=<value>\n"
+        // pax records: "<length> <key>=<value>\n", the length counting the whole record.
         var rest = data[...]
-        while let space = rest.firstIndex(of: UInt8(ascii: " ")),
-              let length = Int(String(decoding: rest[rest.startIndex..<space], as: UTF8.self)), length > 0,
-              rest.count >= length {
-            let record = rest[rest.index(after: space)..<rest.index(rest.startIndex, offsetBy: length - 1)]
-            if let equals = record.firstIndex(of: UInt8(ascii: "=")) {
-                let key = String(decoding: record[record.startIndex..<equals], as: UTF8.self)
-                let value = String(decoding: record[record.index(after: equals)...], as: UTF8.self)
-                if key == "path" { paxPath = value }
-                if key == "size" { paxSize = Int64(value) }
+        while !rest.isEmpty {
+            guard let record = Self.paxRecord(&rest) else {
+                streamError = "an extended header holds a malformed record"
+                return
             }
-            rest = rest[rest.index(rest.startIndex, offsetBy: length)...]
+            guard let equals = record.firstIndex(of: UInt8(ascii: "=")) else { continue }
+            let key = String(decoding: record[record.startIndex..<equals], as: UTF8.self)
+            let value = String(decoding: record[record.index(after: equals)...], as: UTF8.self)
+            if key == "path" { paxPath = value }
+            if key == "size" {
+                guard let size = Self.decimal(value) else {
+                    streamError = "an extended header gives an unreadable size '\(value.prefix(40))'"
+                    return
+                }
+                paxSize = size
+            }
         }
+    }
+
+    /// Takes one pax record off the front of `rest`: its "key=value" bytes, or nil when the
+    /// length is not a number, is too short to hold itself, or runs past the header.
+    static func paxRecord(_ rest: inout ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
+        guard let space = rest.prefix(20).firstIndex(of: UInt8(ascii: " ")),
+              let length = decimal(String(decoding: rest[rest.startIndex..<space], as: UTF8.self)),
+              Int(length) <= rest.count else { return nil }
+        let end = rest.startIndex + Int(length)
+        // The record holds at least its length, the space and the closing newline.
+        guard end - 1 > space, rest[end - 1] == UInt8(ascii: "\n") else { return nil }
+        let record = rest[(space + 1)..<(end - 1)]
+        rest = rest[end...]
+        return record
+    }
+
+    /// Plain decimal digits only (no sign, no spaces), within Int64.
+    static func decimal(_ text: String) -> Int64? {
+        guard !text.isEmpty, text.utf8.count <= 18, text.utf8.allSatisfy({ (48...57).contains($0) }) else { return nil }
+        return Int64(text)
     }
 
     private func open(_ path: String, size: Int64, padding: Int) -> State? {
@@ -229,7 +254,8 @@ public final class ArtifactUnpacker {
             refuse(path, "past the limit of \(limits.maxFiles) files")
             return nil
         }
-        guard totalBytes + size <= limits.maxBytes else {
+        // A subtraction, not an addition: a size from the header may be near Int64's end.
+        guard size <= limits.maxBytes - totalBytes else {
             refuse(path, "past the limit of \(limits.maxBytes) bytes in all")
             return nil
         }
@@ -237,7 +263,7 @@ public final class ArtifactUnpacker {
             try makeFolders(path, includingLast: false)
             let full = destination + "/" + path
             // O_EXCL | O_NOFOLLOW: never through a link, never over an earlier entry.
-            let fd = Glibc.open(full, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            let fd = Glibc.open(full, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, PrivateFiles.fileMode)
             guard fd >= 0 else {
                 refuse(path, errno == EEXIST ? "the archive holds this path twice" : "cannot be written (\(String(cString: strerror(errno))))")
                 return nil
@@ -267,7 +293,7 @@ public final class ArtifactUnpacker {
                 guard info.st_mode & S_IFMT == S_IFDIR else { throw UnpackError("\(relative(current)) is not a folder") }
                 continue
             }
-            guard mkdir(current, 0o755) == 0 else { throw UnpackError("cannot make \(relative(current))") }
+            guard mkdir(current, PrivateFiles.folderMode) == 0 else { throw UnpackError("cannot make \(relative(current))") }
         }
     }
 
@@ -305,13 +331,23 @@ public final class ArtifactUnpacker {
         return prefix.isEmpty ? name : prefix + "/" + name
     }
 
-    /// Octal digits, or GNU's base-256 form (high bit set) for large values.
+    /// Octal digits, or GNU's base-256 form (high bit set) for large values. Nil for what no
+    /// size or checksum can be: a sign, a non-octal digit, a negative base-256 number, or a
+    /// value past 2^55 (no archive is that large, and sums of such sizes cannot overflow).
     static func number(_ field: ArraySlice<UInt8>) -> Int64? {
         if let first = field.first, first & 0x80 != 0 {
-            return field.dropFirst().reduce(Int64(first & 0x7f)) { $0 << 8 | Int64($1) }
+            // 0x80 marks a positive base-256 number; 0xff a negative one.
+            guard first == 0x80 else { return nil }
+            var value: Int64 = 0
+            for byte in field.dropFirst() {
+                guard value < 1 << 47 else { return nil }
+                value = value << 8 | Int64(byte)
+            }
+            return value
         }
-        let digits = field.prefix { $0 != 0 && $0 != UInt8(ascii: " ") }.drop { $0 == UInt8(ascii: " ") }
+        let digits = field.drop { $0 == UInt8(ascii: " ") }.prefix { $0 != 0 && $0 != UInt8(ascii: " ") }
         if digits.isEmpty { return 0 }
+        guard digits.count <= 18, digits.allSatisfy({ (48...55).contains($0) }) else { return nil }
         return Int64(String(decoding: digits, as: UTF8.self), radix: 8)
     }
 

@@ -1,0 +1,31 @@
+/// The parsers that read bytes from outside, each as one function of arbitrary bytes: what
+/// libFuzzer drives (`Fuzz/Package.swift`, `scripts/fuzz`) and what the corpus replay test
+/// runs on every `swift test`. A target may refuse its input in any way but a trap.
+public enum FuzzTarget: String, CaseIterable, Sendable {
+    /// A job's artifacts as its host streams them: the tar unpacker.
+    case tar
+    /// A GitHub push webhook's body, and the decision taken on it.
+    case pushPayload = "push-payload"
+    /// A posted script's JSON body, its interpreter and its signature.
+    case scriptPayload = "script-payload"
+    /// Armored SSH signatures (SSHSIG) and the keys inside them.
+    case sshSignature = "ssh-signature"
+    /// OpenSSH private keys (`deferred sign`, `submit`) and public key blobs.
+    case sshKeys = "ssh-keys"
+    /// A project's allowed_signers file.
+    case allowedSigners = "allowed-signers"
+    /// deferred.toml: the TOML parser and the config reader behind it.
+    case toml
+
+    public func run(_ bytes: [UInt8]) {
+        switch self {
+        case .tar: TarFuzzing.run(bytes)
+        case .pushPayload: PayloadFuzzing.push(bytes)
+        case .scriptPayload: PayloadFuzzing.script(bytes)
+        case .sshSignature: SignatureFuzzing.signature(bytes)
+        case .sshKeys: SignatureFuzzing.keys(bytes)
+        case .allowedSigners: SignatureFuzzing.allowedSigners(bytes)
+        case .toml: ConfigFuzzing.run(bytes)
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import DeferredCore
+import DeferredDemo
+import DeferredStore
+import Foundation
+import HTTPTypes
+import Testing
+
+/// Another process holds an exclusive lock on the state database (a backup, a stuck
+/// `sqlite3` shell): webhooks hear 503 with Retry-After instead of waiting past GitHub's
+/// patience, and a job that ends meanwhile is recorded once the lock goes.
+@Suite struct StoreLockTests {
+    /// Holds `BEGIN EXCLUSIVE` on `database` for `seconds`, in a python3 process of its own;
+    /// returns once the lock is held.
+    static func lock(_ database: String, for seconds: Int, marker: String) async throws -> SpawnedProcess {
+        let script = """
+            import sqlite3, sys, time
+            c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+            c.execute("BEGIN EXCLUSIVE")
+            open(sys.argv[3], "w").close()
+            time.sleep(int(sys.argv[2]))
+            c.execute("COMMIT")
+            """
+        let process = try SpawnedProcess(executable: "/usr/bin/env", arguments: ["python3", "-c", script, database, String(seconds), marker],
+                                         stderrPath: marker + ".log")
+        for _ in 0..<300 where !FileManager.default.fileExists(atPath: marker) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(FileManager.default.fileExists(atPath: marker), "the lock was never taken: \((try? String(contentsOfFile: marker + ".log", encoding: .utf8)) ?? "")")
+        return process
+    }
+
+    @Test func aLongLockGets503WithRetryAfterAndAJobThatEndsMeanwhileIsRecorded() async throws {
+        let harness = try await ServerHarness()
+        let store = harness.store
+        let release = harness.folder + "/release"
+        try await harness.serve { client in
+            // The job waits for a file, so that it ends while the lock is held.
+            let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\nwhile [ ! -e \(release) ]; do sleep 0.1; done\necho ended-under-lock\n"])
+            let queued = ServerHarness.json(try await ServerHarness.post(client, harness.pushPayload(commit: commit)))
+            let url = try #require(queued["result_url"] as? String)
+            let id = try #require((queued["id"] as? String).map(JobID.init(rawValue:)))
+            try await StalledHostTests.eventually("the job runs") { try await store.job(id: id)?.status == .running }
+
+            let locker = try await Self.lock(harness.config.server.statePath, for: 12, marker: harness.folder + "/locked")
+            defer { locker.terminate() }
+            FileManager.default.createFile(atPath: release, contents: nil)
+
+            let started = ContinuousClock.now
+            let refused = try await ServerHarness.post(client, harness.pushPayload(commit: String(repeating: "a", count: 40)))
+            print("store lock: a webhook was answered \(refused.status.code) after \(ContinuousClock.now - started)")
+            #expect(refused.status == .serviceUnavailable)
+            #expect(refused.headers[.retryAfter] == "10")
+            #expect((ServerHarness.json(refused)["error"] as? String)?.contains("locked") == true, "\(String(buffer: refused.body))")
+
+            let results = try await ServerHarness.results(client, resultURL: url)
+            #expect(results["status"] as? String == "succeeded")
+            #expect(results["stdout"] as? String == "ended-under-lock\n")
+            try await StalledHostTests.eventually("the end is recorded once the lock goes") { try await store.job(id: id)?.status == .succeeded }
+            let host = try #require(try await store.host(named: "loopback"))
+            #expect(host.activeJobs == 0 && host.state == .ready)
+        }
+    }
+}
