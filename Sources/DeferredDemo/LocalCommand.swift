@@ -12,30 +12,27 @@ public enum LocalCommand {
         }
     }
 
+    /// Through posix_spawn, with output to files read afterwards: Foundation's `Process` on
+    /// Linux is not safe to start from several threads at once, and its pipe reads trap when
+    /// another child's SIGCHLD interrupts them.
     @discardableResult
     public static func run(_ arguments: [String], in directory: String? = nil, environment: [String: String]? = nil) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        if let environment { process.environment = environment }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        // Read both pipes before waiting, so a chatty program cannot fill one and stall.
-        let errData = Locked<Data>(Data())
-        let reader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
-        reader.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        while !reader.isFinished { usleep(1000) }
-        let stderr = String(decoding: errData.get(), as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw Failure(command: arguments, status: process.terminationStatus, stderr: stderr)
-        }
-        return String(decoding: outData, as: UTF8.self)
+        let base = NSTemporaryDirectory() + "deferred-command-" + UUID().uuidString.prefix(8)
+        let out = base + ".out", err = base + ".err"
+        defer { for path in [out, err] { try? FileManager.default.removeItem(atPath: path) } }
+        // `env -C` changes folder in the child: nothing in this process moves.
+        // No inherited ssh-agent: these commands name their keys, and an agent another test
+        // started and stopped would only end them with SIGPIPE. A caller may still pass one.
+        var inherited = ProcessInfo.processInfo.environment
+        inherited["SSH_AUTH_SOCK"] = nil
+        let environment = environment ?? inherited
+        let process = try SpawnedProcess(executable: "/usr/bin/env", arguments: (directory.map { ["-C", $0] } ?? []) + arguments,
+                                         stdoutPath: out, stderrPath: err, environment: environment)
+        let status = process.waitForExit()
+        let stdout = String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
+        let stderr = String(decoding: FileManager.default.contents(atPath: err) ?? Data(), as: UTF8.self)
+        guard status == 0 else { throw Failure(command: arguments, status: status, stderr: stderr) }
+        return stdout
     }
 }
 
@@ -54,11 +51,3 @@ extension LocalCommand {
     }
 }
 
-/// A value behind a lock, for handing results between a helper thread and its starter.
-final class Locked<Value>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-    init(_ value: Value) { self.value = value }
-    func get() -> Value { lock.withLock { value } }
-    func set(_ newValue: Value) { lock.withLock { value = newValue } }
-}

@@ -8,14 +8,22 @@ public final class SpawnedProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var exited = false
 
-    /// `environment` nil passes this process's own.
-    public init(executable: String, arguments: [String], stderrPath: String, environment: [String: String]? = nil) throws {
+    /// `environment` nil passes this process's own; `stdoutPath` nil drops standard output.
+    public init(executable: String, arguments: [String], stdoutPath: String? = nil, stderrPath: String,
+                environment: [String: String]? = nil) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        if let stdoutPath {
+            posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        }
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        // Nothing else of ours goes to the child: not the sockets of HTTP requests under way
+        // (a child holding one keeps it open past our end of it) nor our servers' listeners.
+        _ = spawnClosesFrom(&actions, 3)
         // The child starts with no signal blocked or ignored: a test runner's blocked SIGTERM
         // would otherwise be inherited and leave `terminate()` waiting forever.
         var attributes = posix_spawnattr_t()
@@ -47,6 +55,20 @@ public final class SpawnedProcess: @unchecked Sendable {
         }
     }
 
+    /// Waits for the child to end and answers its exit status (128 + the signal that killed
+    /// it). A signal that interrupts the wait (another child's SIGCHLD) is not its end.
+    public func waitForExit() -> Int32 {
+        lock.withLock {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 {
+                guard errno == EINTR else { exited = true; return -1 }
+            }
+            exited = true
+            let signal = status & 0x7f
+            return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+        }
+    }
+
     /// SIGTERM, then waits for the child to end.
     public func terminate() {
         lock.withLock {
@@ -58,3 +80,8 @@ public final class SpawnedProcess: @unchecked Sendable {
         }
     }
 }
+
+/// glibc's posix_spawn_file_actions_addclosefrom_np (2.34 and later), which Swift's Glibc
+/// module does not show: the child closes every descriptor from `lowest` on before it starts.
+@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
+private func spawnClosesFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ lowest: Int32) -> Int32

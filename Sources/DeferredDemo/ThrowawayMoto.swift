@@ -1,5 +1,6 @@
 import DeferredCloud
 import Foundation
+import Synchronization
 
 /// `moto_server` (from PyPI) on a free loopback port: a real EC2, S3 and IAM API for tests.
 /// It keeps state until `reset()`.
@@ -26,6 +27,21 @@ public final class ThrowawayMoto: @unchecked Sendable {
     /// every request's SigV4 against the IAM users made before.
     public static func start(checkSignaturesAfter actions: Int? = nil) async throws -> ThrowawayMoto {
         guard let executable = Self.which("moto_server") else { throw Failure.notInstalled }
+        await slots.acquire()
+        do {
+            return try await launch(executable, checkSignaturesAfter: actions)
+        } catch {
+            await slots.release()
+            throw error
+        }
+    }
+
+    /// At most this many moto_servers at once in one test run: each imports its world at its
+    /// first requests, and a score of them doing that together starved the machine until a
+    /// request timed out, was sent again, and RunInstances launched twice.
+    private static let slots = Slots(4)
+
+    private static func launch(_ executable: String, checkSignaturesAfter actions: Int?) async throws -> ThrowawayMoto {
         let log = NSTemporaryDirectory() + "deferred-moto-\(UUID().uuidString.prefix(8)).log"
         var environment = ProcessInfo.processInfo.environment
         if let actions { environment["INITIAL_NO_AUTH_ACTION_COUNT"] = String(actions) }
@@ -74,14 +90,35 @@ public final class ThrowawayMoto: @unchecked Sendable {
     }
 
     public func stop() {
+        guard stopped.withLock({ stopped in defer { stopped = true }; return !stopped }) else { return }
         process.terminate()
         try? FileManager.default.removeItem(atPath: logPath)
+        Task { await Self.slots.release() }
     }
+
+    private let stopped = Mutex(false)
 
     deinit { stop() }
 
     static func which(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+}
+
+/// A counting semaphore for tasks: `acquire` waits while none is free.
+actor Slots {
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(_ count: Int) { free = count }
+
+    func acquire() async {
+        if free > 0 { free -= 1; return }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty { free += 1 } else { waiting.removeFirst().resume() }
     }
 }

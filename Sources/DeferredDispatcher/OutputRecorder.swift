@@ -89,8 +89,15 @@ final class OutputRecorder: Sendable {
                 let take = min(ready[run.stream] ?? 0, run.bytes.count)
                 ready[run.stream] = (ready[run.stream] ?? 0) - take
                 if take > 0 {
-                    let text = String(decoding: run.bytes[..<take], as: UTF8.self)
-                    if chunks.last?.stream == run.stream { chunks[chunks.count - 1].text += text } else { chunks.append((run.stream, text, run.arrived)) }
+                    // Rows of at most `rowLimit`: a listener or a page reads them a few at a time.
+                    for piece in Self.pieces(run.bytes[..<take], upTo: Self.rowLimit) {
+                        let text = String(decoding: piece, as: UTF8.self)
+                        if chunks.last?.stream == run.stream, chunks[chunks.count - 1].text.utf8.count + piece.count <= Self.rowLimit {
+                            chunks[chunks.count - 1].text += text
+                        } else {
+                            chunks.append((run.stream, text, run.arrived))
+                        }
+                    }
                 }
                 if take < run.bytes.count {
                     let rest = Array(run.bytes[take...])
@@ -107,6 +114,23 @@ final class OutputRecorder: Sendable {
         // If the store fails, output.log on disk still has them.
         let store = self.store, job = self.job
         await Task { try? await store.appendOutput(job, chunks) }.value
+    }
+
+    /// The most one stored chunk holds.
+    static let rowLimit = 64 << 10
+
+    /// `bytes` in pieces of at most `limit`, each cut between UTF-8 characters.
+    static func pieces(_ bytes: ArraySlice<UInt8>, upTo limit: Int) -> [ArraySlice<UInt8>] {
+        var pieces: [ArraySlice<UInt8>] = [], rest = bytes
+        while rest.count > limit {
+            var end = rest.startIndex + limit
+            // Back over continuation bytes, so that no character is split (at most 3 steps).
+            while end > rest.startIndex + limit - 4, rest[end] & 0xC0 == 0x80 { end -= 1 }
+            pieces.append(rest[..<end])
+            rest = rest[end...]
+        }
+        if !rest.isEmpty { pieces.append(rest) }
+        return pieces
     }
 
     /// Where to cut: after the last newline, or (`all`) everything but a UTF-8 sequence cut short.

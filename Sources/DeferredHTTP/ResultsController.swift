@@ -123,7 +123,11 @@ public struct ResultsController: Sendable {
         }
         guard let location = try await artifacts.locate(object, token: job.token) else {
             if object == .results {
-                throw APIError(.internalServerError, "the job ended but its results.json is missing from the artifact store")
+                // A job ends only once its results.json is stored: a file that cannot be read
+                // now (no descriptors left, a disk being swapped) is a passing trouble.
+                var error = APIError(.serviceUnavailable, "the job ended but its results.json cannot be read right now; try again shortly")
+                error.headers[.retryAfter] = "5"
+                throw error
             }
             throw APIError(.notFound, "the job has no \(object.key)")
         }
@@ -165,6 +169,8 @@ public struct ResultsController: Sendable {
                     })
                     cursor = last.cursor
                 }
+                // A listener far behind reads on at once, a page at a time.
+                if feed.hasMore { continue }
                 // The read that found the job ended also holds its last events: nothing follows.
                 if feed.jobEnded {
                     let summary = await Self.summary(of: job, resultURL: resultURL, artifacts: artifacts)

@@ -84,7 +84,8 @@ public struct ScriptController: Sendable {
             throw APIError(.unsupportedMediaType, "post the script as application/json: {\"script\", \"signature\", \"interpreter\"?}")
         }
         // JSON escaping can double a script's size; the script itself is checked below.
-        let body = try await RequestBody.collect(request, limit: project.maxScriptBytes * 2 + 64 * 1024)
+        let body = try await RequestBody.collect(request, limit: project.maxScriptBytes * 2 + 64 * 1024,
+                                                 deadline: config.server.bodyTimeout)
         guard let posted = ScriptPost.parse(body) else {
             throw APIError(.badRequest, "the body is not a JSON object of the form {\"script\", \"signature\", \"interpreter\"?}")
         }

@@ -22,12 +22,14 @@ public enum ServerApplication {
         return router
     }
 
+    /// `maxConnections`: the open connections the file limit leaves room for.
     public static func make(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore, hostCommands: any HostCommands,
-                            logger: Logger, onQueued: @escaping @Sendable () -> Void) -> some ApplicationProtocol {
+                            maxConnections: Int, logger: Logger, onQueued: @escaping @Sendable () -> Void) -> some ApplicationProtocol {
         Application(
             router: router(config: config, store: store, artifacts: artifacts, hostCommands: hostCommands, onQueued: onQueued),
+            server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(config.server.idleTimeoutSeconds * 1000)))),
             configuration: .init(address: .hostname(config.server.listenHost, port: config.server.listenPort),
-                                 serverName: "deferred"),
+                                 serverName: "deferred", availableConnectionsDelegate: .maximum(maxConnections, logger: logger)),
             logger: logger
         )
     }

@@ -32,7 +32,7 @@ public struct WebhookController: Sendable {
 
     func receive(_ request: Request, context: DeferredRequestContext) async throws -> Response {
         try checkNetwork(context)
-        let body = try await RequestBody.collect(request, limit: Self.bodyLimit)
+        let body = try await RequestBody.collect(request, limit: Self.bodyLimit, deadline: config.server.bodyTimeout)
         do throws(WebhookSignature.Failure) {
             try WebhookSignature.verify(header: request.headers[.hubSignature256], body: body, secret: config.github.secret)
         } catch {

@@ -79,6 +79,8 @@ public struct EC2HostProvider: HostProvider {
                 launched = try await ec2.runInstances(request)
             } catch .api(let error) where request.spot && error.isSpotRefusal {
                 request.spot = false
+                // Another launch, so another token: EC2 refuses a token reused with other parameters.
+                request.clientToken = UUID().uuidString
                 launched = try await ec2.runInstances(request)
             }
             guard let id = launched.first?.id, !id.isEmpty else {

@@ -43,9 +43,12 @@ public struct JobRunner: Sendable {
         }
 
         let log = try OutputLog(path: files.outputLog)
+        let budget = OutputBudget(limit: project.maxOutputBytes)
         let run = try await execute(command, stdin: stdin, job: job, timeout: project.timeout, on: session) { event in
-            log.append(event)
-            onOutput(event)
+            for kept in budget.admit(event) {
+                log.append(kept)
+                onOutput(kept)
+            }
         }
         log.close()
         if run.abandoned {
@@ -54,11 +57,14 @@ public struct JobRunner: Sendable {
                                   started: started, timeout: project.timeoutMinutes)
             outcome.error = "the job ran past its timeout of \(Self.format(minutes: project.timeoutMinutes)) and its host stopped answering; the server stopped waiting, and kills the job's processes once the host answers again"
             outcome.leftOnHost = true
+            outcome.outputCut = budget.cut
             return outcome
         }
         let limits = ArtifactUnpacker.Limits(maxBytes: project.maxArtifactBytes, maxFiles: project.maxArtifactFiles)
         let collected = try await collect(job, into: files, limits: limits, on: session)
-        return outcome(of: run, collected: collected, started: started, timeout: project.timeoutMinutes)
+        var outcome = outcome(of: run, collected: collected, started: started, timeout: project.timeoutMinutes)
+        outcome.outputCut = budget.cut
+        return outcome
     }
 
     /// Ends the job's process group on its host: SIGTERM, then SIGKILL after the grace.

@@ -3,7 +3,8 @@
 /// payload is ever part of a script's text.
 ///
 /// Layout on the host: `~/.deferred/jobs/<job id>/` holds `artifacts/`, `checkout/` (a push)
-/// or `script` and `work/` (a script), `pgid` (the job's process group) and `phase`; `~/.deferred/cache/<project>.git` is a bare
+/// or `script` and `work/` (a script), `pgid` (the job's process group), `scope` (its cgroup, where
+/// the host lets deferred make one) and `phase`; `~/.deferred/cache/<project>.git` is a bare
 /// repository that keeps fetched commits between jobs.
 enum RemoteScripts {
     /// $1 job id. Makes a fresh job folder and the helpers both kinds of job use; `run_in_group`
@@ -17,11 +18,26 @@ enum RemoteScripts {
     rm -rf "$job_dir" && mkdir -p "$job_dir/artifacts" "$root/cache" || { echo "deferred: cannot make $job_dir" >&2; exit 97; }
     phase() { printf '%s\n' "$1" > "$job_dir/phase"; }
     fail() { phase "$1"; printf 'deferred: %s\n' "$2" >&2; exit 97; }
+    # A cgroup v2 folder of the job's own, where the host lets us make one: every process the
+    # job starts stays in it, a child that calls setsid included, so the kill script reaches
+    # them all. Its path goes to "scope"; nothing is printed where cgroups are not ours to make.
+    make_scope() {
+      cg=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts 2>/dev/null)
+      here=$(sed -n 's/^0:://p' /proc/self/cgroup 2>/dev/null)
+      [ -n "$cg" ] && [ -n "$here" ] || return 0
+      dir="$cg${here%/}/deferred-$job_id"
+      mkdir "$dir" 2>/dev/null || return 0
+      printf '%s\n' "$dir" > "$job_dir/scope"
+      printf '%s' "$dir"
+    }
     run_in_group() {
       export DEFERRED_JOB_ID="$job_id" DEFERRED_ARTIFACTS="$job_dir/artifacts"
       phase running
-      # setsid: the job leads a process group of its own, which the kill script ends whole.
-      setsid sh -c 'echo $$ > "$0/pgid"; exec "$@"' "$job_dir" "$@" </dev/null &
+      scope=$(make_scope)
+      # setsid: the job leads a process group of its own, which the kill script ends whole;
+      # in its scope (when there is one), so are the processes that leave the group.
+      setsid sh -c 'echo $$ > "$0/pgid"; [ -z "$1" ] || echo $$ > "$1/cgroup.procs" 2>/dev/null; shift; exec "$@"' \
+        "$job_dir" "$scope" "$@" </dev/null &
       wait $!
       status=$?
       phase finished
@@ -88,14 +104,20 @@ enum RemoteScripts {
     /// left after the grace period. OpenSSH ignores SSH `signal` requests for root and a
     /// closed channel leaves the command running, so killing is a command of its own.
     static let kill = #"""
-    f="$HOME/.deferred/jobs/$1/pgid"; grace=$2; i=0
+    dir="$HOME/.deferred/jobs/$1"; f="$dir/pgid"; grace=$2; i=0
     while [ ! -s "$f" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
     [ -s "$f" ] || exit 0
-    pg=$(cat "$f")
-    kill -TERM "-$pg" 2>/dev/null || exit 0
+    pg=$(cat "$f"); scope=$(cat "$dir/scope" 2>/dev/null)
+    members() { [ -n "$scope" ] && cat "$scope/cgroup.procs" 2>/dev/null; }
+    signal() { kill -"$1" "-$pg" 2>/dev/null; for p in $(members); do kill -"$1" "$p" 2>/dev/null; done; }
+    alive() { kill -0 "-$pg" 2>/dev/null || [ -n "$(members)" ]; }
+    alive || exit 0
+    signal TERM
     i=0
-    while kill -0 "-$pg" 2>/dev/null && [ $i -lt $((grace*10)) ]; do sleep 0.1; i=$((i+1)); done
-    kill -KILL "-$pg" 2>/dev/null
+    while alive && [ $i -lt $((grace*10)) ]; do sleep 0.1; i=$((i+1)); done
+    signal KILL
+    # cgroup.kill (Linux 5.14) takes every member at once, whatever forks meanwhile.
+    [ -n "$scope" ] && [ -e "$scope/cgroup.kill" ] && echo 1 > "$scope/cgroup.kill" 2>/dev/null
     exit 0
     """#
 
@@ -107,6 +129,8 @@ enum RemoteScripts {
     cd "$job_dir" 2>/dev/null || { echo missing; exit 0; }
     p=$(head -n 1 phase 2>/dev/null); printf '%s\n' "${p:-missing}"
     if [ -d artifacts ]; then tar -cf - -C artifacts . || echo "tar exited with status $?" >&2; fi
+    # The job's scope goes once nothing runs in it (a folder with processes cannot be removed).
+    [ -s scope ] && rmdir "$(cat scope)" 2>/dev/null
     cd / && rm -rf "$job_dir"
     """#
 }

@@ -79,7 +79,7 @@ public struct AllowedSigners: Sendable {
         var validBefore: (Date, String)?
         if !keyTypes.contains(next), !refusedKeyTypes.contains(next) {
             for option in splitOptions(next) {
-                let (name, value) = option.split(separator: "=", maxSplits: 1).map(String.init).pair
+                let (name, value) = option.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init).pair
                 switch name.lowercased() {
                 case "cert-authority":
                     throw problem("cert-authority lines are not supported; list each signer's own key")
@@ -159,5 +159,7 @@ private struct Fields {
 }
 
 private extension Array where Element == String {
-    var pair: (String, String?) { (self[0], count > 1 ? self[1] : nil) }
+    /// The name and value of `name=value`; an empty option ("," doubled, a bare "=") has an
+    /// empty name, which no option has.
+    var pair: (String, String?) { (first ?? "", count > 1 ? self[1] : nil) }
 }

@@ -50,6 +50,8 @@ public struct FeedCursor: Sendable, Hashable, CustomStringConvertible {
 public struct Feed: Sendable, Equatable {
     public var items: [FeedItem]
     public var jobEnded: Bool
+    /// The read stopped at its page size: read again from the last cursor, at once.
+    public var hasMore = false
 }
 
 /// One entry of a job's feed, with the cursor just past it.

@@ -21,10 +21,10 @@ public final class JobStore: Sendable {
     let feedReadsMade = Atomic<Int>(0)
 
     /// How long a write waits for another process's lock on the file before it fails.
-    public static let lockWait: TimeInterval = 4
+    public static let lockWait: TimeInterval = 2
     /// How long an intake write may wait (for the lock, or behind the dispatcher's writes that
     /// wait for it) before the sender is told to come back: GitHub waits 10 s at most.
-    public static let intakeDeadline: Duration = .seconds(4)
+    public static let intakeDeadline: Duration = .seconds(3)
 
     private struct FeedRead {
         var cursor: FeedCursor
@@ -296,18 +296,62 @@ public final class JobStore: Sendable {
         }
     }
 
+    /// Output rows one feed read takes at most (each at most 64 KiB): memory stays bounded
+    /// however large a job's output, and a listener far behind catches up page by page.
+    static let feedPageRows = 32
+
     private func readFeed(of id: JobID, after cursor: FeedCursor) async throws(StoreError) -> Feed {
         feedReadsMade.add(1, ordering: .relaxed)
-        let (events, output, status) = try await read { db in
+        var (events, output, status) = try await read { db in
             (try JobEventRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.event).order(Column("id")).fetchAll(db),
-             try JobOutputRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.output).order(Column("id")).fetchAll(db),
+             try JobOutputRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.output).order(Column("id"))
+                .limit(Self.feedPageRows).fetchAll(db),
              try String.fetchOne(db, sql: "SELECT status FROM job WHERE id = ?", arguments: [id.rawValue]))
         }
+        // A full page may have more output after it: events later than its last row wait for
+        // the next page, so that the feed stays in time order.
+        let hasMore = output.count == Self.feedPageRows
+        if hasMore, let last = output.last { events.removeAll { $0.at > last.at } }
+        return Self.merge(events, output, from: cursor, jobEnded: !hasMore && (status.flatMap(JobStatus.init(rawValue:))?.isFinal ?? true),
+                          hasMore: hasMore)
+    }
+
+    /// The job's events and its latest output, at most about `outputBytes` of it, for a page
+    /// that shows the end of a long log; `cut` when earlier output was left out. The cursor
+    /// of its last item is where a live view goes on from.
+    public func recentFeed(of id: JobID, outputBytes: Int) async throws(StoreError) -> (feed: Feed, cut: Bool) {
+        let (events, output, cut, status) = try await read { db in
+            var rows: [JobOutputRecord] = [], bytes = 0, before = Int64.max, cut = false
+            // Newest first, a page at a time, until the budget is spent.
+            page: while true {
+                let batch = try JobOutputRecord.filter(Column("job_id") == id.rawValue && Column("id") < before)
+                    .order(Column("id").desc).limit(Self.feedPageRows).fetchAll(db)
+                for row in batch {
+                    bytes += row.text.utf8.count
+                    if bytes > outputBytes { cut = true; break page }
+                    rows.append(row)
+                }
+                guard batch.count == Self.feedPageRows, let oldest = batch.last?.id else { break }
+                before = oldest
+            }
+            return (try JobEventRecord.filter(Column("job_id") == id.rawValue).order(Column("id")).fetchAll(db),
+                    Array(rows.reversed()), cut,
+                    try String.fetchOne(db, sql: "SELECT status FROM job WHERE id = ?", arguments: [id.rawValue]))
+        }
+        // Output left out is skipped by the cursor too: a live view continues after what is shown.
+        let start = FeedCursor(event: 0, output: max(0, (output.first?.id ?? 1) - 1))
+        let feed = Self.merge(events, output, from: start, jobEnded: status.flatMap(JobStatus.init(rawValue:))?.isFinal ?? true, hasMore: false)
+        return (feed, cut)
+    }
+
+    /// Events and output rows in time order, each with the cursor past it. A state change and
+    /// output at the same instant: the state first.
+    private static func merge(_ events: [JobEventRecord], _ output: [JobOutputRecord], from cursor: FeedCursor,
+                              jobEnded: Bool, hasMore: Bool) -> Feed {
         var items: [FeedItem] = []
         var position = cursor
         var e = events.startIndex, o = output.startIndex
         while e < events.endIndex || o < output.endIndex {
-            // Time order; a state change and output at the same instant: the state first.
             if o == output.endIndex || (e < events.endIndex && events[e].at <= output[o].at) {
                 let r = events[e]
                 e += 1
@@ -325,7 +369,7 @@ public final class JobStore: Sendable {
                                       cursor: position))
             }
         }
-        return Feed(items: items, jobEnded: status.flatMap(JobStatus.init(rawValue:))?.isFinal ?? true)
+        return Feed(items: items, jobEnded: jobEnded, hasMore: hasMore)
     }
 
     /// Sets a host's state outside a lease or a job's end: woken, stopped, or unknown after a failure.

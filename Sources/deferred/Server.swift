@@ -16,9 +16,12 @@ enum Server {
         let artifacts = try ArtifactStores.make(config.artifacts)
         let providers = try Server.providers(config)
         let dispatcher = Dispatcher(config: config, store: store, artifacts: artifacts, providers: providers, logger: logger)
+        let files = FileLimit.raised()
+        let connections = files.connectionCap(configured: config.server.maxConnections)
+        logger.info("open files: \(files); HTTP connections at most \(connections), idle ones closed after \(config.server.idleTimeoutSeconds) s")
         let application = ServerApplication.make(config: config, store: store, artifacts: artifacts,
                                                  hostCommands: HostControl(config: config, store: store, providers: providers),
-                                                 logger: logger, onQueued: { dispatcher.jobQueued() })
+                                                 maxConnections: connections, logger: logger, onQueued: { dispatcher.jobQueued() })
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: application), .init(service: dispatcher)],
                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -37,6 +37,41 @@ import Testing
         #expect(store.feedReadsMade.load(ordering: .relaxed) - readsBefore == 2)
     }
 
+    /// A long log is read a page at a time, in order, and the job's end comes after its last line.
+    @Test func aLongFeedComesInPagesInTimeOrder() async throws {
+        let scratch = try await ScratchStore()
+        defer { scratch.remove() }
+        let (store, job) = (scratch.store, scratch.job)
+        let start = Date()
+        for n in 0..<100 {
+            try await store.appendOutput(job.id, [(.stdout, "line \(n)\n", start.addingTimeInterval(Double(n) / 1000))])
+        }
+        try await store.register(hosts: [HostConfig(name: "h", address: "127.0.0.1", user: "u", identity: nil, knownHosts: "/dev/null")])
+        _ = try await store.leaseNext { _ in [.host(name: "h", maxJobs: 1)] }
+        try await store.finish(job.id, outcome: JobOutcome(status: .succeeded, exitStatus: 0, startedAt: start, finishedAt: start.addingTimeInterval(1)))
+
+        var cursor = FeedCursor(), pages: [Feed] = []
+        while pages.last?.jobEnded != true, pages.count < 20 {
+            let feed = try await store.feed(of: job.id, after: cursor)
+            pages.append(feed)
+            cursor = feed.items.last?.cursor ?? cursor
+        }
+        #expect(pages.count == 4)
+        #expect(pages.dropLast().allSatisfy { $0.hasMore && !$0.jobEnded })
+        let lines = pages.flatMap(Self.output(of:))
+        #expect(lines == (0..<100).map { "line \($0)\n" })
+        // The end is the last state the feed gives, after every line.
+        let last = try #require(pages.last?.items.last)
+        if case .state(let event) = last.kind { #expect(event.status == .succeeded) } else { Issue.record("the feed does not end with the job's end") }
+
+        // A page that shows the end of the log: the newest lines within the budget, and its events.
+        let (recent, cut) = try await store.recentFeed(of: job.id, outputBytes: 80)
+        #expect(cut)
+        #expect(Self.output(of: recent) == (90..<100).map { "line \($0)\n" })
+        #expect(recent.jobEnded)
+        #expect(recent.items.contains { if case .state(let e) = $0.kind { e.status == .queued } else { false } })
+    }
+
     private static func output(of feed: Feed) -> [String] {
         feed.items.compactMap { item in
             if case .output(let chunk) = item.kind { chunk.text } else { nil }

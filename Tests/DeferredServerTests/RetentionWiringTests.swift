@@ -50,27 +50,9 @@ import Testing
         try #require(FileManager.default.isExecutableFile(atPath: executable), "build the package first: \(executable)")
         let harness = try await ServerHarness()
         let old = try await Self.oldJob(in: harness, daysAgo: 15)
-        let config = harness.folder + "/deferred.toml"
-        try """
-            [server]
-            state = "sqlite:\(harness.config.server.statePath)"
-            [github]
-            secret_env = "DEFERRED_TEST_SECRET"
-            [artifacts]
-            store = "file:\(harness.config.artifacts.directory)"
-            retention_days = 14
-            [[hosts]]
-            name = "loopback"
-            address = "127.0.0.1"
-            port = \(harness.sshd.port)
-            user = "\(harness.sshd.user)"
-            identity = "\(harness.sshd.clientKey)"
-            known_hosts = "\(harness.sshd.knownHosts)"
-            [[projects]]
-            name = "sample"
-            repository = "octo-org/sample"
-            hosts = ["loopback"]
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try harness.writeConfig(
+            server: [#"state = "sqlite:\#(harness.config.server.statePath)""#],
+            artifacts: [#"store = "file:\#(harness.config.artifacts.directory)""#, "retention_days = 14"])
         var environment = ProcessInfo.processInfo.environment
         environment["DEFERRED_TEST_SECRET"] = "x"
         let output = try await LocalCommand.runOffPool([executable, "idle-sleep", "--config", config], environment: environment)

@@ -167,6 +167,19 @@ final class ServerHarness: @unchecked Sendable {
         repo.pushPayload(repository: Self.repository, ref: ref, commit: commit)
     }
 
+    /// A deferred.toml for the built executable, as an operator writes one: this harness's sshd
+    /// as host `loopback`, project `sample`, the webhook secret in DEFERRED_TEST_SECRET, and
+    /// the given lines added to `[server]`, `[artifacts]` and the project. Returns its path.
+    func writeConfig(server: [String], artifacts: [String], project: [String] = []) throws -> String {
+        let path = folder + "/deferred.toml"
+        try ((["[server]"] + server + ["[github]", #"secret_env = "DEFERRED_TEST_SECRET""#, "[artifacts]"] + artifacts + [
+            "[[hosts]]", #"name = "loopback""#, #"address = "127.0.0.1""#, "port = \(sshd.port)", #"user = "\#(sshd.user)""#,
+            #"identity = "\#(sshd.clientKey)""#, #"known_hosts = "\#(sshd.knownHosts)""#,
+            "[[projects]]", #"name = "sample""#, #"repository = "octo-org/sample""#, #"hosts = ["loopback"]"#,
+        ] + project).joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     /// A push job of a new commit holding `files`, put straight into the store as the intake
     /// would, with the configured hosts registered: for tests of what a server start finds.
     func storePush(_ files: [String: String], delivery: String) async throws -> Job {

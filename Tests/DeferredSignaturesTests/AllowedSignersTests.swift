@@ -71,6 +71,16 @@ import Testing
         #expect(error?.problems.first?.message.contains("cert-authority") == true)
     }
 
+    /// Found by scripts/fuzz: an option with an empty name (a bare "=") once trapped. A doubled
+    /// comma between options is only an empty gap, as in OpenSSH.
+    @Test func emptyOptionsAreBadLinesNotACrash() throws {
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDTioMmjxnCxlgpl2L5gfZo9vgBOEPihJ+xeC+kfph8f"
+        let text = "a@example.com namespaces=\"deferred\",,valid-after=20240101 \(key)\nb@example.com = \(key)\n"
+        let error = #expect(throws: AllowedSignersError.self) { try AllowedSigners(text: text) }
+        #expect(error?.problems.map(\.line) == [2])
+        #expect(error?.problems.allSatisfy { $0.message.contains("unknown option ''") } == true, "\(error?.problems ?? [])")
+    }
+
     @Test func timestampsWithoutZAreLocalTime() throws {
         let lab = try KeyLab()
         defer { lab.remove() }

@@ -27,6 +27,9 @@ public struct EC2LaunchRequest: Sendable {
     public var spot: Bool
     /// Spot instances that should survive a stop are persistent requests that stop on interruption.
     public var spotStoppable: Bool
+    /// Makes the launch idempotent: a call retried after a timeout whose first try did go
+    /// through gets the same instances, not a second set (EC2's `ClientToken`).
+    public var clientToken: String = UUID().uuidString
 
     public init(imageID: String, instanceType: String, count: Int = 1, keyName: String? = nil, subnetID: String? = nil,
                 securityGroupIDs: [String] = [], userData: String? = nil, tags: [String: String] = [:],
@@ -90,6 +93,7 @@ public struct EC2Client: Sendable {
             ("ImageId", request.imageID), ("InstanceType", request.instanceType),
             // All or nothing: a fleet asks for what it needs, not for what happens to fit.
             ("MinCount", String(request.count)), ("MaxCount", String(request.count)),
+            ("ClientToken", request.clientToken),
         ]
         if let key = request.keyName { parameters.append(("KeyName", key)) }
         if let subnet = request.subnetID { parameters.append(("SubnetId", subnet)) }

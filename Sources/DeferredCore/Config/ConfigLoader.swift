@@ -88,8 +88,12 @@ public struct ConfigLoader: Sendable {
             r.problem("state", "'\(state)' is not supported", fix: "use \"sqlite:PATH\" (PostgreSQL is not supported yet)")
         }
         let adminToken = secret(&r, key: "admin_token_env")
+        let idle = r.number("idle_timeout_seconds", minimum: 0, exclusive: true) ?? 30
+        let body = r.number("body_timeout_seconds", minimum: 0, exclusive: true) ?? 60
+        let connections = r.integer("max_connections", range: 16...1_000_000) ?? 4096
         guard let statePath else { return nil }
-        return ServerConfig(listenHost: host, listenPort: port, publicURL: publicURL, statePath: statePath, adminToken: adminToken)
+        return ServerConfig(listenHost: host, listenPort: port, publicURL: publicURL, statePath: statePath, adminToken: adminToken,
+                            idleTimeoutSeconds: idle, bodyTimeoutSeconds: body, maxConnections: connections)
     }
 
     private struct GitHubSection {

@@ -80,7 +80,8 @@ public struct DashboardController: Sendable {
         let auth = try admit(request)
         let id = context.parameters.get("id") ?? ""
         guard var job = try await store.job(id: JobID(rawValue: id)) else { throw APIError(.notFound, "no job has the id '\(id)'") }
-        let feed = try await store.feed(of: job.id, after: FeedCursor())
+        // Its events and the end of its output, read in pages: a 100 MiB log costs the page's share.
+        let (feed, storeCut) = try await store.recentFeed(of: job.id, outputBytes: Self.outputOnPage)
         // The feed's read says whether the job ended; the row read before it may be older.
         if feed.jobEnded, !job.status.isFinal, let fresh = try await store.job(id: job.id) { job = fresh }
         let cursor = feed.items.last?.cursor ?? FeedCursor()
@@ -91,7 +92,8 @@ public struct DashboardController: Sendable {
             results = Self.pretty(data)
             listed = Self.artifacts(in: data, base: base)
         }
-        let (output, cut) = Self.output(feed.items)
+        let (output, pageCut) = Self.output(feed.items)
+        let cut = storeCut || pageCut
         return try templates().page("job", JobPage(
             title: "\(job.id.rawValue) · deferred", formToken: auth.formToken, job: JobRow(job), ended: feed.jobEnded,
             facts: Self.facts(job, resultURL: ResultURLs.results(config, job.token)),
@@ -124,7 +126,7 @@ public struct DashboardController: Sendable {
             error.headers[.retryAfter] = String(wait.components.seconds + 1)
             throw error
         }
-        let form = try await Self.form(request)
+        let form = try await Self.form(request, deadline: config.server.bodyTimeout)
         let next = Self.localPath(form["next"])
         guard let token = form["token"], auth.matches(token) else {
             return try templates().page("login", LoginPage(next: next, problem: "That is not the admin token."), status: .unauthorized)
@@ -206,7 +208,7 @@ public struct DashboardController: Sendable {
     /// token, which no browser sends by itself.
     private func checkForm(_ request: Request, auth: AdminAuth) async throws {
         guard auth.credential(of: request) != .bearer else { return }
-        let form = try await Self.form(request)
+        let form = try await Self.form(request, deadline: config.server.bodyTimeout)
         guard auth.validFormToken(form["form_token"]) else {
             throw APIError(.forbidden, "the form has no valid form_token; reload the dashboard and try again")
         }
@@ -233,9 +235,9 @@ public struct DashboardController: Sendable {
     }
 
     /// Fields of an `application/x-www-form-urlencoded` body, which is small.
-    static func form(_ request: Request) async throws -> [String: String] {
+    static func form(_ request: Request, deadline: Duration) async throws -> [String: String] {
         try requireForm(request)
-        let body = try await RequestBody.collect(request, limit: 16 << 10)
+        let body = try await RequestBody.collect(request, limit: 16 << 10, deadline: deadline)
         var fields: [String: String] = [:]
         for name in ["token", "next", "form_token"] {
             if let value = RequestBody.formField(name, in: body) { fields[name] = String(decoding: value, as: UTF8.self) }

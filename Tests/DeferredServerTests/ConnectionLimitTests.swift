@@ -1,0 +1,96 @@
+import DeferredCloud
+import DeferredCore
+import DeferredDemo
+import Foundation
+import Testing
+
+/// The built `deferred serve`, run as an operator would under Debian's default file limit
+/// (1,024, soft and hard alike), against a flood of connections that send nothing or stall
+/// in their headers: idle ones are closed, the rest wait their turn, and a job posted in the
+/// middle of it still runs and gets its results.json.
+@Suite(.serialized) struct ConnectionLimitTests {
+    /// Opens a TCP connection to 127.0.0.1:`port` without waiting for it to be accepted.
+    static func connect(port: Int) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return -1 }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        return fd
+    }
+
+    /// Whether the server closed `fd`: a read that answers end of file (or a reset).
+    static func closedByServer(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_DONTWAIT))
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINPROGRESS && errno != ENOTCONN)
+    }
+
+    @Test func aThousandIdleConnectionsUnderA1024FileLimitDoNotStopTheServer() async throws {
+        let executable = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../.build/debug/deferred").standardizedFileURL.path
+        try #require(FileManager.default.isExecutableFile(atPath: executable), "build the package first: \(executable)")
+        let harness = try await ServerHarness()
+        let port = try FreePort.find()
+        let config = try harness.writeConfig(
+            server: [#"listen = "127.0.0.1:\#(port)""#, #"state = "sqlite:\#(harness.folder)/serve.sqlite""#, "idle_timeout_seconds = 3"],
+            artifacts: [#"store = "file:\#(harness.folder)/serve-artifacts""#],
+            project: [#"script_secret_env = "DEFERRED_TEST_SCRIPT_SECRET""#])
+        var environment = ProcessInfo.processInfo.environment
+        environment["DEFERRED_TEST_SECRET"] = "x"
+        environment["DEFERRED_TEST_SCRIPT_SECRET"] = "script-secret"
+        let log = harness.folder + "/serve.log"
+        let server = try SpawnedProcess(executable: "/usr/bin/prlimit",
+                                        arguments: ["--nofile=1024:1024", "--", executable, "serve", "--config", config],
+                                        stderrPath: log, environment: environment)
+        defer { server.terminate() }
+        let base = "http://127.0.0.1:\(port)"
+        let http = HTTPClient()
+        try await StalledHostTests.eventually("the server answers") {
+            (try? await http.send(HTTPClientRequest(url: base + "/healthz", timeout: .seconds(2))))?.status == 200
+        }
+        let said = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(said.contains("open files: soft 1024, hard 1024; HTTP connections at most 768"), "\(said)")
+
+        // 1,100 connections that send nothing, and 200 that stall inside their headers.
+        let idle = (0..<1100).map { _ in Self.connect(port: port) }
+        let slow = (0..<200).map { _ in Self.connect(port: port) }
+        defer { (idle + slow).forEach { close($0) } }
+        try await Task.sleep(for: .milliseconds(500))
+        for fd in slow { _ = "POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-Slow: ".withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) } }
+
+        // A job posted in the middle of the flood waits its turn, runs, and is stored.
+        let script = "#!/bin/sh\necho through-the-flood\n"
+        let body = try JSONSerialization.data(withJSONObject: [
+            "script": script, "signature": WebhookSignature.sign(body: Data(script.utf8), secret: "script-secret"),
+        ])
+        let posted = try await http.send(HTTPClientRequest(
+            method: "POST", url: base + "/projects/sample/scripts", headers: [("Content-Type", "application/json")], body: body,
+            timeout: .seconds(60)))
+        #expect(posted.status == 202, "\(posted.status): \(String(decoding: posted.body, as: UTF8.self))")
+        let answer = (try? JSONSerialization.jsonObject(with: posted.body)) as? [String: Any] ?? [:]
+        let resultURL = try #require(answer["result_url"] as? String)
+        let path = String(resultURL.dropFirst(resultURL.hasPrefix("http://127.0.0.1:\(port)") ? "http://127.0.0.1:\(port)".count : 0))
+        var results: [String: Any] = [:]
+        try await StalledHostTests.eventually("results.json is served", seconds: 90) {
+            guard let response = try? await http.send(HTTPClientRequest(url: base + path, timeout: .seconds(30))), response.status == 200 else { return false }
+            results = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:]
+            return true
+        }
+        #expect(results["status"] as? String == "succeeded", "\(results)")
+        #expect(results["stdout"] as? String == "through-the-flood\n")
+
+        // The idle and stalled connections were closed by the server, at least a full house of
+        // them (the rest wait in the kernel's queues for their turn), and it never ran out of files.
+        try await StalledHostTests.eventually("the server closes the idle connections", seconds: 60) {
+            (idle + slow).filter(Self.closedByServer).count >= 768
+        }
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(server.pid)/fd").count) ?? -1
+        print("connection flood: \((idle + slow).filter(Self.closedByServer).count) of \(idle.count + slow.count) closed by the server; it holds \(open) files")
+        #expect(open > 0 && open < 1024)
+        #expect(server.isRunning)
+    }
+}
