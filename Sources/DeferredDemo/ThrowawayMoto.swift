@@ -36,10 +36,10 @@ public final class ThrowawayMoto: @unchecked Sendable {
         }
     }
 
-    /// At most this many moto_servers at once in one test run: each imports its world at its
+    /// At most this many moto_servers at once in one test run (two): each imports its world at its
     /// first requests, and a score of them doing that together starved the machine until a
     /// request timed out, was sent again, and RunInstances launched twice.
-    private static let slots = Slots(4)
+    private static let slots = Slots(2)
 
     private static func launch(_ executable: String, checkSignaturesAfter actions: Int?) async throws -> ThrowawayMoto {
         let log = NSTemporaryDirectory() + "deferred-moto-\(UUID().uuidString.prefix(8)).log"

@@ -76,9 +76,9 @@ public actor Dispatcher: Service {
         for job in recovered.givenUp {
             var log = logger
             log[metadataKey: "job"] = "\(job.id)"
-            log.error("the job was running at \(maxInterruptedStarts) server starts in a row; ending it")
+            log.error("the job was under way at \(maxInterruptedStarts) server starts in a row; ending it")
             await complete(job, host: job.hostName ?? "", outcome: JobOutcome(
-                status: .error, error: "the job was running each of the last \(maxInterruptedStarts) times the server stopped; it is not run again, in case it is what stops the server",
+                status: .error, error: "the job was under way each of the last \(maxInterruptedStarts) times the server stopped; it is not run again, in case it is what stops the server",
                 startedAt: job.startedAt ?? Date(), finishedAt: Date()), log: log)
         }
         let sleeper = Task { await self.sleepIdleHosts() }
