@@ -118,6 +118,12 @@ enum RemoteScripts {
     signal KILL
     # cgroup.kill (Linux 5.14) takes every member at once, whatever forks meanwhile.
     [ -n "$scope" ] && [ -e "$scope/cgroup.kill" ] && echo 1 > "$scope/cgroup.kill" 2>/dev/null
+    # Killed members leave the scope only once reaped (by init, for those that left the group):
+    # wait for that, so collect finds the scope empty and can remove it.
+    i=0
+    while [ -n "$scope" ] && grep -q '^populated 1' "$scope/cgroup.events" 2>/dev/null && [ $i -lt 50 ]; do
+      sleep 0.1; i=$((i+1))
+    done
     exit 0
     """#
 
@@ -129,8 +135,15 @@ enum RemoteScripts {
     cd "$job_dir" 2>/dev/null || { echo missing; exit 0; }
     p=$(head -n 1 phase 2>/dev/null); printf '%s\n' "${p:-missing}"
     if [ -d artifacts ]; then tar -cf - -C artifacts . || echo "tar exited with status $?" >&2; fi
-    # The job's scope goes once nothing runs in it (a folder with processes cannot be removed).
-    [ -s scope ] && rmdir "$(cat scope)" 2>/dev/null
+    # The job's scope goes once nothing runs in it (a folder with processes cannot be removed);
+    # a member that just died may take a moment to be reaped. What a finished job left
+    # running on purpose keeps its scope.
+    if [ -s scope ]; then
+      s=$(cat scope); i=0
+      until [ ! -d "$s" ] || rmdir "$s" 2>/dev/null || [ $i -ge 20 ] || grep -q '^populated 1' "$s/cgroup.events" 2>/dev/null; do
+        sleep 0.1; i=$((i+1))
+      done
+    fi
     cd / && rm -rf "$job_dir"
     """#
 }
