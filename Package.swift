@@ -1,8 +1,20 @@
 // swift-tools-version:6.2
 import PackageDescription
 
-// Modules follow the architecture in DESIGN.md; dependencies point one way:
-// deferred (command line) → DeferredHTTP / DeferredDispatcher → DeferredStore, DeferredRunner → DeferredSSH → DeferredCore.
+// Modules follow the architecture in DESIGN.md (README's "Architecture" says which file holds
+// each part). Every arrow points one way, from a module to what it imports:
+//
+//   deferred (command line) ──→ DeferredHTTP, DeferredDispatcher, DeferredConfigFile, DeferredClient, DeferredDemo
+//   DeferredHTTP ─────────────→ DeferredStore, DeferredArtifacts, DeferredSignatures, DeferredCore
+//   DeferredDispatcher ───────→ DeferredStore, DeferredRunner, DeferredProviders, DeferredArtifacts, DeferredSSH, DeferredCloud, DeferredCore
+//   DeferredRunner ───────────→ DeferredSSH, DeferredCore
+//   DeferredProviders, DeferredArtifacts, DeferredClient ──→ DeferredCloud ──→ DeferredCore
+//   DeferredStore ────────────→ DeferredCore (GRDB)
+//   DeferredConfigFile ───────→ DeferredCore, DeferredSignatures
+//   DeferredCore ─────────────→ DeferredSignatures
+//   DeferredSSH ──→ CLibSSH (libssh);  DeferredCloud ──→ CCurl (libcurl);  DeferredDemo ──→ nothing of ours
+//
+// DeferredTestSupport (Tests/Support) and deferred-bench sit beside the product, never in it.
 let package = Package(
     name: "deferred",
     platforms: [.macOS(.v14)],
@@ -41,6 +53,12 @@ let package = Package(
             name: "DeferredCore",
             dependencies: ["DeferredSignatures", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // deferred.toml read from its file: the TOML 1.0 parser, the typed table reader and the
+        // loader that checks every key and reads secrets from the environment.
+        .target(
+            name: "DeferredConfigFile",
+            dependencies: ["DeferredCore", "DeferredSignatures"]
+        ),
         // libcurl, wrapped once by DeferredCloud; nothing else imports it.
         .systemLibrary(
             name: "CCurl",
@@ -50,12 +68,12 @@ let package = Package(
         // HTTP out: cloud provider APIs and the `deferred submit` client, through libcurl.
         .target(
             name: "DeferredCloud",
-            dependencies: ["CCurl", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CCurl", "DeferredCore", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // The client side of scripts: sign, post, follow a result URL (`deferred submit`).
         .target(
             name: "DeferredClient",
-            dependencies: ["DeferredCloud", "DeferredSignatures"]
+            dependencies: ["DeferredCloud", "DeferredCore", "DeferredSignatures"]
         ),
         // Host providers: static hosts, and EC2 instances woken and put to sleep.
         .target(
@@ -77,13 +95,12 @@ let package = Package(
         ),
         .target(
             name: "DeferredRunner",
-            dependencies: ["DeferredCore", "DeferredSSH", .product(name: "Crypto", package: "swift-crypto"),
-                           .product(name: "Logging", package: "swift-log")]
+            dependencies: ["DeferredCore", "DeferredSSH", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
             name: "DeferredDispatcher",
             dependencies: [
-                "DeferredCore", "DeferredStore", "DeferredRunner", "DeferredProviders", "DeferredArtifacts", "DeferredCloud",
+                "DeferredArtifacts", "DeferredCloud", "DeferredCore", "DeferredProviders", "DeferredRunner", "DeferredSSH", "DeferredStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -91,46 +108,62 @@ let package = Package(
         .target(
             name: "DeferredHTTP",
             dependencies: [
-                "DeferredCore", "DeferredSignatures", "DeferredStore", "DeferredArtifacts",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
+                "DeferredArtifacts", "DeferredCore", "DeferredSignatures", "DeferredStore",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
                 // The dashboard's pages: Mustache templates kept as files, not strings in code.
                 .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             resources: [.copy("Dashboard/Templates"), .copy("Dashboard/Assets")]
         ),
         // A throwaway sshd and sample repository: the build host of `deferred demo` and of the tests.
         .target(
             name: "DeferredDemo",
-            dependencies: ["DeferredCore", "DeferredCloud"]
+            dependencies: []
         ),
         .executableTarget(
             name: "deferred",
             dependencies: [
-                "DeferredCore", "DeferredStore", "DeferredSSH", "DeferredRunner",
-                "DeferredDispatcher", "DeferredHTTP", "DeferredDemo", "DeferredSignatures", "DeferredCloud", "DeferredClient", "DeferredProviders",
-                "DeferredArtifacts",
+                "DeferredArtifacts", "DeferredClient", "DeferredCloud", "DeferredConfigFile", "DeferredCore", "DeferredDemo",
+                "DeferredDispatcher", "DeferredHTTP", "DeferredProviders", "DeferredStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // scripts/bench/artifacts: memory and throughput of moving a large artifact, beside scp.
         .executableTarget(
             name: "deferred-bench",
             dependencies: ["DeferredArtifacts", "DeferredCloud", "DeferredCore", "DeferredDemo", "DeferredHTTP", "DeferredRunner",
-                           "DeferredSSH", "DeferredStore", .product(name: "Hummingbird", package: "hummingbird")],
+                           "DeferredSSH", "DeferredStore", "DeferredTestSupport", .product(name: "Hummingbird", package: "hummingbird")],
             path: "Benchmarks/deferred-bench"
         ),
         // Every parser of outside bytes as a function of bytes: driven by libFuzzer through
         // Fuzz/Package.swift, and replayed over Fuzz/Corpus and Fuzz/Regressions by the tests.
         .target(
             name: "DeferredFuzzTargets",
-            dependencies: ["DeferredCore", "DeferredRunner", "DeferredSignatures"],
+            dependencies: ["DeferredConfigFile", "DeferredCore", "DeferredRunner", "DeferredSignatures"],
             path: "Fuzz/Targets"
+        ),
+        // What tests and benchmarks start beside deferred: moto, a slow TCP proxy, an SSH agent,
+        // a fault-injecting HTTP proxy, and the shared fixtures. Not part of the product.
+        .target(
+            name: "DeferredTestSupport",
+            dependencies: [
+                "DeferredCloud", "DeferredDemo",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Tests/Support"
+        ),
+        .testTarget(
+            name: "DeferredConfigFileTests",
+            dependencies: ["DeferredConfigFile", "DeferredCore", "DeferredTestSupport"]
         ),
         .testTarget(
             name: "DeferredFuzzTargetsTests",
@@ -138,7 +171,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DeferredCoreTests",
-            dependencies: ["DeferredCore"]
+            dependencies: ["DeferredCore", "DeferredTestSupport"]
         ),
         .testTarget(
             name: "DeferredSignaturesTests",
@@ -146,25 +179,28 @@ let package = Package(
         ),
         .testTarget(
             name: "DeferredCloudTests",
-            dependencies: ["DeferredCloud", "DeferredDemo"]
+            dependencies: ["DeferredCloud", "DeferredDemo", "DeferredTestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "DeferredRunnerTests",
-            dependencies: ["DeferredRunner", "DeferredCore", "DeferredDemo", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["DeferredCore", "DeferredDemo", "DeferredRunner", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "DeferredSSHTests",
-            dependencies: ["DeferredSSH", "DeferredRunner", "DeferredDemo", "DeferredCore"]
+            dependencies: ["DeferredDemo", "DeferredSSH", "DeferredTestSupport"]
         ),
         .testTarget(
             name: "DeferredServerTests",
             dependencies: [
-                "DeferredCore", "DeferredSignatures", "DeferredStore", "DeferredRunner", "DeferredDispatcher",
-                "DeferredHTTP", "DeferredDemo", "DeferredClient", "DeferredCloud", "DeferredProviders", "DeferredArtifacts", "DeferredSSH",
+                "DeferredArtifacts", "DeferredClient", "DeferredCloud", "DeferredCore", "DeferredDemo", "DeferredDispatcher",
+                "DeferredHTTP", "DeferredProviders", "DeferredRunner", "DeferredSSH", "DeferredSignatures", "DeferredStore",
+                "DeferredTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
     ],

@@ -4,6 +4,7 @@ import DeferredCore
 import DeferredDemo
 import DeferredRunner
 import DeferredSSH
+import DeferredTestSupport
 import Foundation
 
 /// Resident memory now and at its peak, in bytes, from /proc/self/status.

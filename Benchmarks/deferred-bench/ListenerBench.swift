@@ -72,7 +72,7 @@ func deferredFanOut(count: Int) async throws -> FanOutFigures? {
                           configuration: .init(address: .hostname("127.0.0.1", port: port)))
     let serving = Task { try await app.runService(gracefulShutdownSignals: []) }
     defer { serving.cancel() }
-    while FreePort.connectLoopbackForTests(port: port).map({ close($0); return true }) != true { try await Task.sleep(for: .milliseconds(20)) }
+    while FreePort.connectLoopback(port: port).map({ close($0); return true }) != true { try await Task.sleep(for: .milliseconds(20)) }
     return try await fanOut(count: count, port: port, path: "/r/\(job.token.rawValue)/events", pid: nil,
                             publish: { text in try await store.appendOutput(job.id, [(.stdout, text, Date())]) },
                             end: { try await store.finish(job.id, outcome: JobOutcome(status: .succeeded, exitStatus: 0, startedAt: Date(), finishedAt: Date())) })

@@ -1,8 +1,9 @@
 import DeferredCloud
+import DeferredCore
 import Foundation
 
-/// Polls a result URL until results.json is there, with backoff (200 ms growing to 2 s,
-/// back to 200 ms at each change), telling each state change.
+/// Polls a result URL until results.json is there, with backoff (200 ms growing by half to
+/// 2 s, back to 200 ms at each change), telling each state change.
 public struct ResultFollower: Sendable {
     let client = HTTPClient()
     /// Bound against waiting forever on a server that never finishes the job.
@@ -11,7 +12,8 @@ public struct ResultFollower: Sendable {
     public init(giveUpAfter: Duration = .seconds(6 * 3600)) { self.giveUpAfter = giveUpAfter }
 
     public func follow(_ resultURL: String, onState: (String) -> Void) async throws -> [String: Any] {
-        var delay = Duration.milliseconds(200)
+        let backoff = RetryPolicy(base: .milliseconds(200), factor: 1.5, cap: .seconds(2), jittered: false)
+        var polls = 0
         var lastState = ""
         let clock = ContinuousClock(), start = clock.now
         while clock.now - start < giveUpAfter {
@@ -25,13 +27,13 @@ public struct ResultFollower: Sendable {
                 if state != lastState {
                     onState(state)
                     lastState = state
-                    delay = .milliseconds(200)
+                    polls = 0
                 }
             default:
                 throw FollowError(url: resultURL, status: response.status, message: body["error"] as? String ?? "")
             }
-            try await Task.sleep(for: delay)
-            delay = min(delay * 1.5, .seconds(2))
+            try await Task.sleep(for: backoff.delay(beforeRetry: polls))
+            polls += 1
         }
         throw FollowError(url: resultURL, status: 0, message: "no results.json after \(giveUpAfter)")
     }

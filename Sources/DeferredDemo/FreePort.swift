@@ -46,14 +46,8 @@ public enum FreePort {
         return String(decoding: buffer[0..<n], as: UTF8.self)
     }
 
-    /// A socket listening on 127.0.0.1 that never accepts: a peer that says nothing, for tests.
-    public static func silentListenerForTests() throws -> (fd: Int32, port: Int) { try listenLoopback() }
-
-    /// A TCP socket connected to 127.0.0.1:port, or nil: for tests that wait for a peer.
-    public static func connectLoopbackForTests(port: Int) -> Int32? { connectLoopback(port: port) }
-
     /// A TCP socket connected to 127.0.0.1:port, or nil.
-    static func connectLoopback(port: Int) -> Int32? {
+    public static func connectLoopback(port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         var address = loopback(port: port)
@@ -65,7 +59,8 @@ public enum FreePort {
     }
 
     /// A TCP socket listening on 127.0.0.1 at `port` (0: a port the kernel picks), and that port.
-    static func listenLoopback(port: Int = 0) throws -> (fd: Int32, port: Int) {
+    /// Never accepted from, it is also a peer that says nothing.
+    public static func listenLoopback(port: Int = 0) throws -> (fd: Int32, port: Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EMFILE) }
         var address = loopback(port: port)

@@ -42,6 +42,10 @@ public actor Dispatcher: Service {
     public var storeWriteDeadline: Duration = .seconds(15 * 60)
     /// Tries at storing a finished job's files (1, 2, 4 … seconds apart) before it ends without them.
     public var publishAttempts = 6
+    /// A job whose machinery failed waits 2, 4, 8 … seconds, at most a minute, in the queue.
+    static let requeueBackoff = RetryPolicy(base: .seconds(1), cap: .seconds(60), jittered: false)
+    /// An artifact store that failed is tried again after 1, 2, 4 … seconds.
+    static let publishBackoff = RetryPolicy(base: .seconds(1), cap: .seconds(60), jittered: false)
     /// How often queued jobs are looked at without a wake-up (for jobs waiting out a backoff).
     public var pollInterval: Duration = .seconds(1)
     /// How often idle cloud hosts are looked for and put to sleep.
@@ -289,15 +293,16 @@ public actor Dispatcher: Service {
 
     /// TCP, banner and authentication, tried with backoff capped at a second.
     private func waitForSSH(_ host: HostConfig) async throws {
-        var delay = Duration.milliseconds(100)
+        let backoff = RetryPolicy(base: .milliseconds(100), cap: .seconds(1), jittered: false)
+        var tries = 0
         while true {
             do {
                 _ = try await connections.session(for: reachable(host))
                 return
             } catch {
                 guard error.isTransient else { throw MachineryFailure.runner(.ssh(error)) }
-                try await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(1))
+                try await Task.sleep(for: backoff.delay(beforeRetry: tries))
+                tries += 1
             }
         }
     }
@@ -357,10 +362,10 @@ public actor Dispatcher: Service {
                 startedAt: started, finishedAt: Date()), log: log)
             return
         }
-        // Backoff: 2, 4, 8 … seconds, at most a minute.
-        let delay = min(60, pow(2, Double(attempts)))
-        log.warning("machinery failed, trying again in \(Int(delay)) s: \(error)")
-        let store = self.store, reason = "\(error); trying again", notBefore = Date().addingTimeInterval(delay)
+        let delay = Self.requeueBackoff.delay(beforeRetry: attempts)
+        log.warning("machinery failed, trying again in \(delay): \(error)")
+        let store = self.store, reason = "\(error); trying again"
+        let notBefore = Date().addingTimeInterval(Double(delay.components.seconds))
         _ = await outlastingLocks("queue the job again", log: log) { () async throws(StoreError) in
             try await store.requeue(job.id, reason: reason, notBefore: notBefore, countAttempt: true)
         }
@@ -390,7 +395,7 @@ public actor Dispatcher: Service {
                 log.error("cannot store the job's files (attempt \(attempt + 1) of \(publishAttempts)): \(error)")
                 // A refusal (no permission, no such bucket) will not pass by waiting.
                 guard error.isTransient, attempt + 1 < publishAttempts else { break }
-                try? await Task.sleep(for: .seconds(1 << attempt))
+                try? await Task.sleep(for: Self.publishBackoff.delay(beforeRetry: attempt))
             }
         }
         // A remote store that failed may still have kept the file beside the staged ones.

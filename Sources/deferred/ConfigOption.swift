@@ -1,4 +1,5 @@
 import ArgumentParser
+import DeferredConfigFile
 import DeferredCore
 import Foundation
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DeferredClient
 import DeferredCloud
+import DeferredConfigFile
 import DeferredCore
 import DeferredDemo
 import Foundation

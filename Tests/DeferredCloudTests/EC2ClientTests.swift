@@ -1,5 +1,6 @@
 import DeferredCloud
 import DeferredDemo
+import DeferredTestSupport
 import Foundation
 import Testing
 

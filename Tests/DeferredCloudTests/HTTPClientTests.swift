@@ -1,6 +1,7 @@
 import Crypto
 import DeferredCloud
 import DeferredDemo
+import DeferredTestSupport
 import Foundation
 import Testing
 
@@ -72,7 +73,7 @@ final class SilentPeer: @unchecked Sendable {
     let port: Int
     private let fd: Int32
 
-    init() throws { (fd, port) = try FreePort.silentListenerForTests() }
+    init() throws { (fd, port) = try FreePort.listenLoopback() }
 
     func close() { _ = Glibc.close(fd) }
 }
@@ -87,7 +88,7 @@ final class SilentPeer: @unchecked Sendable {
         var requestLines: [String] { lock.withLock { lines } }
 
         init() throws {
-            (fd, port) = try FreePort.silentListenerForTests()
+            (fd, port) = try FreePort.listenLoopback()
             let fd = self.fd
             Thread.detachNewThread { [weak self] in
                 while true {

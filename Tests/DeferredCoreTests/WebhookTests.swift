@@ -1,4 +1,5 @@
 @testable import DeferredCore
+import DeferredTestSupport
 import Foundation
 import Testing
 

@@ -1,5 +1,6 @@
 import DeferredDemo
 import DeferredSSH
+import DeferredTestSupport
 import Foundation
 import Testing
 

@@ -3,6 +3,7 @@ import DeferredCloud
 import DeferredCore
 import DeferredDemo
 import DeferredDispatcher
+import DeferredTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -1,6 +1,7 @@
 import DeferredCloud
 import DeferredDemo
 import DeferredHTTP
+import DeferredTestSupport
 import Foundation
 import Hummingbird
 import Testing

@@ -4,6 +4,7 @@ import DeferredDemo
 import DeferredDispatcher
 import DeferredProviders
 import DeferredStore
+import DeferredTestSupport
 import Foundation
 import Testing
 

@@ -2,6 +2,7 @@ import DeferredCore
 import DeferredDemo
 import DeferredStore
 @testable import DeferredHTTP
+import DeferredTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -1,4 +1,5 @@
 import DeferredDemo
+import DeferredTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird

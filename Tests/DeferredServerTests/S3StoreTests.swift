@@ -3,6 +3,7 @@ import DeferredArtifacts
 import DeferredCloud
 import DeferredCore
 import DeferredDemo
+import DeferredTestSupport
 import Foundation
 import Testing
 

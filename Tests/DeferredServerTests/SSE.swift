@@ -32,7 +32,7 @@ enum SSE {
         private var closed = false
 
         init(port: Int, path: String, lastEventID: String? = nil) throws {
-            guard let fd = FreePort.connectLoopbackForTests(port: port) else { throw POSIXError(.ECONNREFUSED) }
+            guard let fd = FreePort.connectLoopback(port: port) else { throw POSIXError(.ECONNREFUSED) }
             var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nConnection: close\r\n"
             if let lastEventID { request += "Last-Event-ID: \(lastEventID)\r\n" }
             request += "\r\n"

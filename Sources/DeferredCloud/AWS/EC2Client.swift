@@ -1,3 +1,4 @@
+import DeferredCore
 import Foundation
 
 /// An EC2 instance as deferred needs to know it.

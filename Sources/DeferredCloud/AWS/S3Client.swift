@@ -1,4 +1,5 @@
 import Crypto
+import DeferredCore
 import Foundation
 
 /// An S3-compatible bucket through SigV4 and libcurl: uploads streamed from disk (multipart
@@ -175,7 +176,7 @@ public struct S3Client: Sendable {
     private func send(_ method: String, key: String, query: String = "", body: HTTPClientRequest.Body = .bytes(Data()),
                       headers: [(name: String, value: String)] = [], payloadHash: String? = nil,
                       action: String, responseFile: String? = nil) async throws(CloudError) -> HTTPClientResponse {
-        try await retry.run { () async throws(CloudError) -> HTTPClientResponse in
+        try await retry.run(retryingWhen: \.isRetryable) { () async throws(CloudError) -> HTTPClientResponse in
             var request = HTTPClientRequest(method: method, url: url(for: key, query: query), headers: headers, streaming: body,
                                             timeout: transferTimeout)
             let hash: String

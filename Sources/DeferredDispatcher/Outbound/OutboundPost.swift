@@ -1,4 +1,5 @@
 import DeferredCloud
+import DeferredCore
 import Foundation
 import Logging
 

@@ -1,0 +1,415 @@
+import DeferredCore
+import DeferredSignatures
+import Foundation
+
+/// Turns `deferred.toml` into a `DeferredConfig`, reporting every problem at once.
+public struct ConfigLoader: Sendable {
+    /// Where secrets come from; the process environment in production.
+    public var environment: [String: String]
+    /// `~` in paths.
+    public var homeDirectory: String
+
+    public init(
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        homeDirectory: String = NSHomeDirectory()
+    ) {
+        self.environment = environment
+        self.homeDirectory = homeDirectory
+    }
+
+    public func load(path: String) throws(ConfigError) -> DeferredConfig {
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw .unreadable(path: path, reason: (error as NSError).localizedDescription)
+        }
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return try load(bytes: bytes, path: path, baseDirectory: base)
+    }
+
+    /// Relative paths in the file are taken from `baseDirectory`, the config file's folder.
+    public func load(text: String, path: String = "deferred.toml", baseDirectory: String) throws(ConfigError) -> DeferredConfig {
+        try load(bytes: Array(text.utf8), path: path, baseDirectory: baseDirectory)
+    }
+
+    public func load(bytes: [UInt8], path: String = "deferred.toml", baseDirectory: String) throws(ConfigError) -> DeferredConfig {
+        let table: TOMLTable
+        do {
+            table = try TOMLParser.parse(bytes: bytes)
+        } catch {
+            throw .syntax(path: path, error)
+        }
+        var problems: [ConfigProblem] = []
+        var root = TableReader(table, path: "")
+        let server = readServer(root.subtable("server") ?? TOMLTable(), base: baseDirectory, problems: &problems)
+        let github = readGitHub(root.subtable("github") ?? TOMLTable(), problems: &problems)
+        let artifacts = readArtifacts(root.subtable("artifacts") ?? TOMLTable(), base: baseDirectory, problems: &problems)
+        let idle = readIdle(root.subtable("idle") ?? TOMLTable(), problems: &problems)
+        let scripts = readScripts(root.subtable("scripts") ?? TOMLTable(), problems: &problems)
+        let hosts = root.tableArray("hosts").enumerated().compactMap { i, t in
+            readHost(t, index: i, base: baseDirectory, problems: &problems)
+        }
+        let projects = root.tableArray("projects").enumerated().compactMap { i, t in
+            readProject(t, index: i, base: baseDirectory, defaultMaxQueued: scripts.maxQueued, problems: &problems)
+        }
+        let fleets = root.tableArray("fleets").enumerated().compactMap { i, t in
+            readFleet(t, index: i, base: baseDirectory, problems: &problems)
+        }
+        root.reportUnknownKeys()
+        problems = root.problems + problems
+        problems += crossCheck(hosts: hosts, fleets: fleets, projects: projects, github: github)
+
+        guard problems.isEmpty, let server, let artifacts, let idle, let github else {
+            throw .invalid(path: path, problems)
+        }
+        return DeferredConfig(server: server, github: github.config, artifacts: artifacts, idle: idle,
+                              scripts: scripts, hosts: hosts, fleets: fleets, projects: projects)
+    }
+
+    // MARK: Sections
+
+    private func readServer(_ table: TOMLTable, base: String, problems: inout [ConfigProblem]) -> ServerConfig? {
+        var r = TableReader(table, path: "server")
+        defer { r.reportUnknownKeys(); problems += r.problems }
+        let listen = r.string("listen") ?? "127.0.0.1:8080"
+        var host = "127.0.0.1", port = 8080
+        if let colon = listen.lastIndex(of: ":"), let p = Int(listen[listen.index(after: colon)...]), (0...65535).contains(p) {
+            host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            port = p
+        } else {
+            r.problem("listen", "'\(listen)' is not host:port", fix: "write it as \"127.0.0.1:8080\"")
+        }
+        var publicURL = r.string("public_url") ?? "http://\(listen)"
+        while publicURL.hasSuffix("/") { publicURL.removeLast() }
+        if !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
+            r.problem("public_url", "'\(publicURL)' is not an http(s) URL", fix: "write the URL clients reach this server at, such as \"https://deferred.example.com\"")
+        }
+        let state = r.string("state") ?? "sqlite:.deferred/state.sqlite"
+        var statePath: String?
+        if state.hasPrefix("sqlite:") {
+            statePath = resolve(String(state.dropFirst("sqlite:".count)), base: base)
+        } else {
+            r.problem("state", "'\(state)' is not supported", fix: "use \"sqlite:PATH\" (PostgreSQL is not supported yet)")
+        }
+        let adminToken = secret(&r, key: "admin_token_env")
+        let idle = r.number("idle_timeout_seconds", minimum: 0, exclusive: true) ?? 30
+        let body = r.number("body_timeout_seconds", minimum: 0, exclusive: true) ?? 60
+        let connections = r.integer("max_connections", range: 16...1_000_000) ?? 4096
+        guard let statePath else { return nil }
+        return ServerConfig(listenHost: host, listenPort: port, publicURL: publicURL, statePath: statePath, adminToken: adminToken,
+                            idleTimeoutSeconds: idle, bodyTimeoutSeconds: body, maxConnections: connections)
+    }
+
+    private struct GitHubSection {
+        var config: GitHubConfig
+        var secretEnv: String
+    }
+
+    private func readGitHub(_ table: TOMLTable, problems: inout [ConfigProblem]) -> GitHubSection? {
+        var r = TableReader(table, path: "github")
+        defer { r.reportUnknownKeys(); problems += r.problems }
+        let envName = r.string("secret_env") ?? "DEFERRED_GITHUB_SECRET"
+        let secret = environment[envName] ?? ""
+        var networks: [IPNetwork] = []
+        for (i, text) in (r.stringArray("allowed_networks") ?? []).enumerated() {
+            if let n = IPNetwork(text) { networks.append(n) } else {
+                r.problem("allowed_networks[\(i)]", "'\(text)' is not a CIDR block", fix: "write it as \"192.30.252.0/22\" or \"2a0a:a440::/29\"")
+            }
+        }
+        let token = self.secret(&r, key: "token_env")
+        let apiURL = r.string("api_url") ?? "https://api.github.com"
+        if !(apiURL.hasPrefix("https://") || apiURL.hasPrefix("http://")) {
+            r.problem("api_url", "'\(apiURL)' is not an http(s) URL", fix: "write \"https://api.github.com\" or your server's \"https://github.example.com/api/v3\"")
+        }
+        return GitHubSection(config: GitHubConfig(secret: secret, allowedNetworks: networks, token: token,
+                                                  apiURL: apiURL.hasSuffix("/") ? String(apiURL.dropLast()) : apiURL),
+                             secretEnv: envName)
+    }
+
+    private func readArtifacts(_ table: TOMLTable, base: String, problems: inout [ConfigProblem]) -> ArtifactsConfig? {
+        var r = TableReader(table, path: "artifacts")
+        defer { r.reportUnknownKeys(); problems += r.problems }
+        let store = r.string("store") ?? "file:.deferred/artifacts"
+        let retention = r.integer("retention_days", range: 1...36500) ?? 14
+        let region = r.string("region")
+        let endpoint = r.string("endpoint")
+        let staging = r.string("staging")
+        if store.hasPrefix("file:") {
+            for (key, value) in [("region", region), ("endpoint", endpoint), ("staging", staging)] where value != nil {
+                r.problem(key, "is only for s3:// stores", fix: "remove it, or make store an \"s3://bucket/prefix\"")
+            }
+            return ArtifactsConfig(directory: resolve(String(store.dropFirst("file:".count)), base: base), retentionDays: retention)
+        }
+        guard store.hasPrefix("s3://") else {
+            r.problem("store", "'\(store)' is neither file: nor s3://", fix: "write \"file:PATH\" or \"s3://bucket/prefix\"")
+            return nil
+        }
+        let rest = store.dropFirst("s3://".count)
+        let bucket = String(rest.prefix { $0 != "/" })
+        let prefix = rest.dropFirst(bucket.count).split(separator: "/").joined(separator: "/")
+        guard Self.isBucketName(bucket) else {
+            r.problem("store", "'\(bucket)' is not an S3 bucket name", fix: "3 to 63 lower-case letters, digits, dots and hyphens: \"s3://my-bucket/deferred\"")
+            return nil
+        }
+        guard let region else {
+            r.problem("region", "is missing for the s3:// store", fix: "add region = \"us-east-1\" (or the bucket's region)")
+            return nil
+        }
+        if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+            r.problem("endpoint", "'\(endpoint)' is not an http(s) URL", fix: "write it as \"https://s3.example.com\"")
+        }
+        return ArtifactsConfig(directory: resolve(staging ?? ".deferred/staging", base: base),
+                               s3: .init(bucket: bucket, prefix: prefix, region: region, endpoint: endpoint),
+                               retentionDays: retention)
+    }
+
+    static func isBucketName(_ name: String) -> Bool {
+        (3...63).contains(name.count) && name.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "." || $0 == "-") }
+            && name.first.map { $0.isLetter || $0.isNumber } == true
+    }
+
+    private func readIdle(_ table: TOMLTable, problems: inout [ConfigProblem]) -> IdleConfig? {
+        var r = TableReader(table, path: "idle")
+        defer { r.reportUnknownKeys(); problems += r.problems }
+        return IdleConfig(timeoutMinutes: r.number("timeout_minutes", minimum: 0) ?? 30)
+    }
+
+    private func readScripts(_ table: TOMLTable, problems: inout [ConfigProblem]) -> ScriptLimits {
+        var r = TableReader(table, path: "scripts")
+        defer { r.reportUnknownKeys(); problems += r.problems }
+        return ScriptLimits(ratePerMinute: r.number("rate_per_minute", minimum: 0, exclusive: true) ?? 30,
+                            burst: r.integer("burst", range: 1...100_000) ?? 10,
+                            maxQueued: r.integer("max_queued", range: 1...1_000_000) ?? 100)
+    }
+
+    private func readHost(_ table: TOMLTable, index: Int, base: String, problems: inout [ConfigProblem]) -> HostConfig? {
+        var r = TableReader(table, path: "hosts[\(index)]")
+        defer { r.reportUnknownKeys(); problems += r.problems }
+        let name = r.requiredString("name", fix: "give the host a name that projects can list in their hosts")
+        let providerName = r.string("provider") ?? "static"
+        let provider = ProviderKind(rawValue: providerName)
+        if provider == nil {
+            r.problem("provider", "'\(providerName)' is not a provider", fix: "use \"static\" or \"ec2\"")
+        }
+        var instance: CloudInstance?
+        let address: String?
+        if provider == .ec2 {
+            let id = r.requiredString("instance_id", fix: "write the EC2 instance's id, such as \"i-0123456789abcdef0\"")
+            if let id, !(id.hasPrefix("i-") && id.count > 2) {
+                r.problem("instance_id", "'\(id)' is not an instance id", fix: "write it as EC2 shows it, \"i-\" and hex digits")
+            }
+            let region = r.requiredString("region", fix: "write the instance's region, such as \"us-east-1\"")
+            let endpoint = r.string("endpoint")
+            if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+                r.problem("endpoint", "'\(endpoint)' is not an http(s) URL", fix: "write the EC2-compatible endpoint's URL, or remove it for AWS's own")
+            }
+            if let id, let region { instance = CloudInstance(instanceID: id, region: region, endpoint: endpoint) }
+            // Without an address, SSH goes to the instance's own once it runs.
+            address = r.string("address") ?? ""
+        } else {
+            address = r.requiredString("address", fix: "write the host name or IP address SSH connects to")
+        }
+        let wakeTimeout = r.number("wake_timeout_minutes", minimum: 0, exclusive: true) ?? 10
+        let port = r.integer("port", range: 1...65535) ?? 22
+        let user = r.requiredString("user", fix: "write the SSH user jobs run as")
+        let identity = r.string("identity").map { resolve($0, base: base) }
+        if let identity, !FileManager.default.fileExists(atPath: identity) {
+            r.problem("identity", "no private key at \(identity)", fix: "point it at an existing private key file, or remove it to use ssh-agent")
+        }
+        if identity == nil, environment["SSH_AUTH_SOCK"] == nil {
+            r.problem("identity", "is not set and no ssh-agent is running (SSH_AUTH_SOCK is unset)", fix: "set identity to a private key file")
+        }
+        let knownHosts = resolve(r.string("known_hosts") ?? "~/.ssh/known_hosts", base: base)
+        if !FileManager.default.fileExists(atPath: knownHosts) {
+            r.problem("known_hosts", "no file at \(knownHosts); host keys must be checked", fix: "create it with `ssh-keyscan -p PORT HOST >> \(knownHosts)` after checking the key")
+        }
+        let maxJobs = r.integer("max_jobs", range: 1...1024) ?? 1
+        guard let name, let provider, let address, let user else { return nil }
+        if provider == .ec2, instance == nil { return nil }
+        return HostConfig(name: name, provider: provider, address: address, port: port, user: user,
+                          identity: identity, knownHosts: knownHosts, maxJobs: maxJobs, instance: instance,
+                          wakeTimeoutMinutes: wakeTimeout)
+    }
+
+    private func readProject(_ table: TOMLTable, index: Int, base: String, defaultMaxQueued: Int,
+                             problems: inout [ConfigProblem]) -> ProjectConfig? {
+        var r = TableReader(table, path: "projects[\(index)]")
+        defer {
+            r.reportUnknownKeys()
+            problems += r.problems
+        }
+        let name = r.requiredString("name", fix: "name the project; it appears in URLs and results.json")
+        if let name, !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) {
+            r.problem("name", "'\(name)' has characters other than letters, digits, '.', '_' and '-'", fix: "rename it with only those")
+        }
+        let repository = r.requiredString("repository", fix: "write the GitHub repository as \"owner/name\"")
+        if let repository, repository.split(separator: "/").count != 2 {
+            r.problem("repository", "'\(repository)' is not owner/name", fix: "write it as GitHub's full_name, such as \"octo-org/resume\"")
+        }
+        let branches = r.stringArray("branches") ?? []
+        for (i, pattern) in branches.enumerated() where pattern.isEmpty {
+            r.problem("branches[\(i)]", "is empty", fix: "write a branch name or glob such as \"release/*\"")
+        }
+        let command = r.string("command")
+        if let command, command.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            r.problem("command", "is empty", fix: "write the command to run, or remove the key to use the commit's .deferred_server file")
+        }
+        let cloneURL = r.string("clone_url")
+        if let cloneURL, !CloneURL.isAllowed(cloneURL) {
+            r.problem("clone_url", "'\(cloneURL)' is not a URL git can fetch safely", fix: "use https://, ssh://, git@host:path, file:// or an absolute path")
+        }
+        let hosts = r.stringArray("hosts") ?? []
+        if table["hosts"] == nil || hosts.isEmpty {
+            r.problem("hosts", "lists no host", fix: "list the names of the [[hosts]] this project runs on")
+        }
+        let timeout = r.number("timeout_minutes", minimum: 0, exclusive: true) ?? 20
+        let allowedSigners = readAllowedSigners(&r, base: base)
+        let scriptSecret = secret(&r, key: "script_secret_env")
+        let interpreters = r.stringArray("interpreters") ?? ["/bin/sh"]
+        for (i, interpreter) in interpreters.enumerated() where !Interpreter.isWellFormed(interpreter) {
+            r.problem("interpreters[\(i)]", "'\(interpreter)' is not a program path or name",
+                      fix: "write an absolute path such as \"/bin/sh\" or a name found in PATH such as \"python3\"")
+        }
+        let origins = r.stringArray("allowed_origins") ?? []
+        for (i, origin) in origins.enumerated() where !Self.isOrigin(origin) {
+            r.problem("allowed_origins[\(i)]", "'\(origin)' is not an origin", fix: "write scheme, host and port only, such as \"https://example.com\"")
+        }
+        let maxScript = r.integer("max_script_bytes", range: 1...(16 << 20)) ?? (1 << 20)
+        let maxArtifactBytes = r.integer("max_artifact_bytes", range: 0...(1 << 44)) ?? (1 << 30)
+        let maxArtifactFiles = r.integer("max_artifact_files", range: 0...10_000_000) ?? 10_000
+        let maxQueued = r.integer("max_queued", range: 1...1_000_000) ?? defaultMaxQueued
+        let maxOutputBytes = r.integer("max_output_bytes", range: 1024...(1 << 44)) ?? (64 << 20)
+        let notifyURL = r.string("notify_url")
+        if let notifyURL, !(notifyURL.hasPrefix("https://") || notifyURL.hasPrefix("http://")) {
+            r.problem("notify_url", "'\(notifyURL)' is not an http(s) URL", fix: "write it as \"https://example.com/deferred-hook\"")
+        }
+        let notifySecret = secret(&r, key: "notify_secret_env")
+        if notifyURL != nil, notifySecret == nil, table["notify_secret_env"] == nil {
+            r.problem("notify_secret_env", "is missing: notify_url posts must be signed", fix: "name the environment variable that holds the secret the receiver checks")
+        }
+        let statusContext = r.string("status_context")
+        guard let name, let repository else { return nil }
+        return ProjectConfig(name: name, repository: repository, branches: branches, command: command,
+                             cloneURL: cloneURL, hosts: hosts, timeoutMinutes: timeout, allowedSigners: allowedSigners,
+                             scriptSecret: scriptSecret, interpreters: interpreters, allowedOrigins: origins,
+                             maxScriptBytes: maxScript, maxArtifactBytes: Int64(maxArtifactBytes),
+                             maxArtifactFiles: maxArtifactFiles, maxQueued: maxQueued, maxOutputBytes: Int64(maxOutputBytes),
+                             notifyURL: notifyURL, notifySecret: notifySecret,
+                             statusContext: statusContext)
+    }
+
+    private func readAllowedSigners(_ r: inout TableReader, base: String) -> AllowedSigners? {
+        guard let relative = r.string("allowed_signers") else { return nil }
+        let path = resolve(relative, base: base)
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            r.problem("allowed_signers", "cannot read \(path)", fix: "create it in ssh-keygen's allowed_signers format: `PRINCIPAL KEYTYPE KEY` a line")
+            return nil
+        }
+        do {
+            return try AllowedSigners(text: text)
+        } catch {
+            for line in error.problems {
+                r.problem("allowed_signers", "\(path) \(line)", fix: "correct or remove that line")
+            }
+            return nil
+        }
+    }
+
+    /// `scheme://host[:port]`, nothing after; or `*` for every origin.
+    private static func isOrigin(_ text: String) -> Bool {
+        if text == "*" { return true }
+        guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme),
+              url.host != nil, url.path.isEmpty, url.query == nil, url.fragment == nil else { return false }
+        return !text.hasSuffix("/")
+    }
+
+    private func readFleet(_ table: TOMLTable, index: Int, base: String, problems: inout [ConfigProblem]) -> FleetConfig? {
+        var r = TableReader(table, path: "fleets[\(index)]")
+        defer { r.reportUnknownKeys(); problems += r.problems }
+        let name = r.requiredString("name", fix: "give the fleet a name that projects can list in their hosts")
+        let provider = r.string("provider") ?? "ec2"
+        if provider != "ec2" { r.problem("provider", "'\(provider)' cannot make hosts", fix: "use \"ec2\"") }
+        let region = r.requiredString("region", fix: "write the region to launch in, such as \"us-east-1\"")
+        let endpoint = r.string("endpoint")
+        if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+            r.problem("endpoint", "'\(endpoint)' is not an http(s) URL", fix: "write the EC2-compatible endpoint's URL, or remove it for AWS's own")
+        }
+        let image = r.requiredString("image_id", fix: "write the AMI to launch, such as \"ami-0123456789abcdef0\"")
+        let type = r.requiredString("instance_type", fix: "write the instance type, such as \"c7i.large\"")
+        let spot = r.bool("spot") ?? false
+        let maxHosts = r.integer("max_hosts", range: 1...1000) ?? 1
+        let whenIdleText = r.string("when_idle") ?? "stop"
+        let whenIdle = FleetConfig.WhenIdle(rawValue: whenIdleText)
+        if whenIdle == nil { r.problem("when_idle", "'\(whenIdleText)' is neither stop nor terminate", fix: "write \"stop\" or \"terminate\"") }
+        let bootstrap = resolve(r.string("bootstrap") ?? "bootstrap/host.sh", base: base)
+        if !FileManager.default.fileExists(atPath: bootstrap) {
+            r.problem("bootstrap", "no script at \(bootstrap)", fix: "point it at the fleet's set-up script, such as bootstrap/host.sh from deferred's repository")
+        }
+        let userData = r.string("user_data").map { resolve($0, base: base) }
+        var userDataText: String?
+        if let userData {
+            userDataText = try? String(contentsOfFile: userData, encoding: .utf8)
+            if userDataText == nil { r.problem("user_data", "cannot read \(userData)", fix: "point it at a cloud-init file, such as bootstrap/cloud-init.yaml") }
+        }
+        let user = r.requiredString("user", fix: "write the SSH user of the image, such as \"ubuntu\"")
+        let identity = r.string("identity").map { resolve($0, base: base) }
+        if let identity, !FileManager.default.fileExists(atPath: identity) {
+            r.problem("identity", "no private key at \(identity)", fix: "point it at an existing private key file, or remove it to use ssh-agent")
+        }
+        let knownHosts = resolve(r.string("known_hosts") ?? "~/.ssh/known_hosts", base: base)
+        let keyName = r.string("key_name"), subnet = r.string("subnet_id")
+        let groups = r.stringArray("security_group_ids") ?? [], address = r.string("address")
+        let port = r.integer("port", range: 1...65535) ?? 22, maxJobs = r.integer("max_jobs", range: 1...1024) ?? 1
+        let bootTimeout = r.number("boot_timeout_minutes", minimum: 0, exclusive: true) ?? 10
+        guard let name, let region, let image, let type, let user, let whenIdle else { return nil }
+        return FleetConfig(name: name, region: region, endpoint: endpoint, imageID: image, instanceType: type, spot: spot,
+                           maxHosts: maxHosts, whenIdle: whenIdle, bootstrap: bootstrap, userData: userDataText,
+                           keyName: keyName, subnetID: subnet, securityGroupIDs: groups, address: address, port: port,
+                           user: user, identity: identity, knownHosts: knownHosts, maxJobs: maxJobs, bootTimeoutMinutes: bootTimeout)
+    }
+
+    private func crossCheck(hosts: [HostConfig], fleets: [FleetConfig], projects: [ProjectConfig], github: GitHubSection?) -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        for (name, count) in Dictionary(grouping: hosts, by: \.name).mapValues(\.count) where count > 1 {
+            problems.append(ConfigProblem(key: "hosts", message: "the name '\(name)' is used \(count) times", fix: "give every host its own name"))
+        }
+        for (name, count) in Dictionary(grouping: projects, by: \.name).mapValues(\.count) where count > 1 {
+            problems.append(ConfigProblem(key: "projects", message: "the name '\(name)' is used \(count) times", fix: "give every project its own name"))
+        }
+        for name in Set(hosts.map(\.name)).intersection(fleets.map(\.name)) {
+            problems.append(ConfigProblem(key: "fleets", message: "'\(name)' names both a host and a fleet", fix: "give the fleet its own name"))
+        }
+        let hostNames = Set(hosts.map(\.name)).union(fleets.map(\.name))
+        for (i, project) in projects.enumerated() {
+            for (j, host) in project.hosts.enumerated() where !hostNames.contains(host) {
+                problems.append(ConfigProblem(key: "projects[\(i)].hosts[\(j)]", message: "no host is named '\(host)'",
+                                              fix: "list one of: \(hostNames.sorted().joined(separator: ", "))"))
+            }
+        }
+        if let github, !projects.isEmpty, github.config.secret.isEmpty {
+            problems.append(ConfigProblem(key: "github.secret_env", message: "the environment variable \(github.secretEnv) is not set, so no push could be verified",
+                                          fix: "export \(github.secretEnv) with the webhook's secret before starting deferred"))
+        }
+        return problems
+    }
+
+    // MARK: Helpers
+
+    private func secret(_ r: inout TableReader, key: String) -> String? {
+        guard let envName = r.string(key) else { return nil }
+        guard let value = environment[envName], !value.isEmpty else {
+            r.problem(key, "names \(envName), which is not set", fix: "export \(envName) before starting deferred, or remove the key")
+            return nil
+        }
+        return value
+    }
+
+    /// `~` is the home folder; a relative path is taken from the config file's folder.
+    func resolve(_ path: String, base: String) -> String {
+        if path == "~" { return homeDirectory }
+        if path.hasPrefix("~/") { return homeDirectory + path.dropFirst(1) }
+        if path.hasPrefix("/") { return path }
+        return URL(fileURLWithPath: base).appendingPathComponent(path).standardizedFileURL.path
+    }
+}

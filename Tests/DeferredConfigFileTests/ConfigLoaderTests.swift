@@ -1,0 +1,262 @@
+@testable import DeferredConfigFile
+import DeferredCore
+import Foundation
+import Testing
+
+struct ConfigLoaderTests {
+    let dir: String = {
+        let d = NSTemporaryDirectory() + "deferred-config-" + UUID().uuidString
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: d + "/key", contents: Data("k".utf8))
+        FileManager.default.createFile(atPath: d + "/known_hosts", contents: Data())
+        return d
+    }()
+
+    let valid = """
+    [server]
+    listen = "127.0.0.1:9090"
+    state = "sqlite:state/db.sqlite"
+
+    [github]
+    secret_env = "HOOK_SECRET"
+
+    [[hosts]]
+    name = "builder-1"
+    address = "127.0.0.1"
+    port = 2222
+    user = "deferred"
+    identity = "key"
+    known_hosts = "known_hosts"
+    max_jobs = 2
+
+    [[projects]]
+    name = "resume"
+    repository = "octo-org/resume"
+    branches = ["main", "release/*"]
+    command = "./script/deferred"
+    hosts = ["builder-1"]
+    timeout_minutes = 0.5
+    """
+
+    @Test func loadsAValidFileWithSecretsFromTheEnvironment() throws {
+        let config = try ConfigLoader(environment: ["HOOK_SECRET": "s3cret"], homeDirectory: "/home/x")
+            .load(text: valid, baseDirectory: dir)
+        #expect(config.server.listenPort == 9090)
+        #expect(config.server.publicURL == "http://127.0.0.1:9090")
+        #expect(config.server.statePath == dir + "/state/db.sqlite")
+        #expect(config.github.secret == "s3cret")
+        #expect(config.hosts.first?.maxJobs == 2)
+        #expect(config.hosts.first?.identity == dir + "/key")
+        #expect(config.projects.first?.timeout == .seconds(30))
+        #expect(config.project(forRepository: "Octo-Org/Resume")?.name == "resume")
+    }
+
+    @Test func readsArtifactStoresAndProjectLimits() throws {
+        let loader = ConfigLoader(environment: ["HOOK_SECRET": "x"], homeDirectory: "/home/x")
+        let local = try loader.load(text: valid + "\nmax_artifact_bytes = 2048\nmax_artifact_files = 7\n", baseDirectory: dir)
+        #expect(local.artifacts.directory == dir + "/.deferred/artifacts")
+        #expect(local.artifacts.s3 == nil)
+        #expect(local.artifacts.retentionDays == 14)
+        #expect(local.projects[0].maxArtifactBytes == 2048)
+        #expect(local.projects[0].maxArtifactFiles == 7)
+        let s3 = try loader.load(text: """
+            [artifacts]
+            store = "s3://ci-artifacts/deferred/runs/"
+            region = "eu-west-1"
+            endpoint = "http://127.0.0.1:5000"
+            retention_days = 3
+            """ + "\n" + valid, baseDirectory: dir)
+        #expect(s3.artifacts.s3 == .init(bucket: "ci-artifacts", prefix: "deferred/runs", region: "eu-west-1", endpoint: "http://127.0.0.1:5000"))
+        #expect(s3.artifacts.directory == dir + "/.deferred/staging")
+        #expect(s3.artifacts.retentionDays == 3)
+        #expect(s3.projects[0].maxArtifactBytes == 1 << 30)
+        for (store, key) in [("s3://Bad_Bucket/x\"\nregion = \"us-east-1", "artifacts.store"), ("s3://fine-bucket", "artifacts.region"),
+                             ("ftp://x", "artifacts.store"), ("file:x\"\nregion = \"us-east-1", "artifacts.region")] {
+            do {
+                _ = try loader.load(text: "[artifacts]\nstore = \"\(store)\"\n" + valid, baseDirectory: dir)
+                Issue.record("\(store) loaded")
+            } catch {
+                #expect(error.problems.map(\.key).contains(key), "\(store): \(error.problems.map(\.key))")
+            }
+        }
+    }
+
+    @Test func readsCommitStatusAndNotifyKeys() throws {
+        let loader = ConfigLoader(environment: ["HOOK_SECRET": "x", "GH_TOKEN": "ghp_1", "NOTIFY": "n"], homeDirectory: "/home/x")
+        let text = valid.replacingOccurrences(of: "secret_env = \"HOOK_SECRET\"",
+                                              with: "secret_env = \"HOOK_SECRET\"\ntoken_env = \"GH_TOKEN\"\napi_url = \"https://ghe.example.com/api/v3/\"")
+        let config = try loader.load(text: text + "\nnotify_url = \"https://example.com/hook\"\nnotify_secret_env = \"NOTIFY\"\nstatus_context = \"ci/deferred\"\n", baseDirectory: dir)
+        #expect(config.github.token == "ghp_1")
+        #expect(config.github.apiURL == "https://ghe.example.com/api/v3")
+        #expect(config.projects[0].notifyURL == "https://example.com/hook")
+        #expect(config.projects[0].notifySecret == "n")
+        #expect(config.projects[0].statusContext == "ci/deferred")
+        let plain = try loader.load(text: valid, baseDirectory: dir)
+        #expect(plain.github.token == nil && plain.github.apiURL == "https://api.github.com")
+        #expect(plain.projects[0].statusContext == "deferred/resume")
+        do {
+            _ = try loader.load(text: valid + "\nnotify_url = \"https://example.com/hook\"\n", baseDirectory: dir)
+            Issue.record("an unsigned notify_url loaded")
+        } catch {
+            #expect(error.problems.map(\.key).contains("projects[0].notify_secret_env"))
+        }
+    }
+
+    @Test func reportsEveryProblemAtOnceWithItsKey() {
+        let broken = """
+        [server]
+        listen = "nowhere"
+        [[hosts]]
+        name = "builder-1"
+        user = "deferred"
+        port = 70000
+        identity = "missing-key"
+        known_hosts = "known_hosts"
+        [[projects]]
+        name = "bad name!"
+        repository = "no-slash"
+        hosts = ["builder-9"]
+        comand = "typo"
+        """
+        do {
+            _ = try ConfigLoader(environment: [:]).load(text: broken, baseDirectory: dir)
+            Issue.record("a broken config loaded")
+        } catch {
+            let keys = Set(error.problems.map(\.key))
+            for key in ["server.listen", "hosts[0].address", "hosts[0].port", "hosts[0].identity",
+                        "projects[0].name", "projects[0].repository", "projects[0].hosts[0]",
+                        "projects[0].comand", "github.secret_env"] {
+                #expect(keys.contains(key), "no problem reported for \(key); got \(keys.sorted())")
+            }
+            #expect(error.problems.allSatisfy { !$0.fix.isEmpty })
+        }
+    }
+
+    @Test func readsTheScriptKeysAndReportsTheirProblems() throws {
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMeO/MPMemmAUM/Ni8aWZbs+m8kX3KWbeTEOEaPH8zZV"
+        try "alice@example.com namespaces=\"deferred\" \(key)\n".write(toFile: dir + "/signers", atomically: true, encoding: .utf8)
+        try "alice@example.com cert-authority \(key)\nbob@example.com ssh-ed25519 !!!\n".write(toFile: dir + "/bad_signers", atomically: true, encoding: .utf8)
+        let scripts = valid + """
+
+            allowed_signers = "signers"
+            script_secret_env = "SCRIPT_SECRET"
+            interpreters = ["/bin/sh", "python3"]
+            allowed_origins = ["https://blog.example", "http://localhost:8000"]
+            max_script_bytes = 4096
+
+            [scripts]
+            rate_per_minute = 12
+            burst = 3
+            max_queued = 7
+            """
+        let config = try ConfigLoader(environment: ["HOOK_SECRET": "s", "SCRIPT_SECRET": "words"]).load(text: scripts, baseDirectory: dir)
+        let project = try #require(config.projects.first)
+        #expect(project.allowedSigners?.entries.first?.principals == "alice@example.com")
+        #expect(project.allowedSigners?.entries.first?.namespaces == "deferred")
+        #expect(project.scriptSecret == "words")
+        #expect(project.interpreters == ["/bin/sh", "python3"])
+        #expect(project.allowedOrigins == ["https://blog.example", "http://localhost:8000"])
+        #expect(project.maxScriptBytes == 4096)
+        #expect(config.scripts.ratePerMinute == 12 && config.scripts.burst == 3 && config.scripts.maxQueued == 7)
+
+        let broken = valid + """
+
+            allowed_signers = "bad_signers"
+            script_secret_env = "UNSET_SECRET"
+            interpreters = ["python3; rm -rf /"]
+            allowed_origins = ["https://blog.example/path"]
+            """
+        let error = #expect(throws: ConfigError.self) {
+            try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: broken, baseDirectory: dir)
+        }
+        let problems = error?.problems ?? []
+        let signerProblems = problems.filter { $0.key == "projects[0].allowed_signers" }.map(\.message)
+        #expect(signerProblems.count == 2)
+        #expect(signerProblems.first?.contains("line 1: cert-authority lines are not supported") == true)
+        for key in ["projects[0].script_secret_env", "projects[0].interpreters[0]", "projects[0].allowed_origins[0]"] {
+            #expect(problems.contains { $0.key == key }, "no problem for \(key): \(problems)")
+        }
+    }
+
+    @Test func readsEC2HostsAndTheirProblems() throws {
+        let cloud = valid.replacingOccurrences(of: "hosts = [\"builder-1\"]", with: "hosts = [\"builder-1\", \"ec2-builder\"]") + """
+
+            [[hosts]]
+            name = "ec2-builder"
+            provider = "ec2"
+            instance_id = "i-0123456789abcdef0"
+            region = "eu-west-1"
+            endpoint = "http://127.0.0.1:5000"
+            user = "ubuntu"
+            identity = "key"
+            known_hosts = "known_hosts"
+            wake_timeout_minutes = 4
+            """
+        let config = try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: cloud, baseDirectory: dir)
+        let host = try #require(config.host(named: "ec2-builder"))
+        #expect(host.provider == .ec2)
+        #expect(host.instance == CloudInstance(instanceID: "i-0123456789abcdef0", region: "eu-west-1", endpoint: "http://127.0.0.1:5000"))
+        #expect(host.address.isEmpty)
+        #expect(host.wakeTimeoutMinutes == 4)
+
+        let broken = valid + """
+
+            [[hosts]]
+            name = "ec2-bad"
+            provider = "ec2"
+            instance_id = "vm-12"
+            endpoint = "ftp://nowhere"
+            user = "ubuntu"
+            identity = "key"
+            known_hosts = "known_hosts"
+            """
+        let error = #expect(throws: ConfigError.self) { try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: broken, baseDirectory: dir) }
+        let keys = Set(error?.problems.map(\.key) ?? [])
+        #expect(keys.isSuperset(of: ["hosts[1].instance_id", "hosts[1].region", "hosts[1].endpoint"]), "\(keys)")
+        #expect(!keys.contains("hosts[1].address"))
+    }
+
+    @Test func readsFleetsAndTheirProblems() throws {
+        try "#!/bin/sh\n".write(toFile: dir + "/host.sh", atomically: true, encoding: .utf8)
+        let fleet = valid.replacingOccurrences(of: "hosts = [\"builder-1\"]", with: "hosts = [\"builder-1\", \"spot-builders\"]") + """
+
+            [[fleets]]
+            name = "spot-builders"
+            provider = "ec2"
+            region = "us-east-1"
+            image_id = "ami-0123"
+            instance_type = "c7i.large"
+            spot = true
+            max_hosts = 3
+            when_idle = "terminate"
+            bootstrap = "host.sh"
+            user = "ubuntu"
+            identity = "key"
+            known_hosts = "known_hosts"
+            boot_timeout_minutes = 7
+            """
+        let config = try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: fleet, baseDirectory: dir)
+        let f = try #require(config.fleet(named: "spot-builders"))
+        #expect(f.spot && f.maxHosts == 3 && f.whenIdle == .terminate && f.bootstrap == dir + "/host.sh")
+        #expect(f.login.wakeTimeoutMinutes == 7 && f.login.user == "ubuntu")
+        let host = f.host(named: "spot-builders-1a2b", instanceID: "i-1")
+        #expect(host.instance?.instanceID == "i-1" && host.provider == .ec2 && host.address.isEmpty)
+
+        let broken = valid + """
+
+            [[fleets]]
+            name = "builder-1"
+            region = "us-east-1"
+            instance_type = "c7i.large"
+            spot = "yes"
+            when_idle = "hibernate"
+            bootstrap = "missing.sh"
+            user = "ubuntu"
+            """
+        let error = #expect(throws: ConfigError.self) { try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: broken, baseDirectory: dir) }
+        let keys = Set(error?.problems.map(\.key) ?? [])
+        for key in ["fleets[0].image_id", "fleets[0].spot", "fleets[0].when_idle", "fleets[0].bootstrap"] {
+            #expect(keys.contains(key), "no problem for \(key): \(keys)")
+        }
+    }
+}
