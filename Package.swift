@@ -161,6 +161,11 @@ let package = Package(
             ],
             path: "Tests/Support"
         ),
+        // The store conformance suite: what every JobStore implementation must do.
+        .testTarget(
+            name: "DeferredStoreTests",
+            dependencies: ["DeferredCore", "DeferredStore"]
+        ),
         .testTarget(
             name: "DeferredConfigFileTests",
             dependencies: ["DeferredConfigFile", "DeferredCore", "DeferredTestSupport"]

@@ -63,7 +63,7 @@ func deferredFanOut(count: Int) async throws -> FanOutFigures? {
         github: GitHubConfig(secret: "bench"), artifacts: ArtifactsConfig(directory: folder + "/artifacts"), idle: IdleConfig(),
         hosts: [HostConfig(name: "h", address: "127.0.0.1", user: "u", identity: nil, knownHosts: "/dev/null")],
         projects: [ProjectConfig(name: "bench", repository: "bench/bench", command: "true", hosts: ["h"])])
-    let store = try JobStore(path: config.server.statePath)
+    let store = try SQLiteJobStore(path: config.server.statePath)
     let job = Job(project: "bench", trigger: .script(ScriptTrigger(script: "true\n", signer: "bench", interpreter: .program("/bin/sh"))))
     _ = try await store.enqueue(job, delivery: nil)
     try await store.markRunning(job.id)

@@ -16,7 +16,7 @@ import ServiceLifecycle
 /// attempt; only after `maxAttempts` does it end as `error`, with its results.json.
 public actor Dispatcher: Service {
     private let config: DeferredConfig
-    private let store: JobStore
+    private let store: any JobStore
     private let artifacts: any ArtifactStore
     private let runner: JobRunner
     private let logger: Logger
@@ -51,7 +51,7 @@ public actor Dispatcher: Service {
     /// How often idle cloud hosts are looked for and put to sleep.
     public var sleepCheckInterval: Duration = .seconds(60)
 
-    public init(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore, runner: JobRunner = JobRunner(),
+    public init(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore, runner: JobRunner = JobRunner(),
                 providers: HostProviders = HostProviders(ec2: nil), outboundRetryBase: Duration = .seconds(1), logger: Logger) {
         let post = OutboundPost(retry: RetryPolicy(maxAttempts: 5, base: outboundRetryBase, cap: outboundRetryBase * 30))
         statuses = CommitStatuses(github: config.github, post: post)

@@ -10,10 +10,10 @@ public struct HostControl: HostCommands {
     /// The idle sleeper knows the same config, store and providers, and how to find a host.
     let sleeper: IdleSleeper
     var config: DeferredConfig { sleeper.config }
-    var store: JobStore { sleeper.store }
+    var store: any JobStore { sleeper.store }
     var providers: HostProviders { sleeper.providers }
 
-    public init(config: DeferredConfig, store: JobStore, providers: HostProviders) {
+    public init(config: DeferredConfig, store: any JobStore, providers: HostProviders) {
         sleeper = IdleSleeper(config: config, store: store, providers: providers)
     }
 

@@ -9,10 +9,10 @@ import Foundation
 /// a timer and by `deferred idle-sleep` from cron; both share the store.
 public struct IdleSleeper: Sendable {
     let config: DeferredConfig
-    let store: JobStore
+    let store: any JobStore
     let providers: HostProviders
 
-    public init(config: DeferredConfig, store: JobStore, providers: HostProviders) {
+    public init(config: DeferredConfig, store: any JobStore, providers: HostProviders) {
         self.config = config
         self.store = store
         self.providers = providers

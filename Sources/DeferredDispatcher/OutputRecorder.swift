@@ -29,12 +29,12 @@ final class OutputRecorder: Sendable {
     }
 
     private let job: JobID
-    private let store: JobStore
+    private let store: any JobStore
     private let pending = Mutex(Pending())
     private let flusher = Mutex<Task<Void, Never>?>(nil)
     static let interval = Duration.milliseconds(250)
 
-    init(job: JobID, store: JobStore) {
+    init(job: JobID, store: any JobStore) {
         self.job = job
         self.store = store
         let task = Task { [weak self] in

@@ -18,11 +18,11 @@ public struct Retention: Sendable {
         }
     }
 
-    let store: JobStore
+    let store: any JobStore
     let artifacts: any ArtifactStore
     let retentionDays: Int
 
-    public init(store: JobStore, artifacts: any ArtifactStore, retentionDays: Int) {
+    public init(store: any JobStore, artifacts: any ArtifactStore, retentionDays: Int) {
         self.store = store
         self.artifacts = artifacts
         self.retentionDays = retentionDays

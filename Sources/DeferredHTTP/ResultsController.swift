@@ -12,14 +12,14 @@ import NIOCore
 /// every origin unless the job's project lists its `allowed_origins`.
 public struct ResultsController: Sendable {
     let config: DeferredConfig
-    let store: JobStore
+    let store: any JobStore
     let artifacts: any ArtifactStore
     private let fileIO = FileIO()
     /// How long an event stream may be quiet before a keepalive comment.
     let heartbeatInterval: Duration
     private let formatted = FormattedEvents()
 
-    public init(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore, heartbeat: Duration = .seconds(15)) {
+    public init(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore, heartbeat: Duration = .seconds(15)) {
         self.config = config
         self.store = store
         self.artifacts = artifacts

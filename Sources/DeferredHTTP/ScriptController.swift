@@ -10,13 +10,13 @@ import Hummingbird
 /// queues it. Every refusal is answered before anything is stored.
 public struct ScriptController: Sendable {
     let config: DeferredConfig
-    let store: JobStore
+    let store: any JobStore
     let limiter: RateLimiter
     let onQueued: @Sendable () -> Void
 
     static let allowedRequestHeaders = "Content-Type, Idempotency-Key"
 
-    public init(config: DeferredConfig, store: JobStore, limiter: RateLimiter, onQueued: @escaping @Sendable () -> Void) {
+    public init(config: DeferredConfig, store: any JobStore, limiter: RateLimiter, onQueued: @escaping @Sendable () -> Void) {
         self.config = config
         self.store = store
         self.limiter = limiter

@@ -8,7 +8,7 @@ import Logging
 public enum ServerApplication {
     /// `heartbeat`: how long an event stream may be quiet before a keepalive comment.
     /// `hostCommands`: what the dashboard's wake and sleep buttons call.
-    public static func router(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore,
+    public static func router(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore,
                               heartbeat: Duration = .seconds(15), hostCommands: (any HostCommands)? = nil,
                               onQueued: @escaping @Sendable () -> Void) -> Router<DeferredRequestContext> {
         let router = Router(context: DeferredRequestContext.self)
@@ -23,7 +23,7 @@ public enum ServerApplication {
     }
 
     /// `maxConnections`: the open connections the file limit leaves room for.
-    public static func make(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore, hostCommands: any HostCommands,
+    public static func make(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore, hostCommands: any HostCommands,
                             maxConnections: Int, logger: Logger, onQueued: @escaping @Sendable () -> Void) -> some ApplicationProtocol {
         Application(
             router: router(config: config, store: store, artifacts: artifacts, hostCommands: hostCommands, onQueued: onQueued),

@@ -12,10 +12,10 @@ public struct WebhookController: Sendable {
     public static let bodyLimit = 25 << 20
 
     let config: DeferredConfig
-    let store: JobStore
+    let store: any JobStore
     let onQueued: @Sendable () -> Void
 
-    public init(config: DeferredConfig, store: JobStore, onQueued: @escaping @Sendable () -> Void) {
+    public init(config: DeferredConfig, store: any JobStore, onQueued: @escaping @Sendable () -> Void) {
         self.config = config
         self.store = store
         self.onQueued = onQueued
@@ -70,7 +70,7 @@ public struct WebhookController: Sendable {
         case .run(let trigger):
             let job = Job(project: project.name, trigger: .push(trigger))
             let stored = try await store.enqueue(job, delivery: delivery, payload: payload, bodySHA256: bodySHA256,
-                                                 maxQueued: project.maxQueued)
+                                                 maxQueued: project.maxQueued, detail: nil)
             switch stored {
             case .created(let job), .duplicate(let job):
                 if case .created = stored { onQueued() }

@@ -12,7 +12,7 @@ struct Hosts: AsyncParsableCommand {
 
     static func control(_ options: ConfigOption) throws -> HostControl {
         let config = try options.load()
-        return HostControl(config: config, store: try JobStore(path: config.server.statePath), providers: try Server.providers(config))
+        return HostControl(config: config, store: try SQLiteJobStore(path: config.server.statePath), providers: try Server.providers(config))
     }
 
     /// Runs a host command: a failure is said on standard error with exit status 1, once.

@@ -20,7 +20,7 @@ struct IdleSleep: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let store = try JobStore(path: config.server.statePath)
+        let store = try SQLiteJobStore(path: config.server.statePath)
         try await store.register(hosts: config.hosts)
         let sleeper = IdleSleeper(config: config, store: store, providers: try Server.providers(config))
         let reports = await sleeper.pass(dryRun: dryRun)

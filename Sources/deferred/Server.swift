@@ -12,7 +12,7 @@ import ServiceLifecycle
 /// Intake and dispatcher in one process, stopped gracefully on SIGTERM or SIGINT.
 enum Server {
     static func run(config: DeferredConfig, logger: Logger, afterStart: (@Sendable () async -> Void)? = nil) async throws {
-        let store = try JobStore(path: config.server.statePath)
+        let store = try SQLiteJobStore(path: config.server.statePath)
         let artifacts = try ArtifactStores.make(config.artifacts)
         let providers = try Server.providers(config)
         let dispatcher = Dispatcher(config: config, store: store, artifacts: artifacts, providers: providers, logger: logger)

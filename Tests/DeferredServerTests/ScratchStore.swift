@@ -7,14 +7,14 @@ import Foundation
 /// folder could go at the value's last use, while the store is still working in it.
 struct ScratchStore {
     let folder: String
-    let store: JobStore
+    let store: SQLiteJobStore
     let job: Job
 
     var path: String { folder + "/state.sqlite" }
 
     init() async throws {
         folder = NSTemporaryDirectory() + "deferred-store-" + UUID().uuidString.prefix(8)
-        store = try JobStore(path: folder + "/state.sqlite")
+        store = try SQLiteJobStore(path: folder + "/state.sqlite")
         job = Job(project: "sample", trigger: .script(ScriptTrigger(script: "echo\n", signer: "ci", interpreter: .program("/bin/sh"))))
         _ = try await store.enqueue(job, delivery: nil)
     }

@@ -12,7 +12,7 @@ import Testing
     static let script = "#!/bin/sh\necho fine\n"
 
     private func expectRefused(_ response: TestResponse, _ status: HTTPResponse.Status, saying words: String,
-                               store: JobStore, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+                               store: any JobStore, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         #expect(response.status == status, sourceLocation: sourceLocation)
         #expect(response.headers[.contentType]?.hasPrefix("application/json") == true, sourceLocation: sourceLocation)
         let message = ServerHarness.json(response)["error"] as? String ?? ""

@@ -36,7 +36,7 @@ final class ServerHarness: @unchecked Sendable {
     var outboundRetryBase: Duration = .seconds(1)
     /// How long a timed-out job's silent host is waited for past the kill grace.
     var stallGrace: Duration = .seconds(3)
-    let store: JobStore
+    let store: SQLiteJobStore
     var artifacts: any ArtifactStore
 
     init(command: String? = "./script/job.sh", branches: [String] = ["main"], timeoutMinutes: Double = 5,
@@ -54,7 +54,7 @@ final class ServerHarness: @unchecked Sendable {
                                  statePath: folder + "/state.sqlite", adminToken: nil),
             github: GitHubConfig(secret: Self.secret), artifacts: ArtifactsConfig(directory: folder + "/artifacts"),
             idle: IdleConfig(), hosts: [host], projects: [project])
-        store = try JobStore(path: config.server.statePath)
+        store = try SQLiteJobStore(path: config.server.statePath)
         artifacts = FileArtifactStore(directory: config.artifacts.directory)
     }
 

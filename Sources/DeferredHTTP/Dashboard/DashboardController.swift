@@ -12,7 +12,7 @@ import Logging
 /// payload it came from. Without `[server] admin_token_env` it is off and answers 404.
 public struct DashboardController: Sendable {
     let config: DeferredConfig
-    let store: JobStore
+    let store: any JobStore
     let artifacts: any ArtifactStore
     let auth: AdminAuth?
     let actions: HostActions?
@@ -24,7 +24,7 @@ public struct DashboardController: Sendable {
     /// How much of a webhook payload the page shows.
     static let payloadOnPage = 256 << 10
 
-    public init(config: DeferredConfig, store: JobStore, artifacts: any ArtifactStore, hostCommands: (any HostCommands)?,
+    public init(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore, hostCommands: (any HostCommands)?,
                 logger: Logger = Logger(label: "deferred.dashboard")) {
         self.config = config
         self.store = store

@@ -1,0 +1,60 @@
+import DeferredCore
+import Foundation
+import GRDB
+
+// Intake: deduplicated, bounded, in one transaction with its checks.
+extension SQLiteJobStore {
+    /// Stores a new queued push job, unless its delivery id or its signed body (`bodySHA256`:
+    /// the same push replayed under a new, unsigned delivery id) was seen before: then the
+    /// earlier job. Refused while `maxQueued` jobs of its project wait. `payload`, the
+    /// webhook's body, is kept for the job's page.
+    public func enqueue(_ job: Job, delivery: String?, payload: Data?, bodySHA256: String?,
+                        maxQueued: Int, detail: String?) async throws(StoreError) -> EnqueueResult {
+        try await intakeWrite { db in
+            if let delivery, let seen = try DeliveryRecord.fetchOne(db, key: delivery),
+               let existing = try JobRecord.fetchOne(db, key: seen.jobID) {
+                return .duplicate(try existing.job())
+            }
+            if let bodySHA256, let seen = try DeliveryRecord.filter(Column("body_sha256") == bodySHA256).fetchOne(db),
+               let existing = try JobRecord.fetchOne(db, key: seen.jobID) {
+                return .duplicate(try existing.job())
+            }
+            let waiting = try Self.waitingJobs(db, project: job.project)
+            guard waiting < maxQueued else { return .queueFull(queued: waiting) }
+            try Self.insert(db, job, delivery: delivery, detail: detail)
+            if let payload { try JobPayloadRecord(jobID: job.id.rawValue, body: payload).insert(db) }
+            if let delivery {
+                try DeliveryRecord(guid: delivery, jobID: job.id.rawValue, receivedAt: job.queuedAt.timeIntervalSince1970,
+                                   bodySHA256: bodySHA256).insert(db)
+            }
+            return .created(job)
+        }
+    }
+
+    /// Stores a posted script's job, in one transaction with its checks: a repeated
+    /// idempotency key answers with its job (or a conflict), a full queue of its project refuses.
+    public func enqueueScript(_ job: Job, idempotency: IdempotencyClaim?, maxQueued: Int) async throws(StoreError) -> ScriptEnqueueResult {
+        try await intakeWrite { db in
+            if let idempotency, let seen = try IdempotencyRecord.fetchOne(db, key: ["project": job.project, "key": idempotency.key]) {
+                if seen.createdAt >= job.queuedAt.timeIntervalSince1970 - StorePolicy.idempotencyWindow,
+                   let existing = try JobRecord.fetchOne(db, key: seen.jobID) {
+                    return seen.bodySHA256 == idempotency.bodySHA256 ? .replayed(try existing.job()) : .conflict(try existing.job())
+                }
+                try seen.delete(db)
+            }
+            let waiting = try Self.waitingJobs(db, project: job.project)
+            guard waiting < maxQueued else { return .queueFull(queued: waiting) }
+            try Self.insert(db, job, delivery: nil, detail: "script")
+            if let idempotency {
+                try IdempotencyRecord(project: job.project, key: idempotency.key, bodySHA256: idempotency.bodySHA256,
+                                      jobID: job.id.rawValue, createdAt: job.queuedAt.timeIntervalSince1970).insert(db)
+            }
+            return .created(job)
+        }
+    }
+
+    static func insert(_ db: Database, _ job: Job, delivery: String?, detail: String?) throws {
+        try JobRecord(job, delivery: delivery).insert(db)
+        try record(db, job.id, job.status, detail: detail, at: job.queuedAt)
+    }
+}

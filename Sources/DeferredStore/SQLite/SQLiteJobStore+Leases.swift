@@ -1,0 +1,158 @@
+import DeferredCore
+import Foundation
+import GRDB
+
+// A job from the queue to its end.
+extension SQLiteJobStore {
+    /// Leases the oldest runnable queued job to the first of its project's hosts that has
+    /// room, in one transaction. `targetsFor` gives a project's hosts and fleets in order; a
+    /// fleet offers its hosts first, then a new one (state `provisioning`, no instance yet)
+    /// while it has fewer than `max_hosts`, counted in the same transaction, so however many
+    /// jobs arrive together a fleet never grows past its limit. Nil when nothing can run now.
+    public func leaseNext(now: Date, targetsFor: @escaping @Sendable (String) -> [LeaseTarget]) async throws(StoreError) -> Lease? {
+        let lease = try await write { db -> Lease? in
+            let candidates = try JobRecord
+                .filter(Column("status") == JobStatus.queued.rawValue && Column("not_before") <= now.timeIntervalSince1970)
+                .order(Column("queued_at"), Column("id"))
+                .limit(100)
+                .fetchAll(db)
+            for candidate in candidates {
+                for target in targetsFor(candidate.project) {
+                    switch target {
+                    case .host(let name, let maxJobs):
+                        if let lease = try Self.lease(db, candidate, to: name, maxJobs: maxJobs, now: now) { return lease }
+                    case .fleet(let fleet, let maxHosts, let maxJobs):
+                        let members = try HostRecord.filter(Column("fleet") == fleet).order(Column("name")).fetchAll(db)
+                        for member in members {
+                            if let lease = try Self.lease(db, candidate, to: member.name, maxJobs: maxJobs, now: now) { return lease }
+                        }
+                        guard members.count < maxHosts else { continue }
+                        let name = "\(fleet)-\(Hex.encode((0..<4).map { _ in UInt8.random(in: 0...255) }))"
+                        try HostRecord(name: name, provider: "ec2", state: HostState.provisioning.rawValue, idleSince: nil,
+                                       lastJobID: nil, fleet: fleet, instanceID: nil).insert(db)
+                        if let lease = try Self.lease(db, candidate, to: name, maxJobs: maxJobs, now: now) { return lease }
+                    }
+                }
+            }
+            return nil
+        }
+        if let lease { changes.notify(lease.job.id) }
+        return lease
+    }
+
+    /// Gives `candidate` to `host` if it has room and is not being put to sleep.
+    static func lease(_ db: Database, _ candidate: JobRecord, to host: String, maxJobs: Int, now: Date) throws -> Lease? {
+        guard try activeJobs(db, host: host) < maxJobs else { return nil }
+        let state = try HostRecord.fetchOne(db, key: host).flatMap { HostState(rawValue: $0.state) } ?? .unknown
+        // A host being put to sleep takes no job until it has stopped; then it is woken.
+        if state == .stopping { return nil }
+        let up = state == .ready || state == .busy
+        var record = candidate
+        record.status = JobStatus.waitingForHost.rawValue
+        record.hostName = host
+        try record.update(db)
+        let detail = up ? "host \(host)" : state == .provisioning ? "host \(host): launching a new instance"
+                                                                   : "host \(host), which is \(state.rawValue): waking it"
+        try Self.record(db, JobID(rawValue: record.id), .waitingForHost, detail: detail, at: now)
+        if state != .provisioning {
+            try db.execute(sql: "UPDATE host SET state = ?, idle_since = NULL WHERE name = ?",
+                           arguments: [(up ? HostState.busy : .waking).rawValue, host])
+        }
+        return Lease(job: try record.job(), hostName: host, hostWasUp: up)
+    }
+
+    /// A step of the job's wait for its host (the instance's state), as an event.
+    public func note(_ id: JobID, waiting detail: String, host: HostProgress?, at: Date) async throws(StoreError) {
+        try await write { db in try Self.record(db, id, .waitingForHost, detail: detail, hostState: host, at: at) }
+        changes.notify(id)
+    }
+
+    public func markRunning(_ id: JobID, at: Date) async throws(StoreError) {
+        try await write { db in
+            try db.execute(sql: "UPDATE job SET status = ?, started_at = ? WHERE id = ?",
+                           arguments: [JobStatus.running.rawValue, at.timeIntervalSince1970, id.rawValue])
+            try Self.record(db, id, .running, detail: nil, at: at)
+        }
+        changes.notify(id)
+    }
+
+    /// Ends a job and frees its host; the host's idle clock starts when its last job ends.
+    /// Only a job that holds a lease ends: one that ended already keeps its end (a second
+    /// finish changes nothing). Its held results, if any, are dropped in the same transaction.
+    public func finish(_ id: JobID, outcome: JobOutcome) async throws(StoreError) {
+        try await write { db in
+            guard var record = try JobRecord.fetchOne(db, key: id.rawValue) else { throw StoreError.unknownJob(id.rawValue) }
+            _ = try PendingResultRecord.deleteOne(db, key: id.rawValue)
+            guard JobStatus(rawValue: record.status)?.isFinal != true else { return }
+            record.status = outcome.status.rawValue
+            record.startedAt = record.startedAt ?? outcome.startedAt.timeIntervalSince1970
+            record.finishedAt = outcome.finishedAt.timeIntervalSince1970
+            try record.update(db)
+            let detail = [outcome.exitStatus.map { "exit status \($0)" }, outcome.signal.map { "signal \($0)" }, outcome.error]
+                .compactMap { $0 }.joined(separator: "; ")
+            try Self.record(db, id, outcome.status, detail: detail.isEmpty ? nil : detail, at: outcome.finishedAt)
+            if let host = record.hostName {
+                try Self.release(db, host: host, lastJob: id, at: outcome.finishedAt)
+            }
+        }
+        changes.notify(id)
+    }
+
+    /// Sends a leased job back to the queue after the machinery failed (SSH, host), to be
+    /// tried again from `notBefore`. Counts an attempt when `countAttempt` is set.
+    public func requeue(_ id: JobID, reason: String, notBefore: Date, countAttempt: Bool, at: Date) async throws(StoreError) {
+        try await write { db in
+            guard var record = try JobRecord.fetchOne(db, key: id.rawValue) else { throw StoreError.unknownJob(id.rawValue) }
+            let host = record.hostName
+            record.status = JobStatus.queued.rawValue
+            record.hostName = nil
+            record.startedAt = nil
+            record.notBefore = notBefore.timeIntervalSince1970
+            if countAttempt { record.attempts += 1 }
+            try record.update(db)
+            try Self.record(db, id, .queued, detail: reason, at: at)
+            if let host { try Self.release(db, host: host, lastJob: id, at: at) }
+        }
+        changes.notify(id)
+    }
+
+    /// Jobs that held a lease when the server stopped go back to the queue, so none is lost.
+    /// Each start that finds a job so counts; a job found at `limit` starts (it may be what
+    /// crashes the server) is not queued again but handed back, for the caller to end as
+    /// `error` with its results.json. Jobs whose results wait for the store are left alone:
+    /// they ran, and only their file is missing.
+    public func recoverInterrupted(limit: Int, at: Date) async throws(StoreError) -> Recovery {
+        let (stranded, givenUp) = try await write { db -> ([JobID], [Job]) in
+            let held = Set(try String.fetchAll(db, sql: "SELECT job_id FROM pending_result"))
+            var stranded: [JobID] = [], givenUp: [Job] = []
+            for var record in try JobRecord.filter(JobStatus.leased.map(\.rawValue).contains(Column("status"))).fetchAll(db)
+            where !held.contains(record.id) {
+                record.interruptedStarts += 1
+                try record.update(db)
+                if record.interruptedStarts >= limit { givenUp.append(try record.job()) } else { stranded.append(JobID(rawValue: record.id)) }
+            }
+            return (stranded, givenUp)
+        }
+        for id in stranded {
+            try await requeue(id, reason: "the server stopped while the job ran; running it again", notBefore: at, countAttempt: false, at: at)
+        }
+        return Recovery(requeued: stranded, givenUp: givenUp)
+    }
+
+    /// Keeps a job's end and its results.json while the artifact store cannot take the file
+    /// (a full disk, a bucket that is down). The job stays as it is, its host held, until
+    /// `pendingResults` are stored and finished; a restart does not run it again.
+    public func holdResults(_ id: JobID, outcome: JobOutcome, results: Data, at: Date) async throws(StoreError) {
+        try await write { db in try PendingResultRecord(id, outcome: outcome, results: results, since: at).save(db) }
+    }
+
+    /// The jobs whose results.json waits for the artifact store, oldest first.
+    public func pendingResults() async throws(StoreError) -> [PendingResult] {
+        try await read { db in
+            try PendingResultRecord.order(Column("since")).fetchAll(db).compactMap { record -> PendingResult? in
+                guard let job = try JobRecord.fetchOne(db, key: record.jobID)?.job() else { return nil }
+                return PendingResult(job: job, outcome: try record.outcome(), results: record.results)
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import DeferredCore
+import Foundation
+import GRDB
+import Synchronization
+
+/// The store in one SQLite file through GRDB (WAL): the embedded default, for one server.
+///
+/// Every method is async and runs on GRDB's own queues, so the HTTP event loop never waits
+/// on the disk. Leases and the end of a job are single write transactions. The methods live
+/// beside this file by concern (intake, reading, hosts, leases, feed, retention), as the
+/// `JobStore` protocols group them.
+public final class SQLiteJobStore: JobStore {
+    let pool: DatabasePool
+
+    /// Wakes listeners of a job's feed after its events or output change.
+    public let changes = JobChanges()
+
+    /// The last feed read of each job, by cursor and version, under way or done: a thousand
+    /// listeners that are all caught up cost one read per change, not a thousand, and those
+    /// woken by the same change join the read the first of them started.
+    let feedReads = Mutex<[JobID: FeedRead]>([:])
+
+    /// Feed reads that went to the database, for the tests of sharing them.
+    let feedReadsMade = Atomic<Int>(0)
+
+    /// How long a write waits for another process's lock on the file before it fails.
+    public static let lockWait: TimeInterval = 2
+
+    /// How long an intake write may wait (for the lock, or behind the dispatcher's writes that
+    /// wait for it) before the sender is told to come back: GitHub waits 10 s at most.
+    public static let intakeDeadline: Duration = .seconds(3)
+
+    struct FeedRead {
+        var cursor: FeedCursor
+        var version: UInt64
+        var result: Task<Result<Feed, StoreError>, Never>
+    }
+
+    public init(path: String) throws(StoreError) {
+        do {
+            let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            if !FileManager.default.fileExists(atPath: folder) { try PrivateFiles.makeFolder(folder) }
+            // SQLite gives the -wal and -shm files the database's own mode: 0600 before it opens.
+            let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, PrivateFiles.fileMode)
+            if fd >= 0 { close(fd) }
+            for file in [path, path + "-wal", path + "-shm"] { PrivateFiles.restrict(file) }
+            var config = Configuration()
+            // idle-sleep in cron and serve share the file: wait for each other's writes, but
+            // not so long that a webhook's sender (GitHub waits 10 s) hears nothing: past this
+            // the intake answers 503 with Retry-After, and the dispatcher tries its writes again.
+            config.busyMode = .timeout(Self.lockWait)
+            pool = try DatabasePool(path: path, configuration: config)
+            try Schema.migrator.migrate(pool)
+        } catch {
+            throw .cannotOpen(path: path, reason: "\(error)")
+        }
+    }
+
+    static func status(_ r: HostRecord, _ db: Database) throws -> HostStatus {
+        HostStatus(name: r.name, provider: r.provider, state: HostState(rawValue: r.state) ?? .unknown,
+                   idleSince: r.idleSince.map(Date.init(timeIntervalSince1970:)),
+                   lastJobID: r.lastJobID.map(JobID.init(rawValue:)),
+                   activeJobs: try activeJobs(db, host: r.name), fleet: r.fleet, instanceID: r.instanceID)
+    }
+
+    /// A project's jobs that wait: queued, or leased and waiting for their host.
+    static func waitingJobs(_ db: Database, project: String) throws -> Int {
+        try JobRecord.filter(Column("project") == project
+            && [JobStatus.queued.rawValue, JobStatus.waitingForHost.rawValue].contains(Column("status"))).fetchCount(db)
+    }
+
+    static func activeJobs(_ db: Database, host: String) throws -> Int {
+        try JobRecord.filter(Column("host_name") == host && JobStatus.leased.map(\.rawValue).contains(Column("status"))).fetchCount(db)
+    }
+
+    static func release(_ db: Database, host: String, lastJob: JobID, at: Date) throws {
+        if try activeJobs(db, host: host) == 0 {
+            try db.execute(sql: "UPDATE host SET state = ?, idle_since = ?, last_job_id = ? WHERE name = ?",
+                           arguments: [HostState.ready.rawValue, at.timeIntervalSince1970, lastJob.rawValue, host])
+        } else {
+            try db.execute(sql: "UPDATE host SET last_job_id = ? WHERE name = ?", arguments: [lastJob.rawValue, host])
+        }
+    }
+
+    static func record(_ db: Database, _ id: JobID, _ status: JobStatus, detail: String?, hostState: HostProgress? = nil, at: Date) throws {
+        try JobEventRecord(id: nil, jobID: id.rawValue, at: at.timeIntervalSince1970, status: status.rawValue, detail: detail,
+                           hostState: hostState?.rawValue).insert(db)
+    }
+
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
+        try await mappingErrors { try await pool.write(body) }
+    }
+
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
+        try await mappingErrors { try await pool.read(body) }
+    }
+
+    enum IntakeRace<T: Sendable>: Sendable {
+        case done(Result<T, StoreError>)
+        case late
+    }
+
+    /// A write for a sender that waits for its answer: given up after `intakeDeadline`. The
+    /// write is cancelled then; if it got through all the same, its answer stands, so a
+    /// refusal always means nothing was stored.
+    func intakeWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
+        let race = await withTaskGroup(of: IntakeRace<T>.self) { group -> IntakeRace<T> in
+            group.addTask {
+                do throws(StoreError) { return .done(.success(try await self.write(body))) } catch { return .done(.failure(error)) }
+            }
+            group.addTask {
+                try? await Task.sleep(for: Self.intakeDeadline)
+                return .late
+            }
+            var answer = IntakeRace<T>.late
+            while let next = await group.next() {
+                if case .done = next { answer = next }
+                group.cancelAll()
+            }
+            return answer
+        }
+        switch race {
+        case .done(let result): return try result.get()
+        case .late: throw .busy("a write waited \(Self.intakeDeadline)")
+        }
+    }
+
+    /// GRDB's errors become `StoreError`; ours pass through. A lock that outlasted the wait,
+    /// and a write cancelled while it waited, are `busy`.
+    func mappingErrors<T>(_ operation: () async throws -> T) async throws(StoreError) -> T {
+        do {
+            return try await operation()
+        } catch let error as StoreError {
+            throw error
+        } catch is CancellationError {
+            throw .busy("the write was given up while it waited")
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+            throw .busy("\(error.message ?? "database is locked")")
+        } catch {
+            throw .database("\(error)")
+        }
+    }
+}

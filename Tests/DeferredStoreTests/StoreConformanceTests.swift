@@ -1,0 +1,273 @@
+import DeferredCore
+import DeferredStore
+import Foundation
+import Testing
+
+/// What every `JobStore` must do, run against each implementation: a new one (PostgreSQL)
+/// joins `StoreUnderTest.all` and passes the same tests.
+struct StoreConformanceTests {
+    // MARK: Intake
+
+    @Test(arguments: StoreUnderTest.all)
+    func aDeliverySeenBeforeAnswersWithItsFirstJobByIdOrBySignedBody(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            let first = Sample.push()
+            #expect(try await store.enqueue(first, delivery: "d-1", payload: nil, bodySHA256: "body-1", maxQueued: .max, detail: nil) == .created(first))
+            // The same delivery id again, and the same signed body under a new id: the first job.
+            let again = try await store.enqueue(Sample.push(), delivery: "d-1", payload: nil, bodySHA256: "body-other", maxQueued: .max, detail: nil)
+            #expect(again.job?.id == first.id)
+            guard case .duplicate = again else { Issue.record("not a duplicate: \(again)"); return }
+            let replayed = try await store.enqueue(Sample.push(), delivery: "d-2", payload: nil, bodySHA256: "body-1", maxQueued: .max, detail: nil)
+            #expect(replayed == .duplicate(first))
+            #expect(try await store.jobCount() == 1)
+            #expect(try await store.deliveryCount() == 1)
+        }
+    }
+
+    @Test(arguments: StoreUnderTest.all)
+    func aFullQueueRefusesAndCountsOnlyItsProject(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            for _ in 0..<2 { _ = try await store.enqueue(Sample.push(), delivery: nil, payload: nil, bodySHA256: nil, maxQueued: 2, detail: nil) }
+            #expect(try await store.enqueue(Sample.push(), delivery: nil, payload: nil, bodySHA256: nil, maxQueued: 2, detail: nil) == .queueFull(queued: 2))
+            let other = Sample.push(project: "other")
+            #expect(try await store.enqueue(other, delivery: nil, payload: nil, bodySHA256: nil, maxQueued: 2, detail: nil) == .created(other))
+            #expect(try await store.enqueueScript(Sample.script(), idempotency: nil, maxQueued: 2) == .queueFull(queued: 2))
+            #expect(try await store.jobCount() == 3)
+        }
+    }
+
+    @Test(arguments: StoreUnderTest.all)
+    func anIdempotencyKeyReplaysItsJobConflictsOnAnotherBodyAndExpires(_ kind: StoreUnderTest) async throws {
+        try await kind.with { (store: any JobStore) async throws in
+            let first = Sample.script()
+            let claim = IdempotencyClaim(key: "k-1", bodySHA256: "aaa")
+            #expect(try await store.enqueueScript(first, idempotency: claim, maxQueued: .max) == .created(first))
+            #expect(try await store.enqueueScript(Sample.script(), idempotency: claim, maxQueued: .max) == .replayed(first))
+            #expect(try await store.enqueueScript(Sample.script(), idempotency: IdempotencyClaim(key: "k-1", bodySHA256: "bbb"), maxQueued: .max) == .conflict(first))
+            // The same key in another project is another key.
+            let elsewhere = Sample.script(project: "other")
+            #expect(try await store.enqueueScript(elsewhere, idempotency: claim, maxQueued: .max) == .created(elsewhere))
+            // Past the window, the key makes a new job.
+            let later = Sample.script(queuedAt: Date().addingTimeInterval(StorePolicy.idempotencyWindow + 60))
+            #expect(try await store.enqueueScript(later, idempotency: claim, maxQueued: .max) == .created(later))
+            #expect(try await store.jobCount() == 3)
+        }
+    }
+
+    // MARK: Leases
+
+    @Test(arguments: StoreUnderTest.all)
+    func aHostTakesAtMostItsMaxJobsAndTheOldestJobFirst(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            try await store.register(hosts: [Sample.host("box", maxJobs: 2)], at: Date())
+            let base = Date().addingTimeInterval(-60)
+            let jobs = (0..<3).map { Sample.push(queuedAt: base.addingTimeInterval(Double($0))) }
+            for job in jobs.reversed() { _ = try await store.enqueue(job, delivery: nil) }
+            let targets: @Sendable (String) -> [LeaseTarget] = { _ in [.host(name: "box", maxJobs: 2)] }
+            let first = try await store.leaseNext(now: Date(), targetsFor: targets)
+            let second = try await store.leaseNext(now: Date(), targetsFor: targets)
+            #expect([first?.job.id, second?.job.id] == [jobs[0].id, jobs[1].id])
+            #expect(first?.hostWasUp == true)
+            #expect(try await store.leaseNext(now: Date(), targetsFor: targets) == nil)
+            #expect(try await store.host(named: "box")?.activeJobs == 2)
+            #expect(try await store.host(named: "box")?.state == .busy)
+            // A job that ends frees its place.
+            try await store.finish(jobs[0].id, outcome: Sample.outcome(.succeeded))
+            #expect(try await store.leaseNext(now: Date(), targetsFor: targets)?.job.id == jobs[2].id)
+        }
+    }
+
+    @Test(arguments: StoreUnderTest.all)
+    func aJobSentBackWaitsOutItsNotBefore(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            try await store.register(hosts: [Sample.host("box")], at: Date())
+            let job = Sample.push()
+            _ = try await store.enqueue(job, delivery: nil)
+            let targets: @Sendable (String) -> [LeaseTarget] = { _ in [.host(name: "box", maxJobs: 1)] }
+            _ = try await store.leaseNext(now: Date(), targetsFor: targets)
+            let now = Date()
+            try await store.requeue(job.id, reason: "ssh dropped", notBefore: now.addingTimeInterval(30), countAttempt: true, at: now)
+            #expect(try await store.job(id: job.id)?.attempts == 1)
+            #expect(try await store.job(id: job.id)?.status == .queued)
+            #expect(try await store.host(named: "box")?.activeJobs == 0)
+            #expect(try await store.leaseNext(now: now.addingTimeInterval(29), targetsFor: targets) == nil)
+            #expect(try await store.leaseNext(now: now.addingTimeInterval(31), targetsFor: targets)?.job.id == job.id)
+        }
+    }
+
+    /// However many leases run at once, a fleet never has more hosts than `max_hosts`: the
+    /// count is taken in the lease's own transaction.
+    @Test(arguments: StoreUnderTest.all)
+    func aFleetGrowsToItsMaxHostsAndNoFurtherUnderConcurrentLeases(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            for _ in 0..<12 { _ = try await store.enqueue(Sample.push(), delivery: nil) }
+            let targets: @Sendable (String) -> [LeaseTarget] = { _ in [.fleet(name: "fl", maxHosts: 3, maxJobs: 2)] }
+            let leases = try await withThrowingTaskGroup(of: Lease?.self) { group in
+                for _ in 0..<12 { group.addTask { try await store.leaseNext(now: Date(), targetsFor: targets) } }
+                return try await group.reduce(into: [Lease]()) { if let lease = $1 { $0.append(lease) } }
+            }
+            let hosts = try await store.hosts().filter { $0.fleet == "fl" }
+            #expect(hosts.count == 3, "\(hosts.map(\.name))")
+            #expect(leases.count == 6)
+            #expect(hosts.allSatisfy { $0.activeJobs == 2 && $0.state == .provisioning })
+            #expect(leases.allSatisfy { !$0.hostWasUp })
+            #expect(Set(leases.map(\.job.id)).count == 6)
+        }
+    }
+
+    @Test(arguments: StoreUnderTest.all)
+    func aHostBeingPutToSleepTakesNoJob(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            try await store.register(hosts: [Sample.host("box")], at: Date().addingTimeInterval(-3600))
+            let claimed = try await store.idleHosts(among: ["box"], idleSince: Date(), claim: true)
+            #expect(claimed.map(\.name) == ["box"])
+            #expect(try await store.host(named: "box")?.state == .stopping)
+            _ = try await store.enqueue(Sample.push(), delivery: nil)
+            #expect(try await store.leaseNext(now: Date(), targetsFor: { _ in [.host(name: "box", maxJobs: 1)] }) == nil)
+        }
+    }
+
+    // MARK: The idle claim
+
+    @Test(arguments: StoreUnderTest.all)
+    func theIdleClaimNeverTakesAHostWithAJobOrOneIdleTooShortly(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            let longAgo = Date().addingTimeInterval(-7200)
+            try await store.register(hosts: [Sample.host("busy"), Sample.host("idle"), Sample.host("fresh")], at: longAgo)
+            try await store.markWoken("fresh", at: Date())
+            _ = try await store.enqueue(Sample.push(), delivery: nil)
+            _ = try await store.leaseNext(now: Date(), targetsFor: { _ in [.host(name: "busy", maxJobs: 1)] })
+            let cutoff = Date().addingTimeInterval(-1800)
+            // Without the claim nothing changes.
+            #expect(try await store.idleHosts(among: ["busy", "idle", "fresh"], idleSince: cutoff, claim: false).map(\.name) == ["idle"])
+            #expect(try await store.host(named: "idle")?.state == .ready)
+            #expect(try await store.idleHosts(among: ["busy", "idle", "fresh"], idleSince: cutoff, claim: true).map(\.name) == ["idle"])
+            #expect(try await store.host(named: "busy")?.state == .busy)
+            #expect(try await store.host(named: "fresh")?.state == .ready)
+            // A claimed host is not claimed twice.
+            #expect(try await store.idleHosts(among: ["idle"], idleSince: cutoff, claim: true).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreUnderTest.all)
+    func aHostsIdleClockStartsWhenItsLastJobEnds(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            try await store.register(hosts: [Sample.host("box", maxJobs: 2)], at: Date().addingTimeInterval(-7200))
+            let jobs = [Sample.push(), Sample.push()]
+            for job in jobs { _ = try await store.enqueue(job, delivery: nil) }
+            for _ in jobs { _ = try await store.leaseNext(now: Date(), targetsFor: { _ in [.host(name: "box", maxJobs: 2)] }) }
+            #expect(try await store.host(named: "box")?.idleSince == nil)
+            let firstEnd = Date().addingTimeInterval(-100), lastEnd = Date().addingTimeInterval(-50)
+            try await store.finish(jobs[0].id, outcome: Sample.outcome(.succeeded, endingAt: firstEnd))
+            #expect(try await store.host(named: "box")?.idleSince == nil)
+            try await store.finish(jobs[1].id, outcome: Sample.outcome(.failed, endingAt: lastEnd))
+            let host = try await store.host(named: "box")
+            #expect(host?.state == .ready)
+            #expect(abs((host?.idleSince ?? .distantPast).timeIntervalSince(lastEnd)) < 0.01)
+            #expect(host?.lastJobID == jobs[1].id)
+        }
+    }
+
+    // MARK: Ends and recovery
+
+    @Test(arguments: StoreUnderTest.all)
+    func aFinishedJobKeepsItsEnd(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            let job = Sample.push()
+            _ = try await store.enqueue(job, delivery: nil)
+            _ = try await store.leaseNext(now: Date(), targetsFor: { _ in [.host(name: "box", maxJobs: 1)] })
+            try await store.markRunning(job.id, at: Date())
+            try await store.finish(job.id, outcome: Sample.outcome(.succeeded))
+            try await store.finish(job.id, outcome: Sample.outcome(.error))
+            #expect(try await store.job(id: job.id)?.status == .succeeded)
+            #expect(try await store.events(of: job.id).map(\.status) == [.queued, .waitingForHost, .running, .succeeded])
+        }
+    }
+
+    @Test(arguments: StoreUnderTest.all)
+    func interruptedJobsGoBackToTheQueueUntilTheyHaveCrashedTooManyStarts(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            let (running, held, queued) = (Sample.push(), Sample.push(), Sample.push(queuedAt: Date().addingTimeInterval(10)))
+            for job in [running, held, queued] { _ = try await store.enqueue(job, delivery: nil) }
+            let targets: @Sendable (String) -> [LeaseTarget] = { _ in [.host(name: "box", maxJobs: 2)] }
+            _ = try await store.leaseNext(now: Date(), targetsFor: targets)
+            _ = try await store.leaseNext(now: Date(), targetsFor: targets)
+            // One of the two leased jobs ran and waits only for its results.json to be stored.
+            try await store.holdResults(held.id, outcome: Sample.outcome(.succeeded), results: Data("{}".utf8), at: Date())
+            var recovery = try await store.recoverInterrupted(limit: 2, at: Date())
+            #expect(recovery.requeued == [running.id])
+            #expect(recovery.givenUp.isEmpty)
+            #expect(try await store.job(id: running.id)?.status == .queued)
+            #expect(try await store.pendingResults().map(\.job.id) == [held.id])
+            // Leased again and interrupted again: at the limit it is handed back, not queued.
+            _ = try await store.leaseNext(now: Date(), targetsFor: targets)
+            recovery = try await store.recoverInterrupted(limit: 2, at: Date())
+            #expect(recovery.requeued.isEmpty)
+            #expect(recovery.givenUp.map(\.id) == [running.id])
+            try await store.finish(held.id, outcome: Sample.outcome(.succeeded))
+            #expect(try await store.pendingResults().isEmpty)
+        }
+    }
+
+    // MARK: The feed
+
+    @Test(arguments: StoreUnderTest.all)
+    func theFeedMergesStatesAndOutputInTimeAndResumesFromACursorWithoutGapsOrRepeats(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            let job = Sample.push(queuedAt: Date().addingTimeInterval(-10))
+            _ = try await store.enqueue(job, delivery: nil)
+            _ = try await store.leaseNext(now: Date().addingTimeInterval(-9), targetsFor: { _ in [.host(name: "box", maxJobs: 1)] })
+            try await store.markRunning(job.id, at: Date().addingTimeInterval(-8))
+            let lines = (0..<(StorePolicy.feedPageRows + 8)).map { "line \($0)\n" }
+            for (i, line) in lines.enumerated() {
+                try await store.appendOutput(job.id, [(stream: .stdout, text: line, at: Date().addingTimeInterval(-7 + Double(i) * 0.01))])
+            }
+            try await store.finish(job.id, outcome: Sample.outcome(.succeeded))
+            var cursor = FeedCursor(event: 0, output: 0)
+            var items: [FeedItem] = [], pages = 0
+            while true {
+                let feed = try await store.feed(of: job.id, after: cursor)
+                pages += 1
+                items += feed.items
+                cursor = feed.items.last?.cursor ?? cursor
+                if feed.jobEnded { break }
+                #expect(feed.hasMore || !feed.items.isEmpty, "a page with nothing new and the job not ended")
+                if pages > 10 { Issue.record("the feed does not end"); break }
+            }
+            #expect(pages >= 2, "the output came in pages")
+            let output = items.compactMap { if case .output(let chunk) = $0.kind { chunk.text } else { nil } }
+            #expect(output == lines)
+            let states = items.compactMap { if case .state(let event) = $0.kind { event.status } else { nil } }
+            #expect(states == [.queued, .waitingForHost, .running, .succeeded])
+            // Time order: the end comes after every line.
+            #expect(items.last.map { if case .state(let e) = $0.kind { e.status == .succeeded } else { false } } == true)
+            // From the last cursor there is nothing more.
+            let after = try await store.feed(of: job.id, after: cursor)
+            #expect(after.items.isEmpty && after.jobEnded)
+        }
+    }
+
+    // MARK: Retention
+
+    @Test(arguments: StoreUnderTest.all)
+    func retentionFindsOnlyJobsEndedBeforeTheCutoffAndExpiresThemOnce(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            let now = Date()
+            let (old, recent, open) = (Sample.push(), Sample.push(), Sample.push())
+            for job in [old, recent, open] {
+                _ = try await store.enqueue(job, delivery: nil, payload: Data("{}".utf8), bodySHA256: nil, maxQueued: .max, detail: nil)
+            }
+            let targets: @Sendable (String) -> [LeaseTarget] = { _ in [.host(name: "box", maxJobs: 3)] }
+            for _ in 0..<3 { _ = try await store.leaseNext(now: now, targetsFor: targets) }
+            try await store.finish(old.id, outcome: Sample.outcome(.succeeded, endingAt: now.addingTimeInterval(-15 * 86400)))
+            try await store.finish(recent.id, outcome: Sample.outcome(.succeeded, endingAt: now.addingTimeInterval(-86400)))
+            let cutoff = now.addingTimeInterval(-14 * 86400)
+            #expect(try await store.jobsPastRetention(finishedBefore: cutoff, limit: 10).map(\.id) == [old.id])
+            try await store.markExpired(old.id, at: now)
+            #expect(try await store.jobsPastRetention(finishedBefore: cutoff, limit: 10).isEmpty)
+            #expect(try await store.job(id: old.id)?.expiredAt != nil)
+            #expect(try await store.payload(of: old.id) == nil)
+            #expect(try await store.payload(of: recent.id) != nil)
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import DeferredCore
+import DeferredStore
+import Foundation
+import Testing
+
+/// One implementation of `JobStore`, made fresh and empty for each test.
+struct StoreUnderTest: Sendable, CustomTestStringConvertible {
+    let name: String
+    let make: @Sendable (_ folder: String) async throws -> any JobStore
+
+    var testDescription: String { name }
+
+    static let all: [StoreUnderTest] = [
+        StoreUnderTest(name: "sqlite") { folder in try SQLiteJobStore(path: folder + "/state.sqlite") },
+    ]
+
+    /// Runs `body` with a new store in a folder of its own, removed afterwards.
+    func with(_ body: (any JobStore) async throws -> Void) async throws {
+        let folder = NSTemporaryDirectory() + "deferred-conformance-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try await body(try await make(folder))
+    }
+}
+
+/// Jobs, hosts and outcomes as the conformance tests need them.
+enum Sample {
+    /// Now, in whole seconds: a time a store keeps as seconds since 1970 reads back equal.
+    static var now: Date { Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down)) }
+
+    static func push(project: String = "sample", queuedAt: Date = now) -> Job {
+        let commit = String(repeating: "a", count: 40)
+        return Job(project: project, trigger: .push(PushTrigger(
+            repository: "octo/sample", ref: "refs/heads/main", commit: commit, delivery: UUID().uuidString,
+            pusher: "octo", cloneURL: "https://github.com/octo/sample.git")), queuedAt: queuedAt)
+    }
+
+    static func script(project: String = "sample", queuedAt: Date = now) -> Job {
+        Job(project: project, trigger: .script(ScriptTrigger(script: "echo hi\n", signer: "ci", interpreter: .program("/bin/sh"))),
+            queuedAt: queuedAt)
+    }
+
+    static func host(_ name: String, maxJobs: Int = 1) -> HostConfig {
+        HostConfig(name: name, address: "127.0.0.1", user: "build", identity: nil, knownHosts: "/dev/null", maxJobs: maxJobs)
+    }
+
+    static func outcome(_ status: JobStatus, endingAt end: Date = Date()) -> JobOutcome {
+        JobOutcome(status: status, exitStatus: status == .succeeded ? 0 : 1, startedAt: end.addingTimeInterval(-1), finishedAt: end)
+    }
+}
