@@ -154,7 +154,7 @@ let package = Package(
         .target(
             name: "DeferredTestSupport",
             dependencies: [
-                "DeferredCloud", "DeferredDemo",
+                "DeferredCloud", "DeferredCore", "DeferredDemo",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -78,7 +78,7 @@ func artifactBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     let project = ProjectConfig(name: "bench", repository: "bench/bench", command: nil, hosts: ["loopback"], timeoutMinutes: 30,
                                 maxArtifactBytes: size + 1, maxArtifactFiles: 10)
     let files = JobFiles(folder: folder + "/job")
-    try files.reset()
+    try FileManager.default.createDirectory(atPath: files.folder, withIntermediateDirectories: true)
     var outcome: JobOutcome?
     figures.append(try await measure("deferred: run + collect over SSH (tar, checked, SHA-256)", bytes: size) {
         outcome = try await JobRunner().run(job, project: project, on: session, files: files)

@@ -1,3 +1,4 @@
+import DeferredCore
 import Foundation
 
 /// A token bucket per client address: `burst` posts at once, then `ratePerMinute`.
@@ -20,7 +21,7 @@ public actor RateLimiter {
     public func take(for client: String, now: ContinuousClock.Instant = .now) -> Duration? {
         var bucket = buckets[client] ?? Bucket(tokens: burst, updated: now)
         let elapsed = now - bucket.updated
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.timeInterval
         bucket.tokens = min(burst, bucket.tokens + seconds * perSecond)
         bucket.updated = now
         defer {

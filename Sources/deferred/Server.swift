@@ -9,7 +9,7 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 
-/// Intake and dispatcher in one process, stopped gracefully on SIGTERM or SIGINT.
+/// Intake, dispatcher and housekeeping in one process, stopped gracefully on SIGTERM or SIGINT.
 enum Server {
     static func run(config: DeferredConfig, logger: Logger, afterStart: (@Sendable () async -> Void)? = nil) async throws {
         let store = try SQLiteJobStore(path: config.server.statePath)
@@ -20,10 +20,12 @@ enum Server {
         let connections = files.connectionCap(configured: config.server.maxConnections)
         logger.info("open files: \(files); HTTP connections at most \(connections), idle ones closed after \(config.server.idleTimeoutSeconds) s")
         let application = ServerApplication.make(config: config, store: store, artifacts: artifacts,
-                                                 hostCommands: HostControl(config: config, store: store, providers: providers),
+                                                 hostCommands: HostControl(config: config, store: store, providers: providers,
+                                                                           waker: dispatcher.waker),
                                                  maxConnections: connections, logger: logger, onQueued: { dispatcher.jobQueued() })
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: application), .init(service: dispatcher)],
+            configuration: .init(services: [.init(service: application), .init(service: dispatcher),
+                                            .init(service: dispatcher.housekeeping())],
                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         if let afterStart {
             try await withThrowingTaskGroup(of: Void.self) { tasks in

@@ -222,13 +222,14 @@ import Testing
     }
 
     /// The host's SSH sits behind a proxy that holds its banner back, so a wake lasts until the
-    /// SSH connect timeout (10 s): a second press meanwhile is refused, the row says a wake is
-    /// on, and then why it failed.
+    /// host's wake timeout (15 s here), SSH tried all along, as a job's wake does: a second
+    /// press meanwhile is refused, the row says a wake is on, and then why it failed.
     @Test func aSecondWakeWhileOneGoesOnIsRefusedAndAFailedWakeIsShown() async throws {
         let harness = try await Self.harness()
         let slow = try SlowHostProxy(to: harness.sshd.port, delay: .seconds(30))
         defer { slow.stop() }
         harness.config.hosts[0].port = slow.port
+        harness.config.hosts[0].wakeTimeoutMinutes = 0.25
         try await harness.serve(dispatching: false) { client in
             let first = try await client.execute(uri: "/hosts/loopback/wake", method: .post, headers: Self.bearer)
             #expect(first.status == .accepted)

@@ -170,7 +170,7 @@ extension S3StoreTests {
                                                     retry: RetryPolicy(maxAttempts: 2, base: .milliseconds(1))),
                                    prefix: "p", staging: staging, retentionDays: 14)
         let files = down.files(for: token)
-        try files.reset()
+        try FileManager.default.createDirectory(atPath: files.folder, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: files.artifacts + "/sub", withIntermediateDirectories: true)
         try Data("report".utf8).write(to: URL(fileURLWithPath: files.artifacts + "/sub/report.txt"))
         try Data("output\n".utf8).write(to: URL(fileURLWithPath: files.outputLog))

@@ -28,7 +28,7 @@ final class ServerHarness: @unchecked Sendable {
     var config: DeferredConfig
     /// Static hosts only, unless a test gives an EC2 provider.
     var providers = HostProviders(ec2: nil)
-    /// How often the serving dispatcher looks for idle cloud hosts.
+    /// How often housekeeping looks for idle cloud hosts, expired jobs and held results.
     var sleepCheckInterval: Duration = .seconds(60)
     /// How long an event stream may be quiet before a keepalive comment.
     var heartbeat: Duration = .seconds(15)
@@ -72,11 +72,18 @@ final class ServerHarness: @unchecked Sendable {
     /// With `dispatching: false` jobs stay queued, for tests of the intake alone.
     func serve<T: Sendable>(dispatching: Bool = true, _ body: @Sendable @escaping (any TestClientProtocol) async throws -> T) async throws -> T {
         let dispatcher = makeDispatcher()
-        await dispatcher.setSleepCheckInterval(sleepCheckInterval)
-        let running = Task { if dispatching { try await dispatcher.run() } }
+        let housekeeping = dispatcher.housekeeping(every: sleepCheckInterval)
+        let running = Task {
+            guard dispatching else { return }
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await dispatcher.run() }
+                group.addTask { try await housekeeping.run() }
+            }
+        }
         defer { running.cancel() }
         let router = ServerApplication.router(config: config, store: store, artifacts: artifacts, heartbeat: heartbeat,
-                                              hostCommands: HostControl(config: config, store: store, providers: providers),
+                                              hostCommands: HostControl(config: config, store: store, providers: providers,
+                                                                        waker: dispatcher.waker),
                                               onQueued: { dispatcher.jobQueued() })
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         let result = try await app.test(.live) { client in try await body(client) }

@@ -22,8 +22,8 @@ public struct RetryPolicy: Sendable {
 
     /// The wait before retry `retry` (0 for the first wait of a loop that counts from 0).
     public func delay(beforeRetry retry: Int) -> Duration {
-        let grown = Self.seconds(base) * pow(factor, Double(min(retry, 60)))
-        let ceiling = min(Self.seconds(cap), grown)
+        let grown = base.timeInterval * pow(factor, Double(min(retry, 60)))
+        let ceiling = min(cap.timeInterval, grown)
         return .milliseconds(Int64((jittered ? Double.random(in: 0...max(0.001, ceiling)) : ceiling) * 1000))
     }
 
@@ -42,9 +42,5 @@ public struct RetryPolicy: Sendable {
                 try? await Task.sleep(for: delay(beforeRetry: attempt))
             }
         }
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

@@ -1,8 +1,8 @@
 import DeferredCore
 import DeferredProviders
-import DeferredSSH
 import DeferredStore
 import Foundation
+import Logging
 
 /// What `deferred hosts` does: the hosts as the store sees them, and waking or stopping one
 /// by hand, with the same store transactions the dispatcher and the idle sleeper use.
@@ -13,8 +13,12 @@ public struct HostControl: HostCommands {
     var store: any JobStore { sleeper.store }
     var providers: HostProviders { sleeper.providers }
 
-    public init(config: DeferredConfig, store: any JobStore, providers: HostProviders) {
+    /// The serving dispatcher's waker, so a wake from the dashboard joins the one a job started.
+    let waker: HostWaker
+
+    public init(config: DeferredConfig, store: any JobStore, providers: HostProviders, waker: HostWaker? = nil) {
         sleeper = IdleSleeper(config: config, store: store, providers: providers)
+        self.waker = waker ?? HostWaker(store: store, providers: providers)
     }
 
     public struct Refusal: Error, CustomStringConvertible {
@@ -33,18 +37,12 @@ public struct HostControl: HostCommands {
         return rows
     }
 
-    /// Starts the host's machine, waits until SSH answers, and starts its idle clock.
+    /// Starts the host's machine and waits until SSH answers, within its wake timeout, the way
+    /// a job's wake does; its idle clock starts then.
     public func wake(_ name: String, progress: @escaping @Sendable (String) async -> Void) async throws -> HostWake {
-        var host = try await resolve(name)
+        let host = try await resolve(name)
         try await store.register(hosts: config.hosts)
-        let wake = try await providers.provider(for: host).wake(host, progress: progress)
-        if host.address.isEmpty { host.address = wake.address }
-        await progress("waiting for SSH on \(host.address):\(host.port)")
-        let session = try await SSHSession.connect(to: SSHEndpoint(
-            host: host.address, port: host.port, user: host.user, identityFile: host.identity, knownHostsFile: host.knownHosts))
-        await session.disconnect()
-        try await store.markWoken(host.name)
-        return wake
+        return try await waker.wake(host, log: Logger(label: "deferred.hosts"), progress: { step, _ in await progress(step) })
     }
 
     /// The dashboard's wake: the same, with no one to tell the progress to.

@@ -1,0 +1,46 @@
+import DeferredArtifacts
+import DeferredCore
+import DeferredStore
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// `serve`'s timer, a service of its own beside the dispatcher: every `interval`, the files of
+/// jobs past their retention are deleted, results.json held back by a full disk or a bucket
+/// that was down is stored and its job ended, staged files go up to a remote store, and idle
+/// cloud hosts are put to sleep (and reconciled). `deferred idle-sleep` in cron does the
+/// retention and sleeping parts with the same types.
+public struct Housekeeping: Service {
+    let config: DeferredConfig
+    let store: any JobStore
+    let artifacts: any ArtifactStore
+    let waker: HostWaker
+    let results: ResultsWriter
+    let interval: Duration
+    let time: any TimeSource
+    let logger: Logger
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do { try await time.sleep(for: interval) } catch { return }
+                await pass()
+            }
+        }
+    }
+
+    /// One round of every chore, as of the clock's now.
+    public func pass() async {
+        let now = time.now
+        let expired = await Retention(store: store, artifacts: artifacts, retentionDays: config.artifacts.retentionDays).pass(now: now)
+        if !expired.expired.isEmpty || !expired.problems.isEmpty { logger.info("\(expired)") }
+        await results.finishHeld(logger: logger)
+        let pending = await artifacts.publishPending()
+        if !pending.published.isEmpty { logger.info("stored the files of \(pending.published.count) job(s) that waited for the store") }
+        for failure in pending.failures { logger.warning("still cannot store \(failure)") }
+        for report in await IdleSleeper(config: config, store: store, providers: waker.providers).pass(now: now) {
+            logger.info("\(report)")
+            if report.slept { await waker.forget(report.host) }
+        }
+    }
+}

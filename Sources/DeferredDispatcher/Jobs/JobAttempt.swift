@@ -1,0 +1,204 @@
+import DeferredArtifacts
+import DeferredCore
+import DeferredProviders
+import DeferredRunner
+import DeferredSSH
+import DeferredStore
+import Foundation
+import Logging
+
+/// One try at one leased job, top to bottom: find its host → launch or wake it → connect →
+/// bootstrap (a fleet's host) → run and collect → write results.json → finish → report.
+/// A failure of the machinery (not of the job) sends the job back to the queue with backoff,
+/// until `maxAttempts`; then it ends as `error`, with its results.json like every job.
+struct JobAttempt: Sendable {
+    let lease: Lease
+    let config: DeferredConfig
+    let store: any JobStore
+    let artifacts: any ArtifactStore
+    let runner: JobRunner
+    let waker: HostWaker
+    let results: ResultsWriter
+    let maxAttempts: Int
+    let log: Logger
+
+    /// A job whose machinery failed waits 2, 4, 8 … seconds, at most a minute, in the queue.
+    static let requeueBackoff = RetryPolicy(base: .seconds(1), cap: .seconds(60), jittered: false)
+
+    /// Where the job runs: a configured host, or a fleet's (launched for it when new).
+    private struct Placement {
+        var project: ProjectConfig
+        var host: HostConfig?
+        var fleet: FleetConfig?
+    }
+
+    func run() async {
+        let job = lease.job, started = Date()
+        guard let placement = await place() else {
+            await results.complete(job, host: lease.hostName, outcome: JobOutcome(
+                status: .error, error: "project '\(job.project)' or host '\(lease.hostName)' is no longer in deferred.toml",
+                startedAt: started, finishedAt: Date()), log: log)
+            return
+        }
+        await reportWaiting(placement.project)
+        do throws(MachineryFailure) {
+            let (host, woke) = try await bringUp(placement)
+            let session: SSHSession
+            do { session = try await waker.session(for: host) } catch { throw .runner(.ssh(error)) }
+            if let fleet = placement.fleet { try await bootstrap(fleet, on: session) }
+            await markRunning()
+            let files = try freshStaging()
+            let outcome = try await execute(placement.project, on: session, host: host, files: files)
+            await results.complete(job, host: lease.hostName, woke: woke, outcome: outcome, log: log)
+        } catch {
+            await machineryFailed(error, started: started)
+        }
+    }
+
+    // MARK: Steps
+
+    /// The job's project and host as deferred.toml has them now; nil when either is gone.
+    private func place() async -> Placement? {
+        guard let project = config.project(named: lease.job.project) else { return nil }
+        if let host = config.host(named: lease.hostName) { return Placement(project: project, host: host) }
+        let row = try? await store.host(named: lease.hostName)
+        guard let fleet = row?.fleet.flatMap(config.fleet(named:)) else { return nil }
+        return Placement(project: project, host: row?.instanceID.map { fleet.host(named: lease.hostName, instanceID: $0) }, fleet: fleet)
+    }
+
+    /// The host up and answering SSH: launched first when the fleet's host is new, woken when
+    /// it was not known to be up. Returns whether it had to be started.
+    private func bringUp(_ placement: Placement) async throws(MachineryFailure) -> (HostConfig, woke: Bool) {
+        var launched = false
+        let host: HostConfig
+        if let known = placement.host {
+            host = known
+        } else if let fleet = placement.fleet {
+            host = try await waker.launch(fleet, hostName: lease.hostName, project: placement.project.name, progress: noteProgress)
+            launched = true
+        } else {
+            throw .wake(ProviderError(host: lease.hostName, reason: "is no longer in deferred.toml", isTransient: false))
+        }
+        guard await waker.mustWake(host, wasUp: lease.hostWasUp) else { return (host, launched) }
+        do throws(MachineryFailure) {
+            let wake = try await waker.wake(host, log: log, progress: noteProgress)
+            try? await store.note(lease.job.id, waiting: "host \(host.name) is up\(wake.woke ? " (woken)" : "")", host: .ready)
+            return (host, wake.woke || launched)
+        } catch where launched {
+            // An instance that never came up is of no use: it goes, and the job waits for another.
+            await waker.discard(host)
+            throw error
+        }
+    }
+
+    /// A fleet's set-up script, once per host and version.
+    private func bootstrap(_ fleet: FleetConfig, on session: SSHSession) async throws(MachineryFailure) {
+        guard let script = try? String(contentsOfFile: fleet.bootstrap, encoding: .utf8) else {
+            throw .runner(.bootstrapFailed(status: nil, output: "cannot read the bootstrap script \(fleet.bootstrap)"))
+        }
+        do throws(RunnerError) {
+            let output = try await runner.bootstrap(script, on: session)
+            try? await store.note(lease.job.id, waiting: "host \(lease.hostName): \(output.split(separator: "\n").last ?? "bootstrapped")",
+                                  host: .bootstrapping)
+        } catch { throw .runner(error) }
+    }
+
+    private func markRunning() async {
+        let store = self.store, id = lease.job.id
+        _ = await results.outlastingLocks("mark the job running", log: log) { () async throws(StoreError) in try await store.markRunning(id) }
+        log.info("running")
+    }
+
+    /// The job's staging folder on the server, emptied of what an earlier attempt left:
+    /// the runner fills it (output.log, artifacts/), the results writer publishes it.
+    private func freshStaging() throws(MachineryFailure) -> JobFiles {
+        let files = artifacts.files(for: lease.job.token)
+        do {
+            let manager = FileManager.default
+            for path in [files.artifacts, files.outputLog] where manager.fileExists(atPath: path) {
+                try manager.removeItem(atPath: path)
+            }
+            try PrivateFiles.makeFolder(files.folder)
+        } catch {
+            throw .runner(.artifactsUnwritable(folder: files.folder, reason: "\(error)"))
+        }
+        return files
+    }
+
+    /// Runs the command and collects its files, its output recorded as it streams.
+    private func execute(_ project: ProjectConfig, on session: SSHSession, host: HostConfig, files: JobFiles) async throws(MachineryFailure) -> JobOutcome {
+        let recorder = OutputRecorder(job: lease.job.id, store: store)
+        do {
+            let outcome = try await runner.run(lease.job, project: project, on: session, files: files) { recorder.take($0) }
+            await recorder.close()
+            if outcome.leftOnHost { killWhenAnswering(on: host) }
+            return outcome
+        } catch {
+            await recorder.close()
+            throw .runner(error)
+        }
+    }
+
+    // MARK: Around the steps
+
+    private var noteProgress: HostWaker.Progress {
+        let store = self.store, id = lease.job.id, name = lease.hostName
+        return { step, phase in try? await store.note(id, waiting: "host \(name): \(step)", host: phase) }
+    }
+
+    /// Queued before any later report of the job, so GitHub sees "pending" first.
+    private func reportWaiting(_ project: ProjectConfig) async {
+        let job = lease.job, host = lease.hostName, log = self.log, statusURL = ResultURLs.statusTarget(config, job)
+        await results.reports.send(for: job.id) { [statuses = results.statuses] in
+            await statuses.report(.pending, job: job, project: project, targetURL: statusURL,
+                                  description: "waiting for host \(host)", logger: log)
+        }
+    }
+
+    /// A timed-out job whose host stopped answering: its processes are killed once the host
+    /// answers again, tried with backoff for an hour.
+    private func killWhenAnswering(on host: HostConfig) {
+        let runner = self.runner, waker = self.waker, id = lease.job.id, log = self.log
+        Task {
+            let backoff = RetryPolicy(maxAttempts: .max, base: .seconds(1), cap: .seconds(30))
+            let deadline = ContinuousClock.now + .seconds(3600)
+            var retry = 0
+            while ContinuousClock.now < deadline {
+                do {
+                    try await runner.kill(id, on: try await waker.session(for: host))
+                    log.info("killed what the timed-out job left running once its host answered again")
+                    return
+                } catch {
+                    retry += 1
+                    try? await Task.sleep(for: backoff.delay(beforeRetry: retry))
+                }
+            }
+            log.error("could not kill what the timed-out job left on host \(host.name) within an hour")
+        }
+    }
+
+    private func machineryFailed(_ error: MachineryFailure, started: Date) async {
+        let job = lease.job, host = lease.hostName
+        if case .runner(.ssh) = error { await waker.drop(host) }
+        if case .runner(.cancelled) = error {
+            try? await store.requeue(job.id, reason: error.description, notBefore: Date(), countAttempt: false)
+            return
+        }
+        let attempts = job.attempts + 1
+        guard error.isTransient, attempts < maxAttempts else {
+            log.error("giving up: \(error)")
+            await results.complete(job, host: host, outcome: JobOutcome(
+                status: .error, error: "\(error) (after \(attempts) attempt\(attempts == 1 ? "" : "s"))",
+                startedAt: started, finishedAt: Date()), log: log)
+            return
+        }
+        let delay = Self.requeueBackoff.delay(beforeRetry: attempts)
+        log.warning("machinery failed, trying again in \(delay): \(error)")
+        let store = self.store, reason = "\(error); trying again", notBefore = Date().addingTimeInterval(delay.timeInterval)
+        _ = await results.outlastingLocks("queue the job again", log: log) { () async throws(StoreError) in
+            try await store.requeue(job.id, reason: reason, notBefore: notBefore, countAttempt: true)
+        }
+        // A host whose wake failed is in a state only its provider knows.
+        if error.isWakeFailure { try? await store.markHost(host, .unknown) }
+    }
+}

@@ -1,0 +1,121 @@
+import DeferredArtifacts
+import DeferredCore
+import DeferredStore
+import Foundation
+import Logging
+
+/// The end of every job, whatever ended it (its command, the machinery giving up, the crash-loop
+/// guard): results.json written from the outcome, the job's files and results.json (last)
+/// into the artifact store, then the end state, then the reports to GitHub and notify_url.
+/// Whoever sees the end sees every file.
+struct ResultsWriter: Sendable {
+    let config: DeferredConfig
+    let store: any JobStore
+    let artifacts: any ArtifactStore
+    let statuses: CommitStatuses
+    let notifier: ResultNotifier
+    let reports: JobReports
+    /// Tries at storing a finished job's files (1, 2, 4 … seconds apart) before its end is held.
+    var publishAttempts = 6
+    /// How long the end of a job (or its held results) is tried against a locked or failing
+    /// store before it is given up (then a restart finds the job and queues it again).
+    var storeWriteDeadline: Duration = .seconds(15 * 60)
+
+    /// An artifact store that failed is tried again after 1, 2, 4 … seconds.
+    static let publishBackoff = RetryPolicy(base: .seconds(1), cap: .seconds(60), jittered: false)
+    /// A store write a lock refuses is tried again for up to `storeWriteDeadline`.
+    static let lockBackoff = RetryPolicy(maxAttempts: .max, base: .milliseconds(250), cap: .seconds(30))
+
+    /// Writes results.json and ends the job. A store that fails is tried again with backoff;
+    /// a remote one that keeps failing leaves the files staged (served from there) for
+    /// housekeeping to send. A job is recorded as ended only once its results.json can be read
+    /// back: until then (a full disk) its end is held for housekeeping to finish.
+    func complete(_ job: Job, host: String, woke: Bool = false, outcome: JobOutcome, log: Logger) async {
+        let files = artifacts.files(for: job.token)
+        let document = ResultsDocument(
+            job: job, outcome: outcome, host: .init(name: host, woke: woke), resultBase: ResultURLs.base(config, job.token),
+            hasOutputLog: FileManager.default.fileExists(atPath: files.outputLog))
+        // Encoding a value built here cannot fail; an empty document would say so at once.
+        let results = (try? document.encoded()) ?? Data()
+        var published = false
+        for attempt in 0..<publishAttempts {
+            do throws(ArtifactStoreError) {
+                try await artifacts.publish(files, artifacts: outcome.artifacts.files, results: results, token: job.token)
+                published = true
+                break
+            } catch {
+                log.error("cannot store the job's files (attempt \(attempt + 1) of \(publishAttempts)): \(error)")
+                // A refusal (no permission, no such bucket) will not pass by waiting.
+                guard error.isTransient, attempt + 1 < publishAttempts else { break }
+                try? await Task.sleep(for: Self.publishBackoff.delay(beforeRetry: attempt))
+            }
+        }
+        // A remote store that failed may still have kept the file beside the staged ones.
+        let kept = published ? true : await artifacts.read(.results, token: job.token) != nil
+        guard kept else {
+            let store = self.store
+            if await outlastingLocks("hold the job's results until the artifact store takes them", log: log, { () async throws(StoreError) in
+                try await store.holdResults(job.id, outcome: outcome, results: results)
+            }) {
+                log.warning("results.json is not stored yet; housekeeping tries again, and the job ends once it is")
+            }
+            return
+        }
+        await recordEnd(job, outcome: outcome, results: results, log: log)
+    }
+
+    /// Jobs whose results.json could not be stored when they ended: stored now, then ended.
+    func finishHeld(logger: Logger) async {
+        guard let held = try? await store.pendingResults() else { return }
+        for pending in held {
+            var log = logger
+            log[metadataKey: "job"] = "\(pending.job.id)"
+            do throws(ArtifactStoreError) {
+                try await artifacts.republish(results: pending.results, token: pending.job.token)
+            } catch {
+                log.warning("results.json still cannot be stored: \(error)")
+                continue
+            }
+            await recordEnd(pending.job, outcome: pending.outcome, results: pending.results, log: log)
+        }
+    }
+
+    /// Records the end in the store, however long a lock holds it, then tells others.
+    private func recordEnd(_ job: Job, outcome: JobOutcome, results: Data, log: Logger) async {
+        let store = self.store
+        guard await outlastingLocks("record the end of the job", log: log, { () async throws(StoreError) in
+            try await store.finish(job.id, outcome: outcome)
+        }) else { return }
+        log.info("finished", metadata: ["status": "\(outcome.status.rawValue)"])
+        guard let project = config.project(named: job.project) else { return }
+        let targetURL = ResultURLs.statusTarget(config, job)
+        let description = outcome.error ?? "\(outcome.status.rawValue)\(outcome.exitStatus.map { " (exit status \($0))" } ?? "") on \(job.hostName ?? "its host")"
+        await reports.send(for: job.id) { [statuses, notifier] in
+            await statuses.report(CommitStatuses.state(for: outcome.status), job: job, project: project, targetURL: targetURL,
+                                  description: description, logger: log)
+            await notifier.notify(results, job: job, project: project, logger: log)
+        }
+    }
+
+    /// Tries a store write that a long lock (or a failing disk) refuses, with backoff up to
+    /// half a minute, for up to `storeWriteDeadline`, saying each failure in the log.
+    func outlastingLocks(_ what: String, log: Logger, _ write: () async throws(StoreError) -> Void) async -> Bool {
+        let deadline = ContinuousClock.now + storeWriteDeadline
+        var retry = 0
+        while true {
+            do throws(StoreError) {
+                try await write()
+                if retry > 0 { log.info("could \(what) after \(retry + 1) tries") }
+                return true
+            } catch {
+                retry += 1
+                guard ContinuousClock.now < deadline, !Task.isCancelled else {
+                    log.error("cannot \(what), gave up after \(retry) tries: \(error)")
+                    return false
+                }
+                log.warning("cannot \(what) yet (try \(retry)), trying again: \(error)")
+                try? await Task.sleep(for: Self.lockBackoff.delay(beforeRetry: retry))
+            }
+        }
+    }
+}
