@@ -25,14 +25,23 @@ enum RequestBody {
         return data
     }
 
-    /// The value of `payload=` in an `application/x-www-form-urlencoded` body.
-    static func formField(_ name: String, in body: Data) -> Data? {
-        for pair in body.split(separator: UInt8(ascii: "&")) {
-            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2, String(decoding: parts[0], as: UTF8.self) == name else { continue }
-            let plus = parts[1].map { $0 == UInt8(ascii: "+") ? UInt8(ascii: " ") : $0 }
-            return String(decoding: plus, as: UTF8.self).removingPercentEncoding.map { Data($0.utf8) }
+    /// The fields of an `application/x-www-form-urlencoded` body, by Hummingbird's decoder;
+    /// a body it cannot read is a 400.
+    static func form<Fields: Decodable>(_ fields: Fields.Type, from body: Data) throws -> Fields {
+        do {
+            return try URLEncodedFormDecoder().decode(Fields.self, from: String(decoding: body, as: UTF8.self))
+        } catch {
+            throw APIError(.badRequest, "the form body cannot be read: \(error)")
         }
-        return nil
+    }
+
+    /// The request's media type (`Content-Type` without its parameters), by Hummingbird's parser.
+    static func mediaType(of request: Request) -> MediaType? {
+        request.headers[.contentType].flatMap(MediaType.init(from:))
+    }
+
+    /// How an error names the media type a request came with.
+    static func mediaTypeName(of request: Request) -> String {
+        mediaType(of: request).map { "\($0.type)/\($0.subType)" } ?? "missing"
     }
 }

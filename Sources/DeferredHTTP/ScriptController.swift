@@ -79,8 +79,7 @@ public struct ScriptController: Sendable {
             error.headers[.retryAfter] = String(max(1, wait.components.seconds + (wait.components.attoseconds > 0 ? 1 : 0)))
             throw error
         }
-        let mediaType = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
-        guard mediaType == "application/json" else {
+        guard RequestBody.mediaType(of: request)?.isType(.applicationJson) == true else {
             throw APIError(.unsupportedMediaType, "post the script as application/json: {\"script\", \"signature\", \"interpreter\"?}")
         }
         // JSON escaping can double a script's size; the script itself is checked below.

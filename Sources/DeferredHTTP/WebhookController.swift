@@ -82,18 +82,17 @@ public struct WebhookController: Sendable {
     }
 
     private func payload(of request: Request, body: Data) throws -> Data {
-        let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
-        switch type {
-        case "application/json":
-            return body
-        case "application/x-www-form-urlencoded":
-            guard let payload = RequestBody.formField("payload", in: body) else {
-                throw APIError(.badRequest, "the form body has no payload field")
-            }
-            return payload
-        default:
-            throw APIError(.unsupportedMediaType, "Content-Type must be application/json or application/x-www-form-urlencoded, not \(type ?? "missing")")
+        let type = RequestBody.mediaType(of: request)
+        if type?.isType(.applicationJson) == true { return body }
+        guard type?.isType(.applicationUrlEncoded) == true else {
+            throw APIError(.unsupportedMediaType,
+                           "Content-Type must be application/json or application/x-www-form-urlencoded, not \(RequestBody.mediaTypeName(of: request))")
         }
+        struct Form: Decodable { var payload: String? }
+        guard let payload = try RequestBody.form(Form.self, from: body).payload else {
+            throw APIError(.badRequest, "the form body has no payload field")
+        }
+        return Data(payload.utf8)
     }
 
     private func checkNetwork(_ context: DeferredRequestContext) throws {

@@ -59,7 +59,7 @@ struct AdminAuth: Sendable {
                 return nil
             }
         }
-        guard let session = Self.cookie(Self.cookieName, in: request.headers) else { return nil }
+        guard let session = request.cookies[Self.cookieName]?.value else { return nil }
         return validSession(session, now: now) ? .session : nil
     }
 
@@ -78,12 +78,13 @@ struct AdminAuth: Sendable {
         return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Data("session \(expiry)".utf8), using: key)
     }
 
-    func sessionCookie(now: Date = Date()) -> String {
-        "\(Self.cookieName)=\(session(now: now)); Path=/; Max-Age=\(Int(Self.sessionLength)); HttpOnly; SameSite=Strict\(secureCookies ? "; Secure" : "")"
+    func sessionCookie(now: Date = Date()) -> Cookie {
+        Cookie(name: Self.cookieName, value: session(now: now), maxAge: Int(Self.sessionLength), path: "/",
+               secure: secureCookies, httpOnly: true, sameSite: .strict)
     }
 
-    var clearedCookie: String {
-        "\(Self.cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict\(secureCookies ? "; Secure" : "")"
+    var clearedCookie: Cookie {
+        Cookie(name: Self.cookieName, value: "", maxAge: 0, path: "/", secure: secureCookies, httpOnly: true, sameSite: .strict)
     }
 
     // MARK: Forms
@@ -96,18 +97,5 @@ struct AdminAuth: Sendable {
     func validFormToken(_ value: String?) -> Bool {
         guard let value, let mac = Hex.decode(value) else { return false }
         return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Data("dashboard form".utf8), using: key)
-    }
-
-    /// A cookie's value from the request's `Cookie` headers.
-    static func cookie(_ name: String, in headers: HTTPFields) -> String? {
-        for header in headers[values: .cookie] {
-            for pair in header.split(separator: ";") {
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name {
-                    return parts[1].trimmingCharacters(in: .whitespaces)
-                }
-            }
-        }
-        return nil
     }
 }

@@ -1,0 +1,56 @@
+import Foundation
+
+/// Who a host belongs to: a machine that is always up, or a cloud instance that deferred
+/// wakes and puts to sleep.
+public enum ProviderKind: String, Sendable, CaseIterable {
+    case `static`
+    case ec2
+}
+
+/// The cloud instance behind a host of provider `ec2`.
+public struct CloudInstance: Sendable, Equatable {
+    public var instanceID: String
+    public var region: String
+    /// Another EC2-compatible endpoint; nil means AWS's own.
+    public var endpoint: String?
+
+    public init(instanceID: String, region: String, endpoint: String? = nil) {
+        self.instanceID = instanceID
+        self.region = region
+        self.endpoint = endpoint
+    }
+}
+
+/// A build host: where jobs run over SSH.
+public struct HostConfig: Sendable {
+    public var name: String
+    public var provider: ProviderKind
+    /// Where SSH connects. Empty for a cloud host without `address`: the instance's own
+    /// address, learnt when it wakes.
+    public var address: String
+    public var port: Int
+    public var user: String
+    /// Private key file; nil means ask ssh-agent.
+    public var identity: String?
+    public var knownHosts: String
+    public var maxJobs: Int
+    public var instance: CloudInstance?
+    /// How long a wake may take, instance start and SSH together, before the job goes back.
+    public var wakeTimeoutMinutes: Double
+
+    public init(
+        name: String, provider: ProviderKind = .static, address: String, port: Int = 22, user: String,
+        identity: String?, knownHosts: String, maxJobs: Int = 1, instance: CloudInstance? = nil, wakeTimeoutMinutes: Double = 10
+    ) {
+        self.instance = instance
+        self.wakeTimeoutMinutes = wakeTimeoutMinutes
+        self.name = name
+        self.provider = provider
+        self.address = address
+        self.port = port
+        self.user = user
+        self.identity = identity
+        self.knownHosts = knownHosts
+        self.maxJobs = maxJobs
+    }
+}
