@@ -12,6 +12,7 @@ import PackageDescription
 //   DeferredStore ────────────→ DeferredCore (GRDB)
 //   DeferredConfigFile ───────→ DeferredCore, DeferredSignatures
 //   DeferredCore ─────────────→ DeferredSignatures
+//   DeferredStore, DeferredArtifacts, DeferredRunner, DeferredDispatcher ──→ DeferredFiles (private files on the server's disk)
 //   DeferredSSH ──→ CLibSSH (libssh);  DeferredCloud ──→ CCurl (libcurl);  DeferredDemo ──→ nothing of ours
 //
 // DeferredTestSupport (Tests/Support) and deferred-bench sit beside the product, never in it.
@@ -53,6 +54,8 @@ let package = Package(
             name: "DeferredCore",
             dependencies: ["DeferredSignatures", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // The server's own files, private to its user (0700 folders, 0600 files) whatever the umask.
+        .target(name: "DeferredFiles"),
         // deferred.toml read from its file: the TOML 1.0 parser, the typed table reader and the
         // loader that checks every key and reads secrets from the environment.
         .target(
@@ -86,20 +89,20 @@ let package = Package(
         ),
         .target(
             name: "DeferredStore",
-            dependencies: ["DeferredCore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["DeferredFiles", "DeferredCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // Where results.json, output.log and artifacts are kept and served from: a folder or S3.
         .target(
             name: "DeferredArtifacts",
-            dependencies: ["DeferredCore", "DeferredCloud"]
+            dependencies: ["DeferredFiles", "DeferredCore", "DeferredCloud"]
         ),
         .target(
             name: "DeferredRunner",
-            dependencies: ["DeferredCore", "DeferredSSH", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["DeferredFiles", "DeferredCore", "DeferredSSH", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
             name: "DeferredDispatcher",
-            dependencies: [
+            dependencies: ["DeferredFiles", 
                 "DeferredArtifacts", "DeferredCloud", "DeferredCore", "DeferredProviders", "DeferredRunner", "DeferredSSH", "DeferredStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,4 +1,5 @@
 import DeferredCore
+import DeferredFiles
 import Foundation
 
 /// The `file:` artifact store: `<directory>/<token>/results.json`, `output.log` and

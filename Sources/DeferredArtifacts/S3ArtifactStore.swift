@@ -1,5 +1,6 @@
 import DeferredCloud
 import DeferredCore
+import DeferredFiles
 import Foundation
 
 /// The `s3://bucket/prefix` artifact store: a job's files gather in a local staging folder,

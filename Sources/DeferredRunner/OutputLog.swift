@@ -1,4 +1,5 @@
 import DeferredCore
+import DeferredFiles
 import DeferredSSH
 import Foundation
 

@@ -1,5 +1,6 @@
 import DeferredArtifacts
 import DeferredCore
+import DeferredFiles
 import DeferredProviders
 import DeferredRunner
 import DeferredSSH

@@ -1,5 +1,6 @@
 import Crypto
 import DeferredCore
+import DeferredFiles
 import Foundation
 
 /// Unpacks the tar stream of a job's `artifacts/` folder into a folder on the server, as it

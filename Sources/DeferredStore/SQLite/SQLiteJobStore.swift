@@ -1,4 +1,5 @@
 import DeferredCore
+import DeferredFiles
 import Foundation
 import GRDB
 import Synchronization
