@@ -7,9 +7,9 @@ import DeferredTestSupport
 import Foundation
 import Testing
 
-/// Timers of minutes and days read a clock the test moves by hand: a 14-day retention and a
-/// 30-minute idle timeout (with housekeeping's production interval of a minute) and a
-/// 10-minute wake timeout, each in milliseconds.
+/// Timers of minutes and days read a clock the test moves by hand: a 14-day retention (with
+/// housekeeping's production interval of a minute) and a 10-minute wake timeout, each in
+/// milliseconds. The 30-minute idle timeout is `CloudHostTests.serveStopsAnIdleHostByItself`.
 @Suite struct ClockSeamTests {
     @Test func fourteenDaysOfRetentionPassOnAClockMovedByHand() async throws {
         let harness = try await ServerHarness()
@@ -31,37 +31,6 @@ import Testing
         try await time.waitUntilSleeping()
         #expect(try await harness.store.job(id: job.id)?.expiredAt != nil)
         #expect(!FileManager.default.fileExists(atPath: folder))
-    }
-
-    @Test func aThirtyMinuteIdleTimeoutPassesOnAClockMovedByHand() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
-        let harness = try await ServerHarness()
-        let credentials = AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "s")
-        let ec2 = EC2Client(region: "us-east-1", credentials: credentials, endpoint: moto.endpoint)
-        let id = try #require(try await ec2.runInstances(EC2LaunchRequest(imageID: "ami-builder", instanceType: "t3.micro")).first?.id)
-        #expect(try await CloudHostTests.state(id, ec2) == "running")
-        harness.config.hosts[0].provider = .ec2
-        harness.config.hosts[0].instance = CloudInstance(instanceID: id, region: "us-east-1", endpoint: moto.endpoint)
-        harness.providers = HostProviders(ec2: EC2HostProvider(credentials: credentials, pollInterval: .milliseconds(100)))
-        harness.config.idle.timeoutMinutes = 30
-        let time = ManualTime()
-        // The host's idle clock starts now, on the test's clock.
-        try await harness.store.register(hosts: harness.config.hosts, at: time.now)
-        let housekeeping = harness.makeDispatcher().housekeeping(every: .seconds(60), time: time)
-        let running = Task { try await housekeeping.run() }
-        defer { running.cancel() }
-        try await time.waitUntilSleeping()
-
-        time.advance(by: .seconds(29 * 60))
-        try await time.waitUntilSleeping()
-        #expect(try await harness.store.host(named: "loopback")?.state != .stopped)
-        #expect(try await CloudHostTests.state(id, ec2) == "running")
-
-        time.advance(by: .seconds(2 * 60))
-        try await time.waitUntilSleeping()
-        #expect(try await harness.store.host(named: "loopback")?.state == .stopped)
-        #expect(try await CloudHostTests.state(id, ec2) == "stopped")
     }
 
     @Test func aTenMinuteWakeTimeoutPassesOnAClockMovedByHand() async throws {

@@ -67,23 +67,29 @@ import Testing
         }
     }
 
-    /// `serve`'s own timer puts the host to sleep once it is idle, with no cron.
+    /// `serve`'s own timer puts the host to sleep once it is idle, with no cron: the production
+    /// 30-minute idle timeout and 1-minute interval, on a clock the test moves by hand.
     @Test func serveStopsAnIdleHostByItself() async throws {
         let moto = try await ThrowawayMoto.start()
         defer { moto.stop() }
         let harness = try await ServerHarness()
         let (ec2, id) = try await cloudHost(harness, moto: moto, credentials: AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "s"))
-        harness.config.idle.timeoutMinutes = 0.01
-        harness.sleepCheckInterval = .milliseconds(200)
+        harness.config.idle.timeoutMinutes = 30
+        harness.sleepCheckInterval = .seconds(60)
+        let time = ManualTime()
+        harness.time = time
         let store = harness.store
         try await harness.serve { client in
             let results = try await harness.runPush(client, files: ["script/job.sh": "#!/bin/sh\necho then idle\n"])
             #expect(results["status"] as? String == "succeeded")
-            var state = try await store.hosts().first?.state
-            for _ in 0..<600 where state != .stopped {
-                try await Task.sleep(for: .milliseconds(100))
-                state = try await store.hosts().first?.state
-            }
+            // Idle 29 minutes: not yet.
+            time.advance(by: .seconds(29 * 60))
+            try await time.waitUntilSleeping()
+            #expect(try await store.hosts().first?.state != .stopped)
+            #expect(try await Self.state(id, ec2) == "running")
+            time.advance(by: .seconds(2 * 60))
+            try await time.waitUntilSleeping()
+            let state = try await store.hosts().first?.state
             #expect(state == .stopped)
         }
         #expect(try await Self.state(id, ec2) == "stopped")

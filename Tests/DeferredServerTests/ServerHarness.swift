@@ -34,6 +34,8 @@ final class ServerHarness: @unchecked Sendable {
     var heartbeat: Duration = .seconds(15)
     /// Before the first retry of a commit status or notify_url post.
     var outboundRetryBase: Duration = .seconds(1)
+    /// The clock of housekeeping and wake timeouts; tests of minutes and days move one by hand.
+    var time: any TimeSource = SystemTime()
     /// How long a timed-out job's silent host is waited for past the kill grace.
     var stallGrace: Duration = .seconds(3)
     let store: SQLiteJobStore
@@ -65,14 +67,14 @@ final class ServerHarness: @unchecked Sendable {
 
     func makeDispatcher() -> Dispatcher {
         Dispatcher(config: config, store: store, artifacts: artifacts, runner: JobRunner(killGrace: 1, stallGrace: stallGrace),
-                   providers: providers, outboundRetryBase: outboundRetryBase, logger: Logger(label: "test"))
+                   providers: providers, outboundRetryBase: outboundRetryBase, time: time, logger: Logger(label: "test"))
     }
 
     /// Serves the routes over a real loopback socket with a running dispatcher, for `body`.
     /// With `dispatching: false` jobs stay queued, for tests of the intake alone.
     func serve<T: Sendable>(dispatching: Bool = true, _ body: @Sendable @escaping (any TestClientProtocol) async throws -> T) async throws -> T {
         let dispatcher = makeDispatcher()
-        let housekeeping = dispatcher.housekeeping(every: sleepCheckInterval)
+        let housekeeping = dispatcher.housekeeping(every: sleepCheckInterval, time: time)
         let running = Task {
             guard dispatching else { return }
             try await withThrowingDiscardingTaskGroup { group in
