@@ -34,10 +34,10 @@ public actor Dispatcher: Service {
 
     public init(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore, runner: JobRunner = JobRunner(),
                 providers: HostProviders = HostProviders(ec2: nil), outboundRetryBase: Duration = .seconds(1),
-                time: any TimeSource = SystemTime(), logger: Logger) {
+                publishAttempts: Int = 6, time: any TimeSource = SystemTime(), logger: Logger) {
         let post = OutboundPost(retry: RetryPolicy(maxAttempts: 5, base: outboundRetryBase, cap: outboundRetryBase * 30))
         results = ResultsWriter(config: config, store: store, artifacts: artifacts, statuses: CommitStatuses(github: config.github, post: post),
-                                notifier: ResultNotifier(post: post), reports: JobReports())
+                                notifier: ResultNotifier(post: post), reports: JobReports(), publishAttempts: publishAttempts)
         waker = HostWaker(store: store, providers: providers, time: time)
         self.config = config
         self.store = store

@@ -6,12 +6,9 @@ import Testing
 
 /// The EC2 client against a real EC2 API: moto_server on loopback.
 @Suite(.serialized) struct EC2ClientTests {
-    static let credentials = AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "test-secret")
-
     @Test func runsDescribesStopsStartsAndTerminatesTaggedInstances() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
-        let ec2 = EC2Client(region: "us-east-1", credentials: Self.credentials, endpoint: moto.endpoint)
+        let moto = try await ThrowawayMoto.account()
+        let ec2 = EC2Client(region: "us-east-1", credentials: moto.credentials, endpoint: moto.endpoint)
         let launched = try await ec2.runInstances(EC2LaunchRequest(
             imageID: "ami-deferred1", instanceType: "t3.micro", count: 2, userData: "#cloud-config\n",
             tags: ["managed-by": "deferred", "deferred-fleet": "spot-builders", "deferred-project": "resume"]))
@@ -36,9 +33,8 @@ import Testing
     }
 
     @Test func anUnknownInstanceIsATypedError() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
-        let ec2 = EC2Client(region: "us-east-1", credentials: Self.credentials, endpoint: moto.endpoint)
+        let moto = try await ThrowawayMoto.account()
+        let ec2 = EC2Client(region: "us-east-1", credentials: moto.credentials, endpoint: moto.endpoint)
         let error = await #expect(throws: CloudError.self) { try await ec2.describeInstances(ids: ["i-0000000000000dead"]) }
         guard case .api(let aws)? = error else { Issue.record("not an API error: \(String(describing: error))"); return }
         #expect(aws.code == .instanceNotFound)

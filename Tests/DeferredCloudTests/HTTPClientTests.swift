@@ -9,8 +9,7 @@ import Testing
 /// typed errors of a peer that refuses or never answers.
 @Suite struct HTTPClientTests {
     @Test func streamsABodyFromAFileAndTheAnswerToAFile() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
+        let moto = try await ThrowawayMoto.account()
         let folder = NSTemporaryDirectory() + "deferred-http-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -20,14 +19,14 @@ import Testing
 
         let client = HTTPClient()
         // S3 signs a streamed body as UNSIGNED-PAYLOAD: the file is not read twice.
-        let signer = SigV4(credentials: AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "s"), region: "us-east-1", service: "s3")
+        let signer = SigV4(credentials: moto.credentials, region: "us-east-1", service: "s3")
         func send(_ request: HTTPClientRequest, to file: String? = nil) async throws -> HTTPClientResponse {
             var signed = request
             signed.headers.append((name: "x-amz-content-sha256", value: "UNSIGNED-PAYLOAD"))
             signer.authorize(&signed, payloadHash: "UNSIGNED-PAYLOAD")
             return try await client.send(signed, responseFile: file)
         }
-        let bucket = moto.endpoint + "/streams"
+        let bucket = moto.endpoint + "/" + moto.bucket("streams")
         #expect(try await send(HTTPClientRequest(method: "PUT", url: bucket)).status == 200)
         let put = try await send(HTTPClientRequest(
             method: "PUT", url: bucket + "/whole.bin", headers: [(name: "Content-Type", value: "application/octet-stream")],

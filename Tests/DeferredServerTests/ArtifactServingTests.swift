@@ -23,13 +23,12 @@ import Testing
     static func path(_ url: String) -> String { String(url.dropFirst("http://deferred.test".count)) }
 
     @Test func anS3StoreServesByPresignedRedirectsWithCORSAndRetentionDeletesThenAnswers410() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
-        let s3 = S3Client(bucket: "results", region: "us-east-1", endpoint: moto.endpoint, credentials: EC2ClientLikeCredentials.any)
+        let moto = try await ThrowawayMoto.account()
+        let s3 = S3Client(bucket: moto.bucket("results"), region: "us-east-1", endpoint: moto.endpoint, credentials: moto.credentials)
         try await s3.createBucket()
         let harness = try await ServerHarness()
         harness.config.artifacts = ArtifactsConfig(directory: harness.folder + "/staging",
-                                                   s3: .init(bucket: "results", prefix: "ci/runs", region: "us-east-1", endpoint: moto.endpoint))
+                                                   s3: .init(bucket: moto.bucket("results"), prefix: "ci/runs", region: "us-east-1", endpoint: moto.endpoint))
         let store = S3ArtifactStore(client: s3, prefix: "ci/runs", staging: harness.folder + "/staging", retentionDays: 14)
         harness.artifacts = store
         let key = try await harness.addSigner("s3", principal: "ci@example.com")
@@ -45,7 +44,7 @@ import Testing
             #expect(answer.status == .found)
             #expect(answer.headers[.accessControlAllowOrigin] != nil)
             let location = try #require(answer.headers[.location])
-            #expect(location.hasPrefix(moto.endpoint + "/results/ci/runs/") && location.contains("X-Amz-Signature="))
+            #expect(location.hasPrefix(moto.endpoint + "/" + moto.bucket("results") + "/ci/runs/") && location.contains("X-Amz-Signature="))
 
             let artifact = try #require((results["artifacts"] as? [[String: Any]])?.first)
             let redirect = try await client.execute(uri: Self.path(try #require(artifact["url"] as? String)), method: .get)

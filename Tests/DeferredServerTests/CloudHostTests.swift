@@ -11,14 +11,14 @@ import Testing
 /// Hosts that are EC2 instances, on moto_server as EC2 and the test's sshd as the instance's SSH.
 @Suite struct CloudHostTests {
     /// A stopped instance in moto behind the harness's host, and the EC2 client that sees it.
-    private func cloudHost(_ harness: ServerHarness, moto: ThrowawayMoto, credentials: AWSCredentials) async throws -> (EC2Client, String) {
-        let ec2 = EC2Client(region: "us-east-1", credentials: credentials, endpoint: moto.endpoint)
+    private func cloudHost(_ harness: ServerHarness, endpoint: String, credentials: AWSCredentials) async throws -> (EC2Client, String) {
+        let ec2 = EC2Client(region: "us-east-1", credentials: credentials, endpoint: endpoint)
         let id = try #require(try await ec2.runInstances(EC2LaunchRequest(imageID: "ami-builder", instanceType: "t3.micro")).first?.id)
         try await ec2.stopInstances(ids: [id])
         _ = try await ec2.describeInstances(ids: [id])
         #expect(try await Self.state(id, ec2) == "stopped")
         harness.config.hosts[0].provider = .ec2
-        harness.config.hosts[0].instance = CloudInstance(instanceID: id, region: "us-east-1", endpoint: moto.endpoint)
+        harness.config.hosts[0].instance = CloudInstance(instanceID: id, region: "us-east-1", endpoint: endpoint)
         harness.providers = HostProviders(ec2: EC2HostProvider(credentials: credentials, pollInterval: .milliseconds(100)))
         return (ec2, id)
     }
@@ -35,7 +35,7 @@ import Testing
         defer { moto.stop() }
         let credentials = try await moto.makeUser()
         let harness = try await ServerHarness()
-        let (ec2, id) = try await cloudHost(harness, moto: moto, credentials: credentials)
+        let (ec2, id) = try await cloudHost(harness, endpoint: moto.endpoint, credentials: credentials)
         let store = harness.store
         try await harness.serve { client in
             let results = try await harness.runPush(client, files: ["script/job.sh": "#!/bin/sh\necho on the woken host\n"])
@@ -70,10 +70,9 @@ import Testing
     /// `serve`'s own timer puts the host to sleep once it is idle, with no cron: the production
     /// 30-minute idle timeout and 1-minute interval, on a clock the test moves by hand.
     @Test func serveStopsAnIdleHostByItself() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
+        let moto = try await ThrowawayMoto.account()
         let harness = try await ServerHarness()
-        let (ec2, id) = try await cloudHost(harness, moto: moto, credentials: AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "s"))
+        let (ec2, id) = try await cloudHost(harness, endpoint: moto.endpoint, credentials: moto.credentials)
         harness.config.idle.timeoutMinutes = 30
         harness.sleepCheckInterval = .seconds(60)
         let time = ManualTime()
@@ -96,10 +95,9 @@ import Testing
     }
 
     @Test func aHostRunningALongJobIsNotStoppedByIdleSleepBesideIt() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
+        let moto = try await ThrowawayMoto.account()
         let harness = try await ServerHarness()
-        let (ec2, id) = try await cloudHost(harness, moto: moto, credentials: AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "s"))
+        let (ec2, id) = try await cloudHost(harness, endpoint: moto.endpoint, credentials: moto.credentials)
         harness.config.idle.timeoutMinutes = 0
         let store = harness.store
         let config = harness.config, providers = harness.providers
@@ -129,10 +127,9 @@ import Testing
     /// the stopped instance and returns at once, the host's row tells when SSH answered; sleep
     /// stops it.
     @Test func theDashboardsButtonsWakeAndStopTheInstance() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
+        let moto = try await ThrowawayMoto.account()
         let harness = try await ServerHarness()
-        let (ec2, id) = try await cloudHost(harness, moto: moto, credentials: AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "s"))
+        let (ec2, id) = try await cloudHost(harness, endpoint: moto.endpoint, credentials: moto.credentials)
         harness.config.server.adminToken = DashboardTests.token
         let store = harness.store
         try await harness.serve(dispatching: false) { client in
@@ -164,9 +161,8 @@ import Testing
 @Suite struct CloudFaultTests {
     /// The EC2 API throttles and fails with 503 at first; the wake retries and the job succeeds.
     @Test func aWakeThroughThrottlingAndOutagesStillRunsTheJob() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
-        let credentials = AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "s")
+        let moto = try await ThrowawayMoto.account()
+        let credentials = moto.credentials
         let direct = EC2Client(region: "us-east-1", credentials: credentials, endpoint: moto.endpoint)
         let id = try #require(try await direct.runInstances(EC2LaunchRequest(imageID: "ami-builder", instanceType: "t3.micro")).first?.id)
         try await direct.stopInstances(ids: [id])
@@ -196,9 +192,8 @@ import Testing
 @Suite struct HostControlTests {
     /// `deferred hosts`, `hosts wake` and `hosts sleep` against moto and the test's sshd.
     @Test func listsWakesAndSleepsAHostButNeverOneWithAJob() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
-        let credentials = AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "s")
+        let moto = try await ThrowawayMoto.account()
+        let credentials = moto.credentials
         let ec2 = EC2Client(region: "us-east-1", credentials: credentials, endpoint: moto.endpoint)
         let id = try #require(try await ec2.runInstances(EC2LaunchRequest(imageID: "ami-builder", instanceType: "t3.micro")).first?.id)
         let harness = try await ServerHarness()

@@ -11,20 +11,18 @@ import Testing
 /// Fleets: instances launched from an image on moto_server as EC2, the test's sshd as every
 /// instance's SSH (the fleet's `address` override).
 @Suite struct FleetTests {
-    static let credentials = AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "s")
-
     /// Makes the harness's project run on a fleet instead of its static host.
-    private func useFleet(_ harness: ServerHarness, endpoint: String, maxHosts: Int, spot: Bool = false,
+    private func useFleet(_ harness: ServerHarness, moto: MotoAccount, endpoint: String? = nil, maxHosts: Int, spot: Bool = false,
                           whenIdle: FleetConfig.WhenIdle = .stop, port: Int? = nil, bootTimeoutMinutes: Double = 2) throws {
         let bootstrap = harness.folder + "/bootstrap.sh"
         try "#!/bin/sh\necho bootstrapped $(id -un)\n".write(toFile: bootstrap, atomically: true, encoding: .utf8)
         harness.config.fleets = [FleetConfig(
-            name: "builders", region: "us-east-1", endpoint: endpoint, imageID: "ami-builder", instanceType: "c7i.large",
+            name: "builders", region: "us-east-1", endpoint: endpoint ?? moto.endpoint, imageID: "ami-builder", instanceType: "c7i.large",
             spot: spot, maxHosts: maxHosts, whenIdle: whenIdle, bootstrap: bootstrap, userData: "#cloud-config\n",
             address: "127.0.0.1", port: port ?? harness.sshd.port, user: harness.sshd.user, identity: harness.sshd.clientKey,
             knownHosts: harness.sshd.knownHosts, bootTimeoutMinutes: bootTimeoutMinutes)]
         harness.config.projects[0].hosts = ["builders"]
-        harness.providers = HostProviders(ec2: EC2HostProvider(credentials: Self.credentials, pollInterval: .milliseconds(100)))
+        harness.providers = HostProviders(ec2: EC2HostProvider(credentials: moto.credentials, pollInterval: .milliseconds(100)))
     }
 
     static func fleetInstances(_ ec2: EC2Client) async throws -> [EC2Instance] {
@@ -33,11 +31,10 @@ import Testing
     }
 
     @Test func aFleetLaunchesTaggedInstancesUpToMaxHostsAndNoMore() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
-        let ec2 = EC2Client(region: "us-east-1", credentials: Self.credentials, endpoint: moto.endpoint)
+        let moto = try await ThrowawayMoto.account()
+        let ec2 = EC2Client(region: "us-east-1", credentials: moto.credentials, endpoint: moto.endpoint)
         let harness = try await ServerHarness()
-        try useFleet(harness, endpoint: moto.endpoint, maxHosts: 2, whenIdle: .terminate)
+        try useFleet(harness, moto: moto, maxHosts: 2, whenIdle: .terminate)
         let store = harness.store
         try await harness.serve { client in
             let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\nsleep 1\necho built\n"])
@@ -75,13 +72,12 @@ import Testing
     }
 
     @Test func spotRefusedFallsBackToOnDemand() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
+        let moto = try await ThrowawayMoto.account()
         let proxy = try await FaultInjectingProxy(to: moto.endpoint, refusing: (text: "InstanceMarketOptions", answer: FaultInjectingProxy.noSpotCapacity))
         defer { proxy.stop() }
-        let ec2 = EC2Client(region: "us-east-1", credentials: Self.credentials, endpoint: moto.endpoint)
+        let ec2 = EC2Client(region: "us-east-1", credentials: moto.credentials, endpoint: moto.endpoint)
         let harness = try await ServerHarness()
-        try useFleet(harness, endpoint: proxy.endpoint, maxHosts: 1, spot: true)
+        try useFleet(harness, moto: moto, endpoint: proxy.endpoint, maxHosts: 1, spot: true)
         try await harness.serve { client in
             let results = try await harness.runPush(client, files: ["script/job.sh": "#!/bin/sh\necho on demand\n"])
             #expect(results["stdout"] as? String == "on demand\n", "\(results)")
@@ -93,12 +89,11 @@ import Testing
     }
 
     @Test func anInstanceThatNeverAnswersSSHIsTerminatedAndItsJobQueuedAgain() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
-        let ec2 = EC2Client(region: "us-east-1", credentials: Self.credentials, endpoint: moto.endpoint)
+        let moto = try await ThrowawayMoto.account()
+        let ec2 = EC2Client(region: "us-east-1", credentials: moto.credentials, endpoint: moto.endpoint)
         let harness = try await ServerHarness()
         // Nothing listens on this port: the instance runs but SSH never answers.
-        try useFleet(harness, endpoint: moto.endpoint, maxHosts: 1, port: try FreePort.find(), bootTimeoutMinutes: 0.03)
+        try useFleet(harness, moto: moto, maxHosts: 1, port: try FreePort.find(), bootTimeoutMinutes: 0.03)
         let store = harness.store
         try await harness.serve { client in
             let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\necho never\n"])
@@ -118,14 +113,13 @@ import Testing
     }
 
     @Test func reconciliationStopsTaggedInstancesTheStoreDoesNotKnow() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
-        let ec2 = EC2Client(region: "us-east-1", credentials: Self.credentials, endpoint: moto.endpoint)
+        let moto = try await ThrowawayMoto.account()
+        let ec2 = EC2Client(region: "us-east-1", credentials: moto.credentials, endpoint: moto.endpoint)
         let stray = try #require(try await ec2.runInstances(EC2LaunchRequest(
             imageID: "ami-builder", instanceType: "t3.micro", tags: ["managed-by": "deferred", "deferred-fleet": "builders"])).first?.id)
         let foreign = try #require(try await ec2.runInstances(EC2LaunchRequest(imageID: "ami-other", instanceType: "t3.micro")).first?.id)
         let harness = try await ServerHarness()
-        try useFleet(harness, endpoint: moto.endpoint, maxHosts: 1)
+        try useFleet(harness, moto: moto, maxHosts: 1)
         try await harness.store.register(hosts: harness.config.hosts)
         let sleeper = IdleSleeper(config: harness.config, store: harness.store, providers: harness.providers)
 

@@ -82,9 +82,8 @@ import Testing
     /// moto checks no presigned URL (its check wants an Authorization header): here it serves
     /// them; their signatures are checked against the aws-sigv4-crt suite's query cases.
     @Test func presignedURLsServeObjectsToAPlainClientAndDeletesEmptyAPrefix() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
-        let s3 = S3Client(bucket: "presigned", region: "us-east-1", endpoint: moto.endpoint, credentials: EC2ClientLikeCredentials.any)
+        let moto = try await ThrowawayMoto.account()
+        let s3 = S3Client(bucket: moto.bucket("presigned"), region: "us-east-1", endpoint: moto.endpoint, credentials: moto.credentials)
         try await s3.createBucket()
         let small = try makeFile("p-small.txt", size: 1000)
         let large = try makeFile("p-large.bin", size: (65 << 20) + 5)
@@ -116,16 +115,15 @@ import Testing
         """)
 
     @Test func aFailedPartIsRetriedAndAnUploadThatKeepsFailingIsAborted() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
-        let direct = S3Client(bucket: "flaky", region: "us-east-1", endpoint: moto.endpoint, credentials: EC2ClientLikeCredentials.any)
+        let moto = try await ThrowawayMoto.account()
+        let direct = S3Client(bucket: moto.bucket("flaky"), region: "us-east-1", endpoint: moto.endpoint, credentials: moto.credentials)
         try await direct.createBucket()
         let file = try makeFile("parts.bin", size: 12 << 20)
 
         // Part 2 fails twice, then goes through: only that part is sent again.
         let flaky = try await FaultInjectingProxy(to: moto.endpoint, flaky: (text: "partNumber=2&", times: 2, answer: Self.internalError))
         defer { flaky.stop() }
-        var s3 = S3Client(bucket: "flaky", region: "us-east-1", endpoint: flaky.endpoint, credentials: EC2ClientLikeCredentials.any,
+        var s3 = S3Client(bucket: moto.bucket("flaky"), region: "us-east-1", endpoint: flaky.endpoint, credentials: moto.credentials,
                           retry: RetryPolicy(maxAttempts: 4, base: .milliseconds(10), cap: .milliseconds(50)))
         s3.multipartThreshold = 5 << 20
         s3.partSize = 5 << 20
@@ -140,7 +138,7 @@ import Testing
         // Part 3 always fails: the upload is aborted, nothing is left half-made.
         let broken = try await FaultInjectingProxy(to: moto.endpoint, refusing: (text: "partNumber=3&", answer: Self.internalError))
         defer { broken.stop() }
-        var failing = S3Client(bucket: "flaky", region: "us-east-1", endpoint: broken.endpoint, credentials: EC2ClientLikeCredentials.any,
+        var failing = S3Client(bucket: moto.bucket("flaky"), region: "us-east-1", endpoint: broken.endpoint, credentials: moto.credentials,
                                retry: RetryPolicy(maxAttempts: 3, base: .milliseconds(10), cap: .milliseconds(50)))
         failing.multipartThreshold = 5 << 20
         failing.partSize = 5 << 20
@@ -161,12 +159,11 @@ extension S3StoreTests {
     /// The bucket cannot be reached when the job ends: results.json is kept with the staged
     /// files and served from there, and the next pass sends everything up.
     @Test func filesAJobLeftWhileTheBucketWasDownAreServedLocallyAndSentLater() async throws {
-        let moto = try await ThrowawayMoto.start()
-        defer { moto.stop() }
+        let moto = try await ThrowawayMoto.account()
         let staging = folder + "/staging"
         let token = ResultToken.make()
-        let down = S3ArtifactStore(client: S3Client(bucket: "later", region: "us-east-1", endpoint: "http://127.0.0.1:\(try FreePort.find())",
-                                                    credentials: EC2ClientLikeCredentials.any,
+        let down = S3ArtifactStore(client: S3Client(bucket: moto.bucket("later"), region: "us-east-1", endpoint: "http://127.0.0.1:\(try FreePort.find())",
+                                                    credentials: moto.credentials,
                                                     retry: RetryPolicy(maxAttempts: 2, base: .milliseconds(1))),
                                    prefix: "p", staging: staging, retentionDays: 14)
         let files = down.files(for: token)
@@ -183,7 +180,7 @@ extension S3StoreTests {
         #expect(await down.publishPending().failures.count == 1)
 
         // The bucket is back.
-        let s3 = S3Client(bucket: "later", region: "us-east-1", endpoint: moto.endpoint, credentials: EC2ClientLikeCredentials.any)
+        let s3 = S3Client(bucket: moto.bucket("later"), region: "us-east-1", endpoint: moto.endpoint, credentials: moto.credentials)
         try await s3.createBucket()
         let up = S3ArtifactStore(client: s3, prefix: "p", staging: staging, retentionDays: 14)
         let pending = await up.publishPending()
@@ -196,9 +193,4 @@ extension S3StoreTests {
         #expect(await up.publishPending().published.isEmpty)
         try? FileManager.default.removeItem(atPath: folder)
     }
-}
-
-/// moto without signature checks takes any key.
-enum EC2ClientLikeCredentials {
-    static let any = AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "test-secret")
 }

@@ -30,6 +30,8 @@ final class ServerHarness: @unchecked Sendable {
     var providers = HostProviders(ec2: nil)
     /// How often housekeeping looks for idle cloud hosts, expired jobs and held results.
     var sleepCheckInterval: Duration = .seconds(60)
+    /// Tries at storing a finished job's files before its end is held for housekeeping.
+    var publishAttempts = 6
     /// How long an event stream may be quiet before a keepalive comment.
     var heartbeat: Duration = .seconds(15)
     /// Before the first retry of a commit status or notify_url post.
@@ -67,7 +69,7 @@ final class ServerHarness: @unchecked Sendable {
 
     func makeDispatcher() -> Dispatcher {
         Dispatcher(config: config, store: store, artifacts: artifacts, runner: JobRunner(killGrace: 1, stallGrace: stallGrace),
-                   providers: providers, outboundRetryBase: outboundRetryBase, time: time, logger: Logger(label: "test"))
+                   providers: providers, outboundRetryBase: outboundRetryBase, publishAttempts: publishAttempts, time: time, logger: Logger(label: "test"))
     }
 
     /// Serves the routes over a real loopback socket with a running dispatcher, for `body`.

@@ -4,7 +4,9 @@ import Foundation
 import Synchronization
 
 /// `moto_server` (from PyPI) on a free loopback port: a real EC2, S3 and IAM API for tests.
-/// It keeps state until `reset()`.
+/// It keeps state until `reset()`. Most tests want `account()` instead: an account of their own
+/// on one server shared by the whole test run; a server of one's own is for what changes the
+/// whole server (`checkSignaturesAfter`).
 public final class ThrowawayMoto: @unchecked Sendable {
     public let port: Int
     public let logPath: String
@@ -42,14 +44,20 @@ public final class ThrowawayMoto: @unchecked Sendable {
     /// request timed out, was sent again, and RunInstances launched twice.
     private static let slots = Slots(2)
 
-    private static func launch(_ executable: String, checkSignaturesAfter actions: Int?) async throws -> ThrowawayMoto {
+    /// `outlivingNoTest`: the shared server is never stopped by a test, so a watchdog shell
+    /// beside it ends it once this test process is gone, however it went.
+    static func launch(_ executable: String, checkSignaturesAfter actions: Int?, outlivingNoTest: Bool = false) async throws -> ThrowawayMoto {
         let log = NSTemporaryDirectory() + "deferred-moto-\(UUID().uuidString.prefix(8)).log"
         var environment = ProcessInfo.processInfo.environment
         if let actions { environment["INITIAL_NO_AUTH_ACTION_COUNT"] = String(actions) }
         for _ in 0..<5 {
             let port = try FreePort.find()
-            let process = try SpawnedProcess(executable: executable, arguments: ["-H", "127.0.0.1", "-p", String(port)],
-                                             stderrPath: log, environment: environment)
+            let serve = [executable, "-H", "127.0.0.1", "-p", String(port)]
+            let process = outlivingNoTest
+                ? try SpawnedProcess(executable: "/bin/sh", arguments: [
+                    "-c", #""$@" & moto=$!; while kill -0 \#(getpid()) 2>/dev/null && kill -0 $moto 2>/dev/null; do sleep 1; done; kill $moto"#,
+                    "sh"] + serve, stderrPath: log, environment: environment)
+                : try SpawnedProcess(executable: executable, arguments: Array(serve.dropFirst()), stderrPath: log, environment: environment)
             for _ in 0..<300 where process.isRunning {
                 if let fd = FreePort.connectLoopback(port: port) {
                     close(fd)
