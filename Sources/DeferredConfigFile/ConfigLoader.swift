@@ -172,7 +172,8 @@ public struct ConfigLoader: Sendable {
     private func readIdle(_ table: TOMLTable, problems: inout [ConfigProblem]) -> IdleConfig? {
         var r = TableReader(table, path: "idle")
         defer { r.reportUnknownKeys(); problems += r.problems }
-        return IdleConfig(timeoutMinutes: r.number("timeout_minutes", minimum: 0) ?? 30)
+        return IdleConfig(timeoutMinutes: r.number("timeout_minutes", minimum: 0) ?? 30,
+                          checkIntervalSeconds: r.number("check_interval_seconds", minimum: 0, exclusive: true) ?? 60)
     }
 
     private func readScripts(_ table: TOMLTable, problems: inout [ConfigProblem]) -> ScriptLimits {

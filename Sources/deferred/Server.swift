@@ -25,7 +25,7 @@ enum Server {
                                                  maxConnections: connections, logger: logger, onQueued: { dispatcher.jobQueued() })
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: application), .init(service: dispatcher),
-                                            .init(service: dispatcher.housekeeping())],
+                                            .init(service: dispatcher.housekeeping(every: .seconds(config.idle.checkIntervalSeconds)))],
                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         if let afterStart {
             try await withThrowingTaskGroup(of: Void.self) { tasks in

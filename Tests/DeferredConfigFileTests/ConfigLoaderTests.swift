@@ -49,6 +49,17 @@ struct ConfigLoaderTests {
         #expect(config.hosts.first?.identity == dir + "/key")
         #expect(config.projects.first?.timeout == .seconds(30))
         #expect(config.project(forRepository: "Octo-Org/Resume")?.name == "resume")
+        #expect(config.idle.timeoutMinutes == 30 && config.idle.checkIntervalSeconds == 60)
+    }
+
+    @Test func readsHowOftenServeLooksForIdleHosts() throws {
+        let loader = ConfigLoader(environment: ["HOOK_SECRET": "x"], homeDirectory: "/home/x")
+        let idle = try loader.load(text: valid + "\n[idle]\ntimeout_minutes = 5\ncheck_interval_seconds = 2.5\n", baseDirectory: dir).idle
+        #expect(idle.timeoutMinutes == 5 && idle.checkIntervalSeconds == 2.5)
+        let error = #expect(throws: ConfigError.self) {
+            try loader.load(text: valid + "\n[idle]\ncheck_interval_seconds = 0\n", baseDirectory: dir)
+        }
+        #expect(error?.problems.map(\.key) == ["idle.check_interval_seconds"], "\(String(describing: error))")
     }
 
     @Test func readsArtifactStoresAndProjectLimits() throws {

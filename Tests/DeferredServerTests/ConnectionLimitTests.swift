@@ -30,30 +30,11 @@ import Testing
     }
 
     @Test func aThousandIdleConnectionsUnderA1024FileLimitDoNotStopTheServer() async throws {
-        let executable = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../.build/debug/deferred").standardizedFileURL.path
-        try #require(FileManager.default.isExecutableFile(atPath: executable), "build the package first: \(executable)")
         let harness = try await ServerHarness()
-        let port = try FreePort.find()
-        let config = try harness.writeConfig(
-            server: [#"listen = "127.0.0.1:\#(port)""#, #"state = "sqlite:\#(harness.folder)/serve.sqlite""#, "idle_timeout_seconds = 3",
-                     "body_timeout_seconds = 2"],
-            artifacts: [#"store = "file:\#(harness.folder)/serve-artifacts""#],
-            project: [#"script_secret_env = "DEFERRED_TEST_SCRIPT_SECRET""#])
-        var environment = ProcessInfo.processInfo.environment
-        environment["DEFERRED_TEST_SECRET"] = "x"
-        environment["DEFERRED_TEST_SCRIPT_SECRET"] = "script-secret"
-        let log = harness.folder + "/serve.log"
-        let server = try SpawnedProcess(executable: "/usr/bin/prlimit",
-                                        arguments: ["--nofile=1024:1024", "--", executable, "serve", "--config", config],
-                                        stderrPath: log, environment: environment)
-        defer { server.terminate() }
-        let base = "http://127.0.0.1:\(port)"
-        let http = HTTPClient()
-        try await StalledHostTests.eventually("the server answers") {
-            (try? await http.send(HTTPClientRequest(url: base + "/healthz", timeout: .seconds(2))))?.status == 200
-        }
-        let said = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        let served = try await BuiltServer.start(harness, server: ["idle_timeout_seconds = 3", "body_timeout_seconds = 2"])
+        defer { served.stop() }
+        let port = served.port, server = served.process
+        let said = served.said
         #expect(said.contains("open files: soft 1024, hard 1024; HTTP connections at most 768"), "\(said)")
 
         // A body that trickles in, a byte at a time, never idle long enough to be closed for it.
@@ -82,23 +63,8 @@ import Testing
         for fd in slow { _ = "POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-Slow: ".withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) } }
 
         // A job posted in the middle of the flood waits its turn, runs, and is stored.
-        let script = "#!/bin/sh\necho through-the-flood\n"
-        let body = try JSONSerialization.data(withJSONObject: [
-            "script": script, "signature": WebhookSignature.sign(body: Data(script.utf8), secret: "script-secret"),
-        ])
-        let posted = try await http.send(HTTPClientRequest(
-            method: "POST", url: base + "/projects/sample/scripts", headers: [("Content-Type", "application/json")], body: body,
-            timeout: .seconds(60)))
-        #expect(posted.status == 202, "\(posted.status): \(String(decoding: posted.body, as: UTF8.self))")
-        let answer = (try? JSONSerialization.jsonObject(with: posted.body)) as? [String: Any] ?? [:]
-        let resultURL = try #require(answer["result_url"] as? String)
-        let path = String(resultURL.dropFirst(resultURL.hasPrefix("http://127.0.0.1:\(port)") ? "http://127.0.0.1:\(port)".count : 0))
-        var results: [String: Any] = [:]
-        try await StalledHostTests.eventually("results.json is served", seconds: 90) {
-            guard let response = try? await http.send(HTTPClientRequest(url: base + path, timeout: .seconds(30))), response.status == 200 else { return false }
-            results = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:]
-            return true
-        }
+        let path = try await served.postScript("#!/bin/sh\necho through-the-flood\n")
+        let results = try await served.results(at: path)
         #expect(results["status"] as? String == "succeeded", "\(results)")
         #expect(results["stdout"] as? String == "through-the-flood\n")
 
@@ -108,7 +74,7 @@ import Testing
         try await StalledHostTests.eventually("the server closes the idle connections", seconds: 90) {
             (idle + slow).filter(Self.closedByServer).count >= 500
         }
-        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(server.pid)/fd").count) ?? -1
+        let open = served.openFiles
         print("connection flood: \((idle + slow).filter(Self.closedByServer).count) of \(idle.count + slow.count) closed by the server; it holds \(open) files")
         #expect(open > 0 && open < 1024)
         #expect(server.isRunning)

@@ -45,17 +45,13 @@ import Testing
 
     /// The built `deferred` executable, as cron runs it.
     @Test func idleSleepFromCronExpiresOldJobsToo() async throws {
-        let executable = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../.build/debug/deferred").standardizedFileURL.path
-        try #require(FileManager.default.isExecutableFile(atPath: executable), "build the package first: \(executable)")
+        let executable = try BuiltServer.executable()
         let harness = try await ServerHarness()
         let old = try await Self.oldJob(in: harness, daysAgo: 15)
         let config = try harness.writeConfig(
             server: [#"state = "sqlite:\#(harness.config.server.statePath)""#],
             artifacts: [#"store = "file:\#(harness.config.artifacts.directory)""#, "retention_days = 14"])
-        var environment = ProcessInfo.processInfo.environment
-        environment["DEFERRED_TEST_SECRET"] = "x"
-        let output = try await LocalCommand.runOffPool([executable, "idle-sleep", "--config", config], environment: environment)
+        let output = try await LocalCommand.runOffPool([executable, "idle-sleep", "--config", config], environment: BuiltServer.environment())
         #expect(output.contains("expired 1 job"), "\(output)")
         #expect(!FileManager.default.fileExists(atPath: harness.config.artifacts.directory + "/" + old.token.rawValue))
         #expect(try await harness.store.job(id: old.id)?.expiredAt != nil)
