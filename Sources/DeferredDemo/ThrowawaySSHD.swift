@@ -23,7 +23,9 @@ public final class ThrowawaySSHD: @unchecked Sendable {
     /// known_hosts with this sshd's host key for `[127.0.0.1]:port`.
     public let knownHosts: String
     public let hostPublicKey: String
-    private let process: SpawnedProcess
+    private var current: SpawnedProcess
+    private let lock = NSLock()
+    private var process: SpawnedProcess { lock.withLock { current } }
     /// The listening sshd; each connection is served by processes it forks.
     public var pid: pid_t { process.pid }
 
@@ -34,7 +36,7 @@ public final class ThrowawaySSHD: @unchecked Sendable {
         self.clientKey = clientKey
         self.knownHosts = knownHosts
         self.hostPublicKey = hostPublicKey
-        self.process = process
+        self.current = process
     }
 
     public static let sshdPath = "/usr/sbin/sshd"
@@ -79,6 +81,18 @@ public final class ThrowawaySSHD: @unchecked Sendable {
     /// Stops sshd. Sessions it forked end with it; call `removeFiles()` to delete the folder too.
     public func stop() {
         process.terminate()
+    }
+
+    /// Starts sshd again after `stop()`, on the same port with the same keys, as a restart of
+    /// the service does; returns once it answers.
+    public func startAgain() async throws {
+        let log = directory + "/sshd.log"
+        let process = try SpawnedProcess(executable: Self.sshdPath, arguments: ["-D", "-e", "-f", directory + "/sshd_config"], stderrPath: log)
+        guard await Self.answers(port: port, while: process) else {
+            process.terminate()
+            throw Failure.didNotStart(log: (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        }
+        lock.withLock { current = process }
     }
 
     public func removeFiles() {

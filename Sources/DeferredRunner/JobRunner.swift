@@ -20,40 +20,80 @@ public struct JobRunner: Sendable {
         self.stallGrace = stallGrace
     }
 
+    /// A working connection to the job's host again, after `broken` failed mid-job.
+    public typealias Reconnect = @Sendable (_ broken: SSHSession) async throws(SSHError) -> SSHSession
+
     /// Runs a push or a script: `onOutput` sees every chunk as it arrives, and `files` gets the
-    /// whole output as `output.log` and the job's artifacts, unpacked from the host.
+    /// whole output as `output.log` and the job's artifacts, unpacked from the host. The command
+    /// runs detached on the host: when the connection breaks, the runner reconnects (until the
+    /// job's timeout) and follows the output again from the byte it got to, so the job runs
+    /// once and its output has no gap and no byte twice.
     public func run(
-        _ job: Job, project: ProjectConfig, on session: SSHSession, files: JobFiles,
-        onOutput: @escaping @Sendable (SSHExecEvent) -> Void = { _ in }
+        _ job: Job, project: ProjectConfig, on session: SSHSession, attempt: Int = 1, files: JobFiles,
+        reconnect: Reconnect? = nil, onOutput: @escaping @Sendable (SSHExecEvent) -> Void = { _ in }
     ) async throws(RunnerError) -> JobOutcome {
-        let started = Date()
-        let command: String, stdin: [UInt8]
+        let started = Date(), deadline = ContinuousClock.now + project.timeout
+        var command: String, stdin: [UInt8]
         switch job.trigger {
         case .push(let push):
             command = ShellQuote.command(
                 script: RemoteScripts.prepareAndRunPush, name: "deferred-job",
-                arguments: [job.id.rawValue, project.name, push.cloneURL, push.commit, push.ref, project.command ?? ""])
+                arguments: [job.id.rawValue, String(attempt), project.name, push.cloneURL, push.commit, push.ref, project.command ?? ""])
             stdin = []
         case .script(let script):
             command = ShellQuote.command(
                 script: RemoteScripts.prepareAndRunScript, name: "deferred-job",
-                arguments: [job.id.rawValue, script.interpreter.remoteArgument, script.interpreter.name])
+                arguments: [job.id.rawValue, String(attempt), script.interpreter.remoteArgument, script.interpreter.name])
             // The script travels on the channel's standard input, never inside a command line.
             stdin = Array(script.script.utf8)
         }
 
         let log = try OutputLog(path: files.outputLog)
         let budget = OutputBudget(limit: project.maxOutputBytes)
-        let run = try await execute(command, stdin: stdin, job: job, timeout: project.timeout, on: session) { event in
+        // What arrived over every connection the job was followed on, in order.
+        let received = Mutex(ReceivedBytes())
+        let record: @Sendable (SSHExecEvent) -> Void = { event in
+            received.withLock { $0.take(event) }
             for kept in budget.admit(event) {
                 log.append(kept)
                 onOutput(kept)
             }
         }
+        var session = session
+        var run = Execution(exit: SSHExit(status: nil, signal: nil))
+        while true {
+            do throws(RunnerError) {
+                let part = try await execute(command, stdin: stdin, job: job, deadline: deadline, on: session, onOutput: record)
+                run.finish(part)
+                break
+            } catch .ssh where reconnect != nil {
+                // Contact lost while the command runs on: it is not started again, but followed
+                // again, on a new connection, from the bytes already here.
+                guard let fresh = await reconnecting(session, until: deadline, with: reconnect!) else {
+                    run.timedOut = true
+                    run.abandoned = true
+                    break
+                }
+                session = fresh
+                let offsets = received.withLock { ($0.stdout, $0.stderr) }
+                command = ShellQuote.command(script: RemoteScripts.reattach, name: "deferred-reattach",
+                                             arguments: [job.id.rawValue, String(offsets.0), String(offsets.1)])
+                stdin = []
+                run.reattached += 1
+            }
+        }
         log.close()
+        (run.stdout, run.stderr) = received.withLock { ($0.stdoutTail, $0.stderrTail) }
+        switch run.exit.status.map(Int32.init) {
+        case RemoteScripts.Verdict.lost:
+            throw .jobLost(host: session.endpoint.host, reason: "no longer has the job (its folder is gone or the host restarted)")
+        case RemoteScripts.Verdict.neverStarted:
+            throw .jobLost(host: session.endpoint.host, reason: "never started the job's command")
+        default: break
+        }
         if run.abandoned {
             // The host stopped answering: nothing can be collected from it now.
-            var outcome = outcome(of: run, collected: Collected(phase: "running", result: nil, artifacts: CollectedArtifacts()),
+            var outcome = outcome(of: run, collected: Collected(phase: "running", exitStatus: nil, result: nil, artifacts: CollectedArtifacts()),
                                   started: started, timeout: project.timeoutMinutes)
             outcome.error = "the job ran past its timeout of \(Self.format(minutes: project.timeoutMinutes)) and its host stopped answering; the server stopped waiting, and kills the job's processes once the host answers again"
             outcome.leftOnHost = true
@@ -65,6 +105,25 @@ public struct JobRunner: Sendable {
         var outcome = outcome(of: run, collected: collected, started: started, timeout: project.timeoutMinutes)
         outcome.outputCut = budget.cut
         return outcome
+    }
+
+    /// A new connection to the job's host, tried with backoff until the job's deadline; nil
+    /// when the deadline came first.
+    private func reconnecting(_ broken: SSHSession, until deadline: ContinuousClock.Instant, with reconnect: Reconnect) async -> SSHSession? {
+        let backoff = RetryPolicy(maxAttempts: .max, base: .milliseconds(250), cap: .seconds(15))
+        var retry = 0
+        var last = broken
+        while ContinuousClock.now < deadline {
+            do throws(SSHError) {
+                return try await reconnect(last)
+            } catch {
+                if Task.isCancelled { return nil }
+                try? await Task.sleep(for: min(backoff.delay(beforeRetry: retry), deadline - ContinuousClock.now))
+                retry += 1
+            }
+            last = broken
+        }
+        return nil
     }
 
     /// Ends the job's process group on its host: SIGTERM, then SIGKILL after the grace.
@@ -99,12 +158,39 @@ public struct JobRunner: Sendable {
     // MARK: Steps
 
     private struct Execution: Sendable {
+        /// The start or reattach command's own status (`RemoteScripts.Verdict`), not the job's.
         var exit: SSHExit
         var stdout = OutputTail()
         var stderr = OutputTail()
         var timedOut = false
         /// The host stopped answering after the timeout: the server stopped waiting.
         var abandoned = false
+        /// Times the output was followed again on a new connection.
+        var reattached = 0
+
+        /// The end of the last exec of the job (the one that followed it to its end).
+        mutating func finish(_ last: Execution) {
+            exit = last.exit
+            timedOut = timedOut || last.timedOut
+            abandoned = last.abandoned
+        }
+    }
+
+    /// Bytes of each stream received from the host so far (where a reattach goes on from),
+    /// and the tails results.json keeps.
+    private struct ReceivedBytes: Sendable {
+        var stdout = 0
+        var stderr = 0
+        var stdoutTail = OutputTail()
+        var stderrTail = OutputTail()
+
+        mutating func take(_ event: SSHExecEvent) {
+            switch event {
+            case .stdout(let bytes): stdout += bytes.count; stdoutTail.append(bytes)
+            case .stderr(let bytes): stderr += bytes.count; stderrTail.append(bytes)
+            case .exit: break
+            }
+        }
     }
 
     /// What ends first: the command's stream, or the wait for a timed-out job on a silent host.
@@ -118,10 +204,11 @@ public struct JobRunner: Sendable {
     /// over a second channel of the same session; a host that then stays silent past the
     /// kill grace and `stallGrace` is given up on, and the job counts as timed out.
     private func execute(
-        _ command: String, stdin: [UInt8], job: Job, timeout: Duration, on session: SSHSession,
+        _ command: String, stdin: [UInt8], job: Job, deadline: ContinuousClock.Instant, on session: SSHSession,
         onOutput: @escaping @Sendable (SSHExecEvent) -> Void
     ) async throws(RunnerError) -> Execution {
         let killCommand = killCommand(job.id), giveUpAfter = .seconds(killGrace) + stallGrace
+        let timeout = max(deadline - ContinuousClock.now, .zero)
         let fired = TimeoutFlag()
         let race = await withTaskGroup(of: Race.self) { group -> Race in
             group.addTask { .ended(await Self.follow(command, stdin: stdin, on: session, onOutput: onOutput)) }
@@ -147,27 +234,23 @@ public struct JobRunner: Sendable {
         case .ended(.failure(let error)):
             // A stream lost while a timed-out job was being killed: the job is over for us.
             if timedOut, case .ssh = error { return Execution(exit: SSHExit(status: nil, signal: nil), timedOut: true, abandoned: true) }
-            // Leave nothing running on the host when we stop following the job.
-            Task { _ = try? await session.run(killCommand) }
+            // A lost connection leaves the command running, to be followed again. Anything else
+            // (the server stopping) leaves nothing running on the host.
+            if case .ssh = error {} else { Task { _ = try? await session.run(killCommand) } }
             throw error
         case .gaveUpOnHost, .timerStopped:
             return Execution(exit: SSHExit(status: nil, signal: nil), timedOut: true, abandoned: true)
         }
     }
 
-    /// Reads the command's stream to its end. Leaves nothing running on the host when it
-    /// stops following the job for a reason of its own (the caller kills it otherwise).
+    /// Reads the start or reattach command's stream to its end, handing the output on.
     private static func follow(_ command: String, stdin: [UInt8], on session: SSHSession,
                                onOutput: @Sendable (SSHExecEvent) -> Void) async -> Result<Execution, RunnerError> {
         var result = Execution(exit: SSHExit(status: nil, signal: nil))
         do {
             for try await event in session.execute(command, stdin: stdin) {
                 onOutput(event)
-                switch event {
-                case .stdout(let bytes): result.stdout.append(bytes)
-                case .stderr(let bytes): result.stderr.append(bytes)
-                case .exit(let exit): result.exit = exit
-                }
+                if case .exit(let exit) = event { result.exit = exit }
             }
             return .success(result)
         } catch {
@@ -178,6 +261,8 @@ public struct JobRunner: Sendable {
 
     private struct Collected {
         var phase: String
+        /// The command's status, as the host wrote it when the command ended.
+        var exitStatus: Int?
         var result: JSONValue?
         var artifacts: CollectedArtifacts
     }
@@ -199,13 +284,13 @@ public struct JobRunner: Sendable {
         } catch {
             throw .ssh(error as? SSHError ?? .connectionLost(host: session.endpoint.host, reason: "\(error)"))
         }
-        var (phase, artifacts) = reader.withLock { reader in
+        var (phase, status, artifacts) = reader.withLock { reader in
             reader.unpacker.finish()
-            return (reader.phase ?? "missing", reader.unpacker.collected)
+            return (reader.phase ?? "missing", reader.exitStatus, reader.unpacker.collected)
         }
         let said = String(decoding: stderr, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         if !said.isEmpty { artifacts.refused.append(.init(path: "…", reason: "tar on the host said: \(said.suffix(2000))")) }
-        return Collected(phase: phase, result: readResult(in: files, artifacts: artifacts), artifacts: artifacts)
+        return Collected(phase: phase, exitStatus: status, result: readResult(in: files, artifacts: artifacts), artifacts: artifacts)
     }
 
     /// The job's own `result.json`, when it kept one no larger than the limit that is JSON.
@@ -216,7 +301,7 @@ public struct JobRunner: Sendable {
     }
 
     private func outcome(of run: Execution, collected: Collected, started: Date, timeout minutes: Double) -> JobOutcome {
-        var outcome = JobOutcome(status: .succeeded, exitStatus: run.exit.status, signal: run.exit.signal,
+        var outcome = JobOutcome(status: .succeeded, exitStatus: collected.exitStatus, signal: nil,
                                  startedAt: started, finishedAt: Date(), stdout: run.stdout, stderr: run.stderr,
                                  result: collected.result, artifacts: collected.artifacts)
         if run.timedOut {
@@ -228,7 +313,10 @@ public struct JobRunner: Sendable {
             outcome.exitStatus = nil
             let said = run.stderr.text.split(separator: "\n").last { $0.hasPrefix("deferred: ") }
             outcome.error = said.map { String($0.dropFirst("deferred: ".count)) } ?? "the job could not start on the host (phase \(collected.phase))"
-        } else if run.exit.status != 0 {
+        } else if collected.exitStatus == nil {
+            outcome.status = .error
+            outcome.error = "the job's processes ended with no exit status: killed with SIGKILL (by hand or by the kernel's out-of-memory killer), or the host lost its status file"
+        } else if collected.exitStatus != 0 {
             outcome.status = .failed
         }
         return outcome
@@ -247,10 +335,12 @@ private final class TimeoutFlag: Sendable {
     var isRaised: Bool { raised.load(ordering: .sequentiallyConsistent) }
 }
 
-/// The collect command's stdout: one line with the phase, then the tar stream for the unpacker.
+/// The collect command's stdout: one line with the phase and the command's exit status, then
+/// the tar stream for the unpacker.
 private struct CollectionReader: ~Copyable {
     let unpacker: ArtifactUnpacker
     var phase: String?
+    var exitStatus: Int?
     private var line: [UInt8] = []
 
     init(unpacker: ArtifactUnpacker) {
@@ -266,7 +356,10 @@ private struct CollectionReader: ~Copyable {
                 return line.count < 256
             }
             line += rest[..<newline]
-            phase = String(decoding: line, as: UTF8.self)
+            let words = String(decoding: line, as: UTF8.self).split(separator: " ", maxSplits: 1)
+            phase = words.first.map(String.init) ?? ""
+            // A status is what a shell can exit with: 0 to 255; anything else from the host is none.
+            exitStatus = words.dropFirst().first.flatMap { Int($0) }.flatMap { (0...255).contains($0) ? $0 : nil }
             rest = rest[(newline + 1)...]
         }
         unpacker.feed(rest)

@@ -2,17 +2,64 @@
 /// need arrives as a positional parameter (see `ShellQuote.command`), so nothing from a
 /// payload is ever part of a script's text.
 ///
-/// Layout on the host: `~/.deferred/jobs/<job id>/` holds `artifacts/`, `checkout/` (a push)
-/// or `script` and `work/` (a script), `pgid` (the job's process group), `scope` (its cgroup, where
-/// the host lets deferred make one) and `phase`; `~/.deferred/cache/<project>.git` is a bare
-/// repository that keeps fetched commits between jobs.
+/// Layout on the host: `~/.deferred/jobs/<job id>/` is the job's durable state: `artifacts/`,
+/// `checkout/` (a push) or `script` and `work/` (a script), `phase`, `attempt` (the server's
+/// attempt that started the command), `boot_id` (the host's boot when it started), `pgid`
+/// (the job's process group), `scope` (its cgroup, where the host lets deferred make one),
+/// `stdout` and `stderr` (the command's output, appended as it comes) and `exit` (its status,
+/// written when it ends). `~/.deferred/cache/<project>.git` is a bare repository that keeps
+/// fetched commits between jobs.
+///
+/// The command runs detached from the SSH channel that started it: a dropped connection or a
+/// server that stops leaves it running, and the server follows its output files again from
+/// where it got to (`reattach`).
 enum RemoteScripts {
-    /// $1 job id. Makes a fresh job folder and the helpers both kinds of job use; `run_in_group`
-    /// runs its arguments (as argv, never re-parsed) in a process group of their own, with the
-    /// group's id in `pgid` for the kill script, and exits with their status.
-    private static let jobFolder = #"""
+    /// Exit statuses of the start and reattach commands (the job's own status is in `exit`).
+    enum Verdict {
+        /// Followed to the end of the command.
+        static let followed: Int32 = 0
+        /// The job is not on the host any more: its folder is gone or the host rebooted.
+        static let lost: Int32 = 90
+        /// The command never started: the job stopped before its phase reached "running".
+        static let neverStarted: Int32 = 91
+        /// The command's processes are gone with no status written (killed with SIGKILL).
+        static let vanished: Int32 = 92
+        /// Preparing the job failed (checkout, upload, command lookup); stderr says why.
+        static let prepareFailed: Int32 = 97
+    }
+
+    /// The follower: $1 and $2 are the bytes of stdout and stderr the server already has.
+    /// Copies what the command adds to each file past them, to the channel's stdout and
+    /// stderr, until the command has ended and both files are drained.
+    private static let follower = #"""
+    follow() {
+      o1=$1 o2=$2
+      while :; do
+        ended=0
+        if [ -e "$job_dir/exit" ]; then ended=1
+        else
+          pg=$(cat "$job_dir/pgid" 2>/dev/null)
+          [ -n "$pg" ] && ! kill -0 "-$pg" 2>/dev/null && [ ! -e "$job_dir/exit" ] && ended=2
+        fi
+        moved=0
+        n=$(wc -c < "$job_dir/stdout") || exit 90
+        if [ "$n" -gt "$o1" ]; then tail -c +$((o1 + 1)) "$job_dir/stdout" | head -c $((n - o1)); o1=$n; moved=1; fi
+        n=$(wc -c < "$job_dir/stderr") || exit 90
+        if [ "$n" -gt "$o2" ]; then tail -c +$((o2 + 1)) "$job_dir/stderr" | head -c $((n - o2)) >&2; o2=$n; moved=1; fi
+        [ $ended = 1 ] && exit 0
+        [ $ended = 2 ] && exit 92
+        [ $moved = 1 ] || sleep 0.05 2>/dev/null || sleep 1
+      done
+    }
+
+    """#
+
+    /// $1 job id, $2 attempt. Makes a fresh job folder and the helpers both kinds of job use;
+    /// `run_detached` starts its arguments (as argv, never re-parsed) in a session and process
+    /// group of their own, detached from the channel, and follows their output to the end.
+    private static let jobFolder = follower + #"""
     set -u
-    job_id=$1
+    job_id=$1 attempt=$2
     root="$HOME/.deferred"
     job_dir="$root/jobs/$job_id"
     rm -rf "$job_dir" && mkdir -p "$job_dir/artifacts" "$root/cache" || { echo "deferred: cannot make $job_dir" >&2; exit 97; }
@@ -30,27 +77,32 @@ enum RemoteScripts {
       printf '%s\n' "$dir" > "$job_dir/scope"
       printf '%s' "$dir"
     }
-    run_in_group() {
+    run_detached() {
       export DEFERRED_JOB_ID="$job_id" DEFERRED_ARTIFACTS="$job_dir/artifacts"
-      phase running
       scope=$(make_scope)
-      # setsid: the job leads a process group of its own, which the kill script ends whole;
-      # in its scope (when there is one), so are the processes that leave the group.
-      setsid sh -c 'echo $$ > "$0/pgid"; [ -z "$1" ] || echo $$ > "$1/cgroup.procs" 2>/dev/null; shift; exec "$@"' \
-        "$job_dir" "$scope" "$@" </dev/null &
-      wait $!
-      status=$?
-      phase finished
-      exit $status
+      : > "$job_dir/stdout" && : > "$job_dir/stderr" || fail running "cannot make the output files in $job_dir"
+      printf '%s\n' "$attempt" > "$job_dir/attempt"
+      cat /proc/sys/kernel/random/boot_id > "$job_dir/boot_id" 2>/dev/null || : > "$job_dir/boot_id"
+      phase running
+      # setsid: the job leads a session and process group of its own, which the kill script
+      # ends whole; in its scope (when there is one), so are processes that leave the group.
+      # The wrapper outlives a SIGTERM to the group (its trap waits for the command), so the
+      # command's status is written whatever ended it, short of SIGKILL.
+      setsid sh -c 'echo $$ > "$0/pgid"; [ -z "$1" ] || echo $$ > "$1/cgroup.procs" 2>/dev/null; shift
+        trap : TERM HUP
+        "$@"; s=$?
+        printf "%s\n" "$s" > "$0/exit.part" && mv "$0/exit.part" "$0/exit"; printf "finished\n" > "$0/phase"' \
+        "$job_dir" "$scope" "$@" </dev/null >>"$job_dir/stdout" 2>>"$job_dir/stderr" &
+      follow 0 0
     }
 
     """#
 
-    /// $1 job id, $2 project, $3 clone URL, $4 commit, $5 ref, $6 command ("" = .deferred_server).
-    /// Prepares the job folder, checks out the exact commit, and runs the command, exiting
-    /// with its status. All in one exec: each exec costs the remote user's shell start-up.
+    /// $1 job id, $2 attempt, $3 project, $4 clone URL, $5 commit, $6 ref, $7 command ("" =
+    /// .deferred_server). Prepares the job folder, checks out the exact commit, and starts and
+    /// follows the command. All in one exec: each exec costs the remote user's shell start-up.
     static let prepareAndRunPush = jobFolder + #"""
-    project=$2 clone_url=$3 commit=$4 ref=$5 command=$6
+    project=$3 clone_url=$4 commit=$5 ref=$6 command=$7
     phase checkout
     cache="$root/cache/$project.git"
     (
@@ -72,19 +124,33 @@ enum RemoteScripts {
       [ -n "$command" ] || fail command "the .deferred_server file of commit $commit is empty"
     fi
     export DEFERRED_COMMIT="$commit" DEFERRED_REF="$ref"
-    run_in_group sh -c "$command"
+    run_detached sh -c "$command"
     """#
 
-    /// $1 job id, $2 interpreter to run the script with ("" = run the file by its shebang),
-    /// $3 the program that must exist on the host. The script arrives on standard input and
-    /// is written to the job folder; it runs in an empty `work/` folder.
+    /// $1 job id, $2 attempt, $3 interpreter to run the script with ("" = run the file by its
+    /// shebang), $4 the program that must exist on the host. The script arrives on standard
+    /// input and is written to the job folder; it runs in an empty `work/` folder.
     static let prepareAndRunScript = jobFolder + #"""
-    interpreter=$2 program=$3
+    interpreter=$3 program=$4
     phase upload
     cat > "$job_dir/script" && chmod 700 "$job_dir/script" || fail upload "cannot write the script to $job_dir"
     command -v "$program" >/dev/null 2>&1 || fail command "the interpreter $program is not installed on the host"
     mkdir -p "$job_dir/work" && cd "$job_dir/work" || fail upload "cannot make $job_dir/work"
-    if [ -n "$interpreter" ]; then run_in_group "$interpreter" "$job_dir/script"; else run_in_group "$job_dir/script"; fi
+    if [ -n "$interpreter" ]; then run_detached "$interpreter" "$job_dir/script"; else run_detached "$job_dir/script"; fi
+    """#
+
+    /// $1 job id, $2 bytes of stdout and $3 of stderr the server has. Follows a job that was
+    /// started before (by this server or one that stopped) from there, when it is still the
+    /// job that was started: same folder, same boot of the host, its command started.
+    static let reattach = follower + #"""
+    set -u
+    job_dir="$HOME/.deferred/jobs/$1"
+    [ -d "$job_dir" ] || exit 90
+    boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
+    [ "$(cat "$job_dir/boot_id" 2>/dev/null)" = "$boot" ] || exit 90
+    case $(head -n 1 "$job_dir/phase" 2>/dev/null) in running|finished) ;; *) exit 91 ;; esac
+    [ -f "$job_dir/stdout" ] && [ -f "$job_dir/stderr" ] || exit 90
+    follow "$2" "$3"
     """#
 
     /// $1 the set-up script's SHA-256. Runs the script from standard input once per host and
@@ -127,13 +193,13 @@ enum RemoteScripts {
     exit 0
     """#
 
-    /// $1 job id. Prints the phase reached as the first line of stdout, then streams the
-    /// artifacts folder as one tar archive (links stay links, for the server to refuse), then
-    /// removes the job folder.
+    /// $1 job id. Prints the phase reached and the command's exit status ("-" when none was
+    /// written) as the first line of stdout, then streams the artifacts folder as one tar
+    /// archive (links stay links, for the server to refuse), then removes the job folder.
     static let collect = #"""
     job_dir="$HOME/.deferred/jobs/$1"
-    cd "$job_dir" 2>/dev/null || { echo missing; exit 0; }
-    p=$(head -n 1 phase 2>/dev/null); printf '%s\n' "${p:-missing}"
+    cd "$job_dir" 2>/dev/null || { echo missing -; exit 0; }
+    p=$(head -n 1 phase 2>/dev/null); e=$(head -n 1 exit 2>/dev/null); printf '%s %s\n' "${p:-missing}" "${e:--}"
     if [ -d artifacts ]; then tar -cf - -C artifacts . || echo "tar exited with status $?" >&2; fi
     # The job's scope goes once nothing runs in it (a folder with processes cannot be removed);
     # a member that just died may take a moment to be reaped. What a finished job left

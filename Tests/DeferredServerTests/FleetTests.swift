@@ -105,6 +105,10 @@ import Testing
                 requeued = try await store.events(of: job.id).contains { $0.status == .queued && ($0.detail ?? "").contains("wake timeout") }
             }
             #expect(requeued)
+            // The message names the fleet's own setting.
+            let job = try #require(try await store.jobs().first)
+            let notes = try await store.events(of: job.id).compactMap(\.detail).filter { $0.contains("wake timeout") }
+            #expect(notes.allSatisfy { $0.contains("(boot_timeout_minutes)") }, "\(notes)")
         }
         let instances = try await Self.fleetInstances(ec2)
         #expect(!instances.isEmpty)

@@ -45,6 +45,7 @@ public struct FleetConfig: Sendable {
         self.securityGroupIDs = securityGroupIDs
         login = HostConfig(name: name, provider: .ec2, address: address ?? "", port: port, user: user, identity: identity,
                            knownHosts: knownHosts, maxJobs: maxJobs, wakeTimeoutMinutes: bootTimeoutMinutes)
+        login.wakeTimeoutKey = "boot_timeout_minutes"
     }
 
     /// The host one of this fleet's instances is, once it has an id.

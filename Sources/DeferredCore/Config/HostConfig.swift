@@ -37,6 +37,9 @@ public struct HostConfig: Sendable {
     public var instance: CloudInstance?
     /// How long a wake may take, instance start and SSH together, before the job goes back.
     public var wakeTimeoutMinutes: Double
+    /// The deferred.toml key that sets it: a fleet's instances take the fleet's
+    /// `boot_timeout_minutes`, so errors name the key the operator can change.
+    public var wakeTimeoutKey = "wake_timeout_minutes"
 
     public init(
         name: String, provider: ProviderKind = .static, address: String, port: Int = 22, user: String,

@@ -33,6 +33,13 @@ actor HostConnections {
         await sessions.removeValue(forKey: hostName)?.disconnect()
     }
 
+    /// Forgets `broken` if it is still the host's connection: another job may have made a
+    /// new one meanwhile, which stays.
+    func drop(_ hostName: String, ifStill broken: SSHSession) async {
+        guard sessions[hostName] === broken else { return }
+        await drop(hostName)
+    }
+
     func closeAll() async {
         for session in sessions.values { await session.disconnect() }
         sessions.removeAll()

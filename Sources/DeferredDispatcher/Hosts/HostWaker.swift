@@ -80,6 +80,12 @@ public actor HostWaker {
     /// Forgets a connection that failed, so the next job connects afresh.
     func drop(_ name: String) async { await connections.drop(name) }
 
+    /// A working connection instead of `broken`, which failed mid-job.
+    func reconnect(_ host: HostConfig, replacing broken: SSHSession) async throws(SSHError) -> SSHSession {
+        await connections.drop(host.name, ifStill: broken)
+        return try await session(for: host)
+    }
+
     /// A host put to sleep: its connection and its address go.
     func forget(_ name: String) async {
         await connections.drop(name)
@@ -140,7 +146,7 @@ public actor HostWaker {
             group.addTask { try await body() }
             group.addTask {
                 try await time.sleep(for: limit)
-                throw MachineryFailure.wakeTimedOut(host: host.name, minutes: host.wakeTimeoutMinutes)
+                throw MachineryFailure.wakeTimedOut(host: host.name, minutes: host.wakeTimeoutMinutes, key: host.wakeTimeoutKey)
             }
             defer { group.cancelAll() }
             return try await group.next()!

@@ -130,7 +130,11 @@ struct JobAttempt: Sendable {
     private func execute(_ project: ProjectConfig, on session: SSHSession, host: HostConfig, files: JobFiles) async throws(MachineryFailure) -> JobOutcome {
         let recorder = OutputRecorder(job: lease.job.id, store: store)
         do {
-            let outcome = try await runner.run(lease.job, project: project, on: session, files: files) { recorder.take($0) }
+            let waker = self.waker
+            let outcome = try await runner.run(
+                lease.job, project: project, on: session, attempt: lease.job.attempts + 1, files: files,
+                reconnect: { broken throws(SSHError) in try await waker.reconnect(host, replacing: broken) }
+            ) { recorder.take($0) }
             await recorder.close()
             if outcome.leftOnHost { killWhenAnswering(on: host) }
             return outcome

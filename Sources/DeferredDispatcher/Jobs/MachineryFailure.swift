@@ -6,7 +6,7 @@ import DeferredRunner
 enum MachineryFailure: Error, Sendable, CustomStringConvertible {
     case runner(RunnerError)
     case wake(ProviderError)
-    case wakeTimedOut(host: String, minutes: Double)
+    case wakeTimedOut(host: String, minutes: Double, key: String)
 
     var isTransient: Bool {
         switch self {
@@ -15,6 +15,8 @@ enum MachineryFailure: Error, Sendable, CustomStringConvertible {
         case .runner(.bootstrapFailed): false
         // A full disk may clear; the job waits and tries again like after a dropped connection.
         case .runner(.artifactsUnwritable): true
+        // The host lost the job or never started it: the one case where it runs again.
+        case .runner(.jobLost): true
         case .wake(let error): error.isTransient
         case .wakeTimedOut: true
         }
@@ -31,8 +33,8 @@ enum MachineryFailure: Error, Sendable, CustomStringConvertible {
         switch self {
         case .runner(let error): error.description
         case .wake(let error): "cannot wake \(error)"
-        case .wakeTimedOut(let host, let minutes):
-            "host \(host) did not come up within its wake timeout of \(minutes.formatted()) minute\(minutes == 1 ? "" : "s") (wake_timeout_minutes)"
+        case .wakeTimedOut(let host, let minutes, let key):
+            "host \(host) did not come up within its wake timeout of \(minutes.formatted()) minute\(minutes == 1 ? "" : "s") (\(key))"
         }
     }
 }
