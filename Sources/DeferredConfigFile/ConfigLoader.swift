@@ -226,11 +226,14 @@ public struct ConfigLoader: Sendable {
             r.problem("known_hosts", "no file at \(knownHosts); host keys must be checked", fix: "create it with `ssh-keyscan -p PORT HOST >> \(knownHosts)` after checking the key")
         }
         let maxJobs = r.integer("max_jobs", range: 1...1024) ?? 1
+        let hostWait = r.number("host_wait_minutes", minimum: 0) ?? 30
         guard let name, let provider, let address, let user else { return nil }
         if provider == .ec2, instance == nil { return nil }
-        return HostConfig(name: name, provider: provider, address: address, port: port, user: user,
-                          identity: identity, knownHosts: knownHosts, maxJobs: maxJobs, instance: instance,
-                          wakeTimeoutMinutes: wakeTimeout)
+        var host = HostConfig(name: name, provider: provider, address: address, port: port, user: user,
+                              identity: identity, knownHosts: knownHosts, maxJobs: maxJobs, instance: instance,
+                              wakeTimeoutMinutes: wakeTimeout)
+        host.hostWaitMinutes = hostWait
+        return host
     }
 
     private func readProject(_ table: TOMLTable, index: Int, base: String, defaultMaxQueued: Int,

@@ -23,6 +23,21 @@ public struct JobRunner: Sendable {
     /// A working connection to the job's host again, after `broken` failed mid-job.
     public typealias Reconnect = @Sendable (_ broken: SSHSession) async throws(SSHError) -> SSHSession
 
+    /// How the runner gets back to a job whose connection broke, and whom it tells.
+    public struct Recontact: Sendable {
+        public var reconnect: Reconnect
+        /// How long the host may not answer before the runner stops waiting for it.
+        public var hostWait: Duration
+        /// Told when the host first does not answer (with why), and when it answers again (nil).
+        public var onContact: @Sendable (SSHError?) async -> Void
+
+        public init(reconnect: @escaping Reconnect, hostWait: Duration, onContact: @escaping @Sendable (SSHError?) async -> Void = { _ in }) {
+            self.reconnect = reconnect
+            self.hostWait = hostWait
+            self.onContact = onContact
+        }
+    }
+
     /// Runs a push or a script: `onOutput` sees every chunk as it arrives, and `files` gets the
     /// whole output as `output.log` and the job's artifacts, unpacked from the host. The command
     /// runs detached on the host: when the connection breaks, the runner reconnects (until the
@@ -30,7 +45,7 @@ public struct JobRunner: Sendable {
     /// once and its output has no gap and no byte twice.
     public func run(
         _ job: Job, project: ProjectConfig, on session: SSHSession, attempt: Int = 1, files: JobFiles,
-        reconnect: Reconnect? = nil, onOutput: @escaping @Sendable (SSHExecEvent) -> Void = { _ in }
+        recontact: Recontact? = nil, onOutput: @escaping @Sendable (SSHExecEvent) -> Void = { _ in }
     ) async throws(RunnerError) -> JobOutcome {
         let started = Date(), deadline = ContinuousClock.now + project.timeout
         var command: String, stdin: [UInt8]
@@ -66,12 +81,13 @@ public struct JobRunner: Sendable {
                 let part = try await execute(command, stdin: stdin, job: job, deadline: deadline, on: session, onOutput: record)
                 run.finish(part)
                 break
-            } catch .ssh where reconnect != nil {
-                // Contact lost while the command runs on: it is not started again, but followed
-                // again, on a new connection, from the bytes already here.
-                guard let fresh = await reconnecting(session, until: deadline, with: reconnect!) else {
-                    run.timedOut = true
+            } catch .ssh(let error) where recontact != nil {
+                // Contact lost while the command may run on: it is not started again, but
+                // followed again, on a new connection, from the bytes already here.
+                let waitEnds = min(deadline, ContinuousClock.now + recontact!.hostWait)
+                guard let fresh = await reconnecting(session, after: error, until: waitEnds, with: recontact!) else {
                     run.abandoned = true
+                    if ContinuousClock.now >= deadline { run.timedOut = true } else { run.unanswered = true }
                     break
                 }
                 session = fresh
@@ -91,6 +107,16 @@ public struct JobRunner: Sendable {
             throw .jobLost(host: session.endpoint.host, reason: "never started the job's command")
         default: break
         }
+        if run.unanswered, let recontact {
+            // The host stayed silent for its host_wait_minutes while the job may run on there.
+            var outcome = JobOutcome(status: .error, startedAt: started, finishedAt: Date(),
+                                     stdout: run.stdout, stderr: run.stderr)
+            let minutes = (recontact.hostWait.timeInterval / 60).formatted()
+            outcome.error = "host \(session.endpoint.host) did not answer for \(minutes) minutes (host_wait_minutes); the job's command may still run there, and is killed once the host answers again"
+            outcome.leftOnHost = true
+            outcome.outputCut = budget.cut
+            return outcome
+        }
         if run.abandoned {
             // The host stopped answering: nothing can be collected from it now.
             var outcome = outcome(of: run, collected: Collected(phase: "running", exitStatus: nil, result: nil, artifacts: CollectedArtifacts()),
@@ -107,21 +133,22 @@ public struct JobRunner: Sendable {
         return outcome
     }
 
-    /// A new connection to the job's host, tried with backoff until the job's deadline; nil
-    /// when the deadline came first.
-    private func reconnecting(_ broken: SSHSession, until deadline: ContinuousClock.Instant, with reconnect: Reconnect) async -> SSHSession? {
+    /// A new connection to the job's host, tried with backoff until `end`; nil when `end`
+    /// came first. The first refusal and the return are told to `recontact.onContact`.
+    private func reconnecting(_ broken: SSHSession, after error: SSHError, until end: ContinuousClock.Instant,
+                              with recontact: Recontact) async -> SSHSession? {
         let backoff = RetryPolicy(maxAttempts: .max, base: .milliseconds(250), cap: .seconds(15))
-        var retry = 0
-        var last = broken
-        while ContinuousClock.now < deadline {
+        var retry = 0, told = false
+        while ContinuousClock.now < end, !Task.isCancelled {
             do throws(SSHError) {
-                return try await reconnect(last)
+                let fresh = try await recontact.reconnect(broken)
+                if told { await recontact.onContact(nil) }
+                return fresh
             } catch {
-                if Task.isCancelled { return nil }
-                try? await Task.sleep(for: min(backoff.delay(beforeRetry: retry), deadline - ContinuousClock.now))
+                if !told { await recontact.onContact(error); told = true }
+                try? await Task.sleep(for: min(backoff.delay(beforeRetry: retry), max(end - ContinuousClock.now, .zero)))
                 retry += 1
             }
-            last = broken
         }
         return nil
     }
@@ -167,6 +194,8 @@ public struct JobRunner: Sendable {
         var abandoned = false
         /// Times the output was followed again on a new connection.
         var reattached = 0
+        /// The host did not answer for its host_wait_minutes (before the job's timeout).
+        var unanswered = false
 
         /// The end of the last exec of the job (the one that followed it to its end).
         mutating func finish(_ last: Execution) {

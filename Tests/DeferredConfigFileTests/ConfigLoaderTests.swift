@@ -50,6 +50,10 @@ struct ConfigLoaderTests {
         #expect(config.projects.first?.timeout == .seconds(30))
         #expect(config.project(forRepository: "Octo-Org/Resume")?.name == "resume")
         #expect(config.idle.timeoutMinutes == 30 && config.idle.checkIntervalSeconds == 60)
+        #expect(config.hosts.first?.hostWaitMinutes == 30)
+        let waiting = try ConfigLoader(environment: ["HOOK_SECRET": "s3cret"], homeDirectory: "/home/x")
+            .load(text: valid.replacingOccurrences(of: "max_jobs = 2", with: "max_jobs = 2\nhost_wait_minutes = 5"), baseDirectory: dir)
+        #expect(waiting.hosts.first?.hostWaitMinutes == 5)
     }
 
     @Test func readsHowOftenServeLooksForIdleHosts() throws {

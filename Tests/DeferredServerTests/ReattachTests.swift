@@ -36,9 +36,14 @@ import Testing
 
     static let wholeOutput = "before 1\nbefore 2\nbefore 3\nafter 1\nafter 2\nafter 3\n"
 
+    /// The sshd processes serving the connections of the sshd listening as `listener`.
+    static func connections(of listener: pid_t) -> [pid_t] {
+        HostStall.descendants(of: listener).filter { HostStall.command(of: $0) == "sshd" }
+    }
+
     /// Kills the sshd processes serving connections: every connection drops at once.
     static func dropConnections(of listener: pid_t) -> Int {
-        let served = HostStall.descendants(of: listener).filter { HostStall.command(of: $0) == "sshd" }
+        let served = connections(of: listener)
         for pid in served { kill(pid, SIGKILL) }
         return served.count
     }
@@ -86,9 +91,10 @@ import Testing
         let (results, _) = try await Self.runInterrupted(harness, marked) {
             // The service stops (its listener and every connection), stays down two seconds,
             // and comes back on the same port.
-            let listener = sshd.pid
+            let served = Self.connections(of: sshd.pid)
+            #expect(!served.isEmpty, "no connection to drop")
             sshd.stop()
-            _ = Self.dropConnections(of: listener)
+            for pid in served { kill(pid, SIGKILL) }
             try await Task.sleep(for: .seconds(2))
             try await sshd.startAgain()
         }

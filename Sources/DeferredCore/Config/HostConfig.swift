@@ -40,6 +40,8 @@ public struct HostConfig: Sendable {
     /// The deferred.toml key that sets it: a fleet's instances take the fleet's
     /// `boot_timeout_minutes`, so errors name the key the operator can change.
     public var wakeTimeoutKey = "wake_timeout_minutes"
+    /// How long jobs wait for a host whose SSH does not answer before they end as `error`.
+    public var hostWaitMinutes: Double = 30
 
     public init(
         name: String, provider: ProviderKind = .static, address: String, port: Int = 22, user: String,

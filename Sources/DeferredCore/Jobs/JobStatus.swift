@@ -29,5 +29,7 @@ public enum HostState: String, Sendable, Codable, CaseIterable {
     case busy
     case stopping
     case provisioning
+    /// SSH does not answer (a static host down, sshd restarting): its jobs wait for it.
+    case unreachable
     case unknown
 }

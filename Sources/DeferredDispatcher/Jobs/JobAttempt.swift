@@ -44,8 +44,7 @@ struct JobAttempt: Sendable {
         await reportWaiting(placement.project)
         do throws(MachineryFailure) {
             let (host, woke) = try await bringUp(placement)
-            let session: SSHSession
-            do { session = try await waker.session(for: host) } catch { throw .runner(.ssh(error)) }
+            let session = try await connect(host)
             if let fleet = placement.fleet { try await bootstrap(fleet, on: session) }
             await markRunning()
             let files = try freshStaging()
@@ -92,6 +91,42 @@ struct JobAttempt: Sendable {
         }
     }
 
+    /// How the runner gets back to this job's host when the connection breaks mid-job: the
+    /// host shows as `unreachable` while it does not answer, and the job's events say so.
+    private func recontact(_ host: HostConfig) -> JobRunner.Recontact {
+        let waker = self.waker, store = self.store, id = lease.job.id, log = self.log
+        return JobRunner.Recontact(
+            reconnect: { broken throws(SSHError) in try await waker.reconnect(host, replacing: broken) },
+            hostWait: .seconds(host.hostWaitMinutes * 60),
+            onContact: { lost in
+                if let lost {
+                    log.warning("host \(host.name) does not answer, waiting for it: \(lost)")
+                    try? await store.markHost(host.name, .unreachable)
+                    try? await store.note(id, waiting: "host \(host.name) does not answer: \(lost); the job is followed again once it does (up to \(host.hostWaitMinutes.formatted()) minutes, host_wait_minutes)", host: nil)
+                } else {
+                    try? await store.markHost(host.name, .busy)
+                    try? await store.note(id, waiting: "host \(host.name) answers again; following the job from where it was", host: .ready)
+                }
+            })
+    }
+
+    /// The host's SSH connection. A static host that does not answer is `unreachable` and its
+    /// job waits for it (a cloud host's provider is asked again at the next try instead).
+    private func connect(_ host: HostConfig) async throws(MachineryFailure) -> SSHSession {
+        let session: SSHSession
+        do {
+            session = try await waker.session(for: host)
+        } catch {
+            guard case .connectFailed = error, host.provider == .static else { throw .runner(.ssh(error)) }
+            throw .unreachable(host: host, error)
+        }
+        if (try? await store.host(named: host.name))?.state == .unreachable {
+            try? await store.markHost(host.name, .busy)
+            try? await store.note(lease.job.id, waiting: "host \(host.name) answers again", host: .ready)
+        }
+        return session
+    }
+
     /// A fleet's set-up script, once per host and version.
     private func bootstrap(_ fleet: FleetConfig, on session: SSHSession) async throws(MachineryFailure) {
         guard let script = try? String(contentsOfFile: fleet.bootstrap, encoding: .utf8) else {
@@ -130,10 +165,9 @@ struct JobAttempt: Sendable {
     private func execute(_ project: ProjectConfig, on session: SSHSession, host: HostConfig, files: JobFiles) async throws(MachineryFailure) -> JobOutcome {
         let recorder = OutputRecorder(job: lease.job.id, store: store)
         do {
-            let waker = self.waker
             let outcome = try await runner.run(
                 lease.job, project: project, on: session, attempt: lease.job.attempts + 1, files: files,
-                reconnect: { broken throws(SSHError) in try await waker.reconnect(host, replacing: broken) }
+                recontact: recontact(host)
             ) { recorder.take($0) }
             await recorder.close()
             if outcome.leftOnHost { killWhenAnswering(on: host) }
@@ -189,6 +223,10 @@ struct JobAttempt: Sendable {
             try? await store.requeue(job.id, reason: error.description, notBefore: Date(), countAttempt: false)
             return
         }
+        if case .unreachable(let config, let reason) = error {
+            await waitForHost(config, reason, started: started)
+            return
+        }
         let attempts = job.attempts + 1
         guard error.isTransient, attempts < maxAttempts else {
             log.error("giving up: \(error)")
@@ -205,5 +243,29 @@ struct JobAttempt: Sendable {
         }
         // A host whose wake failed is in a state only its provider knows.
         if error.isWakeFailure { try? await store.markHost(host, .unknown) }
+    }
+
+    /// A job whose host does not answer waits in the queue, its attempts not counted, 2, 4 …
+    /// seconds apart and at most a minute, until it has waited `host_wait_minutes` since it was
+    /// queued; then it ends as `error` saying so.
+    private func waitForHost(_ host: HostConfig, _ reason: SSHError, started: Date) async {
+        let job = lease.job, minutes = host.hostWaitMinutes.formatted()
+        guard Date().timeIntervalSince(job.queuedAt) < host.hostWaitMinutes * 60 else {
+            log.error("giving up: host \(host.name) did not answer for \(minutes) minutes: \(reason)")
+            await results.complete(job, host: host.name, outcome: JobOutcome(
+                status: .error, error: "host \(host.name) did not answer for \(minutes) minutes (host_wait_minutes): \(reason)",
+                startedAt: started, finishedAt: Date()), log: log)
+            return
+        }
+        let waits = (try? await store.events(of: job.id))?.filter { ($0.detail ?? "").contains("does not answer") }.count ?? 0
+        let delay = Self.requeueBackoff.delay(beforeRetry: waits + 1)
+        log.warning("host \(host.name) does not answer, waiting \(delay): \(reason)")
+        let store = self.store, notBefore = Date().addingTimeInterval(delay.timeInterval)
+        let detail = "host \(host.name) does not answer: \(reason); waiting for it (up to \(minutes) minutes, host_wait_minutes)"
+        _ = await results.outlastingLocks("queue the job again", log: log) { () async throws(StoreError) in
+            try await store.requeue(job.id, reason: detail, notBefore: notBefore, countAttempt: false)
+        }
+        // After the requeue, which frees the host as `ready`.
+        try? await store.markHost(host.name, .unreachable)
     }
 }

@@ -46,7 +46,8 @@ extension SQLiteJobStore {
         let state = try HostRecord.fetchOne(db, key: host).flatMap { HostState(rawValue: $0.state) } ?? .unknown
         // A host being put to sleep takes no job until it has stopped; then it is woken.
         if state == .stopping { return nil }
-        let up = state == .ready || state == .busy
+        // An unreachable host is tried straight away: its jobs wait for SSH, not for a wake.
+        let up = state == .ready || state == .busy || state == .unreachable
         var record = candidate
         record.status = JobStatus.waitingForHost.rawValue
         record.hostName = host
