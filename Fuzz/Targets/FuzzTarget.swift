@@ -4,6 +4,8 @@
 public enum FuzzTarget: String, CaseIterable, Sendable {
     /// A job's artifacts as its host streams them: the tar unpacker.
     case tar
+    /// The collect command's whole stdout: phase, status and resources lines, then the tar.
+    case collect
     /// A GitHub push webhook's body, and the decision taken on it.
     case pushPayload = "push-payload"
     /// A posted script's JSON body, its interpreter and its signature.
@@ -20,6 +22,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     public func run(_ bytes: [UInt8]) {
         switch self {
         case .tar: TarFuzzing.run(bytes)
+        case .collect: TarFuzzing.collect(bytes)
         case .pushPayload: PayloadFuzzing.push(bytes)
         case .scriptPayload: PayloadFuzzing.script(bytes)
         case .sshSignature: SignatureFuzzing.signature(bytes)

@@ -8,18 +8,43 @@ enum TarFuzzing {
     nonisolated(unsafe) private static var scratch: String?
 
     static func run(_ bytes: [UInt8]) {
-        let base = scratch ?? {
+        let base = folder()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        guard let unpacker = unpacker(in: base) else { return }
+        let split = splitPoint(bytes)
+        unpacker.feed(bytes[..<split])
+        if unpacker.wantsMore { unpacker.feed(bytes[split...]) }
+        unpacker.finish()
+        _ = unpacker.collected
+    }
+
+    /// The collect command's stdout as a host sends it, header lines first, in two pieces.
+    static func collect(_ bytes: [UInt8]) {
+        let base = folder()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        guard let unpacker = unpacker(in: base) else { return }
+        var stream = CollectStream(unpacker: unpacker)
+        let split = splitPoint(bytes)
+        if stream.feed(bytes[..<split]) { _ = stream.feed(bytes[split...]) }
+        unpacker.finish()
+        _ = (stream.phase, stream.exitStatus, stream.resources, unpacker.collected)
+    }
+
+    private static func unpacker(in base: String) -> ArtifactUnpacker? {
+        try? ArtifactUnpacker(destination: base + "/out", limits: .init(maxBytes: 64 << 10, maxFiles: 20))
+    }
+
+    /// Where the input is cut in two: chosen by its first byte, so the fuzzer explores it.
+    private static func splitPoint(_ bytes: [UInt8]) -> Int {
+        bytes.isEmpty ? 0 : Int(bytes[0]) * bytes.count / 256
+    }
+
+    private static func folder() -> String {
+        scratch ?? {
             let shared = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
             let path = "\(shared)/deferred-fuzz-tar-\(getpid())"
             scratch = path
             return path
         }()
-        defer { try? FileManager.default.removeItem(atPath: base) }
-        guard let unpacker = try? ArtifactUnpacker(destination: base + "/out", limits: .init(maxBytes: 64 << 10, maxFiles: 20)) else { return }
-        let split = bytes.isEmpty ? 0 : Int(bytes[0]) * bytes.count / 256
-        unpacker.feed(bytes[..<split])
-        if unpacker.wantsMore { unpacker.feed(bytes[split...]) }
-        unpacker.finish()
-        _ = unpacker.collected
     }
 }

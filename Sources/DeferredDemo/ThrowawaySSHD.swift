@@ -23,13 +23,17 @@ public final class ThrowawaySSHD: @unchecked Sendable {
     /// known_hosts with this sshd's host key for `[127.0.0.1]:port`.
     public let knownHosts: String
     public let hostPublicKey: String
+    /// The HOME sessions get, when not the user's own (`isolatedHome`).
+    public let home: String?
     private var current: SpawnedProcess
     private let lock = NSLock()
     private var process: SpawnedProcess { lock.withLock { current } }
     /// The listening sshd; each connection is served by processes it forks.
     public var pid: pid_t { process.pid }
 
-    private init(directory: String, port: Int, user: String, clientKey: String, knownHosts: String, hostPublicKey: String, process: SpawnedProcess) {
+    private init(directory: String, port: Int, user: String, clientKey: String, knownHosts: String, hostPublicKey: String,
+                 home: String?, process: SpawnedProcess) {
+        self.home = home
         self.directory = directory
         self.port = port
         self.user = user
@@ -42,8 +46,11 @@ public final class ThrowawaySSHD: @unchecked Sendable {
     public static let sshdPath = "/usr/sbin/sshd"
 
     /// Makes keys and config in `directory` (a new temporary folder when nil) and starts sshd
-    /// on a free loopback port, returning once it answers with its banner.
-    public static func start(in directory: String? = nil) async throws -> ThrowawaySSHD {
+    /// on a free loopback port, returning once it answers with its banner. With
+    /// `isolatedHome`, sessions get `directory/home` as HOME: the user's rc files do not run
+    /// (a machine's own, such as pyenv's rehash, print into every job's stderr when many
+    /// shells start at once) and `~/.deferred` is this sshd's alone.
+    public static func start(in directory: String? = nil, isolatedHome: Bool = false) async throws -> ThrowawaySSHD {
         guard FileManager.default.isExecutableFile(atPath: sshdPath) else { throw Failure.notInstalled(sshdPath) }
         let dir = directory ?? NSTemporaryDirectory() + "deferred-sshd-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -57,12 +64,14 @@ public final class ThrowawaySSHD: @unchecked Sendable {
         // sshd wants its privilege-separation folder; Debian makes it only when the service starts.
         try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
         let hostPublicKey = try LocalKey.publicKey(of: hostKey)
+        let home = isolatedHome ? dir + "/home" : nil
+        if let home { try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true) }
 
         var lastLog = ""
         for _ in 0..<5 {
             let port = try FreePort.find()
             let config = dir + "/sshd_config"
-            try sshdConfig(directory: dir, port: port, hostKey: hostKey).write(toFile: config, atomically: true, encoding: .utf8)
+            try sshdConfig(directory: dir, port: port, hostKey: hostKey, home: home).write(toFile: config, atomically: true, encoding: .utf8)
             let log = dir + "/sshd.log"
             _ = FileManager.default.createFile(atPath: log, contents: nil)
             let process = try SpawnedProcess(executable: sshdPath, arguments: ["-D", "-e", "-f", config], stderrPath: log)
@@ -70,7 +79,7 @@ public final class ThrowawaySSHD: @unchecked Sendable {
                 let knownHosts = dir + "/known_hosts"
                 try "[127.0.0.1]:\(port) \(hostPublicKey)\n".write(toFile: knownHosts, atomically: true, encoding: .utf8)
                 return ThrowawaySSHD(directory: dir, port: port, user: currentUser(), clientKey: clientKey,
-                                     knownHosts: knownHosts, hostPublicKey: hostPublicKey, process: process)
+                                     knownHosts: knownHosts, hostPublicKey: hostPublicKey, home: home, process: process)
             }
             process.terminate()
             lastLog = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
@@ -101,7 +110,7 @@ public final class ThrowawaySSHD: @unchecked Sendable {
 
     deinit { stop() }
 
-    private static func sshdConfig(directory: String, port: Int, hostKey: String) -> String {
+    private static func sshdConfig(directory: String, port: Int, hostKey: String, home: String?) -> String {
         """
         # Made by deferred for a throwaway build host; removed with its folder.
         Port \(port)
@@ -119,6 +128,7 @@ public final class ThrowawaySSHD: @unchecked Sendable {
         MaxStartups 64
         Subsystem sftp /usr/lib/openssh/sftp-server
         LogLevel ERROR
+        \(home.map { "SetEnv HOME=\($0)" } ?? "")
 
         """
     }

@@ -119,7 +119,7 @@ public struct JobRunner: Sendable {
         }
         if run.abandoned {
             // The host stopped answering: nothing can be collected from it now.
-            var outcome = outcome(of: run, collected: Collected(phase: "running", exitStatus: nil, result: nil, artifacts: CollectedArtifacts()),
+            var outcome = outcome(of: run, collected: Collected(phase: "running", exitStatus: nil, resources: nil, result: nil, artifacts: CollectedArtifacts()),
                                   started: started, timeout: project.timeoutMinutes)
             outcome.error = "the job ran past its timeout of \(Self.format(minutes: project.timeoutMinutes)) and its host stopped answering; the server stopped waiting, and kills the job's processes once the host answers again"
             outcome.leftOnHost = true
@@ -292,6 +292,7 @@ public struct JobRunner: Sendable {
         var phase: String
         /// The command's status, as the host wrote it when the command ended.
         var exitStatus: Int?
+        var resources: JobResources?
         var result: JSONValue?
         var artifacts: CollectedArtifacts
     }
@@ -301,9 +302,9 @@ public struct JobRunner: Sendable {
     private func collect(_ job: Job, into files: JobFiles, limits: ArtifactUnpacker.Limits,
                          on session: SSHSession) async throws(RunnerError) -> Collected {
         let command = ShellQuote.command(script: RemoteScripts.collect, name: "deferred-collect", arguments: [job.id.rawValue])
-        let reader: Mutex<CollectionReader>
+        let reader: Mutex<CollectStream>
         do {
-            reader = Mutex(CollectionReader(unpacker: try ArtifactUnpacker(destination: files.artifacts, limits: limits)))
+            reader = Mutex(CollectStream(unpacker: try ArtifactUnpacker(destination: files.artifacts, limits: limits)))
         } catch {
             throw .artifactsUnwritable(folder: files.artifacts, reason: "\(error)")
         }
@@ -313,13 +314,14 @@ public struct JobRunner: Sendable {
         } catch {
             throw .ssh(error as? SSHError ?? .connectionLost(host: session.endpoint.host, reason: "\(error)"))
         }
-        var (phase, status, artifacts) = reader.withLock { reader in
+        var (phase, status, resources, artifacts) = reader.withLock { reader in
             reader.unpacker.finish()
-            return (reader.phase ?? "missing", reader.exitStatus, reader.unpacker.collected)
+            return (reader.phase ?? "missing", reader.exitStatus, reader.resources, reader.unpacker.collected)
         }
         let said = String(decoding: stderr, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         if !said.isEmpty { artifacts.refused.append(.init(path: "…", reason: "tar on the host said: \(said.suffix(2000))")) }
-        return Collected(phase: phase, exitStatus: status, result: readResult(in: files, artifacts: artifacts), artifacts: artifacts)
+        return Collected(phase: phase, exitStatus: status, resources: resources,
+                         result: readResult(in: files, artifacts: artifacts), artifacts: artifacts)
     }
 
     /// The job's own `result.json`, when it kept one no larger than the limit that is JSON.
@@ -333,6 +335,7 @@ public struct JobRunner: Sendable {
         var outcome = JobOutcome(status: .succeeded, exitStatus: collected.exitStatus, signal: nil,
                                  startedAt: started, finishedAt: Date(), stdout: run.stdout, stderr: run.stderr,
                                  result: collected.result, artifacts: collected.artifacts)
+        outcome.resources = collected.resources
         if run.timedOut {
             outcome.status = .timedOut
             outcome.error = "the job ran past its timeout of \(Self.format(minutes: minutes)) and was killed"
@@ -340,6 +343,7 @@ public struct JobRunner: Sendable {
             // The job's command never ran: the checkout, upload or command lookup failed.
             outcome.status = .error
             outcome.exitStatus = nil
+            outcome.resources = nil
             let said = run.stderr.text.split(separator: "\n").last { $0.hasPrefix("deferred: ") }
             outcome.error = said.map { String($0.dropFirst("deferred: ".count)) } ?? "the job could not start on the host (phase \(collected.phase))"
         } else if collected.exitStatus == nil {
@@ -362,36 +366,4 @@ private final class TimeoutFlag: Sendable {
     private let raised = Atomic<Bool>(false)
     func raise() { raised.store(true, ordering: .sequentiallyConsistent) }
     var isRaised: Bool { raised.load(ordering: .sequentiallyConsistent) }
-}
-
-/// The collect command's stdout: one line with the phase and the command's exit status, then
-/// the tar stream for the unpacker.
-private struct CollectionReader: ~Copyable {
-    let unpacker: ArtifactUnpacker
-    var phase: String?
-    var exitStatus: Int?
-    private var line: [UInt8] = []
-
-    init(unpacker: ArtifactUnpacker) {
-        self.unpacker = unpacker
-    }
-
-    /// Answers whether to read on.
-    mutating func feed(_ bytes: ArraySlice<UInt8>) -> Bool {
-        var rest = bytes
-        if phase == nil {
-            guard let newline = rest.firstIndex(of: UInt8(ascii: "\n")) else {
-                line += rest
-                return line.count < 256
-            }
-            line += rest[..<newline]
-            let words = String(decoding: line, as: UTF8.self).split(separator: " ", maxSplits: 1)
-            phase = words.first.map(String.init) ?? ""
-            // A status is what a shell can exit with: 0 to 255; anything else from the host is none.
-            exitStatus = words.dropFirst().first.flatMap { Int($0) }.flatMap { (0...255).contains($0) ? $0 : nil }
-            rest = rest[(newline + 1)...]
-        }
-        unpacker.feed(rest)
-        return unpacker.wantsMore
-    }
 }

@@ -88,9 +88,11 @@ enum RemoteScripts {
       # ends whole; in its scope (when there is one), so are processes that leave the group.
       # The wrapper outlives a SIGTERM to the group (its trap waits for the command), so the
       # command's status is written whatever ended it, short of SIGKILL.
-      setsid sh -c 'echo $$ > "$0/pgid"; [ -z "$1" ] || echo $$ > "$1/cgroup.procs" 2>/dev/null; shift
+      setsid sh -c 'echo $$ > "$0/pgid"; scope=$1; [ -z "$scope" ] || echo $$ > "$scope/cgroup.procs" 2>/dev/null; shift
         trap : TERM HUP
         "$@"; s=$?
+        times > "$0/times" 2>/dev/null
+        [ -n "$scope" ] && [ -r "$scope/memory.peak" ] && cat "$scope/memory.peak" > "$0/memory_peak" 2>/dev/null
         printf "%s\n" "$s" > "$0/exit.part" && mv "$0/exit.part" "$0/exit"; printf "finished\n" > "$0/phase"' \
         "$job_dir" "$scope" "$@" </dev/null >>"$job_dir/stdout" 2>>"$job_dir/stderr" &
       follow 0 0
@@ -194,12 +196,15 @@ enum RemoteScripts {
     """#
 
     /// $1 job id. Prints the phase reached and the command's exit status ("-" when none was
-    /// written) as the first line of stdout, then streams the artifacts folder as one tar
-    /// archive (links stay links, for the server to refuse), then removes the job folder.
+    /// written) as the first line of stdout, "resources", the command's CPU times (the
+    /// children's line of `times`) and its peak memory as the second, then streams the
+    /// artifacts folder as one tar archive (links stay links, for the server to refuse), then
+    /// removes the job folder.
     static let collect = #"""
     job_dir="$HOME/.deferred/jobs/$1"
-    cd "$job_dir" 2>/dev/null || { echo missing -; exit 0; }
+    cd "$job_dir" 2>/dev/null || { printf 'missing -\nresources - - -\n'; exit 0; }
     p=$(head -n 1 phase 2>/dev/null); e=$(head -n 1 exit 2>/dev/null); printf '%s %s\n' "${p:-missing}" "${e:--}"
+    t=$(sed -n 2p times 2>/dev/null); m=$(head -n 1 memory_peak 2>/dev/null); printf 'resources %s %s\n' "${t:-- -}" "${m:--}"
     if [ -d artifacts ]; then tar -cf - -C artifacts . || echo "tar exited with status $?" >&2; fi
     # The job's scope goes once nothing runs in it (a folder with processes cannot be removed);
     # a member that just died may take a moment to be reaped. What a finished job left

@@ -12,7 +12,7 @@ import Testing
     }
 
     @Test func runsACommandWithSeparateStreamsAndExitStatus() async throws {
-        let sshd = try await ThrowawaySSHD.start()
+        let sshd = try await ThrowawaySSHD.start(isolatedHome: true)
         defer { sshd.stop(); sshd.removeFiles() }
         let session = try await SSHSession.connect(to: Self.endpoint(sshd))
         let result = try await session.run("printf 'to stdout'; printf 'to stderr' >&2; exit 3")
@@ -27,7 +27,7 @@ import Testing
     }
 
     @Test func reportsTheSignalThatKilledACommand() async throws {
-        let sshd = try await ThrowawaySSHD.start()
+        let sshd = try await ThrowawaySSHD.start(isolatedHome: true)
         defer { sshd.stop(); sshd.removeFiles() }
         let session = try await SSHSession.connect(to: Self.endpoint(sshd))
         let result = try await session.run("exec sh -c 'kill -TERM $$'")
@@ -36,7 +36,7 @@ import Testing
     }
 
     @Test func streamsLargeOutputWhole() async throws {
-        let sshd = try await ThrowawaySSHD.start()
+        let sshd = try await ThrowawaySSHD.start(isolatedHome: true)
         defer { sshd.stop(); sshd.removeFiles() }
         let session = try await SSHSession.connect(to: Self.endpoint(sshd))
         let result = try await session.run("head -c 3000000 /dev/zero; head -c 1000000 /dev/zero >&2")
@@ -46,7 +46,7 @@ import Testing
     }
 
     @Test func refusesAHostWhoseKeyDiffers() async throws {
-        let sshd = try await ThrowawaySSHD.start()
+        let sshd = try await ThrowawaySSHD.start(isolatedHome: true)
         defer { sshd.stop(); sshd.removeFiles() }
         // known_hosts holding another key for the same host and port.
         let other = sshd.directory + "/other_host"
@@ -68,7 +68,7 @@ import Testing
     }
 
     @Test func refusesAHostNotInKnownHosts() async throws {
-        let sshd = try await ThrowawaySSHD.start()
+        let sshd = try await ThrowawaySSHD.start(isolatedHome: true)
         defer { sshd.stop(); sshd.removeFiles() }
         let empty = sshd.directory + "/empty_known_hosts"
         try "".write(toFile: empty, atomically: true, encoding: .utf8)
@@ -80,7 +80,7 @@ import Testing
 
 @Suite struct SSHSessionConcurrencyTests {
     @Test func aSecondChannelRunsWhileTheFirstIsBusy() async throws {
-        let sshd = try await ThrowawaySSHD.start()
+        let sshd = try await ThrowawaySSHD.start(isolatedHome: true)
         defer { sshd.stop(); sshd.removeFiles() }
         let session = try await SSHSession.connect(to: SSHSessionTests.endpoint(sshd))
         let marker = sshd.directory + "/released"
@@ -97,7 +97,7 @@ import Testing
 @Suite struct SSHAgentTests {
     /// Without an identity file the session asks ssh-agent, found through SSH_AUTH_SOCK.
     @Test func authenticatesThroughSSHAgent() async throws {
-        let sshd = try await ThrowawaySSHD.start()
+        let sshd = try await ThrowawaySSHD.start(isolatedHome: true)
         defer { sshd.stop(); sshd.removeFiles() }
         let agent = try await ThrowawaySSHAgent.start(socketIn: sshd.directory, holding: sshd.clientKey)
         defer { agent.stop() }

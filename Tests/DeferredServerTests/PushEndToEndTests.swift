@@ -54,6 +54,41 @@ import Testing
         }
     }
 
+    /// CPU time as the host's shell counts it; peak memory where the job's cgroup v2 scope
+    /// accounts memory (this host's unified hierarchy may have no memory controller: then the
+    /// value is null with the reason).
+    @Test func resultsSayWhatTheCommandUsed() async throws {
+        let harness = try await ServerHarness()
+        let controllers = awkCgroup2Controllers()
+        try await harness.serve { client in
+            let results = try await harness.runPush(client, files: [
+                "script/job.sh": "#!/bin/sh\ni=0\nwhile [ $i -lt 300000 ]; do i=$((i+1)); done\necho counted $i\n",
+            ])
+            #expect(results["stdout"] as? String == "counted 300000\n")
+            let resources = try #require(results["resources"] as? [String: Any], "\(results)")
+            let user = try #require(resources["cpu_user_seconds"] as? Double)
+            let system = try #require(resources["cpu_system_seconds"] as? Double)
+            print("resources: user \(user) s, system \(system) s, memory peak \(resources["memory_peak_bytes"] ?? "-")")
+            #expect(user + system > 0.01, "\(resources)")
+            if controllers.contains("memory") {
+                #expect((resources["memory_peak_bytes"] as? Int ?? 0) > 0, "\(resources)")
+            } else {
+                #expect(resources["memory_peak_bytes"] is NSNull)
+                #expect(((resources["unavailable"] as? [String: Any])?["memory_peak_bytes"] as? String)?.contains("memory.peak") == true)
+            }
+        }
+    }
+
+    /// The controllers of this machine's cgroup v2 hierarchy, where jobs get their scopes.
+    private func awkCgroup2Controllers() -> [String] {
+        let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
+        guard let mount = mounts.split(separator: "\n").map({ $0.split(separator: " ") }).first(where: { $0.count > 2 && $0[2] == "cgroup2" })?[1],
+              let here = ((try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? "").split(separator: "\n")
+                .first(where: { $0.hasPrefix("0::") })?.dropFirst(3) else { return [] }
+        let path = "\(mount)\(here == "/" ? "" : String(here))/cgroup.controllers"
+        return ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace).map(String.init)
+    }
+
     @Test func aFailingCommandEndsFailedWithItsExitStatus() async throws {
         let harness = try await ServerHarness()
         try await harness.serve { client in

@@ -108,19 +108,15 @@ import Testing
     @Test func aJobTheHostLostRunsAgain() async throws {
         let harness = try await ServerHarness()
         let marked = Marked(folder: harness.folder)
+        let home = try #require(harness.sshd.home)
         let (results, id) = try await Self.runInterrupted(harness, marked) {
-            let jobs = NSHomeDirectory() + "/.deferred/jobs"
+            let jobs = home + "/.deferred/jobs"
             let folders = try FileManager.default.contentsOfDirectory(atPath: jobs)
             let pid = try #require(pid_t((try String(contentsOfFile: marked.pid, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)))
             let group = getpgid(pid)
-            for folder in folders where FileManager.default.fileExists(atPath: "\(jobs)/\(folder)/started-by-test") == false {
-                // Only this job's folder: the one whose stdout holds this run's marker line.
-                let stdout = (try? String(contentsOfFile: "\(jobs)/\(folder)/stdout", encoding: .utf8)) ?? ""
-                if stdout.hasPrefix("before 1"), (try? String(contentsOfFile: "\(jobs)/\(folder)/pgid", encoding: .utf8))?
-                    .trimmingCharacters(in: .whitespacesAndNewlines) == String(group) {
-                    try FileManager.default.removeItem(atPath: "\(jobs)/\(folder)")
-                }
-            }
+            // The sshd's HOME is this test's own: its only job folder is this job's.
+            #expect(folders.count == 1, "\(folders)")
+            for folder in folders { try FileManager.default.removeItem(atPath: "\(jobs)/\(folder)") }
             if group > 0 { kill(-group, SIGKILL) }
         }
         #expect(results["status"] as? String == "succeeded", "\(results)")

@@ -47,7 +47,7 @@ final class ServerHarness: @unchecked Sendable {
          knownHosts: String? = nil) async throws {
         folder = NSTemporaryDirectory() + "deferred-test-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        sshd = try await ThrowawaySSHD.start(in: folder + "/sshd")
+        sshd = try await ThrowawaySSHD.start(in: folder + "/sshd", isolatedHome: true)
         repo = try await SampleRepository.create(at: folder + "/repo")
         let host = HostConfig(name: "loopback", address: "127.0.0.1", port: sshd.port, user: sshd.user,
                               identity: sshd.clientKey, knownHosts: knownHosts ?? sshd.knownHosts)

@@ -21,6 +21,8 @@ public struct JobOutcome: Sendable, Equatable {
     /// The job's processes may still run on its host: the host stopped answering after the
     /// timeout, and the server stopped waiting. They are killed once it answers again.
     public var leftOnHost = false
+    /// What the command used; nil when it never ran or nothing could be collected.
+    public var resources: JobResources?
 
     public init(
         status: JobStatus, exitStatus: Int? = nil, signal: String? = nil, error: String? = nil,

@@ -41,6 +41,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
     /// Where the whole output is: results.json keeps only its last 64 KiB.
     public var outputLog: String?
     public var result: JSONValue?
+    public var resources: JobResources?
 
     /// `resultBase` is the job's `…/r/{token}`: artifact URLs and the output log hang off it.
     /// `hasOutputLog`: whether the job ran far enough to leave an output.log.
@@ -66,6 +67,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         artifactsRefused = outcome.artifacts.refused
         outputLog = hasOutputLog ? resultBase + "/output.log" : nil
         result = outcome.result
+        resources = outcome.resources
     }
 
     /// Each segment percent-encoded: a name with spaces, `#` or `?` still makes one URL.
@@ -98,7 +100,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         case host, stdout, stderr
         case outputTruncated = "output_truncated"
         case artifacts, result
-        case artifactsRefused = "artifacts_refused", outputLog = "output_log"
+        case artifactsRefused = "artifacts_refused", outputLog = "output_log", resources
     }
 
     // Written by hand so that absent values are explicit nulls, as the contract shows them.
@@ -125,6 +127,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         try c.encode(artifactsRefused, forKey: .artifactsRefused)
         try c.encode(outputLog, forKey: .outputLog)
         try c.encode(result ?? .null, forKey: .result)
+        try c.encode(resources, forKey: .resources)
     }
 
     /// The bytes of the file: pretty, keys sorted so two runs diff cleanly.
