@@ -18,7 +18,8 @@ public enum ServerApplication {
         let limiter = RateLimiter(ratePerMinute: config.scripts.ratePerMinute, burst: config.scripts.burst)
         ScriptController(config: config, store: store, limiter: limiter, onQueued: onQueued).addRoutes(to: router)
         ResultsController(config: config, store: store, artifacts: artifacts, heartbeat: heartbeat).addRoutes(to: router)
-        DashboardController(config: config, store: store, artifacts: artifacts, hostCommands: hostCommands).addRoutes(to: router)
+        DashboardController(config: config, store: store, artifacts: artifacts, hostCommands: hostCommands, onQueued: onQueued)
+            .addRoutes(to: router)
         return router
     }
 

@@ -69,9 +69,13 @@ public struct JobRunner: Sendable {
         let received = Mutex(ReceivedBytes())
         let record: @Sendable (SSHExecEvent) -> Void = { event in
             received.withLock { $0.take(event) }
-            for kept in budget.admit(event) {
-                log.append(kept)
-                onOutput(kept)
+            let wasCut = budget.cut
+            let kept = budget.admit(event)
+            for (index, part) in kept.enumerated() {
+                // The cut's marker (the last part) follows the head of the line it cut.
+                if !wasCut, budget.cut, index == kept.count - 1 { log.flushHeld() }
+                log.append(part)
+                onOutput(part)
             }
         }
         var session = session

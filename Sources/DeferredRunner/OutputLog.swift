@@ -2,12 +2,18 @@ import DeferredCore
 import DeferredFiles
 import DeferredSSH
 import Foundation
+import Synchronization
 
-/// `output.log`: every byte the job wrote to stdout and stderr, in the order it arrived.
+/// `output.log`: every byte the job wrote to stdout and stderr, in the order it arrived,
+/// a whole line at a time: the two streams arrive in slices cut anywhere, and a line of one is
+/// never split by the other (a line's start waits for its end, up to 64 KiB).
 /// results.json keeps only the last 64 KiB of each stream; this keeps everything.
 final class OutputLog: Sendable {
     private let handle: FileHandle
     let path: String
+    /// Each stream's unfinished last line.
+    private let partial = Mutex<[[UInt8]]>([[], []])
+    static let longestHeldLine = 64 << 10
 
     init(path: String) throws(RunnerError) {
         self.path = path
@@ -19,16 +25,35 @@ final class OutputLog: Sendable {
     }
 
     func append(_ event: SSHExecEvent) {
+        let stream: Int, bytes: [UInt8]
         switch event {
-        case .stdout(let bytes), .stderr(let bytes):
-            // A write that fails (full disk) loses log lines, not the job: results.json still has the tail.
-            try? handle.write(contentsOf: bytes)
-        case .exit:
-            break
+        case .stdout(let b): (stream, bytes) = (0, b)
+        case .stderr(let b): (stream, bytes) = (1, b)
+        case .exit: return
         }
+        let whole = partial.withLock { held -> [UInt8] in
+            held[stream] += bytes
+            guard held[stream].count < Self.longestHeldLine else { defer { held[stream] = [] }; return held[stream] }
+            guard let newline = held[stream].lastIndex(of: UInt8(ascii: "\n")) else { return [] }
+            defer { held[stream].removeFirst(newline + 1) }
+            return Array(held[stream][...newline])
+        }
+        write(whole)
+    }
+
+    /// Writes the unfinished lines now: what follows (the cut's marker, the end) comes after them.
+    func flushHeld() {
+        write(partial.withLock { held in defer { held = [[], []] }; return held[0] + held[1] })
     }
 
     func close() {
+        flushHeld()
         try? handle.close()
+    }
+
+    private func write(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        // A write that fails (full disk) loses log lines, not the job: results.json still has the tail.
+        try? handle.write(contentsOf: bytes)
     }
 }

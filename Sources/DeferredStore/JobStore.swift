@@ -33,6 +33,8 @@ public protocol JobReading: Sendable {
     /// The job's state changes in order, those after `sequence` only.
     func events(of id: JobID, after sequence: Int64) async throws(StoreError) -> [JobEvent]
     func jobCount() async throws(StoreError) -> Int
+    /// The jobs made to run `id` again, oldest first.
+    func reruns(of id: JobID) async throws(StoreError) -> [JobID]
     func deliveryCount() async throws(StoreError) -> Int
 }
 

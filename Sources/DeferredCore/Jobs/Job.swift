@@ -18,14 +18,17 @@ public struct Job: Sendable, Equatable, Identifiable {
     public var finishedAt: Date?
     /// When retention deleted the job's stored files; its URLs answer 410 from then on.
     public var expiredAt: Date?
+    /// The job this one runs again (`POST /jobs/{id}/rerun`), with the same trigger.
+    public var rerunOf: JobID?
 
     public init(
         id: JobID = .make(), token: ResultToken = .make(), project: String, trigger: Trigger,
         status: JobStatus = .queued, hostName: String? = nil, attempts: Int = 0,
         queuedAt: Date = Date(), notBefore: Date? = nil, startedAt: Date? = nil, finishedAt: Date? = nil,
-        expiredAt: Date? = nil
+        expiredAt: Date? = nil, rerunOf: JobID? = nil
     ) {
         self.expiredAt = expiredAt
+        self.rerunOf = rerunOf
         self.id = id
         self.token = token
         self.project = project

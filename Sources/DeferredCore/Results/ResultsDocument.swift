@@ -42,6 +42,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
     public var outputLog: String?
     public var result: JSONValue?
     public var resources: JobResources?
+    public var rerunOf: String?
 
     /// `resultBase` is the job's `…/r/{token}`: artifact URLs and the output log hang off it.
     /// `hasOutputLog`: whether the job ran far enough to leave an output.log.
@@ -68,6 +69,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         outputLog = hasOutputLog ? resultBase + "/output.log" : nil
         result = outcome.result
         resources = outcome.resources
+        rerunOf = job.rerunOf?.rawValue
     }
 
     /// Each segment percent-encoded: a name with spaces, `#` or `?` still makes one URL.
@@ -101,6 +103,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         case outputTruncated = "output_truncated"
         case artifacts, result
         case artifactsRefused = "artifacts_refused", outputLog = "output_log", resources
+        case rerunOf = "rerun_of"
     }
 
     // Written by hand so that absent values are explicit nulls, as the contract shows them.
@@ -128,6 +131,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         try c.encode(outputLog, forKey: .outputLog)
         try c.encode(result ?? .null, forKey: .result)
         try c.encode(resources, forKey: .resources)
+        try c.encode(rerunOf, forKey: .rerunOf)
     }
 
     /// The bytes of the file: pretty, keys sorted so two runs diff cleanly.

@@ -18,6 +18,8 @@ public struct DashboardController: Sendable {
     let actions: HostActions?
     /// Guesses at the token from one address are slowed down.
     let loginLimiter = RateLimiter(ratePerMinute: 10, burst: 5)
+    /// Tells the dispatcher a job was queued (a rerun).
+    let onQueued: @Sendable () -> Void
 
     /// How much of a job's output its page carries; output.log has the rest.
     static let outputOnPage = 512 << 10
@@ -25,7 +27,8 @@ public struct DashboardController: Sendable {
     static let payloadOnPage = 256 << 10
 
     public init(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore, hostCommands: (any HostCommands)?,
-                logger: Logger = Logger(label: "deferred.dashboard")) {
+                logger: Logger = Logger(label: "deferred.dashboard"), onQueued: @escaping @Sendable () -> Void = {}) {
+        self.onQueued = onQueued
         self.config = config
         self.store = store
         self.artifacts = artifacts
@@ -44,6 +47,7 @@ public struct DashboardController: Sendable {
         router.get("/login") { request, _ in try login(request) }
         router.post("/login") { request, context in try await signIn(request, context) }
         router.post("/logout") { request, _ in try await signOut(request) }
+        router.post("/jobs/{id}/rerun") { request, context in try await rerun(request, context) }
         router.post("/hosts/{host}/wake") { request, context in try await hostAction(request, context, wake: true) }
         router.post("/hosts/{host}/sleep") { request, context in try await hostAction(request, context, wake: false) }
         router.get("/dashboard/{file}") { _, context in try asset(context) }
@@ -191,7 +195,7 @@ public struct DashboardController: Sendable {
 
     /// The request's credential must be good. A browser is sent to the login form; anything
     /// else gets 401.
-    private func admit(_ request: Request) throws -> AdminAuth {
+    func admit(_ request: Request) throws -> AdminAuth {
         let auth = try enabled()
         guard auth.credential(of: request) == nil else { return auth }
         if Self.wantsHTML(request) {
@@ -206,7 +210,7 @@ public struct DashboardController: Sendable {
 
     /// A form that changes something carries the form token, unless the caller used a bearer
     /// token, which no browser sends by itself.
-    private func checkForm(_ request: Request, auth: AdminAuth) async throws {
+    func checkForm(_ request: Request, auth: AdminAuth) async throws {
         guard auth.credential(of: request) != .bearer else { return }
         let form = try await Self.form(request, deadline: config.server.bodyTimeout)
         guard auth.validFormToken(form["form_token"]) else {

@@ -60,6 +60,7 @@ extension DashboardController {
         if let started = job.startedAt { facts.append(.init(label: "started", value: JobRow.time(started))) }
         if let finished = job.finishedAt { facts.append(.init(label: "finished", value: JobRow.time(finished))) }
         facts.append(.init(label: "result URL", value: resultURL))
+        if let original = job.rerunOf { facts.append(.init(label: "rerun of", value: original.rawValue)) }
         return facts
     }
 }

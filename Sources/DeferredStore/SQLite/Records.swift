@@ -20,9 +20,11 @@ struct JobRecord: Codable, FetchableRecord, PersistableRecord {
     var expiredAt: Double?
     /// Server starts that found this job holding a lease (the crash-loop guard counts them).
     var interruptedStarts = 0
+    var rerunOf: String?
 
     enum CodingKeys: String, CodingKey {
         case id, token, project, trigger, status, attempts, delivery
+        case rerunOf = "rerun_of"
         case hostName = "host_name", notBefore = "not_before", queuedAt = "queued_at"
         case startedAt = "started_at", finishedAt = "finished_at", expiredAt = "expired_at"
         case interruptedStarts = "interrupted_starts"
@@ -42,6 +44,7 @@ struct JobRecord: Codable, FetchableRecord, PersistableRecord {
         finishedAt = job.finishedAt?.timeIntervalSince1970
         expiredAt = job.expiredAt?.timeIntervalSince1970
         self.delivery = delivery
+        rerunOf = job.rerunOf?.rawValue
     }
 
     func job() throws -> Job {
@@ -55,7 +58,8 @@ struct JobRecord: Codable, FetchableRecord, PersistableRecord {
             queuedAt: Date(timeIntervalSince1970: queuedAt), notBefore: Date(timeIntervalSince1970: notBefore),
             startedAt: startedAt.map(Date.init(timeIntervalSince1970:)),
             finishedAt: finishedAt.map(Date.init(timeIntervalSince1970:)),
-            expiredAt: expiredAt.map(Date.init(timeIntervalSince1970:))
+            expiredAt: expiredAt.map(Date.init(timeIntervalSince1970:)),
+            rerunOf: rerunOf.map(JobID.init(rawValue:))
         )
     }
 }

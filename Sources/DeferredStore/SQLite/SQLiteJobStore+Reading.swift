@@ -40,6 +40,12 @@ extension SQLiteJobStore {
         try await read { db in try JobRecord.fetchCount(db) }
     }
 
+    public func reruns(of id: JobID) async throws(StoreError) -> [JobID] {
+        try await read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM job WHERE rerun_of = ? ORDER BY queued_at, id", arguments: [id.rawValue])
+        }.map(JobID.init(rawValue:))
+    }
+
     public func deliveryCount() async throws(StoreError) -> Int {
         try await read { db in try DeliveryRecord.fetchCount(db) }
     }

@@ -100,6 +100,10 @@ enum Schema {
             }
             try db.create(index: "job_by_project_status", on: "job", columns: ["project", "status"])
         }
+        migrator.registerMigration("v8: reruns") { db in
+            try db.alter(table: "job") { t in t.add(column: "rerun_of", .text) }
+            try db.create(index: "job_by_rerun_of", on: "job", columns: ["rerun_of"])
+        }
         return migrator
     }
 }
