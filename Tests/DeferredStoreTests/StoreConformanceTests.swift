@@ -25,6 +25,21 @@ struct StoreConformanceTests {
     }
 
     @Test(arguments: StoreUnderTest.all)
+    func aRerunKeepsItsTriggerAndIsFoundFromTheJobItRepeats(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            let first = Sample.push()
+            _ = try await store.enqueue(first, delivery: "d-1", payload: nil, bodySHA256: "body-1", maxQueued: .max, detail: nil)
+            let rerun = Job(project: first.project, trigger: first.trigger, rerunOf: first.id)
+            #expect(try await store.enqueue(rerun, delivery: nil, payload: nil, bodySHA256: nil, maxQueued: .max, detail: nil) == .created(rerun))
+            let read = try #require(try await store.job(id: rerun.id))
+            #expect(read.rerunOf == first.id && read.trigger == first.trigger)
+            #expect(try await store.job(id: first.id)?.rerunOf == nil)
+            #expect(try await store.reruns(of: first.id) == [rerun.id])
+            #expect(try await store.reruns(of: rerun.id).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreUnderTest.all)
     func aFullQueueRefusesAndCountsOnlyItsProject(_ kind: StoreUnderTest) async throws {
         try await kind.with { store in
             for _ in 0..<2 { _ = try await store.enqueue(Sample.push(), delivery: nil, payload: nil, bodySHA256: nil, maxQueued: 2, detail: nil) }
