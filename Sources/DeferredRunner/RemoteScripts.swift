@@ -63,7 +63,8 @@ enum RemoteScripts {
     root="$HOME/.deferred"
     job_dir="$root/jobs/$job_id"
     rm -rf "$job_dir" && mkdir -p "$job_dir/artifacts" "$root/cache" || { echo "deferred: cannot make $job_dir" >&2; exit 97; }
-    phase() { printf '%s\n' "$1" > "$job_dir/phase"; }
+    # Written whole or not at all: collect and reattach read it while the job runs.
+    phase() { printf '%s\n' "$1" > "$job_dir/phase.part" && mv "$job_dir/phase.part" "$job_dir/phase"; }
     fail() { phase "$1"; printf 'deferred: %s\n' "$2" >&2; exit 97; }
     # A cgroup v2 folder of the job's own, where the host lets us make one: every process the
     # job starts stays in it, a child that calls setsid included, so the kill script reaches
@@ -87,13 +88,15 @@ enum RemoteScripts {
       # setsid: the job leads a session and process group of its own, which the kill script
       # ends whole; in its scope (when there is one), so are processes that leave the group.
       # The wrapper outlives a SIGTERM to the group (its trap waits for the command), so the
-      # command's status is written whatever ended it, short of SIGKILL.
+      # command's status is written whatever ended it, short of SIGKILL. `exit` comes last: the
+      # follower stops at it, and collect then finds the phase and resources in place.
       setsid sh -c 'echo $$ > "$0/pgid"; scope=$1; [ -z "$scope" ] || echo $$ > "$scope/cgroup.procs" 2>/dev/null; shift
         trap : TERM HUP
         "$@"; s=$?
         times > "$0/times" 2>/dev/null
         [ -n "$scope" ] && [ -r "$scope/memory.peak" ] && cat "$scope/memory.peak" > "$0/memory_peak" 2>/dev/null
-        printf "%s\n" "$s" > "$0/exit.part" && mv "$0/exit.part" "$0/exit"; printf "finished\n" > "$0/phase"' \
+        printf "finished\n" > "$0/phase.part" && mv "$0/phase.part" "$0/phase"
+        printf "%s\n" "$s" > "$0/exit.part" && mv "$0/exit.part" "$0/exit"' \
         "$job_dir" "$scope" "$@" </dev/null >>"$job_dir/stdout" 2>>"$job_dir/stderr" &
       follow 0 0
     }
