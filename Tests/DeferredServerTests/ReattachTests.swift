@@ -78,6 +78,7 @@ import Testing
         #expect(results["stdout"] as? String == Self.wholeOutput, "\(results)")
         #expect(results["stderr"] as? String == "to stderr\n", "\(results)")
         #expect(results["exit_status"] as? Int == 0)
+        #expect(results["attempts"] as? Int == 1)
         #expect(marked.runCount == 1, "the command ran \(marked.runCount) times")
         // Nothing was queued again: the job was followed, not retried.
         let requeued = try await harness.store.events(of: id).filter { $0.status == .queued }.count
@@ -121,6 +122,7 @@ import Testing
         }
         #expect(results["status"] as? String == "succeeded", "\(results)")
         #expect(marked.runCount == 2, "the command ran \(marked.runCount) times")
+        #expect(results["attempts"] as? Int == 2, "\(results)")
         let reasons = try await harness.store.events(of: id).filter { $0.status == .queued }.compactMap(\.detail)
         #expect(reasons.contains { $0.contains("no longer has the job") }, "\(reasons)")
     }

@@ -43,6 +43,9 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
     public var result: JSONValue?
     public var resources: JobResources?
     public var rerunOf: String?
+    /// Which try at the job this was: 1, or more when the machinery spoiled earlier ones (a
+    /// host that lost the job, a connection that never came); the reasons are its events.
+    public var attempts: Int
 
     /// `resultBase` is the job's `…/r/{token}`: artifact URLs and the output log hang off it.
     /// `hasOutputLog`: whether the job ran far enough to leave an output.log.
@@ -70,6 +73,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         result = outcome.result
         resources = outcome.resources
         rerunOf = job.rerunOf?.rawValue
+        attempts = job.attempts + 1
     }
 
     /// Each segment percent-encoded: a name with spaces, `#` or `?` still makes one URL.
@@ -103,7 +107,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         case outputTruncated = "output_truncated"
         case artifacts, result
         case artifactsRefused = "artifacts_refused", outputLog = "output_log", resources
-        case rerunOf = "rerun_of"
+        case rerunOf = "rerun_of", attempts
     }
 
     // Written by hand so that absent values are explicit nulls, as the contract shows them.
@@ -132,6 +136,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         try c.encode(result ?? .null, forKey: .result)
         try c.encode(resources, forKey: .resources)
         try c.encode(rerunOf, forKey: .rerunOf)
+        try c.encode(attempts, forKey: .attempts)
     }
 
     /// The bytes of the file: pretty, keys sorted so two runs diff cleanly.
