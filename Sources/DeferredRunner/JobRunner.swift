@@ -85,11 +85,11 @@ public struct JobRunner: Sendable {
                 let part = try await execute(command, stdin: stdin, job: job, deadline: deadline, on: session, onOutput: record)
                 run.finish(part)
                 break
-            } catch .ssh(let error) where recontact != nil {
+            } catch .ssh where recontact != nil {
                 // Contact lost while the command may run on: it is not started again, but
                 // followed again, on a new connection, from the bytes already here.
                 let waitEnds = min(deadline, ContinuousClock.now + recontact!.hostWait)
-                guard let fresh = await reconnecting(session, after: error, until: waitEnds, with: recontact!) else {
+                guard let fresh = await reconnecting(session, until: waitEnds, with: recontact!) else {
                     run.abandoned = true
                     if ContinuousClock.now >= deadline { run.timedOut = true } else { run.unanswered = true }
                     break
@@ -99,7 +99,6 @@ public struct JobRunner: Sendable {
                 command = ShellQuote.command(script: RemoteScripts.reattach, name: "deferred-reattach",
                                              arguments: [job.id.rawValue, String(offsets.0), String(offsets.1)])
                 stdin = []
-                run.reattached += 1
             }
         }
         log.close()
@@ -139,8 +138,7 @@ public struct JobRunner: Sendable {
 
     /// A new connection to the job's host, tried with backoff until `end`; nil when `end`
     /// came first. The first refusal and the return are told to `recontact.onContact`.
-    private func reconnecting(_ broken: SSHSession, after error: SSHError, until end: ContinuousClock.Instant,
-                              with recontact: Recontact) async -> SSHSession? {
+    private func reconnecting(_ broken: SSHSession, until end: ContinuousClock.Instant, with recontact: Recontact) async -> SSHSession? {
         let backoff = RetryPolicy(maxAttempts: .max, base: .milliseconds(250), cap: .seconds(15))
         var retry = 0, told = false
         while ContinuousClock.now < end, !Task.isCancelled {
@@ -196,8 +194,6 @@ public struct JobRunner: Sendable {
         var timedOut = false
         /// The host stopped answering after the timeout: the server stopped waiting.
         var abandoned = false
-        /// Times the output was followed again on a new connection.
-        var reattached = 0
         /// The host did not answer for its host_wait_minutes (before the job's timeout).
         var unanswered = false
 

@@ -104,10 +104,15 @@ struct JobAttempt: Sendable {
                     try? await store.markHost(host.name, .unreachable)
                     try? await store.note(id, waiting: "host \(host.name) does not answer: \(lost); the job is followed again once it does (up to \(host.hostWaitMinutes.formatted()) minutes, host_wait_minutes)", host: nil)
                 } else {
-                    try? await store.markHost(host.name, .busy)
-                    try? await store.note(id, waiting: "host \(host.name) answers again; following the job from where it was", host: .ready)
+                    await Self.answersAgain(host, job: id, store: store, detail: "; following the job from where it was")
                 }
             })
+    }
+
+    /// A host that did not answer does again: busy with this job, which says so.
+    private static func answersAgain(_ host: HostConfig, job: JobID, store: any JobStore, detail: String = "") async {
+        try? await store.markHost(host.name, .busy)
+        try? await store.note(job, waiting: "host \(host.name) answers again\(detail)", host: .ready)
     }
 
     /// The host's SSH connection. A static host that does not answer is `unreachable` and its
@@ -121,8 +126,7 @@ struct JobAttempt: Sendable {
             throw .unreachable(host: host, error)
         }
         if (try? await store.host(named: host.name))?.state == .unreachable {
-            try? await store.markHost(host.name, .busy)
-            try? await store.note(lease.job.id, waiting: "host \(host.name) answers again", host: .ready)
+            await Self.answersAgain(host, job: lease.job.id, store: store)
         }
         return session
     }
