@@ -10,9 +10,11 @@ import ServiceLifecycle
 /// The loop: lease every job that can start, start a `JobAttempt` for it, wait for the next
 /// job or freed slot.
 ///
-/// Nothing accepted is lost: jobs that held a lease when the server stopped are queued again
-/// at start (a job found so at `maxInterruptedStarts` starts in a row ends as `error`: it
-/// may be what stops the server); a graceful stop sends running jobs back to the queue.
+/// Nothing accepted is lost, nothing runs twice: a stop (graceful or not) leaves running jobs
+/// running on their hosts, and the next start takes them up again there (`Lease.resuming`);
+/// jobs still waiting for a host go back to the queue. A job found under way at
+/// `maxInterruptedStarts` starts in a row, with no graceful stop between, ends as `error`:
+/// it may be what stops the server.
 public actor Dispatcher: Service {
     private let config: DeferredConfig
     private let store: any JobStore
@@ -24,6 +26,8 @@ public actor Dispatcher: Service {
     let results: ResultsWriter
     private let wakeup = Wakeup()
     private var running: [JobID: Task<Void, Never>] = [:]
+    /// Jobs this server's stop left running on their hosts, with the host.
+    private var leftRunning: [(job: JobID, host: String)] = []
 
     public var maxAttempts = 5
     /// Server starts that may find one job running before it ends as `error`: a job that
@@ -66,10 +70,16 @@ public actor Dispatcher: Service {
                 await self.wakeup.wait(upTo: self.pollInterval)
             }
         }
-        // Shutting down: jobs that are still running are stopped and queued again.
+        // Shutting down: running jobs run on on their hosts; those still waiting are queued again.
         for task in running.values { task.cancel() }
         for task in running.values { await task.value }
         await waker.closeAll()
+        if !leftRunning.isEmpty {
+            let hosts = Dictionary(grouping: leftRunning, by: \.host).sorted { $0.key < $1.key }
+                .map { "\($0.value.count) on \($0.key)" }.joined(separator: ", ")
+            logger.notice("stopped, leaving \(leftRunning.count) job\(leftRunning.count == 1 ? "" : "s") running on their hosts (\(hosts)); the next start follows them again",
+                          metadata: ["jobs": "\(leftRunning.map(\.job.rawValue))"])
+        }
     }
 
     /// Jobs the last server left leased go back to the queue, or end when they keep stopping it.
@@ -83,9 +93,16 @@ public actor Dispatcher: Service {
             log[metadataKey: "job"] = "\(job.id)"
             log.error("the job was under way at \(maxInterruptedStarts) server starts in a row; ending it")
             await results.complete(job, host: job.hostName ?? "", outcome: JobOutcome(
-                status: .error, error: "the job was under way each of the last \(maxInterruptedStarts) times the server stopped; it is not run again, in case it is what stops the server",
+                status: .error, error: "the job was under way each of the last \(maxInterruptedStarts) times the server stopped; it is not followed again, in case it is what stops the server, and what runs of it on its host is killed",
                 startedAt: job.startedAt ?? Date(), finishedAt: Date()), log: log)
+            if let host = job.hostName {
+                await attempt(Lease(job: job, hostName: host, hostWasUp: true), log: log).killWhatRuns()
+            }
         }
+        if !recovered.resumed.isEmpty {
+            logger.info("taking up again the jobs the last server left running", metadata: ["jobs": "\(recovered.resumed.map(\.job.id.rawValue))"])
+        }
+        for lease in recovered.resumed { start(lease) }
     }
 
     /// Leases every job that can start now and starts it.
@@ -105,18 +122,29 @@ public actor Dispatcher: Service {
                 return
             }
             guard let lease else { return }
-            var log = logger
-            log[metadataKey: "job"] = "\(lease.job.id)"
-            log[metadataKey: "host"] = "\(lease.hostName)"
-            let attempt = JobAttempt(lease: lease, config: config, store: store, artifacts: artifacts, runner: runner,
-                                     waker: waker, results: results, maxAttempts: maxAttempts, log: log)
-            let id = lease.job.id
-            running[id] = Task {
-                await attempt.run()
-                await self.ended(id)
-            }
+            start(lease)
         }
     }
 
-    private func ended(_ id: JobID) { running[id] = nil }
+    private func start(_ lease: Lease) {
+        var log = logger
+        log[metadataKey: "job"] = "\(lease.job.id)"
+        log[metadataKey: "host"] = "\(lease.hostName)"
+        let attempt = attempt(lease, log: log)
+        let id = lease.job.id, host = lease.hostName
+        running[id] = Task {
+            let left = await attempt.run()
+            await self.ended(id, leftRunningOn: left ? host : nil)
+        }
+    }
+
+    private func attempt(_ lease: Lease, log: Logger) -> JobAttempt {
+        JobAttempt(lease: lease, config: config, store: store, artifacts: artifacts, runner: runner,
+                   waker: waker, results: results, maxAttempts: maxAttempts, log: log)
+    }
+
+    private func ended(_ id: JobID, leftRunningOn host: String?) {
+        running[id] = nil
+        if let host { leftRunning.append((id, host)) }
+    }
 }

@@ -20,8 +20,9 @@ public struct JobRunner: Sendable {
         self.stallGrace = stallGrace
     }
 
-    /// A working connection to the job's host again, after `broken` failed mid-job.
-    public typealias Reconnect = @Sendable (_ broken: SSHSession) async throws(SSHError) -> SSHSession
+    /// A working connection to the job's host again, after `broken` failed mid-job (nil: the
+    /// job is taken up again after a restart, with no connection yet).
+    public typealias Reconnect = @Sendable (_ broken: SSHSession?) async throws(SSHError) -> SSHSession
 
     /// How the runner gets back to a job whose connection broke, and whom it tells.
     public struct Recontact: Sendable {
@@ -38,17 +39,16 @@ public struct JobRunner: Sendable {
         }
     }
 
-    /// Runs a push or a script: `onOutput` sees every chunk as it arrives, and `files` gets the
+    /// Runs a push or a script: `onOutput` sees every read as it arrives, and `files` gets the
     /// whole output as `output.log` and the job's artifacts, unpacked from the host. The command
     /// runs detached on the host: when the connection breaks, the runner reconnects (until the
     /// job's timeout) and follows the output again from the byte it got to, so the job runs
     /// once and its output has no gap and no byte twice.
     public func run(
         _ job: Job, project: ProjectConfig, on session: SSHSession, attempt: Int = 1, files: JobFiles,
-        recontact: Recontact? = nil, onOutput: @escaping @Sendable (SSHExecEvent) -> Void = { _ in }
+        recontact: Recontact? = nil, onOutput: @escaping @Sendable (OutputSlice) -> Void = { _ in }
     ) async throws(RunnerError) -> JobOutcome {
-        let started = Date(), deadline = ContinuousClock.now + project.timeout
-        var command: String, stdin: [UInt8]
+        let command: String, stdin: [UInt8]
         switch job.trigger {
         case .push(let push):
             command = ShellQuote.command(
@@ -62,52 +62,97 @@ public struct JobRunner: Sendable {
             // The script travels on the channel's standard input, never inside a command line.
             stdin = Array(script.script.utf8)
         }
+        return try await follow(job, project: project, reaching: .connected(session), start: (command, stdin), files: files,
+                                from: Resumption(startedAt: Date()), recontact: recontact, onOutput: onOutput)
+    }
 
-        let log = try OutputLog(path: files.outputLog)
-        let budget = OutputBudget(limit: project.maxOutputBytes)
+    /// Takes up a job that a server started before and stopped following (it was stopped or
+    /// killed): reaches its host through `recontact` (for up to its host_wait_minutes), follows
+    /// its output from where `resumption` says the stored output ends, and collects it as
+    /// `run` does. Its timeout counts from its own start. A host that lost the job throws
+    /// `.jobLost`, the one case in which it runs again.
+    public func resume(
+        _ job: Job, project: ProjectConfig, from resumption: Resumption, files: JobFiles,
+        recontact: Recontact, onOutput: @escaping @Sendable (OutputSlice) -> Void = { _ in }
+    ) async throws(RunnerError) -> JobOutcome {
+        try await follow(job, project: project, reaching: .notYet, start: nil, files: files, from: resumption,
+                         recontact: recontact, onOutput: onOutput)
+    }
+
+    /// How the follower stands with the job's host.
+    private enum Reach {
+        case connected(SSHSession)
+        /// Not connected yet (a job taken up again).
+        case notYet
+        /// The connection broke mid-job.
+        case broken(SSHSession)
+    }
+
+    /// Starts (`start`) or reattaches to the command, follows it to its end across broken
+    /// connections, and collects it.
+    private func follow(
+        _ job: Job, project: ProjectConfig, reaching: Reach, start: (command: String, stdin: [UInt8])?, files: JobFiles,
+        from resumption: Resumption, recontact: Recontact?, onOutput: @escaping @Sendable (OutputSlice) -> Void
+    ) async throws(RunnerError) -> JobOutcome {
+        let started = resumption.startedAt
+        let deadline = ContinuousClock.now + .seconds(max(started.timeIntervalSinceNow + project.timeout.timeInterval, 0))
+        let log = try OutputLog(path: files.outputLog, appending: start == nil)
+        let position = resumption.position
+        let budget = OutputBudget(limit: project.maxOutputBytes, used: position.stdout + position.stderr, cut: position.cut)
         // What arrived over every connection the job was followed on, in order.
-        let received = Mutex(ReceivedBytes())
+        let received = Mutex(ReceivedBytes(stdout: position.stdout, stderr: position.stderr,
+                                           stdoutTail: resumption.stdoutTail, stderrTail: resumption.stderrTail))
         let record: @Sendable (SSHExecEvent) -> Void = { event in
             received.withLock { $0.take(event) }
-            let wasCut = budget.cut
-            let kept = budget.admit(event)
-            for (index, part) in kept.enumerated() {
-                // The cut's marker (the last part) follows the head of the line it cut.
-                if !wasCut, budget.cut, index == kept.count - 1 { log.flushHeld() }
-                log.append(part)
-                onOutput(part)
-            }
+            guard let slice = budget.admit(event) else { return }
+            log.append(slice)
+            onOutput(slice)
         }
-        var session = session
+        var reach = reaching
+        var command = start?.command ?? "", stdin = start?.stdin ?? []
         var run = Execution(exit: SSHExit(status: nil, signal: nil))
-        while true {
-            do throws(RunnerError) {
-                let part = try await execute(command, stdin: stdin, job: job, deadline: deadline, on: session, onOutput: record)
-                run.finish(part)
-                break
-            } catch .ssh where recontact != nil {
-                // Contact lost while the command may run on: it is not started again, but
-                // followed again, on a new connection, from the bytes already here.
-                let waitEnds = min(deadline, ContinuousClock.now + recontact!.hostWait)
-                guard let fresh = await reconnecting(session, until: waitEnds, with: recontact!) else {
+        var host = ""
+        following: while true {
+            let session: SSHSession
+            switch reach {
+            case .connected(let connected):
+                session = connected
+            case .notYet, .broken:
+                guard let recontact else { preconditionFailure("only a job with a way back to its host is followed again") }
+                // Contact lost (or never had) while the command may run: it is not started
+                // again, but followed again, on a new connection, from the bytes already here.
+                // A job taken up past its timeout is still reached, to be killed and collected.
+                let waitEnds = ContinuousClock.now + recontact.hostWait
+                guard let fresh = await reconnecting(reach, until: start == nil ? waitEnds : min(deadline, waitEnds), with: recontact) else {
+                    // The server stops: the command runs on, to be followed after the restart.
+                    if Task.isCancelled { throw .cancelled }
                     run.abandoned = true
                     if ContinuousClock.now >= deadline { run.timedOut = true } else { run.unanswered = true }
-                    break
+                    break following
                 }
                 session = fresh
+                reach = .connected(fresh)
                 let offsets = received.withLock { ($0.stdout, $0.stderr) }
                 command = ShellQuote.command(script: RemoteScripts.reattach, name: "deferred-reattach",
                                              arguments: [job.id.rawValue, String(offsets.0), String(offsets.1)])
                 stdin = []
+            }
+            host = session.endpoint.host
+            do throws(RunnerError) {
+                let part = try await execute(command, stdin: stdin, job: job, deadline: deadline, on: session, onOutput: record)
+                run.finish(part)
+                break following
+            } catch .ssh where recontact != nil {
+                reach = .broken(session)
             }
         }
         log.close()
         (run.stdout, run.stderr) = received.withLock { ($0.stdoutTail, $0.stderrTail) }
         switch run.exit.status.map(Int32.init) {
         case RemoteScripts.Verdict.lost:
-            throw .jobLost(host: session.endpoint.host, reason: "no longer has the job (its folder is gone or the host restarted)")
+            throw .jobLost(host: host, reason: "no longer has the job (its folder is gone or the host restarted)")
         case RemoteScripts.Verdict.neverStarted:
-            throw .jobLost(host: session.endpoint.host, reason: "never started the job's command")
+            throw .jobLost(host: host, reason: "never started the job's command")
         default: break
         }
         if run.unanswered, let recontact {
@@ -115,7 +160,7 @@ public struct JobRunner: Sendable {
             var outcome = JobOutcome(status: .error, startedAt: started, finishedAt: Date(),
                                      stdout: run.stdout, stderr: run.stderr)
             let minutes = (recontact.hostWait.timeInterval / 60).formatted()
-            outcome.error = "host \(session.endpoint.host) did not answer for \(minutes) minutes (host_wait_minutes); the job's command may still run there, and is killed once the host answers again"
+            outcome.error = "host \(job.hostName ?? host) did not answer for \(minutes) minutes (host_wait_minutes); the job's command may still run there, and is killed once the host answers again"
             outcome.leftOnHost = true
             outcome.outputCut = budget.cut
             return outcome
@@ -129,19 +174,38 @@ public struct JobRunner: Sendable {
             outcome.outputCut = budget.cut
             return outcome
         }
+        guard case .connected(var session) = reach else { preconditionFailure("followed to the end over a connection") }
         let limits = ArtifactUnpacker.Limits(maxBytes: project.maxArtifactBytes, maxFiles: project.maxArtifactFiles)
-        let collected = try await collect(job, into: files, limits: limits, on: session)
+        var collected: Collected
+        while true {
+            do throws(RunnerError) {
+                collected = try await collect(job, into: files, limits: limits, on: session)
+                break
+            } catch .ssh where recontact != nil {
+                // The job's folder stays on the host until its end is stored: collect again.
+                guard let fresh = await reconnecting(.broken(session), until: ContinuousClock.now + recontact!.hostWait, with: recontact!) else {
+                    if Task.isCancelled { throw .cancelled }
+                    var outcome = JobOutcome(status: .error, startedAt: started, finishedAt: Date(), stdout: run.stdout, stderr: run.stderr)
+                    outcome.error = "the job's command ended, but host \(job.hostName ?? host) stopped answering before its files were collected"
+                    outcome.outputCut = budget.cut
+                    return outcome
+                }
+                session = fresh
+            }
+        }
         var outcome = outcome(of: run, collected: collected, started: started, timeout: project.timeoutMinutes)
         outcome.outputCut = budget.cut
         return outcome
     }
 
-    /// A new connection to the job's host, tried with backoff until `end`; nil when `end`
-    /// came first. The first refusal and the return are told to `recontact.onContact`.
-    private func reconnecting(_ broken: SSHSession, until end: ContinuousClock.Instant, with recontact: Recontact) async -> SSHSession? {
+    /// A connection to the job's host, tried with backoff until `end`; nil when `end` came
+    /// first. The first refusal and the return are told to `recontact.onContact`.
+    private func reconnecting(_ reach: Reach, until end: ContinuousClock.Instant, with recontact: Recontact) async -> SSHSession? {
         let backoff = RetryPolicy(maxAttempts: .max, base: .milliseconds(250), cap: .seconds(15))
+        var broken: SSHSession?
+        if case .broken(let session) = reach { broken = session }
         var retry = 0, told = false
-        while ContinuousClock.now < end, !Task.isCancelled {
+        repeat {
             do throws(SSHError) {
                 let fresh = try await recontact.reconnect(broken)
                 if told { await recontact.onContact(nil) }
@@ -151,7 +215,7 @@ public struct JobRunner: Sendable {
                 try? await Task.sleep(for: min(backoff.delay(beforeRetry: retry), max(end - ContinuousClock.now, .zero)))
                 retry += 1
             }
-        }
+        } while ContinuousClock.now < end && !Task.isCancelled
         return nil
     }
 
@@ -162,6 +226,11 @@ public struct JobRunner: Sendable {
         } catch {
             throw .ssh(error as? SSHError ?? .connectionLost(host: session.endpoint.host, reason: "\(error)"))
         }
+    }
+
+    /// Removes the job's folder on its host, once its end is stored.
+    public func forget(_ id: JobID, on session: SSHSession) async {
+        _ = try? await session.run(ShellQuote.command(script: RemoteScripts.forget, name: "deferred-forget", arguments: [id.rawValue]))
     }
 
     private func killCommand(_ id: JobID) -> String {
@@ -208,15 +277,15 @@ public struct JobRunner: Sendable {
     /// Bytes of each stream received from the host so far (where a reattach goes on from),
     /// and the tails results.json keeps.
     private struct ReceivedBytes: Sendable {
-        var stdout = 0
-        var stderr = 0
-        var stdoutTail = OutputTail()
-        var stderrTail = OutputTail()
+        var stdout: Int64
+        var stderr: Int64
+        var stdoutTail: OutputTail
+        var stderrTail: OutputTail
 
         mutating func take(_ event: SSHExecEvent) {
             switch event {
-            case .stdout(let bytes): stdout += bytes.count; stdoutTail.append(bytes)
-            case .stderr(let bytes): stderr += bytes.count; stderrTail.append(bytes)
+            case .stdout(let bytes): stdout += Int64(bytes.count); stdoutTail.append(bytes)
+            case .stderr(let bytes): stderr += Int64(bytes.count); stderrTail.append(bytes)
             case .exit: break
             }
         }
@@ -263,9 +332,8 @@ public struct JobRunner: Sendable {
         case .ended(.failure(let error)):
             // A stream lost while a timed-out job was being killed: the job is over for us.
             if timedOut, case .ssh = error { return Execution(exit: SSHExit(status: nil, signal: nil), timedOut: true, abandoned: true) }
-            // A lost connection leaves the command running, to be followed again. Anything else
-            // (the server stopping) leaves nothing running on the host.
-            if case .ssh = error {} else { Task { _ = try? await session.run(killCommand) } }
+            // A lost connection, or the server stopping, leaves the command running on its
+            // host, to be followed again (after the restart, for a stopping server).
             throw error
         case .gaveUpOnHost, .timerStopped:
             return Execution(exit: SSHExit(status: nil, signal: nil), timedOut: true, abandoned: true)
@@ -304,6 +372,8 @@ public struct JobRunner: Sendable {
         let command = ShellQuote.command(script: RemoteScripts.collect, name: "deferred-collect", arguments: [job.id.rawValue])
         let reader: Mutex<CollectStream>
         do {
+            // What an earlier try unpacked goes: this one unpacks the whole folder again.
+            if FileManager.default.fileExists(atPath: files.artifacts) { try FileManager.default.removeItem(atPath: files.artifacts) }
             reader = Mutex(CollectStream(unpacker: try ArtifactUnpacker(destination: files.artifacts, limits: limits)))
         } catch {
             throw .artifactsUnwritable(folder: files.artifacts, reason: "\(error)")
@@ -312,6 +382,7 @@ public struct JobRunner: Sendable {
         do {
             stderr = try await session.stream(command) { bytes in reader.withLock { $0.feed(bytes) } }.stderr
         } catch {
+            if error is CancellationError || Task.isCancelled { throw .cancelled }
             throw .ssh(error as? SSHError ?? .connectionLost(host: session.endpoint.host, reason: "\(error)"))
         }
         var (phase, status, resources, artifacts) = reader.withLock { reader in

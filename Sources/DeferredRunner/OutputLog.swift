@@ -15,22 +15,31 @@ final class OutputLog: Sendable {
     private let partial = Mutex<[[UInt8]]>([[], []])
     static let longestHeldLine = 64 << 10
 
-    init(path: String) throws(RunnerError) {
+    /// `appending`: the job is taken up again, and the log so far is kept (the server rebuilt
+    /// it from the stored output).
+    init(path: String, appending: Bool = false) throws(RunnerError) {
         self.path = path
-        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: PrivateFiles.fileMode]),
+        let manager = FileManager.default
+        guard appending && manager.fileExists(atPath: path)
+                || manager.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: PrivateFiles.fileMode]),
               let handle = FileHandle(forWritingAtPath: path) else {
             throw .artifactsUnwritable(folder: path, reason: "cannot create the output log")
         }
+        if appending { _ = try? handle.seekToEnd() }
         self.handle = handle
     }
 
-    func append(_ event: SSHExecEvent) {
-        let stream: Int, bytes: [UInt8]
-        switch event {
-        case .stdout(let b): (stream, bytes) = (0, b)
-        case .stderr(let b): (stream, bytes) = (1, b)
-        case .exit: return
+    /// The kept bytes, then the output limit's notice after every unfinished line.
+    func append(_ slice: OutputSlice) {
+        append(slice.kept, to: slice.stream == .stdout ? 0 : 1)
+        if let notice = slice.cutNotice {
+            flushHeld()
+            write(notice)
         }
+    }
+
+    private func append(_ bytes: [UInt8], to stream: Int) {
+        guard !bytes.isEmpty else { return }
         let whole = partial.withLock { held -> [UInt8] in
             held[stream] += bytes
             guard held[stream].count < Self.longestHeldLine else { defer { held[stream] = [] }; return held[stream] }

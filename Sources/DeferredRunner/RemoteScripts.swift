@@ -6,8 +6,9 @@
 /// `checkout/` (a push) or `script` and `work/` (a script), `phase`, `attempt` (the server's
 /// attempt that started the command), `boot_id` (the host's boot when it started), `pgid`
 /// (the job's process group), `scope` (its cgroup, where the host lets deferred make one),
-/// `stdout` and `stderr` (the command's output, appended as it comes) and `exit` (its status,
-/// written when it ends). `~/.deferred/cache/<project>.git` is a bare repository that keeps
+/// `stdout` and `stderr` (the command's output, appended as it comes), `exit` (its status,
+/// written when it ends), `prepare_pid` (the start's shell, until the command runs) and
+/// `collected` (the server has the job's files; the folder goes once it stored the end). `~/.deferred/cache/<project>.git` is a bare repository that keeps
 /// fetched commits between jobs.
 ///
 /// The command runs detached from the SSH channel that started it: a dropped connection or a
@@ -63,6 +64,9 @@ enum RemoteScripts {
     root="$HOME/.deferred"
     job_dir="$root/jobs/$job_id"
     rm -rf "$job_dir" && mkdir -p "$job_dir/artifacts" "$root/cache" || { echo "deferred: cannot make $job_dir" >&2; exit 97; }
+    # Until the command starts, this shell is the job: a reattach after a dropped connection
+    # waits for it rather than take the job for never started while it still fetches.
+    echo $$ > "$job_dir/prepare_pid"
     # Written whole or not at all: collect and reattach read it while the job runs.
     phase() { printf '%s\n' "$1" > "$job_dir/phase.part" && mv "$job_dir/phase.part" "$job_dir/phase"; }
     fail() { phase "$1"; printf 'deferred: %s\n' "$2" >&2; exit 97; }
@@ -153,7 +157,13 @@ enum RemoteScripts {
     [ -d "$job_dir" ] || exit 90
     boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
     [ "$(cat "$job_dir/boot_id" 2>/dev/null)" = "$boot" ] || exit 90
-    case $(head -n 1 "$job_dir/phase" 2>/dev/null) in running|finished) ;; *) exit 91 ;; esac
+    started() { case $(head -n 1 "$job_dir/phase" 2>/dev/null) in running|finished) return 0 ;; esac; return 1; }
+    # A start whose connection dropped may still be preparing: wait until it starts the command
+    # or ends (a reused pid is told apart by its command line, where /proc has one).
+    p=$(cat "$job_dir/prepare_pid" 2>/dev/null)
+    preparing() { [ -n "$p" ] && kill -0 "$p" 2>/dev/null && { [ ! -r "/proc/$p/cmdline" ] || grep -q deferred-job "/proc/$p/cmdline"; }; }
+    while ! started && preparing; do sleep 0.1; done
+    started || exit 91
     [ -f "$job_dir/stdout" ] && [ -f "$job_dir/stderr" ] || exit 90
     follow "$2" "$3"
     """#
@@ -201,8 +211,9 @@ enum RemoteScripts {
     /// $1 job id. Prints the phase reached and the command's exit status ("-" when none was
     /// written) as the first line of stdout, "resources", the command's CPU times (the
     /// children's line of `times`) and its peak memory as the second, then streams the
-    /// artifacts folder as one tar archive (links stay links, for the server to refuse), then
-    /// removes the job folder.
+    /// artifacts folder as one tar archive (links stay links, for the server to refuse). The
+    /// job folder stays, marked `collected`, until the server has stored the job's end
+    /// (`forget`): a server stopped in between collects it again rather than run it again.
     static let collect = #"""
     job_dir="$HOME/.deferred/jobs/$1"
     cd "$job_dir" 2>/dev/null || { printf 'missing -\nresources - - -\n'; exit 0; }
@@ -218,6 +229,16 @@ enum RemoteScripts {
         sleep 0.1; i=$((i+1))
       done
     fi
-    cd / && rm -rf "$job_dir"
+    : > collected
+    """#
+
+    /// $1 job id. The job's end is stored: its folder goes. So do folders collected over a
+    /// week ago whose server never got to forget them.
+    static let forget = #"""
+    rm -rf "$HOME/.deferred/jobs/$1"
+    for marker in "$HOME"/.deferred/jobs/*/collected; do
+      [ -f "$marker" ] && [ -n "$(find "$marker" -mtime +7 2>/dev/null)" ] && rm -rf "${marker%/collected}"
+    done
+    exit 0
     """#
 }

@@ -70,6 +70,16 @@ public struct Lease: Sendable, Equatable {
     public var hostName: String
     /// The host was known to be up (ready or busy); otherwise it must be woken first.
     public var hostWasUp: Bool
+    /// A job whose command a server started before it stopped: followed again from here
+    /// (how far its stored output goes), never started again unless its host lost it.
+    public var resuming: OutputPosition?
+
+    public init(job: Job, hostName: String, hostWasUp: Bool, resuming: OutputPosition? = nil) {
+        self.job = job
+        self.hostName = hostName
+        self.hostWasUp = hostWasUp
+        self.resuming = resuming
+    }
 }
 
 /// What became of a posted script: queued, the same job again for a repeated
@@ -114,6 +124,8 @@ public struct Recovery: Sendable, Equatable {
     public var requeued: [JobID]
     /// Found running at too many starts in a row: to be ended as `error`.
     public var givenUp: [Job]
+    /// Running when the server stopped: taken up again on their hosts.
+    public var resumed: [Lease] = []
 }
 
 /// A job's end and results.json, waiting for the artifact store to take the file.

@@ -75,10 +75,16 @@ public protocol JobLeasing: Sendable {
     /// Sends a leased job back to the queue after the machinery failed, to be tried again
     /// from `notBefore`. Counts an attempt when `countAttempt` is set.
     func requeue(_ id: JobID, reason: String, notBefore: Date, countAttempt: Bool, at: Date) async throws(StoreError)
-    /// Jobs that held a lease when the server stopped go back to the queue. Each start that
-    /// finds a job so counts; a job found at `limit` starts is handed back instead, for the
-    /// caller to end as `error`. Jobs whose results wait for the artifact store are left alone.
+    /// Jobs that held a lease when the server stopped: those still waiting for their host go
+    /// back to the queue; those running (their command may run on its host) keep their host
+    /// and are handed back as leases to take up again (`Lease.resuming`). Each start that
+    /// finds a job so counts (a graceful stop that left it running does not); a job found at
+    /// `limit` starts is handed back instead, for the caller to end as `error`. Jobs whose
+    /// results wait for the artifact store are left alone.
     func recoverInterrupted(limit: Int, at: Date) async throws(StoreError) -> Recovery
+    /// The server stops and leaves the running job to run on on its host, to be taken up again
+    /// at its next start: an event says so, and the stop does not count as a crash.
+    func leaveRunning(_ id: JobID, detail: String, at: Date) async throws(StoreError)
     /// Keeps a job's end and its results.json while the artifact store cannot take the file.
     /// The job stays as it is, its host held, until finished; a restart does not run it again.
     func holdResults(_ id: JobID, outcome: JobOutcome, results: Data, at: Date) async throws(StoreError)
@@ -92,7 +98,12 @@ public protocol JobFeed: Sendable {
     var changes: JobChanges { get }
     /// Stores a batch of a job's output as it streams. Each chunk carries the time its first
     /// byte arrived: a batch stored after the job's exit still sorts before the job's end.
-    func appendOutput(_ id: JobID, _ chunks: [(stream: OutputChunk.Stream, text: String, at: Date)]) async throws(StoreError)
+    /// `position`, stored in the same transaction, is how far into the host's output files the
+    /// stored output now goes: where a server that takes the job up again reads on from.
+    func appendOutput(_ id: JobID, _ chunks: [(stream: OutputChunk.Stream, text: String, at: Date)],
+                      through position: OutputPosition?) async throws(StoreError)
+    /// How far the job's stored output goes into its output files on the host; nil before any.
+    func outputPosition(of id: JobID) async throws(StoreError) -> OutputPosition?
     /// State events and output after `cursor`, merged in time order, each with the cursor
     /// past it, at most a page of output (`hasMore` then), and whether the job has ended, from
     /// the same read.
@@ -157,8 +168,18 @@ public extension JobLeasing {
         try await recoverInterrupted(limit: limit, at: Date())
     }
 
+    func leaveRunning(_ id: JobID, detail: String) async throws(StoreError) {
+        try await leaveRunning(id, detail: detail, at: Date())
+    }
+
     func holdResults(_ id: JobID, outcome: JobOutcome, results: Data) async throws(StoreError) {
         try await holdResults(id, outcome: outcome, results: results, at: Date())
+    }
+}
+
+public extension JobFeed {
+    func appendOutput(_ id: JobID, _ chunks: [(stream: OutputChunk.Stream, text: String, at: Date)]) async throws(StoreError) {
+        try await appendOutput(id, chunks, through: nil)
     }
 }
 

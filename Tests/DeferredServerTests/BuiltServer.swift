@@ -30,15 +30,16 @@ struct BuiltServer {
     }
 
     /// Starts `deferred serve` on a free port, its state and artifacts in the harness's folder,
-    /// and waits until it answers /healthz. `tables`: whole tables added at the end.
-    static func start(_ harness: ServerHarness, server: [String] = [], tables: [String] = [],
+    /// and waits until it answers /healthz. `project`: lines of project `sample`'s table;
+    /// `tables`: whole tables added at the end.
+    static func start(_ harness: ServerHarness, server: [String] = [], project: [String] = [], tables: [String] = [],
                       fileLimit: String = "1024:1024") async throws -> BuiltServer {
         let executable = try executable()
         let port = try FreePort.find()
         let config = try harness.writeConfig(
             server: [#"listen = "127.0.0.1:\#(port)""#, #"state = "sqlite:\#(harness.folder)/serve.sqlite""#] + server,
             artifacts: [#"store = "file:\#(harness.folder)/serve-artifacts""#],
-            project: [#"script_secret_env = "DEFERRED_TEST_SCRIPT_SECRET""#] + tables)
+            project: [#"script_secret_env = "DEFERRED_TEST_SCRIPT_SECRET""#] + project + tables)
         let log = harness.folder + "/serve.log"
         let process = try SpawnedProcess(executable: "/usr/bin/prlimit",
                                          arguments: ["--nofile=\(fileLimit)", "--", executable, "serve", "--config", config],

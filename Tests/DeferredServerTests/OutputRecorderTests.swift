@@ -1,5 +1,6 @@
 import DeferredCore
 import DeferredDemo
+import DeferredRunner
 @testable import DeferredDispatcher
 import DeferredSSH
 import DeferredStore
@@ -51,14 +52,34 @@ import Testing
         defer { scratch.remove() }
         let (store, job) = (scratch.store, scratch.job)
         let recorder = OutputRecorder(job: job.id, store: store)
-        for event: SSHExecEvent in [.stdout(Array("one\n".utf8)), .stderr(Array("two\n".utf8)), .stdout(Array("three\nfo".utf8)),
-                                    .stdout(Array("ur\n".utf8)), .stderr(Array("five\n".utf8))] {
-            recorder.take(event)
+        for slice: OutputSlice in [.stdout(Array("one\n".utf8)), .stderr(Array("two\n".utf8)), .stdout(Array("three\nfo".utf8)),
+                                   .stdout(Array("ur\n".utf8)), .stderr(Array("five\n".utf8))] {
+            recorder.take(slice)
         }
         await recorder.close()
         let output = try await store.feed(of: job.id, after: FeedCursor()).items.compactMap { item -> String? in
             if case .output(let chunk) = item.kind { "\(chunk.stream.rawValue): \(chunk.text)" } else { nil }
         }
         #expect(output == ["stdout: one\n", "stderr: two\n", "stdout: three\nfour\n", "stderr: five\n"])
+    }
+
+    /// Each stored batch says how far into the host's files the stored output goes: bytes
+    /// stored, and bytes the output limit dropped (never its own notice), where a restarted
+    /// server reads on from.
+    @Test func theStoredPositionCountsEveryByteTakenFromTheHost() async throws {
+        let scratch = try await ScratchStore()
+        defer { scratch.remove() }
+        let (store, job) = (scratch.store, scratch.job)
+        let recorder = OutputRecorder(job: job.id, store: store, from: OutputPosition(stdout: 100, stderr: 7, cut: false))
+        recorder.take(.stdout(Array("abc\n".utf8)))
+        recorder.take(.stderr(Array("x\n".utf8)))
+        recorder.take(OutputSlice(stream: .stdout, kept: Array("de".utf8), dropped: 10, cutNotice: Array("\n[cut]\n".utf8)))
+        recorder.take(OutputSlice(stream: .stderr, kept: [], dropped: 5))
+        await recorder.close()
+        #expect(try await store.outputPosition(of: job.id) == OutputPosition(stdout: 100 + 4 + 2 + 10, stderr: 7 + 2 + 5, cut: true))
+        let output = try await store.feed(of: job.id, after: FeedCursor()).items.compactMap { item -> String? in
+            if case .output(let chunk) = item.kind { "\(chunk.stream.rawValue): \(chunk.text)" } else { nil }
+        }
+        #expect(output == ["stdout: abc\n", "stderr: x\n", "stdout: de", "stderr: \n[cut]\n"])
     }
 }

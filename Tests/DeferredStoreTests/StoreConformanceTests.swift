@@ -224,6 +224,37 @@ struct StoreConformanceTests {
         }
     }
 
+    @Test(arguments: StoreUnderTest.all)
+    func runningJobsKeepTheirHostAndAreTakenUpAgainFromWhereTheirStoredOutputEnds(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            let (running, silent) = (Sample.push(), Sample.push())
+            try await store.register(hosts: [Sample.host("box", maxJobs: 2)], at: Date())
+            for job in [running, silent] { _ = try await store.enqueue(job, delivery: nil) }
+            let targets: @Sendable (String) -> [LeaseTarget] = { _ in [.host(name: "box", maxJobs: 2)] }
+            for _ in 0..<2 { _ = try await store.leaseNext(now: Date(), targetsFor: targets) }
+            for job in [running, silent] { try await store.markRunning(job.id, at: Date()) }
+            let position = OutputPosition(stdout: 12, stderr: 3, cut: false)
+            try await store.appendOutput(running.id, [(stream: .stdout, text: "hello\n", at: Date())], through: position)
+            #expect(try await store.outputPosition(of: running.id) == position)
+            #expect(try await store.outputPosition(of: silent.id) == nil)
+
+            var recovery = try await store.recoverInterrupted(limit: 2, at: Date())
+            #expect(recovery.requeued.isEmpty && recovery.givenUp.isEmpty)
+            let resumed = Dictionary(uniqueKeysWithValues: recovery.resumed.map { ($0.job.id, $0) })
+            #expect(resumed[running.id]?.resuming == position)
+            #expect(resumed[silent.id]?.resuming == .start)
+            #expect(resumed[running.id]?.hostName == "box")
+            #expect(try await store.job(id: running.id)?.status == .running)
+            #expect(try await store.host(named: "box")?.activeJobs == 2)
+
+            // A graceful stop left one running: its next start does not count towards the guard.
+            try await store.leaveRunning(running.id, detail: "left running", at: Date())
+            recovery = try await store.recoverInterrupted(limit: 2, at: Date())
+            #expect(recovery.resumed.map(\.job.id) == [running.id])
+            #expect(recovery.givenUp.map(\.id) == [silent.id])
+        }
+    }
+
     // MARK: The feed
 
     @Test(arguments: StoreUnderTest.all)

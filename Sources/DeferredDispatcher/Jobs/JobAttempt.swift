@@ -33,26 +33,69 @@ struct JobAttempt: Sendable {
         var fleet: FleetConfig?
     }
 
-    func run() async {
+    /// Runs the try; true when the server's stop left the job's command running on its host,
+    /// to be taken up again at the next start.
+    @discardableResult
+    func run() async -> Bool {
         let job = lease.job, started = Date()
         guard let placement = await place() else {
             await results.complete(job, host: lease.hostName, outcome: JobOutcome(
                 status: .error, error: "project '\(job.project)' or host '\(lease.hostName)' is no longer in deferred.toml",
                 startedAt: started, finishedAt: Date()), log: log)
-            return
+            return false
         }
+        if let position = lease.resuming { return await resume(placement, from: position) }
         await reportWaiting(placement.project)
+        var commandMayRun = false
         do throws(MachineryFailure) {
             let (host, woke) = try await bringUp(placement)
             let session = try await connect(host)
             if let fleet = placement.fleet { try await bootstrap(fleet, on: session) }
             await markRunning()
+            commandMayRun = true
             let files = try freshStaging()
-            let outcome = try await execute(placement.project, on: session, host: host, files: files)
-            await results.complete(job, host: lease.hostName, woke: woke, outcome: outcome, log: log)
+            let outcome = try await recording(on: host, from: .start) { [runner, job] recontact, onOutput throws(RunnerError) in
+                try await runner.run(job, project: placement.project, on: session, attempt: job.attempts + 1, files: files,
+                                     recontact: recontact, onOutput: onOutput)
+            }
+            await end(outcome, on: host, woke: woke)
+            return false
         } catch {
-            await machineryFailed(error, started: started)
+            return await machineryFailed(error, started: started, commandMayRun: commandMayRun)
         }
+    }
+
+    /// Takes up a job whose command a server started before it stopped: the output stored so
+    /// far is where output.log and the event stream go on from, and the command is followed,
+    /// never started again unless its host lost it.
+    private func resume(_ placement: Placement, from position: OutputPosition) async -> Bool {
+        let job = lease.job, startedAt = job.startedAt ?? Date()
+        guard let host = placement.host else {
+            await results.complete(job, host: lease.hostName, outcome: JobOutcome(
+                status: .error, error: "host \(lease.hostName) has no instance any more", startedAt: startedAt, finishedAt: Date()), log: log)
+            return false
+        }
+        log.info("taking the job up again on its host")
+        let files = artifacts.files(for: job.token)
+        let resumption = await storedOutput(of: job.id, through: position, startedAt: startedAt, into: files)
+        do throws(MachineryFailure) {
+            let outcome = try await recording(on: host, from: position) { [runner] recontact, onOutput throws(RunnerError) in
+                try await runner.resume(job, project: placement.project, from: resumption, files: files,
+                                        recontact: recontact, onOutput: onOutput)
+            }
+            await end(outcome, on: host, woke: false)
+            return false
+        } catch {
+            return await machineryFailed(error, started: startedAt, commandMayRun: true)
+        }
+    }
+
+    /// The job's end: results.json, then its folder on the host goes (kept until now, so a
+    /// server stopped before the end was stored collects it again rather than run it again).
+    private func end(_ outcome: JobOutcome, on host: HostConfig, woke: Bool) async {
+        await results.complete(lease.job, host: lease.hostName, woke: woke, outcome: outcome, log: log)
+        guard !outcome.leftOnHost, let session = try? await waker.session(for: host) else { return }
+        await runner.forget(lease.job.id, on: session)
     }
 
     // MARK: Steps
@@ -91,12 +134,22 @@ struct JobAttempt: Sendable {
         }
     }
 
-    /// How the runner gets back to this job's host when the connection breaks mid-job: the
-    /// host shows as `unreachable` while it does not answer, and the job's events say so.
+    /// How the runner gets back to this job's host when the connection breaks mid-job (or
+    /// first reaches it, for a job taken up again): the host shows as `unreachable` while it
+    /// does not answer, and the job's events say so.
     private func recontact(_ host: HostConfig) -> JobRunner.Recontact {
-        let waker = self.waker, store = self.store, id = lease.job.id, log = self.log
+        let waker = self.waker, store = self.store, id = lease.job.id, log = self.log, progress = noteProgress
         return JobRunner.Recontact(
-            reconnect: { broken throws(SSHError) in try await waker.reconnect(host, replacing: broken) },
+            reconnect: { broken throws(SSHError) in
+                if let broken { return try await waker.reconnect(host, replacing: broken) }
+                // A cloud host's address is learnt at its wake, which a restarted server has not seen.
+                if await waker.mustWake(host, wasUp: true) {
+                    do throws(MachineryFailure) { _ = try await waker.wake(host, log: log, progress: progress) } catch {
+                        throw .connectFailed(host: host.name, port: host.port, reason: error.description)
+                    }
+                }
+                return try await waker.session(for: host)
+            },
             hostWait: .seconds(host.hostWaitMinutes * 60),
             onContact: { lost in
                 if let lost {
@@ -165,14 +218,15 @@ struct JobAttempt: Sendable {
         return files
     }
 
-    /// Runs the command and collects its files, its output recorded as it streams.
-    private func execute(_ project: ProjectConfig, on session: SSHSession, host: HostConfig, files: JobFiles) async throws(MachineryFailure) -> JobOutcome {
-        let recorder = OutputRecorder(job: lease.job.id, store: store)
+    /// Runs (or follows again) the command and collects its files, its output recorded as it
+    /// streams from `position` on.
+    private func recording(
+        on host: HostConfig, from position: OutputPosition,
+        _ body: (JobRunner.Recontact, @escaping @Sendable (OutputSlice) -> Void) async throws(RunnerError) -> JobOutcome
+    ) async throws(MachineryFailure) -> JobOutcome {
+        let recorder = OutputRecorder(job: lease.job.id, store: store, from: position)
         do {
-            let outcome = try await runner.run(
-                lease.job, project: project, on: session, attempt: lease.job.attempts + 1, files: files,
-                recontact: recontact(host)
-            ) { recorder.take($0) }
+            let outcome = try await body(recontact(host)) { recorder.take($0) }
             await recorder.close()
             if outcome.leftOnHost { killWhenAnswering(on: host) }
             return outcome
@@ -180,6 +234,29 @@ struct JobAttempt: Sendable {
             await recorder.close()
             throw .runner(error)
         }
+    }
+
+    /// output.log and the tails of results.json as the stored output has them, for a job taken
+    /// up again: the runner appends what follows `position`. (Bytes a job wrote that are not
+    /// UTF-8 read back as U+FFFD here: the store keeps text.)
+    private func storedOutput(of id: JobID, through position: OutputPosition, startedAt: Date, into files: JobFiles) async -> Resumption {
+        var resumption = Resumption(position: position, startedAt: startedAt)
+        try? PrivateFiles.makeFolder(files.folder)
+        FileManager.default.createFile(atPath: files.outputLog, contents: nil, attributes: [.posixPermissions: PrivateFiles.fileMode])
+        let log = FileHandle(forWritingAtPath: files.outputLog)
+        defer { try? log?.close() }
+        var cursor = FeedCursor()
+        while let feed = try? await store.feed(of: id, after: cursor) {
+            for item in feed.items {
+                cursor = item.cursor
+                guard case .output(let chunk) = item.kind else { continue }
+                let bytes = Array(chunk.text.utf8)
+                try? log?.write(contentsOf: bytes)
+                if chunk.stream == .stdout { resumption.stdoutTail.append(bytes) } else { resumption.stderrTail.append(bytes) }
+            }
+            if !feed.hasMore { break }
+        }
+        return resumption
     }
 
     // MARK: Around the steps
@@ -196,6 +273,13 @@ struct JobAttempt: Sendable {
             await statuses.report(.pending, job: job, project: project, targetURL: statusURL,
                                   description: "waiting for host \(host)", logger: log)
         }
+    }
+
+    /// A job given up on while its command may still run (the crash-loop guard): what runs of
+    /// it on its host is killed.
+    func killWhatRuns() async {
+        guard lease.job.status == .running, let placement = await place(), let host = placement.host else { return }
+        killWhenAnswering(on: host)
     }
 
     /// A timed-out job whose host stopped answering: its processes are killed once the host
@@ -220,16 +304,23 @@ struct JobAttempt: Sendable {
         }
     }
 
-    private func machineryFailed(_ error: MachineryFailure, started: Date) async {
+    /// Returns whether the server's stop left the job's command running.
+    private func machineryFailed(_ error: MachineryFailure, started: Date, commandMayRun: Bool) async -> Bool {
         let job = lease.job, host = lease.hostName
         if case .runner(.ssh) = error { await waker.drop(host) }
         if case .runner(.cancelled) = error {
+            // The server stops. A command that may have started runs on, detached, and is
+            // followed again at the next start; a job still waiting goes back to the queue.
+            if commandMayRun {
+                try? await store.leaveRunning(job.id, detail: "the server stopped; the job runs on on host \(host) and is followed again when the server starts")
+                return true
+            }
             try? await store.requeue(job.id, reason: error.description, notBefore: Date(), countAttempt: false)
-            return
+            return false
         }
         if case .unreachable(let config, let reason) = error {
             await waitForHost(config, reason, started: started)
-            return
+            return false
         }
         let attempts = job.attempts + 1
         guard error.isTransient, attempts < maxAttempts else {
@@ -237,7 +328,7 @@ struct JobAttempt: Sendable {
             await results.complete(job, host: host, outcome: JobOutcome(
                 status: .error, error: "\(error) (after \(attempts) attempt\(attempts == 1 ? "" : "s"))",
                 startedAt: started, finishedAt: Date()), log: log)
-            return
+            return false
         }
         let delay = Self.requeueBackoff.delay(beforeRetry: attempts)
         log.warning("machinery failed, trying again in \(delay): \(error)")
@@ -247,6 +338,7 @@ struct JobAttempt: Sendable {
         }
         // A host whose wake failed is in a state only its provider knows.
         if error.isWakeFailure { try? await store.markHost(host, .unknown) }
+        return false
     }
 
     /// A job whose host does not answer waits in the queue, its attempts not counted, 2, 4 …

@@ -1,5 +1,5 @@
 import DeferredCore
-import DeferredSSH
+import DeferredRunner
 import DeferredStore
 import Foundation
 import Synchronization
@@ -9,7 +9,8 @@ import Synchronization
 /// up to a second or 16 KiB), so listeners get lines, never one event per byte. stdout and
 /// stderr stay in the order they arrived, within a batch too, and each chunk is stored with
 /// the time it arrived, which lies between the job's start and its end however late the
-/// batch is written.
+/// batch is written. Each batch is stored with how far into the host's output files the stored
+/// output then goes, so a server that takes the job up again reads on from there.
 final class OutputRecorder: Sendable {
     /// What arrived and is not stored yet: runs of one stream, in arrival order, each with the
     /// time its first byte came.
@@ -17,26 +18,47 @@ final class OutputRecorder: Sendable {
         var stream: OutputChunk.Stream
         var bytes: [UInt8]
         var arrived: Date
+        /// How many of `bytes`, from the start, came from the host (the rest is the output
+        /// limit's notice, always last).
+        var fromHost: Int
     }
 
     private struct Pending {
         var runs: [Run] = []
         var since: ContinuousClock.Instant?
+        /// Bytes of each stream's file on the host that are stored, and that the limit dropped.
+        var stored: [OutputChunk.Stream: Int64]
+        var dropped: [OutputChunk.Stream: Int64] = [.stdout: 0, .stderr: 0]
+        var cut: Bool
+        /// Whether the position moved since it was last stored.
+        var moved = false
 
         func bytes(of stream: OutputChunk.Stream) -> [UInt8] {
             runs.filter { $0.stream == stream }.flatMap(\.bytes)
+        }
+
+        /// How far the stored output goes into each file. Dropped bytes all follow the kept
+        /// ones: they count once no kept byte of their stream waits.
+        var position: OutputPosition {
+            func through(_ stream: OutputChunk.Stream) -> Int64 {
+                let waiting = runs.contains { $0.stream == stream && $0.fromHost > 0 }
+                return stored[stream]! + (waiting ? 0 : dropped[stream]!)
+            }
+            return OutputPosition(stdout: through(.stdout), stderr: through(.stderr), cut: cut)
         }
     }
 
     private let job: JobID
     private let store: any JobStore
-    private let pending = Mutex(Pending())
+    private let pending: Mutex<Pending>
     private let flusher = Mutex<Task<Void, Never>?>(nil)
     static let interval = Duration.milliseconds(250)
 
-    init(job: JobID, store: any JobStore) {
+    /// `position`: how far a server that followed the job before had stored its output.
+    init(job: JobID, store: any JobStore, from position: OutputPosition = .start) {
         self.job = job
         self.store = store
+        pending = Mutex(Pending(stored: [.stdout: position.stdout, .stderr: position.stderr], cut: position.cut))
         let task = Task { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: Self.interval)
@@ -46,17 +68,29 @@ final class OutputRecorder: Sendable {
         flusher.withLock { $0 = task }
     }
 
-    /// Called for each chunk the runner reads; cheap, never waits on the store.
-    func take(_ event: SSHExecEvent) {
-        let (stream, bytes): (OutputChunk.Stream, [UInt8])
-        switch event {
-        case .stdout(let b): (stream, bytes) = (.stdout, b)
-        case .stderr(let b): (stream, bytes) = (.stderr, b)
-        case .exit: return
-        }
+    /// Called for each read the runner hands on; cheap, never waits on the store.
+    func take(_ slice: OutputSlice) {
+        let stream: OutputChunk.Stream = slice.stream == .stdout ? .stdout : .stderr
         pending.withLock { p in
-            if p.runs.last?.stream == stream { p.runs[p.runs.count - 1].bytes += bytes } else { p.runs.append(Run(stream: stream, bytes: bytes, arrived: Date())) }
-            if p.since == nil { p.since = .now }
+            func add(_ bytes: [UInt8], to stream: OutputChunk.Stream, fromHost: Bool) {
+                guard !bytes.isEmpty else { return }
+                let count = fromHost ? bytes.count : 0
+                // A run whose notice is in goes on with nothing: the notice comes last.
+                if let last = p.runs.last, last.stream == stream, last.fromHost == last.bytes.count {
+                    p.runs[p.runs.count - 1].bytes += bytes
+                    p.runs[p.runs.count - 1].fromHost += count
+                } else {
+                    p.runs.append(Run(stream: stream, bytes: bytes, arrived: Date(), fromHost: count))
+                }
+                if p.since == nil { p.since = .now }
+            }
+            add(slice.kept, to: stream, fromHost: true)
+            if let notice = slice.cutNotice { add(notice, to: .stderr, fromHost: false) }
+            if slice.dropped > 0 || slice.cutNotice != nil {
+                p.dropped[stream]! += Int64(slice.dropped)
+                p.cut = true
+                p.moved = true
+            }
         }
     }
 
@@ -74,7 +108,7 @@ final class OutputRecorder: Sendable {
     }
 
     private func flush(force: Bool) async {
-        let chunks = pending.withLock { p -> [(stream: OutputChunk.Stream, text: String, at: Date)] in
+        let (chunks, position) = pending.withLock { p -> ([(stream: OutputChunk.Stream, text: String, at: Date)], OutputPosition?) in
             let stale = force || p.since.map { ContinuousClock.now - $0 > .seconds(1) } ?? false
             // How much of each stream may go now: its whole lines (or all of it, when stale).
             var ready: [OutputChunk.Stream: Int] = [:]
@@ -99,21 +133,30 @@ final class OutputRecorder: Sendable {
                         }
                     }
                 }
+                let fromHost = min(take, run.fromHost)
+                p.stored[run.stream]! += Int64(fromHost)
                 if take < run.bytes.count {
-                    let rest = Array(run.bytes[take...])
-                    if waiting.last?.stream == run.stream { waiting[waiting.count - 1].bytes += rest } else { waiting.append(Run(stream: run.stream, bytes: rest, arrived: run.arrived)) }
+                    let rest = Run(stream: run.stream, bytes: Array(run.bytes[take...]), arrived: run.arrived, fromHost: run.fromHost - fromHost)
+                    if let last = waiting.last, last.stream == run.stream, last.fromHost == last.bytes.count {
+                        waiting[waiting.count - 1].bytes += rest.bytes
+                        waiting[waiting.count - 1].fromHost += rest.fromHost
+                    } else {
+                        waiting.append(rest)
+                    }
                 }
             }
             p.runs = waiting
             if waiting.isEmpty { p.since = nil } else if !chunks.isEmpty { p.since = .now }
-            return chunks
+            let moved = p.moved || !chunks.isEmpty
+            p.moved = false
+            return (chunks, moved ? p.position : nil)
         }
-        guard !chunks.isEmpty else { return }
+        guard !chunks.isEmpty || position != nil else { return }
         // The bytes have left the buffer: their write must not be cancelled with the timer (GRDB
         // stops a cancelled task's write), so it runs in a task of its own and is waited for.
         // If the store fails, output.log on disk still has them.
         let store = self.store, job = self.job
-        await Task { try? await store.appendOutput(job, chunks) }.value
+        await Task { try? await store.appendOutput(job, chunks, through: position) }.value
     }
 
     /// The most one stored chunk holds.

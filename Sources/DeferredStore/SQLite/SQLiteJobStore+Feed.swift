@@ -7,14 +7,28 @@ extension SQLiteJobStore {
     /// Stores a batch of a job's output as it streams, for late listeners and the job page.
     /// Each chunk carries the time its first byte arrived: a batch stored after the job's exit
     /// still sorts before the job's end in the feed.
-    public func appendOutput(_ id: JobID, _ chunks: [(stream: OutputChunk.Stream, text: String, at: Date)]) async throws(StoreError) {
-        guard !chunks.isEmpty else { return }
+    public func appendOutput(_ id: JobID, _ chunks: [(stream: OutputChunk.Stream, text: String, at: Date)],
+                             through position: OutputPosition?) async throws(StoreError) {
+        guard !chunks.isEmpty || position != nil else { return }
         try await write { db in
             for chunk in chunks {
                 try JobOutputRecord(id: nil, jobID: id.rawValue, at: chunk.at.timeIntervalSince1970, stream: chunk.stream.rawValue, text: chunk.text).insert(db)
             }
+            if let position {
+                try db.execute(sql: "INSERT OR REPLACE INTO job_output_position (job_id, stdout, stderr, cut) VALUES (?, ?, ?, ?)",
+                               arguments: [id.rawValue, position.stdout, position.stderr, position.cut])
+            }
         }
-        changes.notify(id)
+        if !chunks.isEmpty { changes.notify(id) }
+    }
+
+    public func outputPosition(of id: JobID) async throws(StoreError) -> OutputPosition? {
+        try await read { db in try Self.outputPosition(db, of: id.rawValue) }
+    }
+
+    static func outputPosition(_ db: Database, of id: String) throws -> OutputPosition? {
+        try Row.fetchOne(db, sql: "SELECT stdout, stderr, cut FROM job_output_position WHERE job_id = ?", arguments: [id])
+            .map { OutputPosition(stdout: $0["stdout"], stderr: $0["stderr"], cut: $0["cut"]) }
     }
 
     /// State events and output after `cursor`, merged in time order, each with the cursor past

@@ -117,27 +117,50 @@ extension SQLiteJobStore {
         changes.notify(id)
     }
 
-    /// Jobs that held a lease when the server stopped go back to the queue, so none is lost.
-    /// Each start that finds a job so counts; a job found at `limit` starts (it may be what
-    /// crashes the server) is not queued again but handed back, for the caller to end as
-    /// `error` with its results.json. Jobs whose results wait for the store are left alone:
-    /// they ran, and only their file is missing.
+    /// Jobs that held a lease when the server stopped: none is lost, none runs twice. Those
+    /// still waiting for their host go back to the queue. Those running keep their host and
+    /// come back as leases to take up again, with how far their stored output goes: their
+    /// command may run on on the host, and is followed there, not started again. Each start
+    /// that finds a job so counts; a job found at `limit` starts (it may be what crashes the
+    /// server) is handed back instead, for the caller to end as `error` with its results.json.
+    /// Jobs whose results wait for the store are left alone: they ran, and only their file is
+    /// missing.
     public func recoverInterrupted(limit: Int, at: Date) async throws(StoreError) -> Recovery {
-        let (stranded, givenUp) = try await write { db -> ([JobID], [Job]) in
+        let (stranded, givenUp, resumed) = try await write { db -> ([JobID], [Job], [Lease]) in
             let held = Set(try String.fetchAll(db, sql: "SELECT job_id FROM pending_result"))
-            var stranded: [JobID] = [], givenUp: [Job] = []
+            var stranded: [JobID] = [], givenUp: [Job] = [], resumed: [Lease] = []
             for var record in try JobRecord.filter(JobStatus.leased.map(\.rawValue).contains(Column("status"))).fetchAll(db)
             where !held.contains(record.id) {
                 record.interruptedStarts += 1
                 try record.update(db)
-                if record.interruptedStarts >= limit { givenUp.append(try record.job()) } else { stranded.append(JobID(rawValue: record.id)) }
+                if record.interruptedStarts >= limit {
+                    givenUp.append(try record.job())
+                } else if record.status == JobStatus.running.rawValue, let host = record.hostName {
+                    let position = try Self.outputPosition(db, of: record.id)
+                    try Self.record(db, JobID(rawValue: record.id), .running,
+                                    detail: "the server started again: following the job on host \(host) from where it was", at: at)
+                    resumed.append(Lease(job: try record.job(), hostName: host, hostWasUp: true, resuming: position ?? .start))
+                } else {
+                    stranded.append(JobID(rawValue: record.id))
+                }
             }
-            return (stranded, givenUp)
+            return (stranded, givenUp, resumed)
         }
         for id in stranded {
-            try await requeue(id, reason: "the server stopped while the job ran; running it again", notBefore: at, countAttempt: false, at: at)
+            try await requeue(id, reason: "the server stopped while the job waited for its host; queued again", notBefore: at, countAttempt: false, at: at)
         }
-        return Recovery(requeued: stranded, givenUp: givenUp)
+        for lease in resumed { changes.notify(lease.job.id) }
+        return Recovery(requeued: stranded, givenUp: givenUp, resumed: resumed)
+    }
+
+    /// The server stops and leaves the running job to run on: an event says so, and the
+    /// stop does not count towards the crash-loop guard.
+    public func leaveRunning(_ id: JobID, detail: String, at: Date) async throws(StoreError) {
+        try await write { db in
+            try db.execute(sql: "UPDATE job SET interrupted_starts = 0 WHERE id = ?", arguments: [id.rawValue])
+            try Self.record(db, id, .running, detail: detail, at: at)
+        }
+        changes.notify(id)
     }
 
     /// Keeps a job's end and its results.json while the artifact store cannot take the file

@@ -104,6 +104,15 @@ enum Schema {
             try db.alter(table: "job") { t in t.add(column: "rerun_of", .text) }
             try db.create(index: "job_by_rerun_of", on: "job", columns: ["rerun_of"])
         }
+        migrator.registerMigration("v9: how far each job's stored output goes") { db in
+            // Updated with each batch of output: a restarted server follows the job from here.
+            try db.create(table: "job_output_position") { t in
+                t.primaryKey("job_id", .text).references("job", onDelete: .cascade)
+                t.column("stdout", .integer).notNull()
+                t.column("stderr", .integer).notNull()
+                t.column("cut", .boolean).notNull()
+            }
+        }
         return migrator
     }
 }
