@@ -177,10 +177,23 @@ public struct JobRunner: Sendable {
         guard case .connected(var session) = reach else { preconditionFailure("followed to the end over a connection") }
         let limits = ArtifactUnpacker.Limits(maxBytes: project.maxArtifactBytes, maxFiles: project.maxArtifactFiles)
         var collected: Collected
+        var unwritable = 0
         while true {
             do throws(RunnerError) {
                 collected = try await collect(job, into: files, limits: limits, on: session)
                 break
+            } catch .artifactsUnwritable(let folder, let reason) {
+                // The command ran: it is not run again for want of room on the server. Its
+                // folder waits on the host while the server's disk may clear (about 30 s).
+                unwritable += 1
+                guard unwritable < 5 else {
+                    var outcome = JobOutcome(status: .error, startedAt: started, finishedAt: Date(), stdout: run.stdout, stderr: run.stderr)
+                    outcome.error = "the job's command ended, but its files could not be stored in \(folder) on the server: \(reason)"
+                    outcome.outputCut = budget.cut
+                    return outcome
+                }
+                try? await Task.sleep(for: .seconds(1 << unwritable))
+                if Task.isCancelled { throw .cancelled }
             } catch .ssh where recontact != nil {
                 // The job's folder stays on the host until its end is stored: collect again.
                 guard let fresh = await reconnecting(.broken(session), until: ContinuousClock.now + recontact!.hostWait, with: recontact!) else {
