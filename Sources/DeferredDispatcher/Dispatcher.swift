@@ -26,6 +26,9 @@ public actor Dispatcher: Service {
     let results: ResultsWriter
     private let wakeup = Wakeup()
     private var running: [JobID: Task<Void, Never>] = [:]
+    /// Jobs someone asked to cancel, raised for their attempts (made before the attempt when
+    /// the ask comes first).
+    private var cancels: [JobID: CancelSignal] = [:]
     /// Jobs this server's stop left running on their hosts, with the host.
     private var leftRunning: [(job: JobID, host: String)] = []
 
@@ -61,9 +64,15 @@ public actor Dispatcher: Service {
         Task { await wakeup.signal() }
     }
 
+    /// Tells the dispatcher someone asked to cancel a job (the store has it). Callable from any context.
+    public nonisolated func cancelRequested(_ id: JobID) {
+        Task { await cancel(id) }
+    }
+
     public func run() async throws {
         try await store.register(hosts: config.hosts)
         try await recover()
+        for job in (try? await store.cancelledInQueue()) ?? [] { await cancelInQueue(job) }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await self.dispatchReady()
@@ -105,6 +114,29 @@ public actor Dispatcher: Service {
         for lease in recovered.resumed { start(lease) }
     }
 
+    /// A job someone asked to cancel: a queued one ends now (no lease takes it any more); a
+    /// leased one's attempt stops before its command starts, or has its command killed.
+    private func cancel(_ id: JobID) async {
+        guard let job = try? await store.job(id: id), !job.status.isFinal, let by = job.cancelRequestedBy else { return }
+        if job.status == .queued {
+            await cancelInQueue(job)
+            return
+        }
+        let signal = cancels[id] ?? CancelSignal()
+        cancels[id] = signal
+        // Before its command may run, the attempt is stopped wherever it waits.
+        if !signal.raise(by: by) { running[id]?.cancel() }
+    }
+
+    private func cancelInQueue(_ job: Job) async {
+        var log = logger
+        log[metadataKey: "job"] = "\(job.id)"
+        var outcome = JobOutcome(status: .cancelled, startedAt: Date(), finishedAt: Date())
+        outcome.cancelledBy = job.cancelRequestedBy
+        log.info("cancelled while queued")
+        await results.complete(job, host: job.hostName ?? "", outcome: outcome, log: log)
+    }
+
     /// Leases every job that can start now and starts it.
     func dispatchReady() async {
         let config = self.config
@@ -130,21 +162,24 @@ public actor Dispatcher: Service {
         var log = logger
         log[metadataKey: "job"] = "\(lease.job.id)"
         log[metadataKey: "host"] = "\(lease.hostName)"
-        let attempt = attempt(lease, log: log)
         let id = lease.job.id, host = lease.hostName
+        let signal = cancels[id] ?? CancelSignal(raisedBy: lease.job.cancelRequestedBy, commandMayRun: lease.resuming != nil)
+        cancels[id] = signal
+        let attempt = attempt(lease, cancel: signal, log: log)
         running[id] = Task {
             let left = await attempt.run()
             await self.ended(id, leftRunningOn: left ? host : nil)
         }
     }
 
-    private func attempt(_ lease: Lease, log: Logger) -> JobAttempt {
+    private func attempt(_ lease: Lease, cancel: CancelSignal = CancelSignal(), log: Logger) -> JobAttempt {
         JobAttempt(lease: lease, config: config, store: store, artifacts: artifacts, runner: runner,
-                   waker: waker, results: results, maxAttempts: maxAttempts, log: log)
+                   waker: waker, results: results, maxAttempts: maxAttempts, cancel: cancel, log: log)
     }
 
     private func ended(_ id: JobID, leftRunningOn host: String?) {
         running[id] = nil
+        cancels[id] = nil
         if let host { leftRunning.append((id, host)) }
     }
 }

@@ -33,6 +33,8 @@ public struct ScriptController: Sendable {
         var status: String
         var result_url: String
         var events_url: String
+        /// Only the poster gets it: `POST` to it cancels the job (the result URL cannot).
+        var cancel_url: String?
     }
 
     func receive(_ request: Request, context: DeferredRequestContext) async throws -> Response {
@@ -108,7 +110,8 @@ public struct ScriptController: Sendable {
             throw APIError(error.isForbidden ? .forbidden : .unauthorized, error.description)
         }
         let idempotency = try idempotencyClaim(request, posted: posted)
-        let job = Job(project: project.name, trigger: .script(ScriptTrigger(script: script, signer: signer, interpreter: interpreter)))
+        let job = Job(project: project.name, trigger: .script(ScriptTrigger(script: script, signer: signer, interpreter: interpreter)),
+                      cancelToken: Job.makeCancelToken())
         switch try await store.enqueueScript(job, idempotency: idempotency, maxQueued: project.maxQueued) {
         case .created(let job):
             onQueued()
@@ -135,7 +138,8 @@ public struct ScriptController: Sendable {
     private func queued(_ job: Job) -> Queued {
         Queued(id: job.id.rawValue, status: job.status.rawValue,
                result_url: ResultsController.resultURL(config, job.token),
-               events_url: ResultsController.eventsURL(config, job.token))
+               events_url: ResultsController.eventsURL(config, job.token),
+               cancel_url: job.cancelToken.map { ResultURLs.cancel(config, job.id, token: $0) })
     }
 }
 

@@ -10,7 +10,8 @@ public enum ServerApplication {
     /// `hostCommands`: what the dashboard's wake and sleep buttons call.
     public static func router(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore,
                               heartbeat: Duration = .seconds(15), hostCommands: (any HostCommands)? = nil,
-                              onQueued: @escaping @Sendable () -> Void) -> Router<DeferredRequestContext> {
+                              onQueued: @escaping @Sendable () -> Void,
+                              onCancel: @escaping @Sendable (JobID) -> Void = { _ in }) -> Router<DeferredRequestContext> {
         let router = Router(context: DeferredRequestContext.self)
         router.add(middleware: JSONErrorMiddleware())
         router.get("/healthz") { _, _ in JSONBody.response(.ok, ["status": "ok"]) }
@@ -18,16 +19,19 @@ public enum ServerApplication {
         let limiter = RateLimiter(ratePerMinute: config.scripts.ratePerMinute, burst: config.scripts.burst)
         ScriptController(config: config, store: store, limiter: limiter, onQueued: onQueued).addRoutes(to: router)
         ResultsController(config: config, store: store, artifacts: artifacts, heartbeat: heartbeat).addRoutes(to: router)
-        DashboardController(config: config, store: store, artifacts: artifacts, hostCommands: hostCommands, onQueued: onQueued)
+        DashboardController(config: config, store: store, artifacts: artifacts, hostCommands: hostCommands,
+                            onQueued: onQueued, onCancel: onCancel)
             .addRoutes(to: router)
         return router
     }
 
     /// `maxConnections`: the open connections the file limit leaves room for.
     public static func make(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore, hostCommands: any HostCommands,
-                            maxConnections: Int, logger: Logger, onQueued: @escaping @Sendable () -> Void) -> some ApplicationProtocol {
+                            maxConnections: Int, logger: Logger, onQueued: @escaping @Sendable () -> Void,
+                            onCancel: @escaping @Sendable (JobID) -> Void) -> some ApplicationProtocol {
         Application(
-            router: router(config: config, store: store, artifacts: artifacts, hostCommands: hostCommands, onQueued: onQueued),
+            router: router(config: config, store: store, artifacts: artifacts, hostCommands: hostCommands,
+                           onQueued: onQueued, onCancel: onCancel),
             server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(config.server.idleTimeoutSeconds * 1000)))),
             configuration: .init(address: .hostname(config.server.listenHost, port: config.server.listenPort),
                                  serverName: "deferred", availableConnectionsDelegate: .maximum(maxConnections, logger: logger)),

@@ -46,7 +46,7 @@ public struct JobRunner: Sendable {
     /// once and its output has no gap and no byte twice.
     public func run(
         _ job: Job, project: ProjectConfig, on session: SSHSession, attempt: Int = 1, files: JobFiles,
-        recontact: Recontact? = nil, onOutput: @escaping @Sendable (OutputSlice) -> Void = { _ in }
+        recontact: Recontact? = nil, cancel: CancelSignal? = nil, onOutput: @escaping @Sendable (OutputSlice) -> Void = { _ in }
     ) async throws(RunnerError) -> JobOutcome {
         let command: String, stdin: [UInt8]
         switch job.trigger {
@@ -63,7 +63,7 @@ public struct JobRunner: Sendable {
             stdin = Array(script.script.utf8)
         }
         return try await follow(job, project: project, reaching: .connected(session), start: (command, stdin), files: files,
-                                from: Resumption(startedAt: Date()), recontact: recontact, onOutput: onOutput)
+                                from: Resumption(startedAt: Date()), recontact: recontact, cancel: cancel, onOutput: onOutput)
     }
 
     /// Takes up a job that a server started before and stopped following (it was stopped or
@@ -73,10 +73,10 @@ public struct JobRunner: Sendable {
     /// `.jobLost`, the one case in which it runs again.
     public func resume(
         _ job: Job, project: ProjectConfig, from resumption: Resumption, files: JobFiles,
-        recontact: Recontact, onOutput: @escaping @Sendable (OutputSlice) -> Void = { _ in }
+        recontact: Recontact, cancel: CancelSignal? = nil, onOutput: @escaping @Sendable (OutputSlice) -> Void = { _ in }
     ) async throws(RunnerError) -> JobOutcome {
         try await follow(job, project: project, reaching: .notYet, start: nil, files: files, from: resumption,
-                         recontact: recontact, onOutput: onOutput)
+                         recontact: recontact, cancel: cancel, onOutput: onOutput)
     }
 
     /// How the follower stands with the job's host.
@@ -92,7 +92,7 @@ public struct JobRunner: Sendable {
     /// connections, and collects it.
     private func follow(
         _ job: Job, project: ProjectConfig, reaching: Reach, start: (command: String, stdin: [UInt8])?, files: JobFiles,
-        from resumption: Resumption, recontact: Recontact?, onOutput: @escaping @Sendable (OutputSlice) -> Void
+        from resumption: Resumption, recontact: Recontact?, cancel: CancelSignal?, onOutput: @escaping @Sendable (OutputSlice) -> Void
     ) async throws(RunnerError) -> JobOutcome {
         let started = resumption.startedAt
         let deadline = ContinuousClock.now + .seconds(max(started.timeIntervalSinceNow + project.timeout.timeInterval, 0))
@@ -139,7 +139,7 @@ public struct JobRunner: Sendable {
             }
             host = session.endpoint.host
             do throws(RunnerError) {
-                let part = try await execute(command, stdin: stdin, job: job, deadline: deadline, on: session, onOutput: record)
+                let part = try await execute(command, stdin: stdin, job: job, deadline: deadline, cancel: cancel, on: session, onOutput: record)
                 run.finish(part)
                 break following
             } catch .ssh where recontact != nil {
@@ -208,6 +208,12 @@ public struct JobRunner: Sendable {
         }
         var outcome = outcome(of: run, collected: collected, started: started, timeout: project.timeoutMinutes)
         outcome.outputCut = budget.cut
+        if let by = cancel?.raisedBy {
+            // Killed on request: its output and artifacts so far are in the outcome.
+            outcome.status = .cancelled
+            outcome.cancelledBy = by
+            outcome.error = nil
+        }
         return outcome
     }
 
@@ -313,22 +319,38 @@ public struct JobRunner: Sendable {
 
     /// Runs the command under its timeout. At the timeout the job's process group is killed
     /// over a second channel of the same session; a host that then stays silent past the
-    /// kill grace and `stallGrace` is given up on, and the job counts as timed out.
+    /// kill grace and `stallGrace` is given up on, and the job counts as timed out. A cancel
+    /// kills it the same way, and the command is followed to its end.
     private func execute(
-        _ command: String, stdin: [UInt8], job: Job, deadline: ContinuousClock.Instant, on session: SSHSession,
+        _ command: String, stdin: [UInt8], job: Job, deadline: ContinuousClock.Instant, cancel: CancelSignal?, on session: SSHSession,
         onOutput: @escaping @Sendable (SSHExecEvent) -> Void
     ) async throws(RunnerError) -> Execution {
         let killCommand = killCommand(job.id), giveUpAfter = .seconds(killGrace) + stallGrace
         let timeout = max(deadline - ContinuousClock.now, .zero)
         let fired = TimeoutFlag()
+        // A kill runs to its end (SIGKILL after the grace) even when the command's stream ends
+        // first (a job that traps SIGTERM may end its wrapper but not itself): it is a task of
+        // its own, not cancelled with the race, and waited for before the job is collected.
+        let kills = Mutex<[Task<Void, Never>]>([])
+        let kill: @Sendable () -> Void = {
+            let task = Task { _ = try? await session.run(killCommand) }
+            kills.withLock { $0.append(task) }
+        }
         let race = await withTaskGroup(of: Race.self) { group -> Race in
             group.addTask { .ended(await Self.follow(command, stdin: stdin, on: session, onOutput: onOutput)) }
             group.addTask {
                 do { try await Task.sleep(for: timeout) } catch { return .timerStopped }
                 fired.raise()
-                _ = try? await session.run(killCommand)
+                kill()
                 do { try await Task.sleep(for: giveUpAfter) } catch { return .timerStopped }
                 return .gaveUpOnHost
+            }
+            if let cancel {
+                group.addTask {
+                    await cancel.raised()
+                    if !Task.isCancelled { kill() }
+                    return .timerStopped
+                }
             }
             while let first = await group.next() {
                 if case .timerStopped = first { continue }
@@ -337,6 +359,8 @@ public struct JobRunner: Sendable {
             }
             return .timerStopped
         }
+        // The host answered to the end of the stream: its kill ends too (a silent host's is left).
+        if case .ended = race { for task in kills.withLock({ $0 }) { await task.value } }
         let timedOut = fired.isRaised
         switch race {
         case .ended(.success(var result)):

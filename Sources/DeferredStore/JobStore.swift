@@ -82,6 +82,12 @@ public protocol JobLeasing: Sendable {
     /// `limit` starts is handed back instead, for the caller to end as `error`. Jobs whose
     /// results wait for the artifact store are left alone.
     func recoverInterrupted(limit: Int, at: Date) async throws(StoreError) -> Recovery
+    /// Asks to cancel a job that has not ended: who asked is kept (a queued job is never leased
+    /// from then on) and an event says so. Returns the job as it is now (an ended job
+    /// unchanged), or nil for an unknown one.
+    func requestCancel(_ id: JobID, by: String, at: Date) async throws(StoreError) -> Job?
+    /// Queued jobs that someone asked to cancel: they end as `cancelled` without running.
+    func cancelledInQueue() async throws(StoreError) -> [Job]
     /// The server stops and leaves the running job to run on on its host, to be taken up again
     /// at its next start: an event says so, and the stop does not count as a crash.
     func leaveRunning(_ id: JobID, detail: String, at: Date) async throws(StoreError)
@@ -166,6 +172,10 @@ public extension JobLeasing {
 
     func recoverInterrupted(limit: Int) async throws(StoreError) -> Recovery {
         try await recoverInterrupted(limit: limit, at: Date())
+    }
+
+    func requestCancel(_ id: JobID, by: String) async throws(StoreError) -> Job? {
+        try await requestCancel(id, by: by, at: Date())
     }
 
     func leaveRunning(_ id: JobID, detail: String) async throws(StoreError) {

@@ -22,7 +22,8 @@ enum Server {
         let application = ServerApplication.make(config: config, store: store, artifacts: artifacts,
                                                  hostCommands: HostControl(config: config, store: store, providers: providers,
                                                                            waker: dispatcher.waker),
-                                                 maxConnections: connections, logger: logger, onQueued: { dispatcher.jobQueued() })
+                                                 maxConnections: connections, logger: logger, onQueued: { dispatcher.jobQueued() },
+                                                 onCancel: { dispatcher.cancelRequested($0) })
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: application), .init(service: dispatcher),
                                             .init(service: dispatcher.housekeeping(every: .seconds(config.idle.checkIntervalSeconds)))],

@@ -15,13 +15,14 @@ struct ResultsDocumentTests {
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let keys = ["schema", "id", "project", "trigger", "status", "exit_status", "signal", "error", "queued_at",
                     "started_at", "finished_at", "wait_ms", "duration_ms", "host", "stdout", "stderr",
-                    "output_truncated", "artifacts", "artifacts_refused", "output_log", "result", "resources", "rerun_of", "attempts"]
+                    "output_truncated", "artifacts", "artifacts_refused", "output_log", "result", "resources", "rerun_of", "attempts", "cancelled_by"]
         #expect(Set(object.keys) == Set(keys))
         #expect(object["signal"] is NSNull)
         #expect(object["result"] is NSNull)
         #expect(object["output_log"] is NSNull)
         #expect(object["resources"] is NSNull)
         #expect(object["rerun_of"] is NSNull)
+        #expect(object["cancelled_by"] is NSNull)
         #expect(object["attempts"] as? Int == 1)
         #expect(object["wait_ms"] as? Int == 1500)
         #expect(object["duration_ms"] as? Int == 2500)

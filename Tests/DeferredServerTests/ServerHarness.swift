@@ -88,7 +88,7 @@ final class ServerHarness: @unchecked Sendable {
         let router = ServerApplication.router(config: config, store: store, artifacts: artifacts, heartbeat: heartbeat,
                                               hostCommands: HostControl(config: config, store: store, providers: providers,
                                                                         waker: dispatcher.waker),
-                                              onQueued: { dispatcher.jobQueued() })
+                                              onQueued: { dispatcher.jobQueued() }, onCancel: { dispatcher.cancelRequested($0) })
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         let result = try await app.test(.live) { client in try await body(client) }
         running.cancel()

@@ -20,13 +20,20 @@ public struct Job: Sendable, Equatable, Identifiable {
     public var expiredAt: Date?
     /// The job this one runs again (`POST /jobs/{id}/rerun`), with the same trigger.
     public var rerunOf: JobID?
+    /// A posted script's cancel token, given only to its poster (in `cancel_url`): the result
+    /// URL is shared with browsers and must not cancel.
+    public var cancelToken: String?
+    /// Who asked to cancel the job (`admin`, or `poster` with the cancel token), once asked.
+    public var cancelRequestedBy: String?
 
     public init(
         id: JobID = .make(), token: ResultToken = .make(), project: String, trigger: Trigger,
         status: JobStatus = .queued, hostName: String? = nil, attempts: Int = 0,
         queuedAt: Date = Date(), notBefore: Date? = nil, startedAt: Date? = nil, finishedAt: Date? = nil,
-        expiredAt: Date? = nil, rerunOf: JobID? = nil
+        expiredAt: Date? = nil, rerunOf: JobID? = nil, cancelToken: String? = nil, cancelRequestedBy: String? = nil
     ) {
+        self.cancelToken = cancelToken
+        self.cancelRequestedBy = cancelRequestedBy
         self.expiredAt = expiredAt
         self.rerunOf = rerunOf
         self.id = id
@@ -41,4 +48,9 @@ public struct Job: Sendable, Equatable, Identifiable {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
     }
+}
+
+public extension Job {
+    /// A new cancel token: 128 random bits, as hex.
+    static func makeCancelToken() -> String { RandomHex.make(bytes: 16) }
 }

@@ -23,6 +23,8 @@ public struct JobOutcome: Sendable, Equatable {
     public var leftOnHost = false
     /// What the command used; nil when it never ran or nothing could be collected.
     public var resources: JobResources?
+    /// Who cancelled the job, for `status: cancelled` (`admin`, or `poster`).
+    public var cancelledBy: String?
 
     public init(
         status: JobStatus, exitStatus: Int? = nil, signal: String? = nil, error: String? = nil,

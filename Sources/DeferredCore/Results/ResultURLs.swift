@@ -15,6 +15,11 @@ public enum ResultURLs {
         "\(config.server.publicURL)/jobs/\(id.rawValue)"
     }
 
+    /// Where a posted script's poster cancels it: `POST`, with the job's cancel token.
+    public static func cancel(_ config: DeferredConfig, _ id: JobID, token: String) -> String {
+        "\(config.server.publicURL)/jobs/\(id.rawValue)/cancel?token=\(token)"
+    }
+
     /// Where a commit status links: the job's page when the dashboard is on (an admin token is
     /// set), else its results.json.
     public static func statusTarget(_ config: DeferredConfig, _ job: Job) -> String {

@@ -46,6 +46,9 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
     /// Which try at the job this was: 1, or more when the machinery spoiled earlier ones (a
     /// host that lost the job, a connection that never came); the reasons are its events.
     public var attempts: Int
+    /// Who cancelled a `cancelled` job: `admin` (the admin token or the dashboard) or `poster`
+    /// (a script's cancel token).
+    public var cancelledBy: String?
 
     /// `resultBase` is the job's `…/r/{token}`: artifact URLs and the output log hang off it.
     /// `hasOutputLog`: whether the job ran far enough to leave an output.log.
@@ -74,6 +77,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         resources = outcome.resources
         rerunOf = job.rerunOf?.rawValue
         attempts = job.attempts + 1
+        cancelledBy = outcome.cancelledBy
     }
 
     /// Each segment percent-encoded: a name with spaces, `#` or `?` still makes one URL.
@@ -107,7 +111,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         case outputTruncated = "output_truncated"
         case artifacts, result
         case artifactsRefused = "artifacts_refused", outputLog = "output_log", resources
-        case rerunOf = "rerun_of", attempts
+        case rerunOf = "rerun_of", attempts, cancelledBy = "cancelled_by"
     }
 
     // Written by hand so that absent values are explicit nulls, as the contract shows them.
@@ -137,6 +141,7 @@ public struct ResultsDocument: Sendable, Equatable, Encodable {
         try c.encode(resources, forKey: .resources)
         try c.encode(rerunOf, forKey: .rerunOf)
         try c.encode(attempts, forKey: .attempts)
+        try c.encode(cancelledBy, forKey: .cancelledBy)
     }
 
     /// The bytes of the file: pretty, keys sorted so two runs diff cleanly.

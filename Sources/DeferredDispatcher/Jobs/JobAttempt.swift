@@ -21,6 +21,8 @@ struct JobAttempt: Sendable {
     let waker: HostWaker
     let results: ResultsWriter
     let maxAttempts: Int
+    /// Raised when someone asks to cancel the job.
+    let cancel: CancelSignal
     let log: Logger
 
     /// A job whose machinery failed waits 2, 4, 8 … seconds, at most a minute, in the queue.
@@ -45,18 +47,26 @@ struct JobAttempt: Sendable {
             return false
         }
         if let position = lease.resuming { return await resume(placement, from: position) }
+        if let by = cancel.raisedBy {
+            await endCancelled(by: by, started: started)
+            return false
+        }
         await reportWaiting(placement.project)
         var commandMayRun = false
         do throws(MachineryFailure) {
             let (host, woke) = try await bringUp(placement)
             let session = try await connect(host)
             if let fleet = placement.fleet { try await bootstrap(fleet, on: session) }
+            guard cancel.commandStarts() else {
+                await endCancelled(by: cancel.raisedBy ?? "admin", started: started)
+                return false
+            }
             await markRunning()
             commandMayRun = true
             let files = try freshStaging()
-            let outcome = try await recording(on: host, from: .start) { [runner, job] recontact, onOutput throws(RunnerError) in
+            let outcome = try await recording(on: host, from: .start) { [runner, job, cancel] recontact, onOutput throws(RunnerError) in
                 try await runner.run(job, project: placement.project, on: session, attempt: job.attempts + 1, files: files,
-                                     recontact: recontact, onOutput: onOutput)
+                                     recontact: recontact, cancel: cancel, onOutput: onOutput)
             }
             await end(outcome, on: host, woke: woke)
             return false
@@ -79,15 +89,23 @@ struct JobAttempt: Sendable {
         let files = artifacts.files(for: job.token)
         let resumption = await storedOutput(of: job.id, through: position, startedAt: startedAt, into: files)
         do throws(MachineryFailure) {
-            let outcome = try await recording(on: host, from: position) { [runner] recontact, onOutput throws(RunnerError) in
+            let outcome = try await recording(on: host, from: position) { [runner, cancel] recontact, onOutput throws(RunnerError) in
                 try await runner.resume(job, project: placement.project, from: resumption, files: files,
-                                        recontact: recontact, onOutput: onOutput)
+                                        recontact: recontact, cancel: cancel, onOutput: onOutput)
             }
             await end(outcome, on: host, woke: false)
             return false
         } catch {
             return await machineryFailed(error, started: startedAt, commandMayRun: true)
         }
+    }
+
+    /// Cancelled before its command started: it ends so, its host free at once.
+    private func endCancelled(by: String, started: Date) async {
+        var outcome = JobOutcome(status: .cancelled, startedAt: started, finishedAt: Date())
+        outcome.cancelledBy = by
+        log.info("cancelled before the command started")
+        await results.complete(lease.job, host: lease.hostName, outcome: outcome, log: log)
     }
 
     /// The job's end: results.json, then its folder on the host goes (kept until now, so a
@@ -308,6 +326,11 @@ struct JobAttempt: Sendable {
     private func machineryFailed(_ error: MachineryFailure, started: Date, commandMayRun: Bool) async -> Bool {
         let job = lease.job, host = lease.hostName
         if case .runner(.ssh) = error { await waker.drop(host) }
+        if !commandMayRun, let by = cancel.raisedBy {
+            // Stopped on its way to the host because someone cancelled it.
+            await endCancelled(by: by, started: started)
+            return false
+        }
         if case .runner(.cancelled) = error {
             // The server stops. A command that may have started runs on, detached, and is
             // followed again at the next start; a job still waiting goes back to the queue.

@@ -20,6 +20,8 @@ public struct DashboardController: Sendable {
     let loginLimiter = RateLimiter(ratePerMinute: 10, burst: 5)
     /// Tells the dispatcher a job was queued (a rerun).
     let onQueued: @Sendable () -> Void
+    /// Tells the dispatcher someone asked to cancel a job.
+    let onCancel: @Sendable (JobID) -> Void
 
     /// How much of a job's output its page carries; output.log has the rest.
     static let outputOnPage = 512 << 10
@@ -27,8 +29,10 @@ public struct DashboardController: Sendable {
     static let payloadOnPage = 256 << 10
 
     public init(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore, hostCommands: (any HostCommands)?,
-                logger: Logger = Logger(label: "deferred.dashboard"), onQueued: @escaping @Sendable () -> Void = {}) {
+                logger: Logger = Logger(label: "deferred.dashboard"), onQueued: @escaping @Sendable () -> Void = {},
+                onCancel: @escaping @Sendable (JobID) -> Void = { _ in }) {
         self.onQueued = onQueued
+        self.onCancel = onCancel
         self.config = config
         self.store = store
         self.artifacts = artifacts
@@ -48,6 +52,7 @@ public struct DashboardController: Sendable {
         router.post("/login") { request, context in try await signIn(request, context) }
         router.post("/logout") { request, _ in try await signOut(request) }
         router.post("/jobs/{id}/rerun") { request, context in try await rerun(request, context) }
+        router.post("/jobs/{id}/cancel") { request, context in try await cancel(request, context) }
         router.post("/hosts/{host}/wake") { request, context in try await hostAction(request, context, wake: true) }
         router.post("/hosts/{host}/sleep") { request, context in try await hostAction(request, context, wake: false) }
         router.get("/dashboard/{file}") { _, context in try asset(context) }

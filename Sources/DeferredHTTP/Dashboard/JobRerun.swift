@@ -10,7 +10,7 @@ extension DashboardController {
         let auth = try admit(request)
         try await checkForm(request, auth: auth)
         let id = JobID(rawValue: context.parameters.get("id") ?? "")
-        guard let job = try await store.job(id: id) else { throw APIError(.notFound, "no job has the id '\(id.rawValue)'") }
+        guard let job = try await store.job(id: id) else { throw Self.unknownJob(id) }
         guard job.status.isFinal else {
             throw APIError(.conflict, "job \(id.rawValue) is \(job.status.rawValue): a job runs again once it has ended")
         }

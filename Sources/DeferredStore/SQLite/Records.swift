@@ -21,10 +21,12 @@ struct JobRecord: Codable, FetchableRecord, PersistableRecord {
     /// Server starts that found this job holding a lease (the crash-loop guard counts them).
     var interruptedStarts = 0
     var rerunOf: String?
+    var cancelToken: String?
+    var cancelRequestedBy: String?
 
     enum CodingKeys: String, CodingKey {
         case id, token, project, trigger, status, attempts, delivery
-        case rerunOf = "rerun_of"
+        case rerunOf = "rerun_of", cancelToken = "cancel_token", cancelRequestedBy = "cancel_requested_by"
         case hostName = "host_name", notBefore = "not_before", queuedAt = "queued_at"
         case startedAt = "started_at", finishedAt = "finished_at", expiredAt = "expired_at"
         case interruptedStarts = "interrupted_starts"
@@ -45,6 +47,8 @@ struct JobRecord: Codable, FetchableRecord, PersistableRecord {
         expiredAt = job.expiredAt?.timeIntervalSince1970
         self.delivery = delivery
         rerunOf = job.rerunOf?.rawValue
+        cancelToken = job.cancelToken
+        cancelRequestedBy = job.cancelRequestedBy
     }
 
     func job() throws -> Job {
@@ -59,7 +63,7 @@ struct JobRecord: Codable, FetchableRecord, PersistableRecord {
             startedAt: startedAt.map(Date.init(timeIntervalSince1970:)),
             finishedAt: finishedAt.map(Date.init(timeIntervalSince1970:)),
             expiredAt: expiredAt.map(Date.init(timeIntervalSince1970:)),
-            rerunOf: rerunOf.map(JobID.init(rawValue:))
+            rerunOf: rerunOf.map(JobID.init(rawValue:)), cancelToken: cancelToken, cancelRequestedBy: cancelRequestedBy
         )
     }
 }

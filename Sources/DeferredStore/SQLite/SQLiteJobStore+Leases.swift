@@ -12,7 +12,8 @@ extension SQLiteJobStore {
     public func leaseNext(now: Date, targetsFor: @escaping @Sendable (String) -> [LeaseTarget]) async throws(StoreError) -> Lease? {
         let lease = try await write { db -> Lease? in
             let candidates = try JobRecord
-                .filter(Column("status") == JobStatus.queued.rawValue && Column("not_before") <= now.timeIntervalSince1970)
+                .filter(Column("status") == JobStatus.queued.rawValue && Column("not_before") <= now.timeIntervalSince1970
+                        && Column("cancel_requested_by") == nil)
                 .order(Column("queued_at"), Column("id"))
                 .limit(100)
                 .fetchAll(db)
@@ -89,7 +90,8 @@ extension SQLiteJobStore {
             record.startedAt = record.startedAt ?? outcome.startedAt.timeIntervalSince1970
             record.finishedAt = outcome.finishedAt.timeIntervalSince1970
             try record.update(db)
-            let detail = [outcome.exitStatus.map { "exit status \($0)" }, outcome.signal.map { "signal \($0)" }, outcome.error]
+            let detail = [outcome.exitStatus.map { "exit status \($0)" }, outcome.signal.map { "signal \($0)" },
+                          outcome.cancelledBy.map { "cancelled by \($0)" }, outcome.error]
                 .compactMap { $0 }.joined(separator: "; ")
             try Self.record(db, id, outcome.status, detail: detail.isEmpty ? nil : detail, at: outcome.finishedAt)
             if let host = record.hostName {
@@ -151,6 +153,28 @@ extension SQLiteJobStore {
         }
         for lease in resumed { changes.notify(lease.job.id) }
         return Recovery(requeued: stranded, givenUp: givenUp, resumed: resumed)
+    }
+
+    /// Asks to cancel a job that has not ended, in one transaction with the check: a queued
+    /// job is never leased from then on (`leaseNext` passes it by).
+    public func requestCancel(_ id: JobID, by: String, at: Date) async throws(StoreError) -> Job? {
+        let job = try await write { db -> Job? in
+            guard var record = try JobRecord.fetchOne(db, key: id.rawValue) else { return nil }
+            guard let status = JobStatus(rawValue: record.status), !status.isFinal, record.cancelRequestedBy == nil else { return try record.job() }
+            record.cancelRequestedBy = by
+            try record.update(db)
+            try Self.record(db, id, status, detail: "cancel asked for by \(by)", at: at)
+            return try record.job()
+        }
+        if job != nil { changes.notify(id) }
+        return job
+    }
+
+    public func cancelledInQueue() async throws(StoreError) -> [Job] {
+        try await read { db in
+            try JobRecord.filter(Column("status") == JobStatus.queued.rawValue && Column("cancel_requested_by") != nil)
+                .order(Column("queued_at")).fetchAll(db).map { try $0.job() }
+        }
     }
 
     /// The server stops and leaves the running job to run on: an event says so, and the

@@ -113,6 +113,12 @@ enum Schema {
                 t.column("cut", .boolean).notNull()
             }
         }
+        migrator.registerMigration("v10: cancelling jobs") { db in
+            try db.alter(table: "job") { t in
+                t.add(column: "cancel_token", .text)
+                t.add(column: "cancel_requested_by", .text)
+            }
+        }
         return migrator
     }
 }
