@@ -68,13 +68,14 @@ public struct EC2HostProvider: HostProvider {
 
     /// RunInstances from the fleet's image; a spot request that capacity or price refuses is
     /// made again on demand.
-    public func launch(_ fleet: FleetConfig, tags: [String: String]) async throws(ProviderError) -> String {
+    public func launch(_ fleet: FleetConfig, tags: [String: String]) async throws(ProviderError) -> FleetLaunch {
         let ec2 = EC2Client(region: fleet.region, credentials: credentials, endpoint: fleet.endpoint, http: http)
         var request = EC2LaunchRequest(imageID: fleet.imageID, instanceType: fleet.instanceType, keyName: fleet.keyName,
                                        subnetID: fleet.subnetID, securityGroupIDs: fleet.securityGroupIDs, userData: fleet.userData,
                                        tags: tags, spot: fleet.spot, spotStoppable: fleet.whenIdle == .stop)
         do throws(CloudError) {
             let launched: [EC2Instance]
+            var note: String?
             do {
                 launched = try await ec2.runInstances(request)
             } catch .api(let error) where request.spot && error.isSpotRefusal {
@@ -82,11 +83,12 @@ public struct EC2HostProvider: HostProvider {
                 // Another launch, so another token: EC2 refuses a token reused with other parameters.
                 request.clientToken = UUID().uuidString
                 launched = try await ec2.runInstances(request)
+                note = "spot refused for \(fleet.instanceType) (\(error.code.rawValue)): launched on demand instead"
             }
             guard let id = launched.first?.id, !id.isEmpty else {
                 throw CloudError.unreadable(action: "RunInstances", status: 200, body: "no instance in the answer")
             }
-            return id
+            return FleetLaunch(instanceID: id, note: note)
         } catch {
             throw ProviderError(host: fleet.name, reason: "cannot launch from \(fleet.imageID): \(error)", isTransient: error.isRetryable)
         }

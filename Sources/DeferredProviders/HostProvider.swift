@@ -11,8 +11,8 @@ public protocol HostProvider: Sendable {
     /// Stops (or, with `terminate`, removes) `host`'s machine.
     func sleep(_ host: HostConfig, terminate: Bool) async throws(ProviderError)
 
-    /// Makes a new machine for `fleet`, tagged with `tags`; returns its instance id.
-    func launch(_ fleet: FleetConfig, tags: [String: String]) async throws(ProviderError) -> String
+    /// Makes a new machine for `fleet`, tagged with `tags`.
+    func launch(_ fleet: FleetConfig, tags: [String: String]) async throws(ProviderError) -> FleetLaunch
 
     /// Machines tagged `managed-by=deferred` in `location` that run although the store does
     /// not know them, or knows them as stopped: stopped (unless `dryRun`) and reported.
@@ -31,6 +31,18 @@ public struct HostWake: Sendable, Equatable {
     public init(address: String, woke: Bool) {
         self.address = address
         self.woke = woke
+    }
+}
+
+/// A new machine: its instance id, and what the launch did otherwise than asked (a spot
+/// request that fell back to on-demand), for the job's events.
+public struct FleetLaunch: Sendable, Equatable {
+    public var instanceID: String
+    public var note: String?
+
+    public init(instanceID: String, note: String? = nil) {
+        self.instanceID = instanceID
+        self.note = note
     }
 }
 
@@ -60,7 +72,7 @@ public struct StaticHostProvider: HostProvider {
 
     public func sleep(_ host: HostConfig, terminate: Bool) async throws(ProviderError) {}
 
-    public func launch(_ fleet: FleetConfig, tags: [String: String]) async throws(ProviderError) -> String {
+    public func launch(_ fleet: FleetConfig, tags: [String: String]) async throws(ProviderError) -> FleetLaunch {
         throw ProviderError(host: fleet.name, reason: "static hosts cannot be launched", isTransient: false)
     }
 }

@@ -149,6 +149,29 @@ public struct HostStatus: Sendable, Equatable {
     public var instanceID: String? = nil
 }
 
+/// A fleet whose last launches never became reachable: its next launch waits.
+public struct FleetBootFailures: Sendable, Equatable {
+    public var fleet: String
+    /// Instances in a row that never answered.
+    public var count: Int
+    public var lastReason: String
+    public var lastAt: Date
+    /// No instance is launched for the fleet before then (`LaunchBackoff`).
+    public var nextLaunch: Date { lastAt.addingTimeInterval(LaunchBackoff.hold(afterFailures: count)) }
+
+    /// One line for the host list.
+    public var summary: String {
+        "fleet \(fleet): \(count) new instance\(count == 1 ? "" : "s") in a row never answered (last: \(lastReason)); next launch no sooner than \(RFC3339.string(nextLaunch))"
+    }
+
+    public init(fleet: String, count: Int, lastReason: String, lastAt: Date) {
+        self.fleet = fleet
+        self.count = count
+        self.lastReason = lastReason
+        self.lastAt = lastAt
+    }
+}
+
 /// Where a project's jobs may go, in the project's order: a configured host, or a fleet that
 /// may make another host while it has fewer than `maxHosts`.
 public enum LeaseTarget: Sendable {

@@ -56,6 +56,13 @@ public protocol HostRegistry: Sendable {
     /// or earlier, with no job. With `claim`, they are marked `stopping` in the same
     /// transaction, so no lease can give them a job while they are put to sleep.
     func idleHosts(among names: Set<String>, idleSince cutoff: Date, claim: Bool) async throws(StoreError) -> [HostStatus]
+    /// A fleet's new instance never became reachable: the fleet's next launch waits longer
+    /// with each such instance in a row (`LaunchBackoff`, kept by `leaseNext`).
+    func recordBootFailure(fleet: String, reason: String, at: Date) async throws(StoreError)
+    /// A fleet's new instance answered: its launches go at once again.
+    func recordBootSuccess(fleet: String) async throws(StoreError)
+    /// Fleets whose last launches failed, for the host list.
+    func fleetBootFailures() async throws(StoreError) -> [FleetBootFailures]
 }
 
 /// A job's way from the queue to its end.

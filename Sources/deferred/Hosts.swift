@@ -31,12 +31,14 @@ struct Hosts: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
 
         func run() async throws {
-            let rows = try await Hosts.control(options).table()
+            let control = try Hosts.control(options)
+            let rows = try await control.table()
             let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
             for row in rows {
                 print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
                     .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
             }
+            for note in try await control.fleetNotes() { print(note) }
         }
     }
 

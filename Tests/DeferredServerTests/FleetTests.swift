@@ -81,6 +81,10 @@ import Testing
         try await harness.serve { client in
             let results = try await harness.runPush(client, files: ["script/job.sh": "#!/bin/sh\necho on demand\n"])
             #expect(results["stdout"] as? String == "on demand\n", "\(results)")
+            // The job's events say it runs on demand, not on the spot instance the fleet asks for.
+            let job = try #require(try await harness.store.jobs().first)
+            let notes = try await harness.store.events(of: job.id).compactMap(\.detail)
+            #expect(notes.contains { $0.contains("spot refused for c7i.large (InsufficientInstanceCapacity): launched on demand instead") }, "\(notes)")
         }
         #expect(await proxy.faults.injected >= 1)
         let instances = try await Self.fleetInstances(ec2)
@@ -88,6 +92,9 @@ import Testing
         #expect(instances.first?.lifecycle == nil, "an on-demand instance has no instanceLifecycle")
     }
 
+    /// One launch, not one per retry: the fleet holds its next launch back (30 s after the
+    /// first instance that never answered), the job waits in the queue meanwhile, and the
+    /// host list says why.
     @Test func anInstanceThatNeverAnswersSSHIsTerminatedAndItsJobQueuedAgain() async throws {
         let moto = try await ThrowawayMoto.account()
         let ec2 = EC2Client(region: "us-east-1", credentials: moto.credentials, endpoint: moto.endpoint)
@@ -109,9 +116,18 @@ import Testing
             let job = try #require(try await store.jobs().first)
             let notes = try await store.events(of: job.id).compactMap(\.detail).filter { $0.contains("wake timeout") }
             #expect(notes.allSatisfy { $0.contains("(boot_timeout_minutes)") }, "\(notes)")
+            let events = try await store.events(of: job.id).compactMap(\.detail)
+            #expect(events.contains { $0.contains("never answered and was terminated (1 in a row); the fleet launches again no sooner than") },
+                    "\(events)")
+            // Past the job's own requeue backoff (2 s): still queued, no second instance.
+            try await Task.sleep(for: .seconds(4))
+            #expect(try await store.jobs().first?.status == .queued)
+            let notesOnHostList = try await HostControl(config: harness.config, store: store, providers: harness.providers).fleetNotes()
+            #expect(notesOnHostList.count == 1 && notesOnHostList[0].hasPrefix("fleet builders: 1 new instance in a row never answered"),
+                    "\(notesOnHostList)")
         }
         let instances = try await Self.fleetInstances(ec2)
-        #expect(!instances.isEmpty)
+        #expect(instances.count == 1, "one launch for the job, not one per retry: \(instances.map(\.id))")
         #expect(instances.allSatisfy { $0.state == "terminated" || $0.state == "shutting-down" }, "\(instances.map(\.state))")
         #expect(try await store.jobs().first?.status.isFinal == false)
     }

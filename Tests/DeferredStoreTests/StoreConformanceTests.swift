@@ -130,6 +130,28 @@ struct StoreConformanceTests {
         }
     }
 
+    /// A fleet whose new instances never answered launches again only after its backoff; one
+    /// that answers lets launches go at once again.
+    @Test(arguments: StoreUnderTest.all)
+    func bootFailuresHoldAFleetsNextLaunchBack(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            for _ in 0..<3 { _ = try await store.enqueue(Sample.push(), delivery: nil) }
+            let targets: @Sendable (String) -> [LeaseTarget] = { _ in [.fleet(name: "fl", maxHosts: 3, maxJobs: 1)] }
+            let now = Date()
+            try await store.recordBootFailure(fleet: "fl", reason: "never answered", at: now)
+            try await store.recordBootFailure(fleet: "fl", reason: "never answered again", at: now)
+            let failures = try #require(try await store.fleetBootFailures().first)
+            #expect(failures.count == 2 && failures.lastReason == "never answered again")
+            #expect(abs(failures.nextLaunch.timeIntervalSince(now) - LaunchBackoff.hold(afterFailures: 2)) < 0.001)
+            #expect(LaunchBackoff.hold(afterFailures: 1) == 30 && LaunchBackoff.hold(afterFailures: 2) == 60)
+            #expect(try await store.leaseNext(now: now.addingTimeInterval(59), targetsFor: targets) == nil)
+            #expect(try await store.leaseNext(now: now.addingTimeInterval(61), targetsFor: targets) != nil)
+            try await store.recordBootSuccess(fleet: "fl")
+            #expect(try await store.fleetBootFailures().isEmpty)
+            #expect(try await store.leaseNext(now: now, targetsFor: targets) != nil)
+        }
+    }
+
     @Test(arguments: StoreUnderTest.all)
     func aHostBeingPutToSleepTakesNoJob(_ kind: StoreUnderTest) async throws {
         try await kind.with { store in

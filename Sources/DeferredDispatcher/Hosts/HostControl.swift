@@ -37,6 +37,11 @@ public struct HostControl: HostCommands {
         return rows
     }
 
+    /// Fleets whose new instances keep failing to answer, and when they launch again.
+    public func fleetNotes() async throws -> [String] {
+        try await store.fleetBootFailures().map(\.summary)
+    }
+
     /// Starts the host's machine and waits until SSH answers, within its wake timeout, the way
     /// a job's wake does; its idle clock starts then.
     public func wake(_ name: String, progress: @escaping @Sendable (String) async -> Void) async throws -> HostWake {

@@ -143,11 +143,19 @@ struct JobAttempt: Sendable {
         guard await waker.mustWake(host, wasUp: lease.hostWasUp) else { return (host, launched) }
         do throws(MachineryFailure) {
             let wake = try await waker.wake(host, log: log, progress: noteProgress)
+            if launched, let fleet = placement.fleet { try? await store.recordBootSuccess(fleet: fleet.name) }
             try? await store.note(lease.job.id, waiting: "host \(host.name) is up\(wake.woke ? " (woken)" : "")", host: .ready)
             return (host, wake.woke || launched)
         } catch where launched {
-            // An instance that never came up is of no use: it goes, and the job waits for another.
-            await waker.discard(host)
+            // An instance that never came up is of no use: it goes, and the job waits for
+            // another, which the fleet launches later with each such instance in a row.
+            if let fleet = placement.fleet {
+                await waker.discard(host, of: fleet.name, reason: error.description)
+                let failures = (try? await store.fleetBootFailures())?.first { $0.fleet == fleet.name }
+                if let failures {
+                    try? await store.note(lease.job.id, waiting: "fleet \(fleet.name): instance \(host.instance?.instanceID ?? "-") never answered and was terminated (\(failures.count) in a row); the fleet launches again no sooner than \(RFC3339.string(failures.nextLaunch))", host: nil)
+                }
+            }
             throw error
         }
     }

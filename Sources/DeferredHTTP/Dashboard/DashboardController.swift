@@ -72,7 +72,9 @@ public struct DashboardController: Sendable {
             projects.append(ProjectRow(project, last: try await store.jobs(project: project.name, limit: 1).first))
         }
         let jobs = try await store.jobs(limit: 30).map { JobRow($0) }
-        return try templates().page("overview", OverviewPage(formToken: auth.formToken, hosts: hosts, projects: projects, jobs: jobs))
+        let fleetNotes = try await store.fleetBootFailures().map(\.summary)
+        return try templates().page("overview", OverviewPage(formToken: auth.formToken, hosts: hosts, fleetNotes: fleetNotes,
+                                                             projects: projects, jobs: jobs))
     }
 
     func project(_ request: Request, _ context: DeferredRequestContext) async throws -> Response {

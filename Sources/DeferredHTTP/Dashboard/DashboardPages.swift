@@ -99,6 +99,8 @@ struct OverviewPage: Sendable {
     let title = "deferred"
     let formToken: String
     let hosts: [HostRow]
+    /// Fleets whose new instances keep failing to answer.
+    let fleetNotes: [String]
     let projects: [ProjectRow]
     let jobs: [JobRow]
 }

@@ -78,4 +78,28 @@ extension SQLiteJobStore {
             return found
         }
     }
+
+    public func recordBootFailure(fleet: String, reason: String, at: Date) async throws(StoreError) {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO fleet_boot_failure (fleet, count, last_reason, last_at) VALUES (?, 1, ?, ?)
+                ON CONFLICT(fleet) DO UPDATE SET count = count + 1, last_reason = excluded.last_reason, last_at = excluded.last_at
+                """, arguments: [fleet, reason, at.timeIntervalSince1970])
+        }
+    }
+
+    public func recordBootSuccess(fleet: String) async throws(StoreError) {
+        try await write { db in try db.execute(sql: "DELETE FROM fleet_boot_failure WHERE fleet = ?", arguments: [fleet]) }
+    }
+
+    public func fleetBootFailures() async throws(StoreError) -> [FleetBootFailures] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT fleet, count, last_reason, last_at FROM fleet_boot_failure ORDER BY fleet").map(Self.bootFailures)
+        }
+    }
+
+    static func bootFailures(_ row: Row) -> FleetBootFailures {
+        FleetBootFailures(fleet: row["fleet"], count: row["count"], lastReason: row["last_reason"],
+                          lastAt: Date(timeIntervalSince1970: row["last_at"]))
+    }
 }

@@ -28,6 +28,10 @@ extension SQLiteJobStore {
                             if let lease = try Self.lease(db, candidate, to: member.name, maxJobs: maxJobs, now: now) { return lease }
                         }
                         guard members.count < maxHosts else { continue }
+                        // Instances that never answered hold the fleet's next launch back.
+                        if let failures = try Row.fetchOne(db, sql: "SELECT fleet, count, last_reason, last_at FROM fleet_boot_failure WHERE fleet = ?",
+                                                           arguments: [fleet]).map(Self.bootFailures),
+                           failures.nextLaunch > now { continue }
                         let name = "\(fleet)-\(Hex.encode((0..<4).map { _ in UInt8.random(in: 0...255) }))"
                         try HostRecord(name: name, provider: "ec2", state: HostState.provisioning.rawValue, idleSince: nil,
                                        lastJobID: nil, fleet: fleet, instanceID: nil).insert(db)

@@ -119,6 +119,14 @@ enum Schema {
                 t.add(column: "cancel_requested_by", .text)
             }
         }
+        migrator.registerMigration("v11: fleets' boot failures") { db in
+            try db.create(table: "fleet_boot_failure") { t in
+                t.primaryKey("fleet", .text)
+                t.column("count", .integer).notNull()
+                t.column("last_reason", .text).notNull()
+                t.column("last_at", .double).notNull()
+            }
+        }
         return migrator
     }
 }
