@@ -54,13 +54,13 @@ struct BuiltServer {
 
     var said: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 
-    /// Posts `script`, signed with the project's secret; returns the result URL's path.
-    func postScript(_ script: String) async throws -> String {
+    /// Posts `script` to `project`, signed with the script secret; returns the result URL's path.
+    func postScript(_ script: String, project: String = "sample") async throws -> String {
         let body = try JSONSerialization.data(withJSONObject: [
             "script": script, "signature": WebhookSignature.sign(body: Data(script.utf8), secret: Self.scriptSecret),
         ])
         let posted = try await HTTPClient().send(HTTPClientRequest(
-            method: "POST", url: base + "/projects/sample/scripts", headers: [("Content-Type", "application/json")], body: body,
+            method: "POST", url: base + "/projects/\(project)/scripts", headers: [("Content-Type", "application/json")], body: body,
             timeout: .seconds(60)))
         #expect(posted.status == 202, "\(posted.status): \(String(decoding: posted.body, as: UTF8.self))")
         let answer = (try? JSONSerialization.jsonObject(with: posted.body)) as? [String: Any] ?? [:]

@@ -58,16 +58,28 @@ import Testing
 
     static let config = ["[idle]", "check_interval_seconds = 1"]
 
+    /// A host nothing answers on, waited for 6 s (`host_wait_minutes`), and a project on it.
+    static func downHost(_ harness: ServerHarness) throws -> [String] {
+        ["[[hosts]]", #"name = "down""#, #"address = "127.0.0.1""#, "port = \(try FreePort.find())", #"user = "nobody""#,
+         #"identity = "\#(harness.sshd.clientKey)""#, #"known_hosts = "\#(harness.sshd.knownHosts)""#, "host_wait_minutes = 0.1",
+         "[[projects]]", #"name = "elsewhere""#, #"repository = "octo-org/elsewhere""#, #"hosts = ["down"]"#,
+         #"script_secret_env = "DEFERRED_TEST_SCRIPT_SECRET""#]
+    }
+
     @Test func aServerKilledMidJobFollowsTheJobAgainAfterItsRestart() async throws {
         let harness = try await ServerHarness()
+        let tables = Self.config + (try Self.downHost(harness))
         var ids: [JobID] = []
         for moment in Moment.allCases {
             let marked = try Marked(harness, moment.rawValue), after = try Marked(harness, moment.rawValue + "-queued")
-            let served = try await BuiltServer.start(harness, tables: Self.config)
+            let stranded = try Marked(harness, moment.rawValue + "-waiting")
+            let served = try await BuiltServer.start(harness, tables: tables)
             let path = try await served.postScript(marked.script)
             // The host takes one job at a time: this one waits in the queue behind the first.
             let queued = try await served.postScript(after.script)
             after.letEnd()
+            // This one waits for a host that does not answer.
+            let waiting = try await served.postScript(stranded.script, project: "elsewhere")
             try await StalledHostTests.eventually("the job runs") { FileManager.default.fileExists(atPath: marked.started) }
             if moment == .outputStored { try await Task.sleep(for: .seconds(1)) }
             kill(served.process.pid, SIGKILL)
@@ -78,7 +90,7 @@ import Testing
             }
 
             marked.letEnd()
-            let restarted = try await BuiltServer.start(harness, tables: Self.config)
+            let restarted = try await BuiltServer.start(harness, tables: tables)
             defer { restarted.stop() }
             let results = try await restarted.results(at: path)
             #expect(restarted.said.contains("taking up again the jobs the last server left running"), "\(moment): \(OutOfFilesTests.tail(restarted.said))")
@@ -92,6 +104,10 @@ import Testing
             let next = try await restarted.results(at: queued)
             #expect(next["status"] as? String == "succeeded", "\(moment): \(next)")
             #expect(after.runCount == 1, "\(moment): the queued job's command ran \(after.runCount) times")
+            // The job that waited for its host still ends, once: as error, its host never back.
+            let gaveUp = try await restarted.results(at: waiting)
+            #expect(gaveUp["status"] as? String == "error", "\(moment): \(gaveUp)")
+            #expect((gaveUp["error"] as? String)?.contains("host_wait_minutes") == true, "\(moment): \(gaveUp)")
             ids.append(JobID(rawValue: try #require(results["id"] as? String)))
         }
         // The feed a listener reads: each job's stored stdout, whole and once.
