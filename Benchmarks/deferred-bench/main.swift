@@ -2,10 +2,13 @@ import Foundation
 
 // deferred-bench artifacts [MiB] [--no-s3]   moving one large artifact, beside scp
 // deferred-bench listeners [N]              N event-stream listeners on one running job
+// deferred-bench reattach [N]               N running jobs followed again after a kill -9; 20 dropped connections
 let arguments = CommandLine.arguments.dropFirst()
 switch arguments.first {
 case "listeners":
     exit(try await listenerBench(arguments.dropFirst()))
+case "reattach":
+    exit(try await reattachBench(arguments.dropFirst()))
 case "artifacts":
     exit(try await artifactBench(arguments.dropFirst()))
 default:

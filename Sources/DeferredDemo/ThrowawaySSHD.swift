@@ -88,6 +88,14 @@ public final class ThrowawaySSHD: @unchecked Sendable {
     }
 
     /// Stops sshd. Sessions it forked end with it; call `removeFiles()` to delete the folder too.
+    /// The `[[hosts]]` table of a deferred.toml that reaches this sshd, with `extra` lines.
+    public func hostTable(name: String, extra: [String] = []) -> String {
+        ([
+            "[[hosts]]", #"name = "\#(name)""#, #"address = "127.0.0.1""#, "port = \(port)", #"user = "\#(user)""#,
+            #"identity = "\#(clientKey)""#, #"known_hosts = "\#(knownHosts)""#,
+        ] + extra).joined(separator: "\n")
+    }
+
     public func stop() {
         process.terminate()
     }

@@ -55,13 +55,7 @@ struct Demo: AsyncParsableCommand {
         [artifacts]
         store = "file:artifacts"
 
-        [[hosts]]
-        name = "loopback"
-        address = "127.0.0.1"
-        port = \(sshd.port)
-        user = "\(sshd.user)"
-        identity = "\(sshd.clientKey)"
-        known_hosts = "\(sshd.knownHosts)"
+        \(sshd.hostTable(name: "loopback"))
 
         [[projects]]
         name = "sample"
