@@ -88,6 +88,9 @@ struct ReattachRig {
             secret_env = "BENCH_SECRET"
             [artifacts]
             store = "file:\(folder)/artifacts"
+            [scripts]
+            rate_per_minute = 100000
+            burst = 1000
             \(sshd.hostTable(name: "loopback", extra: ["max_jobs = \(maxJobs)"]))
             [[projects]]
             name = "bench"
@@ -177,7 +180,7 @@ struct ReattachRig {
         }
         let peer = (ContinuousClock.now - peerStart).timeInterval
         for tail in tails { tail.terminate() }
-        FileManager.default.createFile(atPath: stop, contents: Data())
+        _ = FileManager.default.createFile(atPath: stop, contents: Data())
         // The jobs end and are collected by a server, so the host's processes are gone.
         server = try await serve()
         try await until("the jobs end", seconds: 120) {

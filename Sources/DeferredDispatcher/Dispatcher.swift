@@ -168,7 +168,7 @@ public actor Dispatcher: Service {
         let attempt = attempt(lease, cancel: signal, log: log)
         running[id] = Task {
             let left = await attempt.run()
-            await self.ended(id, leftRunningOn: left ? host : nil)
+            self.ended(id, leftRunningOn: left ? host : nil)
         }
     }
 

@@ -2,6 +2,7 @@ import DeferredCore
 import DeferredDemo
 import DeferredStore
 import Foundation
+import HummingbirdTesting
 import Testing
 
 /// A static host whose SSH does not answer (down, sshd restarting) keeps its jobs queued,
@@ -19,21 +20,27 @@ import Testing
         for pid in served { kill(pid, SIGKILL) }
     }
 
+    /// The host is known to be up (it ran a job marking `first`), then goes down.
+    static func runFirstThenTakeDown(_ harness: ServerHarness, _ client: any TestClientProtocol) async throws {
+        let first = try await harness.runPush(client, files: marking("first", in: harness))
+        #expect(first["status"] as? String == "succeeded", "\(first)")
+        takeDown(harness.sshd)
+    }
+
+    /// Pushes a commit whose job marks `name`, and returns the job's result URL.
+    static func pushMarked(_ name: String, in harness: ServerHarness, _ client: any TestClientProtocol) async throws -> String {
+        let commit = try await harness.repo.commit(marking(name, in: harness))
+        let answer = ServerHarness.json(try await ServerHarness.post(client, harness.pushPayload(commit: commit)))
+        return try #require(answer["result_url"] as? String)
+    }
+
     @Test func jobsThatArriveWhileTheHostIsDownRunOnceWhenItIsBack() async throws {
         let harness = try await ServerHarness()
         let store = harness.store, sshd = harness.sshd
         try await harness.serve { client in
-            // The host is known to be up: it ran a job.
-            let first = try await harness.runPush(client, files: Self.marking("first", in: harness))
-            #expect(first["status"] as? String == "succeeded", "\(first)")
-
-            Self.takeDown(sshd)
+            try await Self.runFirstThenTakeDown(harness, client)
             var urls: [String] = []
-            for name in ["second", "third"] {
-                let commit = try await harness.repo.commit(Self.marking(name, in: harness))
-                let answer = ServerHarness.json(try await ServerHarness.post(client, harness.pushPayload(commit: commit)))
-                urls.append(try #require(answer["result_url"] as? String))
-            }
+            for name in ["second", "third"] { urls.append(try await Self.pushMarked(name, in: harness, client)) }
             try await StalledHostTests.eventually("the host is seen as unreachable") {
                 try await store.host(named: "loopback")?.state == .unreachable
             }
@@ -59,14 +66,42 @@ import Testing
         #expect(runs == ["first", "second", "third"], "\(runs)")
     }
 
+    /// The case as a user meets it: the host is down two whole minutes (past the
+    /// backoff's one-minute cap) while jobs keep arriving; each runs once when it is back, and
+    /// none used up its attempts waiting.
+    @Test func aHostDownForTwoMinutesWhileJobsArriveRunsEachOnceWhenBack() async throws {
+        let harness = try await ServerHarness()
+        let store = harness.store, sshd = harness.sshd
+        try await harness.serve { client in
+            try await Self.runFirstThenTakeDown(harness, client)
+            let down = ContinuousClock.now
+            var urls: [String] = []
+            for (index, name) in ["at-0s", "at-40s", "at-80s"].enumerated() {
+                try await Task.sleep(until: down + .seconds(40 * index))
+                urls.append(try await Self.pushMarked(name, in: harness, client))
+            }
+            try await Task.sleep(until: down + .seconds(120))
+            #expect(try await store.jobs().allSatisfy { !$0.status.isFinal || $0.status == .succeeded }, "no job failed while waiting")
+            try await sshd.startAgain()
+            // A job may be a whole backoff (a minute at most) from its next try.
+            try await StalledHostTests.eventually("every job ends", seconds: 150) {
+                try await store.jobs().allSatisfy(\.status.isFinal)
+            }
+            for url in urls {
+                let results = try await ServerHarness.results(client, resultURL: url)
+                #expect(results["status"] as? String == "succeeded", "\(results)")
+            }
+            #expect(try await store.jobs().allSatisfy { $0.attempts <= 1 })
+        }
+        let runs = try String(contentsOfFile: harness.folder + "/runs", encoding: .utf8).split(separator: "\n").sorted()
+        #expect(runs == ["at-0s", "at-40s", "at-80s", "first"], "\(runs)")
+    }
+
     @Test func aHostThatStaysDownEndsItsJobsAfterHostWaitMinutes() async throws {
         let harness = try await ServerHarness()
         harness.config.hosts[0].hostWaitMinutes = 0.05
-        let sshd = harness.sshd
         try await harness.serve { client in
-            let first = try await harness.runPush(client, files: Self.marking("first", in: harness))
-            #expect(first["status"] as? String == "succeeded", "\(first)")
-            Self.takeDown(sshd)
+            try await Self.runFirstThenTakeDown(harness, client)
             let results = try await harness.runPush(client, files: Self.marking("never", in: harness))
             #expect(results["status"] as? String == "error", "\(results)")
             #expect((results["error"] as? String)?.contains("did not answer for 0.05 minutes (host_wait_minutes)") == true, "\(results)")

@@ -268,7 +268,7 @@ struct JobAttempt: Sendable {
     private func storedOutput(of id: JobID, through position: OutputPosition, startedAt: Date, into files: JobFiles) async -> Resumption {
         var resumption = Resumption(position: position, startedAt: startedAt)
         try? PrivateFiles.makeFolder(files.folder)
-        FileManager.default.createFile(atPath: files.outputLog, contents: nil, attributes: [.posixPermissions: PrivateFiles.fileMode])
+        _ = FileManager.default.createFile(atPath: files.outputLog, contents: nil, attributes: [.posixPermissions: PrivateFiles.fileMode])
         let log = FileHandle(forWritingAtPath: files.outputLog)
         defer { try? log?.close() }
         var cursor = FeedCursor()
