@@ -91,6 +91,7 @@ struct ReattachRig {
             [scripts]
             rate_per_minute = 100000
             burst = 1000
+            max_queued = 100000
             \(sshd.hostTable(name: "loopback", extra: ["max_jobs = \(maxJobs)"]))
             [[projects]]
             name = "bench"

@@ -24,7 +24,7 @@ public actor Dispatcher: Service {
     /// The one wake path, shared with housekeeping and the host commands of the same server.
     public nonisolated let waker: HostWaker
     let results: ResultsWriter
-    private let wakeup = Wakeup()
+    private let wakeup: Wakeup
     private var running: [JobID: Task<Void, Never>] = [:]
     /// Jobs someone asked to cancel, raised for their attempts (made before the attempt when
     /// the ask comes first).
@@ -36,15 +36,20 @@ public actor Dispatcher: Service {
     /// Server starts that may find one job running before it ends as `error`: a job that
     /// crashes the server would otherwise crash it again at every start.
     public var maxInterruptedStarts = 3
-    /// How often queued jobs are looked at without a wake-up (for jobs waiting out a backoff).
-    public var pollInterval: Duration = .seconds(1)
+    /// How often queued jobs are looked at without a wake-up: only jobs waiting out a backoff
+    /// need it. A queued job and a freed slot (a job's end stored) each wake the loop at once.
+    private let pollInterval: Duration
 
     public init(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore, runner: JobRunner = JobRunner(),
                 providers: HostProviders = HostProviders(ec2: nil), outboundRetryBase: Duration = .seconds(1),
-                publishAttempts: Int = 6, time: any TimeSource = SystemTime(), logger: Logger) {
+                publishAttempts: Int = 6, pollInterval: Duration = .seconds(1), time: any TimeSource = SystemTime(), logger: Logger) {
         let post = OutboundPost(retry: RetryPolicy(maxAttempts: 5, base: outboundRetryBase, cap: outboundRetryBase * 30))
+        let wakeup = Wakeup()
         results = ResultsWriter(config: config, store: store, artifacts: artifacts, statuses: CommitStatuses(github: config.github, post: post),
-                                notifier: ResultNotifier(post: post), reports: JobReports(), publishAttempts: publishAttempts)
+                                notifier: ResultNotifier(post: post), reports: JobReports(), publishAttempts: publishAttempts,
+                                slotFreed: { Task { await wakeup.signal() } })
+        self.wakeup = wakeup
+        self.pollInterval = pollInterval
         waker = HostWaker(store: store, providers: providers, time: time)
         self.config = config
         self.store = store

@@ -48,21 +48,8 @@ public struct JobRunner: Sendable {
         _ job: Job, project: ProjectConfig, on session: SSHSession, attempt: Int = 1, files: JobFiles,
         recontact: Recontact? = nil, cancel: CancelSignal? = nil, onOutput: @escaping @Sendable (OutputSlice) -> Void = { _ in }
     ) async throws(RunnerError) -> JobOutcome {
-        let command: String, stdin: [UInt8]
-        switch job.trigger {
-        case .push(let push):
-            command = ShellQuote.command(
-                script: RemoteScripts.prepareAndRunPush, name: "deferred-job",
-                arguments: [job.id.rawValue, String(attempt), project.name, push.cloneURL, push.commit, push.ref, project.command ?? ""])
-            stdin = []
-        case .script(let script):
-            command = ShellQuote.command(
-                script: RemoteScripts.prepareAndRunScript, name: "deferred-job",
-                arguments: [job.id.rawValue, String(attempt), script.interpreter.remoteArgument, script.interpreter.name])
-            // The script travels on the channel's standard input, never inside a command line.
-            stdin = Array(script.script.utf8)
-        }
-        return try await follow(job, project: project, reaching: .connected(session), start: (command, stdin), files: files,
+        let start = JobCommands.start(job, project: project, attempt: attempt)
+        return try await follow(job, project: project, reaching: .connected(session), start: (start.command, start.stdin), files: files,
                                 from: Resumption(startedAt: Date()), recontact: recontact, cancel: cancel, onOutput: onOutput)
     }
 
@@ -133,8 +120,7 @@ public struct JobRunner: Sendable {
                 session = fresh
                 reach = .connected(fresh)
                 let offsets = received.withLock { ($0.stdout, $0.stderr) }
-                command = ShellQuote.command(script: RemoteScripts.reattach, name: "deferred-reattach",
-                                             arguments: [job.id.rawValue, String(offsets.0), String(offsets.1)])
+                command = JobCommands.reattach(job.id, stdout: offsets.0, stderr: offsets.1)
                 stdin = []
             }
             host = session.endpoint.host
@@ -249,11 +235,11 @@ public struct JobRunner: Sendable {
 
     /// Removes the job's folder on its host, once its end is stored.
     public func forget(_ id: JobID, on session: SSHSession) async {
-        _ = try? await session.run(ShellQuote.command(script: RemoteScripts.forget, name: "deferred-forget", arguments: [id.rawValue]))
+        _ = try? await session.run(JobCommands.forget(id))
     }
 
     private func killCommand(_ id: JobID) -> String {
-        ShellQuote.command(script: RemoteScripts.kill, name: "deferred-kill", arguments: [id.rawValue, String(killGrace)])
+        JobCommands.kill(id, grace: killGrace)
     }
 
     /// Runs a fleet's set-up script on a new host, once per host and script version.
@@ -406,7 +392,7 @@ public struct JobRunner: Sendable {
     /// as a tar stream, unpacked as it arrives, then the job folder is removed.
     private func collect(_ job: Job, into files: JobFiles, limits: ArtifactUnpacker.Limits,
                          on session: SSHSession) async throws(RunnerError) -> Collected {
-        let command = ShellQuote.command(script: RemoteScripts.collect, name: "deferred-collect", arguments: [job.id.rawValue])
+        let command = JobCommands.collect(job.id)
         let reader: Mutex<CollectStream>
         do {
             // What an earlier try unpacked goes: this one unpacks the whole folder again.

@@ -5,7 +5,8 @@ import Dispatch
 /// never on the HTTP event loop or the cooperative pool.
 final class QueueExecutor: SerialExecutor, @unchecked Sendable {
     // Invariant: the queue is serial, so jobs run one at a time in order.
-    private let queue: DispatchQueue
+    /// Also the target of the session's socket watch, so its handler runs isolated too.
+    let queue: DispatchQueue
 
     init(label: String) {
         queue = DispatchQueue(label: label)

@@ -5,13 +5,14 @@ import Foundation
 ///
 /// Invariant: the libssh session and its channels are touched only on this actor's executor,
 /// a serial queue of its own, so blocking libssh calls never hold up the HTTP event loop or
-/// Swift's cooperative threads. Long reads are cut into short timed slices and the actor
-/// yields between them, so several channels (a job and the command that kills it) share
-/// one connection.
+/// Swift's cooperative threads. Reads never block: a read loop with nothing to read waits,
+/// off the queue, for the session's socket to have bytes (a dispatch read source on it), so
+/// several channels (jobs, and the command that kills one) share one connection and each
+/// byte is handed on as soon as it arrives.
 ///
 /// Invariant: no channel outlives its session. `disconnect` while channels are open only
-/// marks the session closing; each read loop sees that between slices, ends with
-/// `connectionLost` and frees its channel, and the last one to go frees the session.
+/// marks the session closing and wakes the read loops; each ends with `connectionLost` and
+/// frees its channel, and the last one to go frees the session.
 public actor SSHSession {
     public nonisolated let endpoint: SSHEndpoint
     private let executor: QueueExecutor
@@ -19,8 +20,18 @@ public actor SSHSession {
     private var keepaliveTask: Task<Void, Never>?
     /// Channels made and not yet freed: the session is freed only when none is left.
     private var openChannels = 0
-    /// Set by `disconnect`: no new channel opens, and the open ones end at their next slice.
+    /// Set by `disconnect`: no new channel opens, and the open ones end at their next read.
     private var closing = false
+    /// Watches the socket while some read loop waits for input; suspended while none does.
+    private var socketWatch: DispatchSourceRead?
+    private var socketWatchArmed = false
+    /// Read loops waiting for input, each woken by the socket, a disconnect, its task's
+    /// cancellation or, as a backstop, `inputWaitLimit`.
+    private var inputWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var nextInputWaiter = 0
+    /// A waiting read loop looks again after this long even if nothing woke it: bytes that
+    /// libssh took off the socket for a channel whose loop then slept are never left there.
+    private let inputWaitLimit: Duration = .seconds(1)
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
         executor.asUnownedSerialExecutor()
@@ -41,10 +52,7 @@ public actor SSHSession {
 
     isolated deinit {
         keepaliveTask?.cancel()
-        if let session {
-            ssh_disconnect(session)
-            ssh_free(session)
-        }
+        release()
     }
 
     /// Whether the connection still stands, as far as libssh knows.
@@ -53,21 +61,32 @@ public actor SSHSession {
         return ssh_is_connected(session) == 1
     }
 
-    /// Closes the connection once no channel uses it; channels still reading end at their
-    /// next slice with `connectionLost`.
+    /// Closes the connection once no channel uses it; channels still reading end at once
+    /// with `connectionLost`.
     public func disconnect() {
         keepaliveTask?.cancel()
         keepaliveTask = nil
         closing = true
+        wakeInputWaiters()
         if openChannels == 0 { release() }
     }
 
+    /// Frees the session; with a socket watch, only once the watch is cancelled, since its
+    /// socket must stay open until then (its number could otherwise be reused under it).
     private func release() {
-        if let session {
-            ssh_disconnect(session)
-            ssh_free(session)
+        guard let session else { return }
+        self.session = nil
+        let owned = SessionHandle(session)
+        guard let watch = socketWatch else {
+            owned.free()
+            return
         }
-        session = nil
+        socketWatch = nil
+        watch.setCancelHandler { owned.free() }
+        // A suspended source is neither cancelled nor freed safely.
+        if !socketWatchArmed { watch.resume() }
+        socketWatchArmed = false
+        watch.cancel()
     }
 
     // MARK: Connecting
@@ -239,16 +258,22 @@ public actor SSHSession {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             if Task.isCancelled { throw CancellationError() }
-            // Another job's failure may have closed the connection while this one yielded.
+            // Another job's failure may have closed the connection while this one waited.
             if closing { throw SSHError.connectionLost(host: endpoint.host, reason: "the connection was closed") }
-            let (finished, wanted) = try readSlice(channel, buffer: &buffer, deliver: deliver)
-            if !wanted { return }
-            if finished {
+            let read = try readSlice(channel, buffer: &buffer, deliver: deliver)
+            if !read.wanted { return }
+            if read.finished {
                 _ = deliver(.exit(awaitExit(channel, record: record)))
                 return
             }
-            // Let other work on this session (a second channel, keepalive) in between slices.
-            await Task.yield()
+            if read.moved {
+                // The packets this read took off the socket may hold other channels' bytes too.
+                wakeInputWaiters()
+                // Let other work on this session (a second channel, keepalive) in between.
+                await Task.yield()
+            } else {
+                await waitForInput()
+            }
         }
     }
 
@@ -284,29 +309,94 @@ public actor SSHSession {
         return channel
     }
 
-    /// Reads what is there (waiting at most a short slice) from stderr and stdout. Answers
-    /// whether both streams are at their end, and whether `deliver` wants more.
+    /// Reads what is there from stderr and stdout, without waiting. Answers whether both
+    /// streams are at their end, whether `deliver` wants more, and whether any byte came.
     private func readSlice(
         _ channel: ssh_channel, buffer: inout [UInt8], deliver: (SSHChannelOutput) -> Bool
-    ) throws(SSHError) -> (finished: Bool, wanted: Bool) {
+    ) throws(SSHError) -> (finished: Bool, wanted: Bool, moved: Bool) {
         let size = UInt32(buffer.count)
         // The non-blocking read answers SSH_EOF for a stream at its end: nothing to read.
         var err = buffer.withUnsafeMutableBytes { ssh_channel_read_nonblocking(channel, $0.baseAddress, size, 1) }
         if err == SSH_EOF { err = 0 }
         guard err >= 0 else { throw lostConnection() }
-        if err > 0, !deliver(.stderr(buffer[0..<Int(err)])) { return (false, false) }
-        // Wait on stdout only when stderr had nothing, so a chatty stderr is not slowed down.
-        var out = buffer.withUnsafeMutableBytes {
-            err > 0 ? ssh_channel_read_nonblocking(channel, $0.baseAddress, size, 0)
-                    : ssh_channel_read_timeout(channel, $0.baseAddress, size, 0, 50)
-        }
+        if err > 0, !deliver(.stderr(buffer[0..<Int(err)])) { return (false, false, true) }
+        var out = buffer.withUnsafeMutableBytes { ssh_channel_read_nonblocking(channel, $0.baseAddress, size, 0) }
         if out == SSH_EOF { out = 0 }
         guard out >= 0 else { throw lostConnection() }
-        if out > 0, !deliver(.stdout(buffer[0..<Int(out)])) { return (false, false) }
-        // read_timeout answers 0 at a timeout and at EOF alike: ask the streams themselves.
+        if out > 0, !deliver(.stdout(buffer[0..<Int(out)])) { return (false, false, true) }
+        // Nothing read may mean nothing yet or the end: ask the streams themselves.
         let finished = out == 0 && err == 0
             && ssh_channel_poll(channel, 0) == SSH_EOF && ssh_channel_poll(channel, 1) == SSH_EOF
-        return (finished, true)
+        return (finished, true, out > 0 || err > 0)
+    }
+
+    // MARK: Waiting for input
+
+    /// Suspends the read loop until the socket may have brought bytes: it never blocks the
+    /// session's queue, so other channels read and open meanwhile.
+    private func waitForInput() async {
+        guard let session, !closing else { return }
+        let id = nextInputWaiter
+        nextInputWaiter += 1
+        let limit = inputWaitLimit
+        let backstop = Task { [weak self] in
+            try? await Task.sleep(for: limit)
+            await self?.wakeInputWaiter(id)
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+                inputWaiters[id] = waiter
+                watchSocket(of: session)
+            }
+        } onCancel: {
+            // Reaches the actor only after the waiter above is in place.
+            Task { await self.wakeInputWaiter(id) }
+        }
+        backstop.cancel()
+    }
+
+    private func wakeInputWaiter(_ id: Int) {
+        inputWaiters.removeValue(forKey: id)?.resume()
+    }
+
+    private func wakeInputWaiters() {
+        let waiters = inputWaiters
+        inputWaiters = [:]
+        for waiter in waiters.values { waiter.resume() }
+    }
+
+    /// Arms the read source on the session's socket (made at the first wait), on this
+    /// session's own queue so that its handler runs isolated.
+    private func watchSocket(of session: ssh_session) {
+        if socketWatchArmed { return }
+        if let watch = socketWatch {
+            watch.resume()
+            socketWatchArmed = true
+            return
+        }
+        let fd = ssh_get_fd(session)
+        guard fd >= 0 else { return }
+        let watch = DispatchSource.makeReadSource(fileDescriptor: fd, queue: executor.queue)
+        watch.setEventHandler { [weak self] in
+            self?.assumeIsolated { $0.socketReadable() }
+        }
+        socketWatch = watch
+        socketWatchArmed = true
+        watch.activate()
+    }
+
+    /// Every waiting loop reads again (the first one's read takes the bytes off the socket
+    /// into the channels' buffers); with none waiting the watch is suspended, or it would
+    /// fire for as long as the bytes sit there.
+    private func socketReadable() {
+        if inputWaiters.isEmpty {
+            if socketWatchArmed, let watch = socketWatch {
+                watch.suspend()
+                socketWatchArmed = false
+            }
+            return
+        }
+        wakeInputWaiters()
     }
 
     /// After EOF the exit status or signal follows; libssh waits for it or for the channel's
@@ -340,6 +430,19 @@ public actor SSHSession {
         guard let text = ssh_get_error(UnsafeMutableRawPointer(s)) else { return "unknown libssh error" }
         let message = String(cString: text)
         return message.isEmpty ? "unknown libssh error" : message
+    }
+}
+
+/// The libssh session handed to the socket watch's cancel handler, which frees it once
+/// libdispatch has let go of its socket.
+private struct SessionHandle: @unchecked Sendable {
+    // Invariant: used once, by whoever frees the session, after the actor let go of it.
+    let session: ssh_session
+    init(_ session: ssh_session) { self.session = session }
+
+    func free() {
+        ssh_disconnect(session)
+        ssh_free(session)
     }
 }
 

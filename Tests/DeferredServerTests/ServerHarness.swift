@@ -40,6 +40,8 @@ final class ServerHarness: @unchecked Sendable {
     var time: any TimeSource = SystemTime()
     /// How long a timed-out job's silent host is waited for past the kill grace.
     var stallGrace: Duration = .seconds(3)
+    /// How often the dispatcher looks at the queue without being woken.
+    var pollInterval: Duration = .seconds(1)
     let store: SQLiteJobStore
     var artifacts: any ArtifactStore
 
@@ -69,7 +71,8 @@ final class ServerHarness: @unchecked Sendable {
 
     func makeDispatcher() -> Dispatcher {
         Dispatcher(config: config, store: store, artifacts: artifacts, runner: JobRunner(killGrace: 1, stallGrace: stallGrace),
-                   providers: providers, outboundRetryBase: outboundRetryBase, publishAttempts: publishAttempts, time: time, logger: Logger(label: "test"))
+                   providers: providers, outboundRetryBase: outboundRetryBase, publishAttempts: publishAttempts,
+                   pollInterval: pollInterval, time: time, logger: Logger(label: "test"))
     }
 
     /// Serves the routes over a real loopback socket with a running dispatcher, for `body`.

@@ -17,6 +17,9 @@ struct ResultsWriter: Sendable {
     let reports: JobReports
     /// Tries at storing a finished job's files (1, 2, 4 … seconds apart) before its end is held.
     var publishAttempts = 6
+    /// Told when a job's end is stored: its host's slot is free for the next job now, while
+    /// this job's reports and its host's clean-up still go on.
+    var slotFreed: @Sendable () -> Void = {}
     /// How long the end of a job (or its held results) is tried against a locked or failing
     /// store before it is given up (then a restart finds the job and queues it again).
     var storeWriteDeadline: Duration = .seconds(15 * 60)
@@ -30,7 +33,16 @@ struct ResultsWriter: Sendable {
     /// a remote one that keeps failing leaves the files staged (served from there) for
     /// housekeeping to send. A job is recorded as ended only once its results.json can be read
     /// back: until then (a full disk) its end is held for housekeeping to finish.
+    ///
+    /// An end once decided is written whatever happens to the caller: a job cancelled before
+    /// its command started ends inside the attempt's cancelled task, and a write that gave up
+    /// there (a lock it waited on) would leave the job unended until a restart.
     func complete(_ job: Job, host: String, woke: Bool = false, outcome: JobOutcome, log: Logger) async {
+        let writer = self
+        await Task { await writer.write(job, host: host, woke: woke, outcome: outcome, log: log) }.value
+    }
+
+    private func write(_ job: Job, host: String, woke: Bool, outcome: JobOutcome, log: Logger) async {
         let files = artifacts.files(for: job.token)
         let document = ResultsDocument(
             job: job, outcome: outcome, host: .init(name: host, woke: woke), resultBase: ResultURLs.base(config, job.token),
@@ -86,6 +98,7 @@ struct ResultsWriter: Sendable {
         guard await outlastingLocks("record the end of the job", log: log, { () async throws(StoreError) in
             try await store.finish(job.id, outcome: outcome)
         }) else { return }
+        slotFreed()
         log.info("finished", metadata: ["status": "\(outcome.status.rawValue)"])
         guard let project = config.project(named: job.project) else { return }
         let targetURL = ResultURLs.statusTarget(config, job)

@@ -1,0 +1,50 @@
+import DeferredCore
+
+/// The commands the runner sends a build host for a job, each one exec: its fixed script from
+/// `RemoteScripts` with every value a quoted positional parameter. Public so that a benchmark's
+/// peer does exactly the remote work deferred does.
+public enum JobCommands {
+    /// A command line and what goes to its standard input.
+    public struct Exec: Sendable {
+        public let command: String
+        public let stdin: [UInt8]
+    }
+
+    /// Prepares the job folder, starts the command detached and follows its output to the end.
+    public static func start(_ job: Job, project: ProjectConfig, attempt: Int) -> Exec {
+        switch job.trigger {
+        case .push(let push):
+            Exec(command: ShellQuote.command(
+                     script: RemoteScripts.prepareAndRunPush, name: "deferred-job",
+                     arguments: [job.id.rawValue, String(attempt), project.name, push.cloneURL, push.commit, push.ref, project.command ?? ""]),
+                 stdin: [])
+        case .script(let script):
+            // The script travels on the channel's standard input, never inside a command line.
+            Exec(command: ShellQuote.command(
+                     script: RemoteScripts.prepareAndRunScript, name: "deferred-job",
+                     arguments: [job.id.rawValue, String(attempt), script.interpreter.remoteArgument, script.interpreter.name]),
+                 stdin: Array(script.script.utf8))
+        }
+    }
+
+    /// Follows a started job's output again from the bytes the server has of each stream.
+    public static func reattach(_ id: JobID, stdout: Int64, stderr: Int64) -> String {
+        ShellQuote.command(script: RemoteScripts.reattach, name: "deferred-reattach",
+                           arguments: [id.rawValue, String(stdout), String(stderr)])
+    }
+
+    /// The phase, status and resources, then the artifacts folder as a tar stream.
+    public static func collect(_ id: JobID) -> String {
+        ShellQuote.command(script: RemoteScripts.collect, name: "deferred-collect", arguments: [id.rawValue])
+    }
+
+    /// Removes the job's folder once its end is stored.
+    public static func forget(_ id: JobID) -> String {
+        ShellQuote.command(script: RemoteScripts.forget, name: "deferred-forget", arguments: [id.rawValue])
+    }
+
+    /// SIGTERM to the job's group, SIGKILL after `grace` seconds.
+    public static func kill(_ id: JobID, grace: Int) -> String {
+        ShellQuote.command(script: RemoteScripts.kill, name: "deferred-kill", arguments: [id.rawValue, String(grace)])
+    }
+}
