@@ -16,11 +16,7 @@ import Foundation
 func dispatchBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     let numbers = arguments.compactMap { Int($0) }
     let count = numbers.first ?? 200, slots = numbers.dropFirst().first ?? 4
-    let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("deferred").path
-    guard FileManager.default.isExecutableFile(atPath: executable) else {
-        print("build deferred first (swift build -c release --product deferred): \(executable) is missing")
-        return 1
-    }
+    guard let executable = builtDeferred() else { return 1 }
     var rows = [["", "deferred", "peer (xargs -P \(slots) ssh, ControlMaster)", "ratio"]]
     for (label, isolated) in [("rc files as they are", false), ("rc files skipped", true)] {
         let folder = NSTemporaryDirectory() + "deferred-dispatch-" + UUID().uuidString.prefix(8)
@@ -69,8 +65,8 @@ extension ReattachRig {
         defer { server.terminate() }
         let store = try SQLiteJobStore(path: state)
         let start = Date()
-        var ids: [JobID] = []
-        for _ in 0..<count { ids.append(try await post("#!/bin/sh\ntrue\n").id) }
+        var ids: Set<JobID> = []
+        for _ in 0..<count { ids.insert(try await post("#!/bin/sh\ntrue\n").id) }
         var jobs: [Job] = []
         try await until("all \(count) jobs end", seconds: 1800) {
             jobs = try await store.jobs(limit: count + 10).filter { ids.contains($0.id) }

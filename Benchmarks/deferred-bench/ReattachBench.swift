@@ -16,11 +16,7 @@ import Foundation
 // Usage: deferred-bench reattach [N]
 func reattachBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     let count = arguments.compactMap { Int($0) }.first ?? 50
-    let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("deferred").path
-    guard FileManager.default.isExecutableFile(atPath: executable) else {
-        print("build deferred first (swift build -c release --product deferred): \(executable) is missing")
-        return 1
-    }
+    guard let executable = builtDeferred() else { return 1 }
     let folder = NSTemporaryDirectory() + "deferred-reattach-" + UUID().uuidString.prefix(8)
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -43,6 +39,16 @@ func reattachBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
         print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "   "))
     }
     return ours.stored.lost + ours.stored.twice + ours.log.lost + ours.log.twice == 0 ? 0 : 2
+}
+
+/// The release `deferred` beside this program, or nil (having said how to build it).
+func builtDeferred() -> String? {
+    let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("deferred").path
+    guard FileManager.default.isExecutableFile(atPath: executable) else {
+        print("build deferred first (swift build -c release --product deferred): \(executable) is missing")
+        return nil
+    }
+    return executable
 }
 
 func seconds(_ value: Double) -> String { String(format: "%.2f s", value) }

@@ -27,7 +27,7 @@ public actor SSHSession {
     private var socketWatchArmed = false
     /// Read loops waiting for input, each woken by the socket, a disconnect, its task's
     /// cancellation or, as a backstop, `inputWaitLimit`.
-    private var inputWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var inputWaiters: [Int: InputWaiter] = [:]
     private var nextInputWaiter = 0
     /// A waiting read loop looks again after this long even if nothing woke it: bytes that
     /// libssh took off the socket for a channel whose loop then slept are never left there.
@@ -260,19 +260,20 @@ public actor SSHSession {
             if Task.isCancelled { throw CancellationError() }
             // Another job's failure may have closed the connection while this one waited.
             if closing { throw SSHError.connectionLost(host: endpoint.host, reason: "the connection was closed") }
-            let read = try readSlice(channel, buffer: &buffer, deliver: deliver)
+            let read = try readAvailable(channel, buffer: &buffer, deliver: deliver)
             if !read.wanted { return }
             if read.finished {
                 _ = deliver(.exit(awaitExit(channel, record: record)))
                 return
             }
             if read.moved {
-                // The packets this read took off the socket may hold other channels' bytes too.
-                wakeInputWaiters()
+                // The packets this read took off the socket may hold other channels' bytes
+                // too; the socket will not say so again.
+                wakeInputWaitersWithInput()
                 // Let other work on this session (a second channel, keepalive) in between.
                 await Task.yield()
             } else {
-                await waitForInput()
+                await waitForInput(on: channel)
             }
         }
     }
@@ -311,7 +312,7 @@ public actor SSHSession {
 
     /// Reads what is there from stderr and stdout, without waiting. Answers whether both
     /// streams are at their end, whether `deliver` wants more, and whether any byte came.
-    private func readSlice(
+    private func readAvailable(
         _ channel: ssh_channel, buffer: inout [UInt8], deliver: (SSHChannelOutput) -> Bool
     ) throws(SSHError) -> (finished: Bool, wanted: Bool, moved: Bool) {
         let size = UInt32(buffer.count)
@@ -334,7 +335,7 @@ public actor SSHSession {
 
     /// Suspends the read loop until the socket may have brought bytes: it never blocks the
     /// session's queue, so other channels read and open meanwhile.
-    private func waitForInput() async {
+    private func waitForInput(on channel: ssh_channel) async {
         guard let session, !closing else { return }
         let id = nextInputWaiter
         nextInputWaiter += 1
@@ -345,7 +346,7 @@ public actor SSHSession {
         }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
-                inputWaiters[id] = waiter
+                inputWaiters[id] = InputWaiter(channel: channel, continuation: waiter)
                 watchSocket(of: session)
             }
         } onCancel: {
@@ -356,13 +357,21 @@ public actor SSHSession {
     }
 
     private func wakeInputWaiter(_ id: Int) {
-        inputWaiters.removeValue(forKey: id)?.resume()
+        inputWaiters.removeValue(forKey: id)?.continuation.resume()
     }
 
     private func wakeInputWaiters() {
         let waiters = inputWaiters
         inputWaiters = [:]
-        for waiter in waiters.values { waiter.resume() }
+        for waiter in waiters.values { waiter.continuation.resume() }
+    }
+
+    /// Wakes the waiting loops whose channel has bytes buffered or has reached its end.
+    private func wakeInputWaitersWithInput() {
+        for (id, waiter) in inputWaiters
+        where ssh_channel_poll(waiter.channel, 0) != 0 || ssh_channel_poll(waiter.channel, 1) != 0 {
+            wakeInputWaiter(id)
+        }
     }
 
     /// Arms the read source on the session's socket (made at the first wait), on this
@@ -431,6 +440,12 @@ public actor SSHSession {
         let message = String(cString: text)
         return message.isEmpty ? "unknown libssh error" : message
     }
+}
+
+/// A read loop waiting for input on its channel.
+private struct InputWaiter {
+    let channel: ssh_channel
+    let continuation: CheckedContinuation<Void, Never>
 }
 
 /// The libssh session handed to the socket watch's cancel handler, which frees it once
