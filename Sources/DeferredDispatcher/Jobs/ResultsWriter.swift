@@ -112,12 +112,19 @@ struct ResultsWriter: Sendable {
 
     /// Tries a store write that a long lock (or a failing disk) refuses, with backoff up to
     /// half a minute, for up to `storeWriteDeadline`, saying each failure in the log.
-    func outlastingLocks(_ what: String, log: Logger, _ write: () async throws(StoreError) -> Void) async -> Bool {
+    ///
+    /// Each try runs to its end even when the caller is cancelled (a job cancelled while its
+    /// attempt queues it again, a graceful stop): a write cut off while it waited on a lock
+    /// would leave the job half moved. Only the retries stop with the caller.
+    func outlastingLocks(_ what: String, log: Logger, _ write: @escaping @Sendable () async throws(StoreError) -> Void) async -> Bool {
         let deadline = ContinuousClock.now + storeWriteDeadline
         var retry = 0
         while true {
             do throws(StoreError) {
-                try await write()
+                try await Task { () async -> Result<Void, StoreError> in
+                    do throws(StoreError) { try await write() } catch { return .failure(error) }
+                    return .success(())
+                }.value.get()
                 if retry > 0 { log.info("could \(what) after \(retry + 1) tries") }
                 return true
             } catch {
