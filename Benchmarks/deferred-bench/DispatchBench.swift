@@ -93,7 +93,7 @@ extension ReattachRig {
             try start.command.write(toFile: "\(work)/\(index).start", atomically: false, encoding: .utf8)
             try Data(start.stdin).write(to: URL(fileURLWithPath: "\(work)/\(index).stdin"))
             try JobCommands.collect(job.id).write(toFile: "\(work)/\(index).collect", atomically: false, encoding: .utf8)
-            try JobCommands.forget(job.id).write(toFile: "\(work)/\(index).forget", atomically: false, encoding: .utf8)
+            try JobCommands.forget([job.id]).write(toFile: "\(work)/\(index).forget", atomically: false, encoding: .utf8)
         }
         try (0..<count).map(String.init).joined(separator: "\n").appending("\n").write(toFile: work + "/list", atomically: false, encoding: .utf8)
         // $1 the folder, $2 the job's index, then the ssh command line. Times in seconds since

@@ -76,7 +76,7 @@ struct ReattachRig {
     let sshd: ThrowawaySSHD
     let port: Int
     let config: String
-    static let secret = "bench-secret"
+    static let secret = BenchServer.secret
     var base: String { "http://127.0.0.1:\(port)" }
     var state: String { folder + "/state.sqlite" }
 
@@ -87,13 +87,7 @@ struct ReattachRig {
         port = try FreePort.find()
         config = folder + "/deferred.toml"
         try """
-            [server]
-            listen = "127.0.0.1:\(port)"
-            state = "sqlite:\(folder)/state.sqlite"
-            [github]
-            secret_env = "BENCH_SECRET"
-            [artifacts]
-            store = "file:\(folder)/artifacts"
+            \(BenchServer.tables(port: port, folder: folder))
             [scripts]
             rate_per_minute = 100000
             burst = 1000
@@ -110,10 +104,7 @@ struct ReattachRig {
     }
 
     func serve() async throws -> SpawnedProcess {
-        var environment = ProcessInfo.processInfo.environment
-        environment["BENCH_SECRET"] = Self.secret
-        let process = try SpawnedProcess(executable: executable, arguments: ["serve", "--config", config],
-                                         stderrPath: folder + "/serve.log", environment: environment)
+        let process = try BenchServer.spawn(executable, config: config, folder: folder)
         try await until("the server answers", seconds: 60) {
             (try? await HTTPClient().send(HTTPClientRequest(url: base + "/healthz", timeout: .seconds(2))))?.status == 200
         }

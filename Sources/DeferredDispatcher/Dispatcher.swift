@@ -24,6 +24,8 @@ public actor Dispatcher: Service {
     /// The one wake path, shared with housekeeping and the host commands of the same server.
     public nonisolated let waker: HostWaker
     let results: ResultsWriter
+    /// Ended jobs' folders, removed with the next exec to their host.
+    private let forgets: FolderForgets
     private let wakeup: Wakeup
     private var running: [JobID: Task<Void, Never>] = [:]
     /// Jobs someone asked to cancel, raised for their attempts (made before the attempt when
@@ -42,15 +44,24 @@ public actor Dispatcher: Service {
 
     public init(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore, runner: JobRunner = JobRunner(),
                 providers: HostProviders = HostProviders(ec2: nil), outboundRetryBase: Duration = .seconds(1),
-                publishAttempts: Int = 6, pollInterval: Duration = .seconds(1), time: any TimeSource = SystemTime(), logger: Logger) {
+                publishAttempts: Int = 6, pollInterval: Duration = .seconds(1), forgetDelay: Duration = .seconds(1),
+                time: any TimeSource = SystemTime(), logger: Logger) {
         let post = OutboundPost(retry: RetryPolicy(maxAttempts: 5, base: outboundRetryBase, cap: outboundRetryBase * 30))
         let wakeup = Wakeup()
+        let waker = HostWaker(store: store, providers: providers, time: time)
+        let forgets = FolderForgets(runner: runner, waker: waker, flushAfter: forgetDelay)
+        // The folder is given to the forgets before the slot is freed: the next job's start on
+        // the host, which the freed slot may lease at once, takes it along.
         results = ResultsWriter(config: config, store: store, artifacts: artifacts, statuses: CommitStatuses(github: config.github, post: post),
                                 notifier: ResultNotifier(post: post), reports: JobReports(), publishAttempts: publishAttempts,
-                                slotFreed: { Task { await wakeup.signal() } })
+                                endStored: { job, outcome in
+                                    if !outcome.leftOnHost, let host = job.hostName { await forgets.add(job.id, host: host) }
+                                    await wakeup.signal()
+                                })
         self.wakeup = wakeup
         self.pollInterval = pollInterval
-        waker = HostWaker(store: store, providers: providers, time: time)
+        self.waker = waker
+        self.forgets = forgets
         self.config = config
         self.store = store
         self.artifacts = artifacts
@@ -179,7 +190,7 @@ public actor Dispatcher: Service {
 
     private func attempt(_ lease: Lease, cancel: CancelSignal = CancelSignal(), log: Logger) -> JobAttempt {
         JobAttempt(lease: lease, config: config, store: store, artifacts: artifacts, runner: runner,
-                   waker: waker, results: results, maxAttempts: maxAttempts, cancel: cancel, log: log)
+                   waker: waker, results: results, forgets: forgets, maxAttempts: maxAttempts, cancel: cancel, log: log)
     }
 
     private func ended(_ id: JobID, leftRunningOn host: String?) {

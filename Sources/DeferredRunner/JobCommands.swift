@@ -11,7 +11,16 @@ public enum JobCommands {
     }
 
     /// Prepares the job folder, starts the command detached and follows its output to the end.
-    public static func start(_ job: Job, project: ProjectConfig, attempt: Int) -> Exec {
+    /// `forgetting`: folders of earlier jobs to remove first, in the same exec (each exec costs
+    /// a start of the remote user's shell, rc files and all).
+    public static func start(_ job: Job, project: ProjectConfig, attempt: Int, forgetting: [JobID] = []) -> Exec {
+        let exec = start(job, project: project, attempt: attempt)
+        guard !forgetting.isEmpty else { return exec }
+        // Its own standard input is empty: a script's text on the channel is the job's.
+        return Exec(command: forget(forgetting) + " </dev/null; " + exec.command, stdin: exec.stdin)
+    }
+
+    private static func start(_ job: Job, project: ProjectConfig, attempt: Int) -> Exec {
         switch job.trigger {
         case .push(let push):
             Exec(command: ShellQuote.command(
@@ -38,9 +47,9 @@ public enum JobCommands {
         ShellQuote.command(script: RemoteScripts.collect, name: "deferred-collect", arguments: [id.rawValue])
     }
 
-    /// Removes the job's folder once its end is stored.
-    public static func forget(_ id: JobID) -> String {
-        ShellQuote.command(script: RemoteScripts.forget, name: "deferred-forget", arguments: [id.rawValue])
+    /// Removes the jobs' folders once their ends are stored.
+    public static func forget(_ ids: [JobID]) -> String {
+        ShellQuote.command(script: RemoteScripts.forget, name: "deferred-forget", arguments: ids.map(\.rawValue))
     }
 
     /// SIGTERM to the job's group, SIGKILL after `grace` seconds.

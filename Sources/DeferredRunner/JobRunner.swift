@@ -43,12 +43,13 @@ public struct JobRunner: Sendable {
     /// whole output as `output.log` and the job's artifacts, unpacked from the host. The command
     /// runs detached on the host: when the connection breaks, the runner reconnects (until the
     /// job's timeout) and follows the output again from the byte it got to, so the job runs
-    /// once and its output has no gap and no byte twice.
+    /// once and its output has no gap and no byte twice. `forgetting`: ended jobs whose folders
+    /// go in the same exec as this job's start.
     public func run(
-        _ job: Job, project: ProjectConfig, on session: SSHSession, attempt: Int = 1, files: JobFiles,
+        _ job: Job, project: ProjectConfig, on session: SSHSession, attempt: Int = 1, files: JobFiles, forgetting: [JobID] = [],
         recontact: Recontact? = nil, cancel: CancelSignal? = nil, onOutput: @escaping @Sendable (OutputSlice) -> Void = { _ in }
     ) async throws(RunnerError) -> JobOutcome {
-        let start = JobCommands.start(job, project: project, attempt: attempt)
+        let start = JobCommands.start(job, project: project, attempt: attempt, forgetting: forgetting)
         return try await follow(job, project: project, reaching: .connected(session), start: (start.command, start.stdin), files: files,
                                 from: Resumption(startedAt: Date()), recontact: recontact, cancel: cancel, onOutput: onOutput)
     }
@@ -233,9 +234,9 @@ public struct JobRunner: Sendable {
         }
     }
 
-    /// Removes the job's folder on its host, once its end is stored.
-    public func forget(_ id: JobID, on session: SSHSession) async {
-        _ = try? await session.run(JobCommands.forget(id))
+    /// Removes jobs' folders on their host, once their ends are stored.
+    public func forget(_ ids: [JobID], on session: SSHSession) async {
+        _ = try? await session.run(JobCommands.forget(ids))
     }
 
     private func killCommand(_ id: JobID) -> String {

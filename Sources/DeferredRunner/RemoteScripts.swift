@@ -232,10 +232,10 @@ enum RemoteScripts {
     : > collected
     """#
 
-    /// $1 job id. The job's end is stored: its folder goes. So do folders collected over a
-    /// week ago whose server never got to forget them.
+    /// Job ids, each of a job whose end is stored: their folders go. So do folders collected
+    /// over a week ago whose server never got to forget them.
     static let forget = #"""
-    rm -rf "$HOME/.deferred/jobs/$1"
+    for id in "$@"; do [ -n "$id" ] && rm -rf "$HOME/.deferred/jobs/$id"; done
     for marker in "$HOME"/.deferred/jobs/*/collected; do
       [ -f "$marker" ] && [ -n "$(find "$marker" -mtime +7 2>/dev/null)" ] && rm -rf "${marker%/collected}"
     done

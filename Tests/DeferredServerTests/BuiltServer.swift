@@ -8,6 +8,7 @@ import Testing
 /// by prlimit, with this harness's deferred.toml and its secrets in the environment.
 struct BuiltServer {
     static let scriptSecret = "script-secret"
+    static let webhookSecret = "x"
 
     let process: SpawnedProcess
     let port: Int
@@ -24,7 +25,7 @@ struct BuiltServer {
     /// The harness's secrets: the webhook's, and project `sample`'s script secret.
     static func environment() -> [String: String] {
         var environment = ProcessInfo.processInfo.environment
-        environment["DEFERRED_TEST_SECRET"] = "x"
+        environment["DEFERRED_TEST_SECRET"] = webhookSecret
         environment["DEFERRED_TEST_SCRIPT_SECRET"] = scriptSecret
         return environment
     }

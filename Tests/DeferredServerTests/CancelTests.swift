@@ -43,6 +43,9 @@ import Testing
     @Test func queuedAndRunningJobsAreCancelledAndTheHostTakesTheNextJob() async throws {
         let harness = try await ServerHarness()
         harness.config.server.adminToken = DashboardTests.token
+        // Time for the job's trap to run and print before SIGKILL, on a machine busy with
+        // every other suite (1 s was missed once).
+        harness.killGrace = 5
         let folder = harness.folder, store = harness.store
         try await harness.serve { client in
             let running = try await Self.post(client, harness, Self.stubborn(folder))

@@ -40,8 +40,12 @@ final class ServerHarness: @unchecked Sendable {
     var time: any TimeSource = SystemTime()
     /// How long a timed-out job's silent host is waited for past the kill grace.
     var stallGrace: Duration = .seconds(3)
+    /// Seconds between SIGTERM and SIGKILL when a job is cancelled or times out.
+    var killGrace = 1
     /// How often the dispatcher looks at the queue without being woken.
     var pollInterval: Duration = .seconds(1)
+    /// How long an ended job's folder waits for the next exec to its host before it goes alone.
+    var forgetDelay: Duration = .seconds(1)
     let store: SQLiteJobStore
     var artifacts: any ArtifactStore
 
@@ -70,9 +74,9 @@ final class ServerHarness: @unchecked Sendable {
     }
 
     func makeDispatcher() -> Dispatcher {
-        Dispatcher(config: config, store: store, artifacts: artifacts, runner: JobRunner(killGrace: 1, stallGrace: stallGrace),
+        Dispatcher(config: config, store: store, artifacts: artifacts, runner: JobRunner(killGrace: killGrace, stallGrace: stallGrace),
                    providers: providers, outboundRetryBase: outboundRetryBase, publishAttempts: publishAttempts,
-                   pollInterval: pollInterval, time: time, logger: Logger(label: "test"))
+                   pollInterval: pollInterval, forgetDelay: forgetDelay, time: time, logger: Logger(label: "test"))
     }
 
     /// Serves the routes over a real loopback socket with a running dispatcher, for `body`.

@@ -51,6 +51,115 @@ struct StoreConformanceTests {
         }
     }
 
+    /// Deliveries that arrive together (and are committed together): each is stored once, a
+    /// repeat of one sent at the same moment answers with the same job, and every job's
+    /// events start with its `queued`.
+    @Test(arguments: StoreUnderTest.all)
+    func deliveriesArrivingTogetherAreEachStoredOnceAndTheirRepeatsAnswerWithThem(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            let deliveries = (0..<200).map { "d-\($0)" }
+            let answers = try await withThrowingTaskGroup(of: (String, EnqueueResult).self) { group in
+                for (index, delivery) in deliveries.enumerated() {
+                    // Every fourth delivery is sent twice at once, as GitHub's redelivery may.
+                    for _ in 0..<(index % 4 == 0 ? 2 : 1) {
+                        group.addTask {
+                            (delivery, try await store.enqueue(Sample.push(), delivery: delivery, payload: Data(delivery.utf8),
+                                                               bodySHA256: "body-\(delivery)", maxQueued: .max, detail: nil))
+                        }
+                    }
+                }
+                return try await group.reduce(into: [String: [EnqueueResult]]()) { $0[$1.0, default: []].append($1.1) }
+            }
+            for delivery in deliveries {
+                let mine = answers[delivery] ?? []
+                let created = mine.filter { if case .created = $0 { true } else { false } }
+                #expect(created.count == 1, "\(delivery): \(mine)")
+                #expect(Set(mine.map(\.job?.id)).count == 1, "\(delivery): \(mine)")
+            }
+            #expect(try await store.jobCount() == deliveries.count)
+            #expect(try await store.deliveryCount() == deliveries.count)
+            for (delivery, mine) in answers {
+                guard let job = mine.compactMap({ if case .created(let job) = $0 { job } else { nil } }).first else { continue }
+                let events = try await store.events(of: job.id, after: 0)
+                #expect(events.map(\.status) == [.queued], "\(job.id): \(events)")
+                #expect(try await store.payload(of: job.id) == Data(delivery.utf8))
+            }
+        }
+    }
+
+    /// A write that fails among others sent at the same moment stores nothing of its own (not
+    /// its delivery either) and keeps none of the others from being stored.
+    @Test(arguments: StoreUnderTest.all)
+    func aFailedWriteAmongOthersStoresNothingOfItsOwnAndStopsNoneOfThem(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            let first = Sample.push()
+            _ = try await store.enqueue(first, delivery: "d-first", payload: nil, bodySHA256: nil, maxQueued: .max, detail: nil)
+            let outcomes = await withTaskGroup(of: (String, Result<EnqueueResult, StoreError>).self) { group in
+                // The same job id under a new delivery: the store's key refuses it.
+                group.addTask {
+                    do throws(StoreError) {
+                        return ("clash", .success(try await store.enqueue(first, delivery: "d-clash", payload: nil, bodySHA256: nil,
+                                                                          maxQueued: .max, detail: nil)))
+                    } catch { return ("clash", .failure(error)) }
+                }
+                for index in 0..<40 {
+                    group.addTask {
+                        do throws(StoreError) {
+                            return ("d-\(index)", .success(try await store.enqueue(Sample.push(), delivery: "d-\(index)", payload: nil,
+                                                                                  bodySHA256: nil, maxQueued: .max, detail: nil)))
+                        } catch { return ("d-\(index)", .failure(error)) }
+                    }
+                }
+                return await group.reduce(into: [String: Result<EnqueueResult, StoreError>]()) { $0[$1.0] = $1.1 }
+            }
+            guard case .failure = outcomes["clash"] else { Issue.record("the clash was stored: \(String(describing: outcomes["clash"]))"); return }
+            for index in 0..<40 {
+                guard case .success(.created) = outcomes["d-\(index)"] else {
+                    Issue.record("d-\(index): \(String(describing: outcomes["d-\(index)"]))"); continue
+                }
+            }
+            #expect(try await store.jobCount() == 41)
+            #expect(try await store.deliveryCount() == 41)
+            let again = try await store.enqueue(Sample.push(), delivery: "d-clash", payload: nil, bodySHA256: nil, maxQueued: .max, detail: nil)
+            guard case .created = again else { Issue.record("the refused delivery was kept: \(again)"); return }
+        }
+    }
+
+    /// The queue limit counts the jobs that wait (queued, or leased and waiting for their host)
+    /// as they move: a job that runs, ends, is sent back or is cancelled in the queue counts or
+    /// stops counting at once.
+    @Test(arguments: StoreUnderTest.all)
+    func theQueueLimitFollowsJobsAsTheyMove(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            try await store.register(hosts: [Sample.host("box")], at: Date())
+            let targets: @Sendable (String) -> [LeaseTarget] = { _ in [.host(name: "box", maxJobs: 1)] }
+            let jobs = [Sample.push(), Sample.push()]
+            for job in jobs { #expect(try await store.enqueue(job, delivery: nil, payload: nil, bodySHA256: nil, maxQueued: 2, detail: nil) == .created(job)) }
+            func refused() async throws -> Bool {
+                try await store.enqueue(Sample.push(), delivery: nil, payload: nil, bodySHA256: nil, maxQueued: 2, detail: nil) == .queueFull(queued: 2)
+            }
+            #expect(try await refused())
+            // Leased and waiting for its host: still waiting.
+            let lease = try #require(try await store.leaseNext(now: Date(), targetsFor: targets))
+            #expect(try await refused())
+            // Running: no longer waiting; a third job fits, a fourth does not.
+            try await store.markRunning(lease.job.id, at: Date())
+            let third = Sample.push()
+            #expect(try await store.enqueue(third, delivery: nil, payload: nil, bodySHA256: nil, maxQueued: 2, detail: nil) == .created(third))
+            #expect(try await refused())
+            // Sent back to the queue: waiting again, one over the limit until another leaves.
+            try await store.requeue(lease.job.id, reason: "ssh dropped", notBefore: Date(), countAttempt: false, at: Date())
+            #expect(try await store.enqueueScript(Sample.script(), idempotency: nil, maxQueued: 3) == .queueFull(queued: 3))
+            // Cancelled in the queue and ended: two wait.
+            let other = jobs.first { $0.id != lease.job.id }!
+            _ = try await store.requestCancel(other.id, by: "admin", at: Date())
+            try await store.finish(other.id, outcome: Sample.outcome(.cancelled))
+            let script = Sample.script()
+            #expect(try await store.enqueueScript(script, idempotency: nil, maxQueued: 3) == .created(script))
+            #expect(try await store.enqueueScript(Sample.script(), idempotency: nil, maxQueued: 3) == .queueFull(queued: 3))
+        }
+    }
+
     @Test(arguments: StoreUnderTest.all)
     func anIdempotencyKeyReplaysItsJobConflictsOnAnotherBodyAndExpires(_ kind: StoreUnderTest) async throws {
         try await kind.with { (store: any JobStore) async throws in
@@ -89,6 +198,25 @@ struct StoreConformanceTests {
             // A job that ends frees its place.
             try await store.finish(jobs[0].id, outcome: Sample.outcome(.succeeded))
             #expect(try await store.leaseNext(now: Date(), targetsFor: targets)?.job.id == jobs[2].id)
+        }
+    }
+
+    /// Jobs of a project whose hosts are full do not hold back an older-queued project's
+    /// neighbour: a later job of another project, on a host with room, is leased.
+    @Test(arguments: StoreUnderTest.all)
+    func aFullHostHoldsBackOnlyItsOwnProjectsJobs(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            try await store.register(hosts: [Sample.host("a"), Sample.host("b")], at: Date())
+            let base = Date().addingTimeInterval(-60)
+            let first = (0..<3).map { Sample.push(project: "first", queuedAt: base.addingTimeInterval(Double($0))) }
+            let second = Sample.push(project: "second", queuedAt: base.addingTimeInterval(10))
+            for job in first + [second] { _ = try await store.enqueue(job, delivery: nil) }
+            let targets: @Sendable (String) -> [LeaseTarget] = { project in [.host(name: project == "first" ? "a" : "b", maxJobs: 1)] }
+            #expect(try await store.leaseNext(now: Date(), targetsFor: targets)?.job.id == first[0].id)
+            #expect(try await store.leaseNext(now: Date(), targetsFor: targets)?.job.id == second.id)
+            #expect(try await store.leaseNext(now: Date(), targetsFor: targets) == nil)
+            try await store.finish(first[0].id, outcome: Sample.outcome(.succeeded))
+            #expect(try await store.leaseNext(now: Date(), targetsFor: targets)?.job.id == first[1].id)
         }
     }
 

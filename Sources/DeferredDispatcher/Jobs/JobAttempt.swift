@@ -20,6 +20,7 @@ struct JobAttempt: Sendable {
     let runner: JobRunner
     let waker: HostWaker
     let results: ResultsWriter
+    let forgets: FolderForgets
     let maxAttempts: Int
     /// Raised when someone asks to cancel the job.
     let cancel: CancelSignal
@@ -64,9 +65,10 @@ struct JobAttempt: Sendable {
             await markRunning()
             commandMayRun = true
             let files = try freshStaging()
+            let forgetting = await forgets.take(host: host.name)
             let outcome = try await recording(on: host, from: .start) { [runner, job, cancel] recontact, onOutput throws(RunnerError) in
                 try await runner.run(job, project: placement.project, on: session, attempt: job.attempts + 1, files: files,
-                                     recontact: recontact, cancel: cancel, onOutput: onOutput)
+                                     forgetting: forgetting, recontact: recontact, cancel: cancel, onOutput: onOutput)
             }
             await end(outcome, on: host, woke: woke)
             return false
@@ -109,11 +111,12 @@ struct JobAttempt: Sendable {
     }
 
     /// The job's end: results.json, then its folder on the host goes (kept until now, so a
-    /// server stopped before the end was stored collects it again rather than run it again).
+    /// server stopped before the end was stored collects it again rather than run it again),
+    /// with the next exec to the host.
     private func end(_ outcome: JobOutcome, on host: HostConfig, woke: Bool) async {
         await results.complete(lease.job, host: lease.hostName, woke: woke, outcome: outcome, log: log)
-        guard !outcome.leftOnHost, let session = try? await waker.session(for: host) else { return }
-        await runner.forget(lease.job.id, on: session)
+        guard !outcome.leftOnHost else { return }
+        await forgets.flushSoon(on: host)
     }
 
     // MARK: Steps

@@ -17,9 +17,9 @@ struct ResultsWriter: Sendable {
     let reports: JobReports
     /// Tries at storing a finished job's files (1, 2, 4 … seconds apart) before its end is held.
     var publishAttempts = 6
-    /// Told when a job's end is stored: its host's slot is free for the next job now, while
-    /// this job's reports and its host's clean-up still go on.
-    var slotFreed: @Sendable () -> Void = {}
+    /// Told when a job's end is stored, before anything else: its folder on the host may go
+    /// now, and its host's slot is free for the next job, while this job's reports still go on.
+    var endStored: @Sendable (Job, JobOutcome) async -> Void = { _, _ in }
     /// How long the end of a job (or its held results) is tried against a locked or failing
     /// store before it is given up (then a restart finds the job and queues it again).
     var storeWriteDeadline: Duration = .seconds(15 * 60)
@@ -98,7 +98,7 @@ struct ResultsWriter: Sendable {
         guard await outlastingLocks("record the end of the job", log: log, { () async throws(StoreError) in
             try await store.finish(job.id, outcome: outcome)
         }) else { return }
-        slotFreed()
+        await endStored(job, outcome)
         log.info("finished", metadata: ["status": "\(outcome.status.rawValue)"])
         guard let project = config.project(named: job.project) else { return }
         let targetURL = ResultURLs.statusTarget(config, job)

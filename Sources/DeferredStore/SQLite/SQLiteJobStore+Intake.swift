@@ -11,12 +11,16 @@ extension SQLiteJobStore {
     public func enqueue(_ job: Job, delivery: String?, payload: Data?, bodySHA256: String?,
                         maxQueued: Int, detail: String?) async throws(StoreError) -> EnqueueResult {
         try await intakeWrite { db in
-            if let delivery, let seen = try DeliveryRecord.fetchOne(db, key: delivery),
-               let existing = try JobRecord.fetchOne(db, key: seen.jobID) {
+            // Statements every delivery runs are prepared once per connection, not built again.
+            if let delivery, let seen = try String.fetchOne(db.cachedStatement(sql: "SELECT job_id FROM delivery WHERE guid = ?"),
+                                                            arguments: [delivery]),
+               let existing = try Self.jobRecord(db, seen) {
                 return .duplicate(try existing.job())
             }
-            if let bodySHA256, let seen = try DeliveryRecord.filter(Column("body_sha256") == bodySHA256).fetchOne(db),
-               let existing = try JobRecord.fetchOne(db, key: seen.jobID) {
+            if let bodySHA256,
+               let seen = try String.fetchOne(db.cachedStatement(sql: "SELECT job_id FROM delivery WHERE body_sha256 = ? LIMIT 1"),
+                                              arguments: [bodySHA256]),
+               let existing = try Self.jobRecord(db, seen) {
                 return .duplicate(try existing.job())
             }
             let waiting = try Self.waitingJobs(db, project: job.project)
@@ -37,7 +41,7 @@ extension SQLiteJobStore {
         try await intakeWrite { db in
             if let idempotency, let seen = try IdempotencyRecord.fetchOne(db, key: ["project": job.project, "key": idempotency.key]) {
                 if seen.createdAt >= job.queuedAt.timeIntervalSince1970 - StorePolicy.idempotencyWindow,
-                   let existing = try JobRecord.fetchOne(db, key: seen.jobID) {
+                   let existing = try Self.jobRecord(db, seen.jobID) {
                     return seen.bodySHA256 == idempotency.bodySHA256 ? .replayed(try existing.job()) : .conflict(try existing.job())
                 }
                 try seen.delete(db)
@@ -51,6 +55,10 @@ extension SQLiteJobStore {
             }
             return .created(job)
         }
+    }
+
+    static func jobRecord(_ db: Database, _ id: String) throws -> JobRecord? {
+        try JobRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM job WHERE id = ?"), arguments: [id])
     }
 
     static func insert(_ db: Database, _ job: Job, delivery: String?, detail: String?) throws {

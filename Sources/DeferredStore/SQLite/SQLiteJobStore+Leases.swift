@@ -11,21 +11,34 @@ extension SQLiteJobStore {
     /// jobs arrive together a fleet never grows past its limit. Nil when nothing can run now.
     public func leaseNext(now: Date, targetsFor: @escaping @Sendable (String) -> [LeaseTarget]) async throws(StoreError) -> Lease? {
         let lease = try await write { db -> Lease? in
-            let candidates = try JobRecord
-                .filter(Column("status") == JobStatus.queued.rawValue && Column("not_before") <= now.timeIntervalSince1970
-                        && Column("cancel_requested_by") == nil)
-                .order(Column("queued_at"), Column("id"))
-                .limit(100)
-                .fetchAll(db)
-            for candidate in candidates {
+            // Ids and projects only, in queue order (index job_by_status_in_order): the whole
+            // row is read for the one job leased. This runs on every wake-up of the dispatcher,
+            // however long the queue.
+            let candidates = try Row.fetchAll(db, sql: """
+                SELECT id, project FROM job
+                WHERE status = ? AND not_before <= ? AND cancel_requested_by IS NULL
+                ORDER BY queued_at, id LIMIT 100
+                """, arguments: [JobStatus.queued.rawValue, now.timeIntervalSince1970])
+                .map { (id: $0["id"] as String, project: $0["project"] as String) }
+            // A host that refused one candidate (full, or being put to sleep) refuses them all,
+            // and a project none of whose targets took a job has no place for its next one:
+            // each is asked once, not once per queued job.
+            var refusedHosts: Set<String> = [], refusedProjects: Set<String> = []
+            func lease(_ id: String, to host: String, maxJobs: Int) throws -> Lease? {
+                guard !refusedHosts.contains(host) else { return nil }
+                if let lease = try Self.lease(db, id, to: host, maxJobs: maxJobs, now: now) { return lease }
+                refusedHosts.insert(host)
+                return nil
+            }
+            for candidate in candidates where !refusedProjects.contains(candidate.project) {
                 for target in targetsFor(candidate.project) {
                     switch target {
                     case .host(let name, let maxJobs):
-                        if let lease = try Self.lease(db, candidate, to: name, maxJobs: maxJobs, now: now) { return lease }
+                        if let lease = try lease(candidate.id, to: name, maxJobs: maxJobs) { return lease }
                     case .fleet(let fleet, let maxHosts, let maxJobs):
                         let members = try HostRecord.filter(Column("fleet") == fleet).order(Column("name")).fetchAll(db)
                         for member in members {
-                            if let lease = try Self.lease(db, candidate, to: member.name, maxJobs: maxJobs, now: now) { return lease }
+                            if let lease = try lease(candidate.id, to: member.name, maxJobs: maxJobs) { return lease }
                         }
                         guard members.count < maxHosts else { continue }
                         // Instances that never answered hold the fleet's next launch back.
@@ -35,9 +48,10 @@ extension SQLiteJobStore {
                         let name = "\(fleet)-\(Hex.encode((0..<4).map { _ in UInt8.random(in: 0...255) }))"
                         try HostRecord(name: name, provider: "ec2", state: HostState.provisioning.rawValue, idleSince: nil,
                                        lastJobID: nil, fleet: fleet, instanceID: nil).insert(db)
-                        if let lease = try Self.lease(db, candidate, to: name, maxJobs: maxJobs, now: now) { return lease }
+                        if let lease = try lease(candidate.id, to: name, maxJobs: maxJobs) { return lease }
                     }
                 }
+                refusedProjects.insert(candidate.project)
             }
             return nil
         }
@@ -46,14 +60,14 @@ extension SQLiteJobStore {
     }
 
     /// Gives `candidate` to `host` if it has room and is not being put to sleep.
-    static func lease(_ db: Database, _ candidate: JobRecord, to host: String, maxJobs: Int, now: Date) throws -> Lease? {
+    static func lease(_ db: Database, _ candidate: String, to host: String, maxJobs: Int, now: Date) throws -> Lease? {
         guard try activeJobs(db, host: host) < maxJobs else { return nil }
         let state = try HostRecord.fetchOne(db, key: host).flatMap { HostState(rawValue: $0.state) } ?? .unknown
         // A host being put to sleep takes no job until it has stopped; then it is woken.
         if state == .stopping { return nil }
         // An unreachable host is tried straight away: its jobs wait for SSH, not for a wake.
         let up = state == .ready || state == .busy || state == .unreachable
-        var record = candidate
+        guard var record = try JobRecord.fetchOne(db, key: candidate) else { return nil }
         record.status = JobStatus.waitingForHost.rawValue
         record.hostName = host
         try record.update(db)

@@ -13,6 +13,9 @@ import Synchronization
 public final class SQLiteJobStore: JobStore {
     let pool: DatabasePool
 
+    /// Intake writes, committed in batches.
+    let intake: GroupCommit
+
     /// Wakes listeners of a job's feed after its events or output change.
     public let changes = JobChanges()
 
@@ -52,6 +55,7 @@ public final class SQLiteJobStore: JobStore {
             config.busyMode = .timeout(Self.lockWait)
             pool = try DatabasePool(path: path, configuration: config)
             try Schema.migrator.migrate(pool)
+            intake = GroupCommit(pool: pool, deadline: Self.intakeDeadline)
         } catch {
             throw .cannotOpen(path: path, reason: "\(error)")
         }
@@ -66,8 +70,8 @@ public final class SQLiteJobStore: JobStore {
 
     /// A project's jobs that wait: queued, or leased and waiting for their host.
     static func waitingJobs(_ db: Database, project: String) throws -> Int {
-        try JobRecord.filter(Column("project") == project
-            && [JobStatus.queued.rawValue, JobStatus.waitingForHost.rawValue].contains(Column("status"))).fetchCount(db)
+        // Kept by triggers (Schema v12) with every change of a job's status.
+        try Int.fetchOne(db.cachedStatement(sql: "SELECT jobs FROM project_waiting WHERE project = ?"), arguments: [project]) ?? 0
     }
 
     static func activeJobs(_ db: Database, host: String) throws -> Int {
@@ -96,49 +100,35 @@ public final class SQLiteJobStore: JobStore {
         try await mappingErrors { try await pool.read(body) }
     }
 
-    enum IntakeRace<T: Sendable>: Sendable {
-        case done(Result<T, StoreError>)
-        case late
-    }
-
-    /// A write for a sender that waits for its answer: given up after `intakeDeadline`. The
-    /// write is cancelled then; if it got through all the same, its answer stands, so a
-    /// refusal always means nothing was stored.
+    /// A write for a sender that waits for its answer, committed together with the others
+    /// that arrive meanwhile (`GroupCommit`): given up after `intakeDeadline` if it could not
+    /// start by then, so a refusal always means nothing was stored.
     func intakeWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
-        let race = await withTaskGroup(of: IntakeRace<T>.self) { group -> IntakeRace<T> in
-            group.addTask {
-                do throws(StoreError) { return .done(.success(try await self.write(body))) } catch { return .done(.failure(error)) }
-            }
-            group.addTask {
-                try? await Task.sleep(for: Self.intakeDeadline)
-                return .late
-            }
-            var answer = IntakeRace<T>.late
-            while let next = await group.next() {
-                if case .done = next { answer = next }
-                group.cancelAll()
-            }
-            return answer
-        }
-        switch race {
-        case .done(let result): return try result.get()
-        case .late: throw .busy("a write waited \(Self.intakeDeadline)")
-        }
+        try await intake.write(body)
     }
 
-    /// GRDB's errors become `StoreError`; ours pass through. A lock that outlasted the wait,
-    /// and a write cancelled while it waited, are `busy`.
     func mappingErrors<T>(_ operation: () async throws -> T) async throws(StoreError) -> T {
         do {
             return try await operation()
-        } catch let error as StoreError {
-            throw error
-        } catch is CancellationError {
-            throw .busy("the write was given up while it waited")
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
-            throw .busy("\(error.message ?? "database is locked")")
         } catch {
-            throw .database("\(error)")
+            throw StoreError(sqlite: error)
+        }
+    }
+}
+
+extension StoreError {
+    /// GRDB's errors as `StoreError`; ours pass through. A lock that outlasted the wait, and a
+    /// write cancelled while it waited, are `busy`.
+    init(sqlite error: any Error) {
+        switch error {
+        case let error as StoreError:
+            self = error
+        case is CancellationError:
+            self = .busy("the write was given up while it waited")
+        case let error as DatabaseError where error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED:
+            self = .busy("\(error.message ?? "database is locked")")
+        default:
+            self = .database("\(error)")
         }
     }
 }
