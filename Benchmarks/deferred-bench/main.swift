@@ -4,6 +4,7 @@ import Foundation
 // deferred-bench listeners [N]              N event-stream listeners on one running job
 // deferred-bench dispatch [N] [M]           N jobs of `true` through one host with max_jobs M, beside xargs -P M ssh
 // deferred-bench intake [S] [C] [R]         signed pushes under wrk for S seconds over C connections, R rounds, beside adnanh/webhook
+// deferred-bench exec [N]                  N execs of `true` over one connection, beside ssh over a ControlMaster
 // deferred-bench reattach [N]               N running jobs followed again after a kill -9; 20 dropped connections
 let arguments = CommandLine.arguments.dropFirst()
 switch arguments.first {
@@ -13,6 +14,8 @@ case "dispatch":
     exit(try await dispatchBench(arguments.dropFirst()))
 case "intake":
     exit(try await intakeBench(arguments.dropFirst()))
+case "exec":
+    exit(try await execBench(arguments.dropFirst()))
 case "reattach":
     exit(try await reattachBench(arguments.dropFirst()))
 case "artifacts":

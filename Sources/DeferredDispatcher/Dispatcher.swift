@@ -184,7 +184,7 @@ public actor Dispatcher: Service {
         let attempt = attempt(lease, cancel: signal, log: log)
         running[id] = Task {
             let left = await attempt.run()
-            self.ended(id, leftRunningOn: left ? host : nil)
+            await self.ended(id, leftRunningOn: left ? host : nil)
         }
     }
 
@@ -193,9 +193,16 @@ public actor Dispatcher: Service {
                    waker: waker, results: results, forgets: forgets, maxAttempts: maxAttempts, cancel: cancel, log: log)
     }
 
-    private func ended(_ id: JobID, leftRunningOn host: String?) {
+    /// An attempt is over. A cancel asked for while the attempt sent its job back to the queue
+    /// (its host did not answer, its machinery failed) finds the job queued only now, where no
+    /// lease takes it any more: it ends here.
+    private func ended(_ id: JobID, leftRunningOn host: String?) async {
         running[id] = nil
-        cancels[id] = nil
-        if let host { leftRunning.append((id, host)) }
+        let askedToCancel = cancels.removeValue(forKey: id)?.raisedBy != nil
+        if let host {
+            leftRunning.append((id, host))
+        } else if askedToCancel {
+            await cancel(id)
+        }
     }
 }

@@ -34,7 +34,7 @@ enum RemoteScripts {
     /// stderr, until the command has ended and both files are drained.
     private static let follower = #"""
     follow() {
-      o1=$1 o2=$2
+      o1=$1 o2=$2 idle=0
       while :; do
         ended=0
         if [ -e "$job_dir/exit" ]; then ended=1
@@ -49,7 +49,13 @@ enum RemoteScripts {
         if [ "$n" -gt "$o2" ]; then tail -c +$((o2 + 1)) "$job_dir/stderr" | head -c $((n - o2)) >&2; o2=$n; moved=1; fi
         [ $ended = 1 ] && exit 0
         [ $ended = 2 ] && exit 92
-        [ $moved = 1 ] || sleep 0.05 2>/dev/null || sleep 1
+        # Quiet: look again soon at first (most of a short job's wait is for its end, which
+        # comes just after its last output or its start), then every 50 ms.
+        if [ $moved = 1 ]; then idle=0; else
+          idle=$((idle + 1))
+          case $idle in 1|2) nap=0.01 ;; 3|4) nap=0.02 ;; *) nap=0.05 ;; esac
+          sleep $nap 2>/dev/null || sleep 1
+        fi
       done
     }
 

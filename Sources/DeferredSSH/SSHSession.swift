@@ -122,6 +122,9 @@ public actor SSHSession {
         // No global known_hosts: only the file the config names vouches for a host.
         _ = deferred_ssh_set_string(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null")
         _ = deferred_ssh_set_long(s, SSH_OPTIONS_TIMEOUT, endpoint.connectTimeoutSeconds)
+        // Small packets go at once, as OpenSSH's client sends them: with Nagle's algorithm
+        // on, each exec's channel requests waited on the peer's delayed ACK (~40 ms an exec).
+        _ = deferred_ssh_set_int(s, SSH_OPTIONS_NODELAY, 1)
     }
 
     private func checkHostKey(_ s: ssh_session) throws(SSHError) {
