@@ -132,6 +132,9 @@ enum Schema {
             // queued_at after a range on not_before sorted every queued job at each lease.
             try db.drop(index: "job_by_status")
             try db.create(index: "job_by_status_in_order", on: "job", columns: ["status", "queued_at", "id"])
+            // It served the count of waiting jobs, which the triggers below keep now; one index
+            // fewer to update with every job written.
+            try db.drop(index: "job_by_project_status")
 
             // Each project's count of waiting jobs. The queue limit is checked on every intake;
             // counting the waiting rows made each delivery slower the longer the queue.
