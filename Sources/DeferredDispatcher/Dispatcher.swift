@@ -31,6 +31,8 @@ public actor Dispatcher: Service {
     /// Jobs someone asked to cancel, raised for their attempts (made before the attempt when
     /// the ask comes first).
     private var cancels: [JobID: CancelSignal] = [:]
+    /// Queued jobs being ended as cancelled.
+    private var endingInQueue: Set<JobID> = []
     /// Jobs this server's stop left running on their hosts, with the host.
     private var leftRunning: [(job: JobID, host: String)] = []
 
@@ -145,6 +147,11 @@ public actor Dispatcher: Service {
     }
 
     private func cancelInQueue(_ job: Job) async {
+        // Once: the ask and the end of the job's last attempt may both find it queued.
+        guard endingInQueue.insert(job.id).inserted else { return }
+        defer { endingInQueue.remove(job.id) }
+        guard let now = try? await store.job(id: job.id), !now.status.isFinal else { return }
+        cancels[job.id] = nil
         var log = logger
         log[metadataKey: "job"] = "\(job.id)"
         var outcome = JobOutcome(status: .cancelled, startedAt: Date(), finishedAt: Date())
@@ -194,15 +201,17 @@ public actor Dispatcher: Service {
     }
 
     /// An attempt is over. A cancel asked for while the attempt sent its job back to the queue
-    /// (its host did not answer, its machinery failed) finds the job queued only now, where no
-    /// lease takes it any more: it ends here.
+    /// (its host did not answer, its machinery failed) may have read the job as still leased;
+    /// no lease takes a job asked to cancel, so one found queued so ends here.
     private func ended(_ id: JobID, leftRunningOn host: String?) async {
         running[id] = nil
-        let askedToCancel = cancels.removeValue(forKey: id)?.raisedBy != nil
+        cancels[id] = nil
         if let host {
             leftRunning.append((id, host))
-        } else if askedToCancel {
-            await cancel(id)
+            return
+        }
+        if let job = try? await store.job(id: id), job.status == .queued, job.cancelRequestedBy != nil, running[id] == nil {
+            await cancelInQueue(job)
         }
     }
 }
