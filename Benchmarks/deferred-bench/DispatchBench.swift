@@ -51,10 +51,15 @@ struct Throughput {
 
     init(jobs: Int, elapsed: Double, times: [Double]) {
         perMinute = Double(jobs) / elapsed * 60
-        let sorted = times.sorted()
-        p50 = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
-        p90 = sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, sorted.count * 9 / 10)]
+        p50 = percentile(times, 0.5)
+        p90 = percentile(times, 0.9)
     }
+}
+
+/// The value `share` of the way up `values` sorted (0 when there are none).
+func percentile(_ values: [Double], _ share: Double) -> Double {
+    let sorted = values.sorted()
+    return sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * share))]
 }
 
 extension ReattachRig {

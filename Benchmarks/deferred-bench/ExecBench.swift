@@ -37,10 +37,9 @@ func execBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
         try await LocalCommand.runOffPool(["/usr/bin/ssh"] + ssh + ["true"])
         peer.append((ContinuousClock.now - start).timeInterval)
     }
-    func cut(_ values: [Double], _ share: Double) -> Double { values.sorted()[min(values.count - 1, Int(Double(values.count) * share))] }
     print("")
     print("\(count) execs of `true` one after another over one connection, rc files skipped, on this machine, in the same run")
-    print("deferred (libssh):            p50 \(String(format: "%.1f", cut(ours, 0.5) * 1000)) ms, p90 \(String(format: "%.1f", cut(ours, 0.9) * 1000)) ms")
-    print("peer (ssh over ControlMaster): p50 \(String(format: "%.1f", cut(peer, 0.5) * 1000)) ms, p90 \(String(format: "%.1f", cut(peer, 0.9) * 1000)) ms")
+    print("deferred (libssh):            p50 \(String(format: "%.1f", percentile(ours, 0.5) * 1000)) ms, p90 \(String(format: "%.1f", percentile(ours, 0.9) * 1000)) ms")
+    print("peer (ssh over ControlMaster): p50 \(String(format: "%.1f", percentile(peer, 0.5) * 1000)) ms, p90 \(String(format: "%.1f", percentile(peer, 0.9) * 1000)) ms")
     return 0
 }

@@ -18,7 +18,7 @@ func intakeBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     let numbers = arguments.compactMap { Int($0) }
     let seconds = numbers.first ?? 15, connections = numbers.dropFirst().first ?? 32, rounds = numbers.dropFirst(2).first ?? 3
     guard let executable = builtDeferred() else { return 1 }
-    guard let wrk = which("wrk"), let webhook = which("webhook") else {
+    guard let wrk = Programs.path(of: "wrk"), let webhook = Programs.path(of: "webhook") else {
         print("wrk and webhook are needed: scripts/setup installs them (Debian's wrk and webhook)")
         return 1
     }
@@ -27,7 +27,7 @@ func intakeBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     defer { try? FileManager.default.removeItem(atPath: folder) }
     let script = benchScript("intake.lua")
     // Enough different pushes for 6,000 requests a second; past that the bench says the bodies wrapped.
-    let bodies = try SignedPushes.write(count: 6_000 * seconds, threads: 2, to: folder + "/bodies", secret: IntakeRig.secret)
+    let bodies = try SignedPushes.write(count: 6_000 * seconds, threads: 2, to: folder + "/bodies", secret: BenchServer.secret)
     let load = WrkLoad(wrk: wrk, script: script, bodies: bodies, seconds: seconds, connections: connections)
 
     var ours: [IntakeFigures] = [], peer: [IntakeFigures] = []
@@ -146,7 +146,6 @@ enum SignedPushes {
 
 /// The release `deferred serve` with one project for the fixture's repository.
 struct IntakeRig {
-    static let secret = BenchServer.secret
     let folder: String
     let executable: String
 
@@ -191,7 +190,7 @@ struct WebhookRig {
             "id": "github",
             "execute-command": "/bin/true",
             "trigger-rule-mismatch-http-response-code": 401,
-            "trigger-rule": ["match": ["type": "payload-hmac-sha256", "secret": IntakeRig.secret,
+            "trigger-rule": ["match": ["type": "payload-hmac-sha256", "secret": BenchServer.secret,
                                        "parameter": ["source": "header", "name": "X-Hub-Signature-256"]]],
         ]]
         // webhook reads its file as YAML, which knows no "\/" escape.
@@ -227,10 +226,4 @@ func waitUntilAnswers(_ url: String, _ process: SpawnedProcess, log: String) asy
         try await Task.sleep(for: .milliseconds(50))
     }
     throw BenchFailure("\(url) did not answer within 60 s")
-}
-
-/// A program on PATH.
-func which(_ name: String) -> String? {
-    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-    return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
 }

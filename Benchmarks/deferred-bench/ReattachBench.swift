@@ -76,7 +76,6 @@ struct ReattachRig {
     let sshd: ThrowawaySSHD
     let port: Int
     let config: String
-    static let secret = BenchServer.secret
     var base: String { "http://127.0.0.1:\(port)" }
     var state: String { folder + "/state.sqlite" }
 
@@ -114,7 +113,7 @@ struct ReattachRig {
     /// Posts a signed script; returns its job id and result URL.
     func post(_ script: String) async throws -> (id: JobID, resultURL: String) {
         let body = try JSONSerialization.data(withJSONObject: [
-            "script": script, "signature": WebhookSignature.sign(body: Data(script.utf8), secret: Self.secret),
+            "script": script, "signature": WebhookSignature.sign(body: Data(script.utf8), secret: BenchServer.secret),
         ])
         let answer = try await HTTPClient().send(HTTPClientRequest(
             method: "POST", url: base + "/projects/bench/scripts", headers: [("Content-Type", "application/json")], body: body,

@@ -14,13 +14,13 @@ public enum JobCommands {
     /// `forgetting`: folders of earlier jobs to remove first, in the same exec (each exec costs
     /// a start of the remote user's shell, rc files and all).
     public static func start(_ job: Job, project: ProjectConfig, attempt: Int, forgetting: [JobID] = []) -> Exec {
-        let exec = start(job, project: project, attempt: attempt)
+        let exec = prepareAndRun(job, project: project, attempt: attempt)
         guard !forgetting.isEmpty else { return exec }
         // Its own standard input is empty: a script's text on the channel is the job's.
         return Exec(command: forget(forgetting) + " </dev/null; " + exec.command, stdin: exec.stdin)
     }
 
-    private static func start(_ job: Job, project: ProjectConfig, attempt: Int) -> Exec {
+    private static func prepareAndRun(_ job: Job, project: ProjectConfig, attempt: Int) -> Exec {
         switch job.trigger {
         case .push(let push):
             Exec(command: ShellQuote.command(

@@ -46,7 +46,7 @@ private actor SharedMoto {
     func server() async throws -> ThrowawayMoto {
         if let starting, let moto = try? await starting.value { return moto }
         let task = Task {
-            guard let executable = ThrowawayMoto.which("moto_server") else { throw ThrowawayMoto.Failure.notInstalled }
+            guard let executable = Programs.path(of: "moto_server") else { throw ThrowawayMoto.Failure.notInstalled }
             let moto = try await ThrowawayMoto.launch(executable, checkSignaturesAfter: nil, outlivingNoTest: true)
             try await Self.warm(moto)
             return moto

@@ -29,7 +29,7 @@ public final class ThrowawayMoto: @unchecked Sendable {
     /// `checkSignaturesAfter`: moto's INITIAL_NO_AUTH_ACTION_COUNT, after which it checks
     /// every request's SigV4 against the IAM users made before.
     public static func start(checkSignaturesAfter actions: Int? = nil) async throws -> ThrowawayMoto {
-        guard let executable = Self.which("moto_server") else { throw Failure.notInstalled }
+        guard let executable = Programs.path(of: "moto_server") else { throw Failure.notInstalled }
         await slots.acquire()
         do {
             return try await launch(executable, checkSignaturesAfter: actions)
@@ -108,11 +108,6 @@ public final class ThrowawayMoto: @unchecked Sendable {
     private let stopped = Mutex(false)
 
     deinit { stop() }
-
-    static func which(_ name: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        return path.split(separator: ":").map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
 }
 
 /// A counting semaphore for tasks: `acquire` waits while none is free.

@@ -34,7 +34,7 @@ actor FolderForgets {
 
     /// Removes what still waits on `host` after `flushAfter`, unless a start took it by then.
     func flushSoon(on host: HostConfig) {
-        guard waiting[host.name]?.isEmpty == false, flushing.insert(host.name).inserted else { return }
+        guard waiting[host.name] != nil, flushing.insert(host.name).inserted else { return }
         Task {
             try? await Task.sleep(for: flushAfter)
             let ids = take(host: host.name)

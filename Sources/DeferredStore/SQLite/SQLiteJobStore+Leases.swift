@@ -67,7 +67,7 @@ extension SQLiteJobStore {
         if state == .stopping { return nil }
         // An unreachable host is tried straight away: its jobs wait for SSH, not for a wake.
         let up = state == .ready || state == .busy || state == .unreachable
-        guard var record = try JobRecord.fetchOne(db, key: candidate) else { return nil }
+        guard var record = try jobRecord(db, candidate) else { return nil }
         record.status = JobStatus.waitingForHost.rawValue
         record.hostName = host
         try record.update(db)
