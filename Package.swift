@@ -9,7 +9,7 @@ import PackageDescription
 //   DeferredDispatcher ───────→ DeferredStore, DeferredRunner, DeferredProviders, DeferredArtifacts, DeferredSSH, DeferredCloud, DeferredCore
 //   DeferredRunner ───────────→ DeferredSSH, DeferredCore
 //   DeferredProviders, DeferredArtifacts, DeferredClient ──→ DeferredCloud ──→ DeferredCore
-//   DeferredStore ────────────→ DeferredCore (GRDB)
+//   DeferredStore ────────────→ DeferredCore (GRDB, PostgresNIO)
 //   DeferredConfigFile ───────→ DeferredCore, DeferredSignatures
 //   DeferredCore ─────────────→ DeferredSignatures
 //   DeferredStore, DeferredArtifacts, DeferredRunner, DeferredDispatcher ──→ DeferredFiles (private files on the server's disk)
@@ -34,6 +34,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        // The store of several servers sharing one queue (`[store] url = "postgres://…"`).
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // libssh, wrapped once by DeferredSSH; nothing else imports it.
@@ -89,7 +92,9 @@ let package = Package(
         ),
         .target(
             name: "DeferredStore",
-            dependencies: ["DeferredFiles", "DeferredCore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["DeferredFiles", "DeferredCore", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
         // Where results.json, output.log and artifacts are kept and served from: a folder or S3.
         .target(
@@ -167,7 +172,7 @@ let package = Package(
         // The store conformance suite: what every JobStore implementation must do.
         .testTarget(
             name: "DeferredStoreTests",
-            dependencies: ["DeferredCore", "DeferredStore"]
+            dependencies: ["DeferredCore", "DeferredStore", "DeferredTestSupport"]
         ),
         .testTarget(
             name: "DeferredConfigFileTests",

@@ -59,11 +59,11 @@ func deferredFanOut(count: Int) async throws -> FanOutFigures? {
     let port = try FreePort.find()
     let config = DeferredConfig(
         server: ServerConfig(listenHost: "127.0.0.1", listenPort: port, publicURL: "http://127.0.0.1:\(port)",
-                             statePath: folder + "/state.sqlite", adminToken: nil),
-        github: GitHubConfig(secret: "bench"), artifacts: ArtifactsConfig(directory: folder + "/artifacts"), idle: IdleConfig(),
+                             adminToken: nil),
+        store: .sqlite(folder + "/state.sqlite"), github: GitHubConfig(secret: "bench"), artifacts: ArtifactsConfig(directory: folder + "/artifacts"), idle: IdleConfig(),
         hosts: [HostConfig(name: "h", address: "127.0.0.1", user: "u", identity: nil, knownHosts: "/dev/null")],
         projects: [ProjectConfig(name: "bench", repository: "bench/bench", command: "true", hosts: ["h"])])
-    let store = try SQLiteJobStore(path: config.server.statePath)
+    let store = try SQLiteJobStore(path: config.store.sqlitePath!)
     let job = Job(project: "bench", trigger: .script(ScriptTrigger(script: "true\n", signer: "bench", interpreter: .program("/bin/sh"))))
     _ = try await store.enqueue(job, delivery: nil)
     try await store.markRunning(job.id)

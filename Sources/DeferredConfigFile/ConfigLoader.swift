@@ -42,7 +42,10 @@ public struct ConfigLoader: Sendable {
         }
         var problems: [ConfigProblem] = []
         var root = TableReader(table, path: "")
-        let server = readServer(root.subtable("server") ?? TOMLTable(), base: baseDirectory, problems: &problems)
+        var legacyState: String?
+        let server = readServer(root.subtable("server") ?? TOMLTable(), base: baseDirectory, legacyState: &legacyState, problems: &problems)
+        var warnings: [String] = []
+        let store = readStore(root.subtable("store"), legacyState: legacyState, base: baseDirectory, warnings: &warnings, problems: &problems)
         let github = readGitHub(root.subtable("github") ?? TOMLTable(), problems: &problems)
         let artifacts = readArtifacts(root.subtable("artifacts") ?? TOMLTable(), base: baseDirectory, problems: &problems)
         let idle = readIdle(root.subtable("idle") ?? TOMLTable(), problems: &problems)
@@ -60,16 +63,18 @@ public struct ConfigLoader: Sendable {
         problems = root.problems + problems
         problems += crossCheck(hosts: hosts, fleets: fleets, projects: projects, github: github)
 
-        guard problems.isEmpty, let server, let artifacts, let idle, let github else {
+        guard problems.isEmpty, let server, let store, let artifacts, let idle, let github else {
             throw .invalid(path: path, problems)
         }
-        return DeferredConfig(server: server, github: github.config, artifacts: artifacts, idle: idle,
-                              scripts: scripts, hosts: hosts, fleets: fleets, projects: projects)
+        var config = DeferredConfig(server: server, store: store, github: github.config, artifacts: artifacts, idle: idle,
+                                    scripts: scripts, hosts: hosts, fleets: fleets, projects: projects)
+        config.warnings = warnings
+        return config
     }
 
     // MARK: Sections
 
-    private func readServer(_ table: TOMLTable, base: String, problems: inout [ConfigProblem]) -> ServerConfig? {
+    private func readServer(_ table: TOMLTable, base: String, legacyState: inout String?, problems: inout [ConfigProblem]) -> ServerConfig? {
         var r = TableReader(table, path: "server")
         defer { r.reportUnknownKeys(); problems += r.problems }
         let listen = r.string("listen") ?? "127.0.0.1:8080"
@@ -85,20 +90,63 @@ public struct ConfigLoader: Sendable {
         if !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
             r.problem("public_url", "'\(publicURL)' is not an http(s) URL", fix: "write the URL clients reach this server at, such as \"https://deferred.example.com\"")
         }
-        let state = r.string("state") ?? "sqlite:.deferred/state.sqlite"
-        var statePath: String?
-        if state.hasPrefix("sqlite:") {
-            statePath = resolve(String(state.dropFirst("sqlite:".count)), base: base)
-        } else {
-            r.problem("state", "'\(state)' is not supported", fix: "use \"sqlite:PATH\" (PostgreSQL is not supported yet)")
-        }
+        // Read here, used by readStore: the key of earlier versions, before [store].
+        legacyState = r.string("state")
         let adminToken = secret(&r, key: "admin_token_env")
         let idle = r.number("idle_timeout_seconds", minimum: 0, exclusive: true) ?? 30
         let body = r.number("body_timeout_seconds", minimum: 0, exclusive: true) ?? 60
         let connections = r.integer("max_connections", range: 16...1_000_000) ?? 4096
-        guard let statePath else { return nil }
-        return ServerConfig(listenHost: host, listenPort: port, publicURL: publicURL, statePath: statePath, adminToken: adminToken,
+        return ServerConfig(listenHost: host, listenPort: port, publicURL: publicURL, adminToken: adminToken,
                             idleTimeoutSeconds: idle, bodyTimeoutSeconds: body, maxConnections: connections)
+    }
+
+    /// `[store]`, or `[server] state` as earlier versions had it (still read, with a warning).
+    private func readStore(_ table: TOMLTable?, legacyState: String?, base: String, warnings: inout [String],
+                           problems: inout [ConfigProblem]) -> StoreConfig? {
+        var r = TableReader(table ?? TOMLTable(), path: "store")
+        defer { r.reportUnknownKeys(); problems += r.problems }
+        let given = r.string("url")
+        let passwordEnv = r.string("password_env")
+        let takeover = r.integer("takeover_seconds", range: 5...86_400) ?? 30
+        if given != nil, legacyState != nil {
+            problems.append(ConfigProblem(key: "server.state", message: "is set beside [store] url",
+                                          fix: "remove server.state: [store] url says where the state is kept"))
+        } else if let legacyState, given == nil {
+            warnings.append("server.state is deprecated: write it as [store] url = \"\(legacyState)\"")
+        }
+        let url = given ?? legacyState ?? "sqlite:.deferred/state.sqlite"
+        let key = given == nil && legacyState != nil ? "server.state" : "store.url"
+        if url.hasPrefix("sqlite:") {
+            let path = String(url.dropFirst("sqlite:".count))
+            guard !path.isEmpty else {
+                problems.append(ConfigProblem(key: key, message: "names no file", fix: "write \"sqlite:PATH\", such as \"sqlite:.deferred/state.sqlite\""))
+                return nil
+            }
+            if passwordEnv != nil {
+                r.problem("password_env", "is set for a SQLite store, which has no password", fix: "remove it, or use a postgres:// url")
+            }
+            return StoreConfig(.sqlite(path: resolve(path, base: base)), takeoverSeconds: takeover)
+        }
+        guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
+            problems.append(ConfigProblem(key: key, message: "'\(url)' is neither sqlite: nor postgres://",
+                                          fix: "write \"sqlite:PATH\" for one server or \"postgres://user@host:5432/db\" for several"))
+            return nil
+        }
+        var password: String?
+        if let passwordEnv {
+            password = environment[passwordEnv]
+            if password?.isEmpty ?? true {
+                r.problem("password_env", "names $\(passwordEnv), which is not set", fix: "export \(passwordEnv) with the database user's password")
+            }
+        }
+        do throws(PostgresSettings.URLProblem) {
+            return StoreConfig(.postgres(try PostgresSettings(url: url, password: password)), takeoverSeconds: takeover)
+        } catch {
+            let fix = error == .passwordInURL ? "remove it from the URL and name its environment variable in [store] password_env"
+                                              : "write it as \"postgres://user@host:5432/database?sslmode=prefer\""
+            problems.append(ConfigProblem(key: key, message: "'\(PostgresSettings.redacted(url))' \(error)", fix: fix))
+            return nil
+        }
     }
 
     private struct GitHubSection {

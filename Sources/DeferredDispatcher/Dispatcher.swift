@@ -191,7 +191,10 @@ public actor Dispatcher: Service {
         let attempt = attempt(lease, cancel: signal, log: log)
         running[id] = Task {
             let left = await attempt.run()
-            await self.ended(id, leftRunningOn: left ? host : nil)
+            // Not in this task, which a cancel of the job cancels: the end's reads and writes
+            // of the store would fail as cancelled, and a cancelled job sent back to the queue
+            // by its attempt would wait there for ever.
+            await Task { await self.ended(id, leftRunningOn: left ? host : nil) }.value
         }
     }
 

@@ -7,14 +7,32 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     /// Another process holds the database's lock (or our own writes queue behind one) past
     /// what a waiting sender allows: nothing was stored, and trying again later is right.
     case busy(String)
+    /// Another server stored the same delivery or key at the same moment: read again, the
+    /// earlier job is there now.
+    case conflict(String)
+    /// A SQLite file already served by another `deferred serve` (`pid` when it could be read).
+    case anotherServer(path: String, pid: Int?)
+    /// A PostgreSQL database another `deferred serve` uses (`PostgresServerLock`).
+    case anotherServerOnDatabase(String)
+    /// The database refused the server or could not be reached at its start (`setting`: the
+    /// key of deferred.toml to look at).
+    case cannotConnect(setting: String, reason: String)
 
     public var description: String {
         switch self {
-        case let .cannotOpen(path, reason): "cannot open the state database \(path): \(reason). Check [server] state and the folder's permissions."
+        case let .cannotOpen(path, reason): "cannot open the state database \(path): \(reason). Check [store] url and the folder's permissions."
         case let .corrupt(what): "the state database holds something this version cannot read: \(what)"
         case let .unknownJob(id): "no job \(id) in the store"
         case let .database(reason): "the state database failed: \(reason)"
         case let .busy(what): "the state database is locked (\(what)); nothing was stored, try again shortly"
+        case let .conflict(what): "another server stored the same at the same moment (\(what)); try again"
+        case let .anotherServer(path, pid):
+            "another deferred serve\(pid.map { " (pid \($0))" } ?? "") already uses the state database \(path): a SQLite store serves one server. "
+                + "Stop that one, give this one its own [store] url, or share a PostgreSQL database between several servers ([store] url = \"postgres://…\")"
+        case let .anotherServerOnDatabase(database):
+            "another deferred serve already uses the PostgreSQL database \(database). Servers do not yet take over each other's jobs, "
+                + "so one server at a time serves a database: stop that one, or give this one its own [store] url"
+        case let .cannotConnect(setting, reason): "cannot use the PostgreSQL database (\(setting)): \(reason)"
         }
     }
 }

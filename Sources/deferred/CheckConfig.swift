@@ -10,6 +10,7 @@ struct CheckConfig: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
+        for warning in config.warnings { print("warning: \(warning)") }
         print("\(options.config) is fine: \(config.hosts.count) host\(config.hosts.count == 1 ? "" : "s"), "
               + "\(config.projects.count) project\(config.projects.count == 1 ? "" : "s"), serving on "
               + "\(config.server.listenHost):\(config.server.listenPort)")

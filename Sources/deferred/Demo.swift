@@ -46,8 +46,10 @@ struct Demo: AsyncParsableCommand {
         let toml = """
         [server]
         listen = "\(listen)"
-        state = "sqlite:state.sqlite"
         admin_token_env = "DEFERRED_DEMO_ADMIN_TOKEN"
+
+        [store]
+        url = "sqlite:state.sqlite"
 
         [github]
         secret_env = "DEFERRED_DEMO_SECRET"

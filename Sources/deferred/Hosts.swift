@@ -2,6 +2,7 @@ import ArgumentParser
 import DeferredDispatcher
 import DeferredStore
 import Foundation
+import Logging
 
 struct Hosts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,9 +11,10 @@ struct Hosts: AsyncParsableCommand {
         defaultSubcommand: List.self
     )
 
-    static func control(_ options: ConfigOption) throws -> HostControl {
+    static func control(_ options: ConfigOption) async throws -> HostControl {
         let config = try options.load()
-        return HostControl(config: config, store: try SQLiteJobStore(path: config.server.statePath), providers: try Server.providers(config))
+        let store = try await StoreOpener.open(config.store, serving: false, logger: Logger(label: "deferred"))
+        return HostControl(config: config, store: store, providers: try Server.providers(config))
     }
 
     /// Runs a host command: a failure is said on standard error with exit status 1, once.
@@ -31,7 +33,7 @@ struct Hosts: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
 
         func run() async throws {
-            let control = try Hosts.control(options)
+            let control = try await Hosts.control(options)
             let rows = try await control.table()
             let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
             for row in rows {

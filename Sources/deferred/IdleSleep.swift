@@ -3,6 +3,7 @@ import DeferredArtifacts
 import DeferredDispatcher
 import DeferredStore
 import Foundation
+import Logging
 
 struct IdleSleep: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,7 +21,7 @@ struct IdleSleep: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let store = try SQLiteJobStore(path: config.server.statePath)
+        let store = try await StoreOpener.open(config.store, serving: false, logger: Logger(label: "deferred"))
         try await store.register(hosts: config.hosts)
         let sleeper = IdleSleeper(config: config, store: store, providers: try Server.providers(config))
         let reports = await sleeper.pass(dryRun: dryRun)

@@ -12,7 +12,8 @@ import ServiceLifecycle
 /// Intake, dispatcher and housekeeping in one process, stopped gracefully on SIGTERM or SIGINT.
 enum Server {
     static func run(config: DeferredConfig, logger: Logger, afterStart: (@Sendable () async -> Void)? = nil) async throws {
-        let store = try SQLiteJobStore(path: config.server.statePath)
+        for warning in config.warnings { logger.warning("deferred.toml: \(warning)") }
+        let store = try await StoreOpener.open(config.store, serving: true, logger: logger)
         let artifacts = try ArtifactStores.make(config.artifacts)
         let providers = try Server.providers(config)
         let dispatcher = Dispatcher(config: config, store: store, artifacts: artifacts, providers: providers, logger: logger)

@@ -15,7 +15,9 @@ struct ConfigLoaderTests {
     let valid = """
     [server]
     listen = "127.0.0.1:9090"
-    state = "sqlite:state/db.sqlite"
+
+    [store]
+    url = "sqlite:state/db.sqlite"
 
     [github]
     secret_env = "HOOK_SECRET"
@@ -43,7 +45,7 @@ struct ConfigLoaderTests {
             .load(text: valid, baseDirectory: dir)
         #expect(config.server.listenPort == 9090)
         #expect(config.server.publicURL == "http://127.0.0.1:9090")
-        #expect(config.server.statePath == dir + "/state/db.sqlite")
+        #expect(config.store.sqlitePath == dir + "/state/db.sqlite")
         #expect(config.github.secret == "s3cret")
         #expect(config.hosts.first?.maxJobs == 2)
         #expect(config.hosts.first?.identity == dir + "/key")
@@ -272,6 +274,68 @@ struct ConfigLoaderTests {
         let keys = Set(error?.problems.map(\.key) ?? [])
         for key in ["fleets[0].image_id", "fleets[0].spot", "fleets[0].when_idle", "fleets[0].bootstrap"] {
             #expect(keys.contains(key), "no problem for \(key): \(keys)")
+        }
+    }
+
+    /// `[store]`: SQLite by default, PostgreSQL by URL with its password from the environment;
+    /// `[server] state`, the key of earlier versions, still read with a warning.
+    @Test func readsTheStoreTableAndTheOldStateKeyWithAWarning() throws {
+        let withoutStore = valid.replacingOccurrences(of: "[store]\nurl = \"sqlite:state/db.sqlite\"\n", with: "")
+        let loader = ConfigLoader(environment: ["HOOK_SECRET": "s", "DB_PASSWORD": "pw-from-env"], homeDirectory: "/home/x")
+        let postgres = try loader.load(text: withoutStore + """
+
+            [store]
+            url = "postgres://build%20er@db.example.com:6543/deferred?sslmode=verify-full&sslrootcert=/etc/ca.pem"
+            password_env = "DB_PASSWORD"
+            takeover_seconds = 12
+            """, baseDirectory: dir)
+        #expect(postgres.store.location == .postgres(PostgresSettings(
+            host: "db.example.com", port: 6543, user: "build er", password: "pw-from-env", database: "deferred",
+            sslMode: .verifyFull, rootCertificate: "/etc/ca.pem")))
+        #expect(postgres.store.takeoverSeconds == 12 && postgres.warnings.isEmpty)
+        let defaults = try loader.load(text: withoutStore + "\n[store]\nurl = \"postgresql://u@[::1]/d\"\n", baseDirectory: dir)
+        #expect(defaults.store.location == .postgres(PostgresSettings(host: "::1", port: 5432, user: "u", password: nil, database: "d")))
+        #expect(defaults.store.takeoverSeconds == 30)
+
+        let old = try loader.load(text: withoutStore.replacingOccurrences(of: "listen = \"127.0.0.1:9090\"",
+                                                                          with: "listen = \"127.0.0.1:9090\"\nstate = \"sqlite:old.sqlite\""),
+                                  baseDirectory: dir)
+        #expect(old.store.sqlitePath == dir + "/old.sqlite")
+        #expect(old.warnings.count == 1 && old.warnings[0].contains("[store] url"), "\(old.warnings)")
+        let unset = try loader.load(text: withoutStore, baseDirectory: dir)
+        #expect(unset.store.sqlitePath == dir + "/.deferred/state.sqlite" && unset.warnings.isEmpty)
+    }
+
+    @Test func refusesAStoreURLItCannotUseAndNeverRepeatsAPassword() throws {
+        let withoutStore = valid.replacingOccurrences(of: "[store]\nurl = \"sqlite:state/db.sqlite\"\n", with: "")
+        let loader = ConfigLoader(environment: ["HOOK_SECRET": "s"], homeDirectory: "/home/x")
+        func problems(_ store: String, server: String = "") -> [ConfigProblem] {
+            let text = withoutStore.replacingOccurrences(of: "listen = \"127.0.0.1:9090\"", with: "listen = \"127.0.0.1:9090\"\n" + server)
+                + "\n[store]\n" + store + "\n"
+            do {
+                _ = try loader.load(text: text, baseDirectory: dir)
+                return []
+            } catch {
+                return error.problems
+            }
+        }
+        let cases: [(store: String, server: String, key: String, says: String)] = [
+            (#"url = "postgres://u:hunter2@h/d""#, "", "store.url", "password"),
+            (#"url = "postgres://u@h/d?sslmode=sometimes""#, "", "store.url", "sslmode"),
+            (#"url = "postgres://u@h/d?application_name=x""#, "", "store.url", "application_name"),
+            (#"url = "postgres://u@h""#, "", "store.url", "database"),
+            (#"url = "postgres://h/d""#, "", "store.url", "user"),
+            (#"url = "mysql://u@h/d""#, "", "store.url", "neither"),
+            (#"url = "sqlite:""#, "", "store.url", "no file"),
+            ("url = \"postgres://u@h/d\"\npassword_env = \"NOT_SET_ANYWHERE\"", "", "store.password_env", "NOT_SET_ANYWHERE"),
+            ("url = \"sqlite:x.sqlite\"\npassword_env = \"HOOK_SECRET\"", "", "store.password_env", "SQLite"),
+            ("takeover_seconds = 1", "", "store.takeover_seconds", "outside"),
+            (#"url = "sqlite:a.sqlite""#, #"state = "sqlite:b.sqlite""#, "server.state", "beside"),
+        ]
+        for c in cases {
+            let found = problems(c.store, server: c.server)
+            #expect(found.contains { $0.key == c.key && "\($0)".contains(c.says) }, "\(c.store): \(found)")
+            #expect(!found.contains { "\($0)".contains("hunter2") }, "a password repeated: \(found)")
         }
     }
 }

@@ -1,6 +1,7 @@
 import DeferredCloud
 import DeferredCore
 import DeferredDemo
+import DeferredTestSupport
 import Foundation
 import Testing
 
@@ -27,6 +28,7 @@ struct BuiltServer {
         var environment = ProcessInfo.processInfo.environment
         environment["DEFERRED_TEST_SECRET"] = webhookSecret
         environment["DEFERRED_TEST_SCRIPT_SECRET"] = scriptSecret
+        environment[ServedStore.passwordVariable] = ThrowawayPostgres.password
         return environment
     }
 
@@ -34,11 +36,11 @@ struct BuiltServer {
     /// and waits until it answers /healthz. `project`: lines of project `sample`'s table;
     /// `tables`: whole tables added at the end.
     static func start(_ harness: ServerHarness, server: [String] = [], project: [String] = [], tables: [String] = [],
-                      fileLimit: String = "1024:1024") async throws -> BuiltServer {
+                      fileLimit: String = "1024:1024", store: [String]? = nil) async throws -> BuiltServer {
         let executable = try executable()
         let port = try FreePort.find()
         let config = try harness.writeConfig(
-            server: [#"listen = "127.0.0.1:\#(port)""#, #"state = "sqlite:\#(harness.folder)/serve.sqlite""#] + server,
+            server: [#"listen = "127.0.0.1:\#(port)""#] + server, store: store ?? [#"url = "sqlite:\#(harness.folder)/serve.sqlite""#],
             artifacts: [#"store = "file:\#(harness.folder)/serve-artifacts""#],
             project: [#"script_secret_env = "DEFERRED_TEST_SCRIPT_SECRET""#] + project + tables)
         let log = harness.folder + "/serve.log"

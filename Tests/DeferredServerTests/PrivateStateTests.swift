@@ -27,7 +27,7 @@ import Testing
             for file in [job + "/results.json", job + "/output.log", job + "/artifacts/deep/report.txt"] {
                 #expect(Self.mode(file) == 0o600, "\(file): \(String(Self.mode(file) ?? 0, radix: 8))")
             }
-            let state = harness.config.server.statePath
+            let state = harness.config.store.sqlitePath!
             for file in [state, state + "-wal", state + "-shm"] where FileManager.default.fileExists(atPath: file) {
                 #expect(Self.mode(file) == 0o600, "\(file): \(String(Self.mode(file) ?? 0, radix: 8))")
             }

@@ -49,7 +49,7 @@ import Testing
         let harness = try await ServerHarness()
         let old = try await Self.oldJob(in: harness, daysAgo: 15)
         let config = try harness.writeConfig(
-            server: [#"state = "sqlite:\#(harness.config.server.statePath)""#],
+            server: [], store: [#"url = "sqlite:\#(harness.config.store.sqlitePath!)""#],
             artifacts: [#"store = "file:\#(harness.config.artifacts.directory)""#, "retention_days = 14"])
         let output = try await LocalCommand.runOffPool([executable, "idle-sleep", "--config", config], environment: BuiltServer.environment())
         #expect(output.contains("expired 1 job"), "\(output)")

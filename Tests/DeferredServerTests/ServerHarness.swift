@@ -61,10 +61,10 @@ final class ServerHarness: @unchecked Sendable {
                                     cloneURL: repo.path, hosts: ["loopback"], timeoutMinutes: timeoutMinutes)
         config = DeferredConfig(
             server: ServerConfig(listenHost: "127.0.0.1", listenPort: 0, publicURL: "http://deferred.test",
-                                 statePath: folder + "/state.sqlite", adminToken: nil),
-            github: GitHubConfig(secret: Self.secret), artifacts: ArtifactsConfig(directory: folder + "/artifacts"),
+                                 adminToken: nil),
+            store: .sqlite(folder + "/state.sqlite"), github: GitHubConfig(secret: Self.secret), artifacts: ArtifactsConfig(directory: folder + "/artifacts"),
             idle: IdleConfig(), hosts: [host], projects: [project])
-        store = try SQLiteJobStore(path: config.server.statePath)
+        store = try SQLiteJobStore(path: config.store.sqlitePath!)
         artifacts = FileArtifactStore(directory: config.artifacts.directory)
     }
 
@@ -188,9 +188,9 @@ final class ServerHarness: @unchecked Sendable {
     /// A deferred.toml for the built executable, as an operator writes one: this harness's sshd
     /// as host `loopback`, project `sample`, the webhook secret in DEFERRED_TEST_SECRET, and
     /// the given lines added to `[server]`, `[artifacts]` and the project. Returns its path.
-    func writeConfig(server: [String], artifacts: [String], project: [String] = []) throws -> String {
+    func writeConfig(server: [String], store: [String] = [], artifacts: [String], project: [String] = []) throws -> String {
         let path = folder + "/deferred.toml"
-        try ((["[server]"] + server + ["[github]", #"secret_env = "DEFERRED_TEST_SECRET""#, "[artifacts]"] + artifacts + [
+        try ((["[server]"] + server + (store.isEmpty ? [] : ["[store]"] + store) + ["[github]", #"secret_env = "DEFERRED_TEST_SECRET""#, "[artifacts]"] + artifacts + [
             "[[hosts]]", #"name = "loopback""#, #"address = "127.0.0.1""#, "port = \(sshd.port)", #"user = "\#(sshd.user)""#,
             #"identity = "\#(sshd.clientKey)""#, #"known_hosts = "\#(sshd.knownHosts)""#,
             "[[projects]]", #"name = "sample""#, #"repository = "octo-org/sample""#, #"hosts = ["loopback"]"#,

@@ -66,14 +66,17 @@ import Testing
          #"script_secret_env = "DEFERRED_TEST_SCRIPT_SECRET""#]
     }
 
-    @Test func aServerKilledMidJobFollowsTheJobAgainAfterItsRestart() async throws {
+    /// With either store: on PostgreSQL the same recovery runs through row locks.
+    @Test(arguments: ServedStore.allCases)
+    func aServerKilledMidJobFollowsTheJobAgainAfterItsRestart(_ kind: ServedStore) async throws {
         let harness = try await ServerHarness()
+        let store = try await kind.make(for: harness)
         let tables = Self.config + (try Self.downHost(harness))
         var ids: [JobID] = []
         for moment in Moment.allCases {
             let marked = try Marked(harness, moment.rawValue), after = try Marked(harness, moment.rawValue + "-queued")
             let stranded = try Marked(harness, moment.rawValue + "-waiting")
-            let served = try await BuiltServer.start(harness, tables: tables)
+            let served = try await BuiltServer.start(harness, tables: tables, store: store.lines)
             let path = try await served.postScript(marked.script)
             // The host takes one job at a time: this one waits in the queue behind the first.
             let queued = try await served.postScript(after.script)
@@ -90,7 +93,7 @@ import Testing
             }
 
             marked.letEnd()
-            let restarted = try await BuiltServer.start(harness, tables: tables)
+            let restarted = try await BuiltServer.start(harness, tables: tables, store: store.lines)
             defer { restarted.stop() }
             let results = try await restarted.results(at: path)
             #expect(restarted.said.contains("taking up again the jobs the last server left running"), "\(moment): \(OutOfFilesTests.tail(restarted.said))")
@@ -111,9 +114,9 @@ import Testing
             ids.append(JobID(rawValue: try #require(results["id"] as? String)))
         }
         // The feed a listener reads: each job's stored stdout, whole and once.
-        let store = try SQLiteJobStore(path: harness.folder + "/serve.sqlite")
+        let opened = try await store.open()
         for id in ids {
-            let stored = try await Self.storedOutput(of: id, in: store)
+            let stored = try await Self.storedOutput(of: id, in: opened)
             #expect(stored.stdout == Marked.stdout && stored.stderr == "to stderr\n", "\(id): \(stored)")
         }
     }

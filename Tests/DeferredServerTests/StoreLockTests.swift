@@ -41,7 +41,7 @@ import Testing
             let id = try #require((queued["id"] as? String).map(JobID.init(rawValue:)))
             try await StalledHostTests.eventually("the job runs") { try await store.job(id: id)?.status == .running }
 
-            let locker = try await Self.lock(harness.config.server.statePath, for: 12, marker: harness.folder + "/locked")
+            let locker = try await Self.lock(harness.config.store.sqlitePath!, for: 12, marker: harness.folder + "/locked")
             defer { locker.terminate() }
             FileManager.default.createFile(atPath: release, contents: nil)
 

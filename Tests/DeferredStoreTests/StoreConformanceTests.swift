@@ -51,6 +51,33 @@ struct StoreConformanceTests {
         }
     }
 
+    /// Deliveries and scripts for one project arriving at once never fill its queue past the
+    /// limit: the count and the write are one step, whichever connection or server they take.
+    @Test(arguments: StoreUnderTest.all)
+    func aQueueLimitHoldsUnderConcurrentIntake(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            let created = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<40 {
+                    group.addTask {
+                        if index % 2 == 0 {
+                            let answer = try await store.enqueue(Sample.push(), delivery: "limit-\(index)", payload: nil, bodySHA256: nil,
+                                                                 maxQueued: 7, detail: nil)
+                            if case .created = answer { return true }
+                            return false
+                        }
+                        if case .created = try await store.enqueueScript(Sample.script(), idempotency: nil, maxQueued: 7) { return true }
+                        return false
+                    }
+                }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(created == 7)
+            #expect(try await store.jobCount() == 7)
+            // A refused delivery left nothing behind: its id is free for a later copy.
+            #expect(try await store.deliveryCount() <= 7)
+        }
+    }
+
     /// Deliveries that arrive together (and are committed together): each is stored once, a
     /// repeat of one sent at the same moment answers with the same job, and every job's
     /// events start with its `queued`.

@@ -1,5 +1,6 @@
 import DeferredCore
 import DeferredStore
+import DeferredTestSupport
 import Foundation
 import Testing
 
@@ -12,6 +13,15 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     static let all: [StoreUnderTest] = [
         StoreUnderTest(name: "sqlite") { folder in try SQLiteJobStore(path: folder + "/state.sqlite") },
+        // A database of its own on the test run's PostgreSQL server.
+        StoreUnderTest(name: "postgres") { _ in
+            let server = try await ThrowawayPostgres.shared()
+            let url = server.url(database: try server.makeDatabase())
+            // These tests are of what is stored, not of time: a machine busy with the whole test
+            // run may take longer than intake's 3 s to lend a connection.
+            return try await PostgresJobStore(settings: PostgresSettings(url: url, password: ThrowawayPostgres.password),
+                                              intakeDeadline: .init(start: .seconds(120), total: .seconds(240)))
+        },
     ]
 
     /// Runs `body` with a new store in a folder of its own, removed afterwards.

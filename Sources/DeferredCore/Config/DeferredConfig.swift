@@ -4,6 +4,7 @@ import Foundation
 /// variables the `*_env` keys name.
 public struct DeferredConfig: Sendable {
     public var server: ServerConfig
+    public var store: StoreConfig
     public var github: GitHubConfig
     public var artifacts: ArtifactsConfig
     public var idle: IdleConfig
@@ -11,13 +12,16 @@ public struct DeferredConfig: Sendable {
     public var hosts: [HostConfig]
     public var fleets: [FleetConfig]
     public var projects: [ProjectConfig]
+    /// What works but should change (a setting that moved): said at every start and by check-config.
+    public var warnings: [String] = []
 
     public init(
-        server: ServerConfig, github: GitHubConfig, artifacts: ArtifactsConfig, idle: IdleConfig,
+        server: ServerConfig, store: StoreConfig, github: GitHubConfig, artifacts: ArtifactsConfig, idle: IdleConfig,
         scripts: ScriptLimits = ScriptLimits(), hosts: [HostConfig], fleets: [FleetConfig] = [], projects: [ProjectConfig]
     ) {
         self.fleets = fleets
         self.server = server
+        self.store = store
         self.github = github
         self.artifacts = artifacts
         self.idle = idle

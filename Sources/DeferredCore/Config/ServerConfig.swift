@@ -1,13 +1,12 @@
 import Foundation
 
-/// `[server]`: where deferred listens, is reached, keeps its state, and how long it waits for clients.
+/// `[server]`: where deferred listens, is reached, and how long it waits for clients. (Where it
+/// keeps its state is `[store]`.)
 public struct ServerConfig: Sendable {
     public var listenHost: String
     public var listenPort: Int
     /// Base of every result URL, without a trailing slash.
     public var publicURL: String
-    /// Path of the SQLite database.
-    public var statePath: String
     public var adminToken: String?
     /// A connection that sends nothing for this long is closed: an idle keep-alive, a request
     /// whose headers or body stall (slowloris). A response being written is never cut.
@@ -18,12 +17,11 @@ public struct ServerConfig: Sendable {
     /// ones wait in the listen queue.
     public var maxConnections: Int
 
-    public init(listenHost: String, listenPort: Int, publicURL: String, statePath: String, adminToken: String?,
+    public init(listenHost: String, listenPort: Int, publicURL: String, adminToken: String?,
                 idleTimeoutSeconds: Double = 30, bodyTimeoutSeconds: Double = 60, maxConnections: Int = 4096) {
         self.listenHost = listenHost
         self.listenPort = listenPort
         self.publicURL = publicURL
-        self.statePath = statePath
         self.adminToken = adminToken
         self.idleTimeoutSeconds = idleTimeoutSeconds
         self.bodyTimeoutSeconds = bodyTimeoutSeconds

@@ -35,96 +35,36 @@ extension SQLiteJobStore {
     /// it, and whether the job has ended, from the same read: a listener that finds nothing new
     /// and the job ended has seen everything.
     public func feed(of id: JobID, after cursor: FeedCursor) async throws(StoreError) -> Feed {
-        let version = changes.version(of: id)
-        let read = feedReads.withLock { reads in
-            if let last = reads[id], last.cursor == cursor, last.version == version { return last.result }
-            if reads.count > 256 { reads.removeAll() }
-            // A task of its own: a listener that goes away cancels its wait, not the read others share.
-            let result = Task { () -> Result<Feed, StoreError> in
-                do throws(StoreError) { return .success(try await self.readFeed(of: id, after: cursor)) } catch { return .failure(error) }
-            }
-            reads[id] = FeedRead(cursor: cursor, version: version, result: result)
-            return result
-        }
-        switch await read.value {
-        case .success(let feed):
-            return feed
-        case .failure(let error):
-            // A failed read is not kept: the next listener tries again.
-            feedReads.withLock { reads in if reads[id]?.result == read { reads[id] = nil } }
-            throw error
+        try await feedReads.feed(of: id, after: cursor, version: changes.version(of: id)) { () async throws(StoreError) -> Feed in
+            try await self.readFeed(of: id, after: cursor)
         }
     }
 
     func readFeed(of id: JobID, after cursor: FeedCursor) async throws(StoreError) -> Feed {
-        feedReadsMade.add(1, ordering: .relaxed)
-        var (events, output, status) = try await read { db in
-            (try JobEventRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.event).order(Column("id")).fetchAll(db),
-             try JobOutputRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.output).order(Column("id"))
-                .limit(StorePolicy.feedPageRows).fetchAll(db),
-             try String.fetchOne(db, sql: "SELECT status FROM job WHERE id = ?", arguments: [id.rawValue]))
+        try await read { db in
+            FeedRows.page(
+                events: try JobEventRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.event).order(Column("id")).fetchAll(db),
+                output: try JobOutputRecord.filter(Column("job_id") == id.rawValue && Column("id") > cursor.output).order(Column("id"))
+                    .limit(StorePolicy.feedPageRows).fetchAll(db),
+                status: try String.fetchOne(db, sql: "SELECT status FROM job WHERE id = ?", arguments: [id.rawValue]),
+                after: cursor)
         }
-        // A full page may have more output after it: events later than its last row wait for
-        // the next page, so that the feed stays in time order.
-        let hasMore = output.count == StorePolicy.feedPageRows
-        if hasMore, let last = output.last { events.removeAll { $0.at > last.at } }
-        return Self.merge(events, output, from: cursor, jobEnded: !hasMore && (status.flatMap(JobStatus.init(rawValue:))?.isFinal ?? true),
-                          hasMore: hasMore)
     }
 
     /// The job's events and its latest output, at most about `outputBytes` of it, for a page
     /// that shows the end of a long log; `cut` when earlier output was left out. The cursor
     /// of its last item is where a live view goes on from.
     public func recentFeed(of id: JobID, outputBytes: Int) async throws(StoreError) -> (feed: Feed, cut: Bool) {
-        let (events, output, cut, status) = try await read { db in
-            var rows: [JobOutputRecord] = [], bytes = 0, before = Int64.max, cut = false
-            // Newest first, a page at a time, until the budget is spent.
-            page: while true {
-                let batch = try JobOutputRecord.filter(Column("job_id") == id.rawValue && Column("id") < before)
-                    .order(Column("id").desc).limit(StorePolicy.feedPageRows).fetchAll(db)
-                for row in batch {
-                    bytes += row.text.utf8.count
-                    if bytes > outputBytes { cut = true; break page }
-                    rows.append(row)
-                }
-                guard batch.count == StorePolicy.feedPageRows, let oldest = batch.last?.id else { break }
-                before = oldest
+        try await read { db in
+            var latest = LatestOutput(budget: outputBytes)
+            while latest.wantsMore {
+                latest.take(try JobOutputRecord.filter(Column("job_id") == id.rawValue && Column("id") < latest.before)
+                    .order(Column("id").desc).limit(StorePolicy.feedPageRows).fetchAll(db))
             }
-            return (try JobEventRecord.filter(Column("job_id") == id.rawValue).order(Column("id")).fetchAll(db),
-                    Array(rows.reversed()), cut,
-                    try String.fetchOne(db, sql: "SELECT status FROM job WHERE id = ?", arguments: [id.rawValue]))
+            let feed = FeedRows.recent(events: try JobEventRecord.filter(Column("job_id") == id.rawValue).order(Column("id")).fetchAll(db),
+                                       output: latest.rows,
+                                       status: try String.fetchOne(db, sql: "SELECT status FROM job WHERE id = ?", arguments: [id.rawValue]))
+            return (feed, latest.cut)
         }
-        // Output left out is skipped by the cursor too: a live view continues after what is shown.
-        let start = FeedCursor(event: 0, output: max(0, (output.first?.id ?? 1) - 1))
-        let feed = Self.merge(events, output, from: start, jobEnded: status.flatMap(JobStatus.init(rawValue:))?.isFinal ?? true, hasMore: false)
-        return (feed, cut)
-    }
-
-    /// Events and output rows in time order, each with the cursor past it. A state change and
-    /// output at the same instant: the state first.
-    static func merge(_ events: [JobEventRecord], _ output: [JobOutputRecord], from cursor: FeedCursor,
-                              jobEnded: Bool, hasMore: Bool) -> Feed {
-        var items: [FeedItem] = []
-        var position = cursor
-        var e = events.startIndex, o = output.startIndex
-        while e < events.endIndex || o < output.endIndex {
-            if o == output.endIndex || (e < events.endIndex && events[e].at <= output[o].at) {
-                let r = events[e]
-                e += 1
-                guard let status = JobStatus(rawValue: r.status) else { continue }
-                position.event = r.id ?? position.event
-                items.append(FeedItem(kind: .state(JobEvent(sequence: r.id ?? 0, at: Date(timeIntervalSince1970: r.at), status: status,
-                                                             detail: r.detail, hostState: r.hostState.flatMap(HostProgress.init))),
-                                      cursor: position))
-            } else {
-                let r = output[o]
-                o += 1
-                position.output = r.id ?? position.output
-                items.append(FeedItem(kind: .output(OutputChunk(sequence: r.id ?? 0, at: Date(timeIntervalSince1970: r.at),
-                                                                stream: OutputChunk.Stream(rawValue: r.stream) ?? .stdout, text: r.text)),
-                                      cursor: position))
-            }
-        }
-        return Feed(items: items, jobEnded: jobEnded, hasMore: hasMore)
     }
 }

@@ -65,14 +65,9 @@ extension SQLiteJobStore {
         let state = try HostRecord.fetchOne(db, key: host).flatMap { HostState(rawValue: $0.state) } ?? .unknown
         // A host being put to sleep takes no job until it has stopped; then it is woken.
         if state == .stopping { return nil }
-        // An unreachable host is tried straight away: its jobs wait for SSH, not for a wake.
-        let up = state == .ready || state == .busy || state == .unreachable
         guard var record = try jobRecord(db, candidate) else { return nil }
-        record.status = JobStatus.waitingForHost.rawValue
-        record.hostName = host
+        let (up, detail) = record.lease(to: host, hostState: state)
         try record.update(db)
-        let detail = up ? "host \(host)" : state == .provisioning ? "host \(host): launching a new instance"
-                                                                   : "host \(host), which is \(state.rawValue): waking it"
         try Self.record(db, JobID(rawValue: record.id), .waitingForHost, detail: detail, at: now)
         if state != .provisioning {
             try db.execute(sql: "UPDATE host SET state = ?, idle_since = NULL WHERE name = ?",
@@ -103,15 +98,10 @@ extension SQLiteJobStore {
         try await write { db in
             guard var record = try JobRecord.fetchOne(db, key: id.rawValue) else { throw StoreError.unknownJob(id.rawValue) }
             _ = try PendingResultRecord.deleteOne(db, key: id.rawValue)
-            guard JobStatus(rawValue: record.status)?.isFinal != true else { return }
-            record.status = outcome.status.rawValue
-            record.startedAt = record.startedAt ?? outcome.startedAt.timeIntervalSince1970
-            record.finishedAt = outcome.finishedAt.timeIntervalSince1970
+            let (ended, detail) = record.end(with: outcome)
+            guard ended else { return }
             try record.update(db)
-            let detail = [outcome.exitStatus.map { "exit status \($0)" }, outcome.signal.map { "signal \($0)" },
-                          outcome.cancelledBy.map { "cancelled by \($0)" }, outcome.error]
-                .compactMap { $0 }.joined(separator: "; ")
-            try Self.record(db, id, outcome.status, detail: detail.isEmpty ? nil : detail, at: outcome.finishedAt)
+            try Self.record(db, id, outcome.status, detail: detail, at: outcome.finishedAt)
             if let host = record.hostName {
                 try Self.release(db, host: host, lastJob: id, at: outcome.finishedAt)
             }
@@ -124,12 +114,7 @@ extension SQLiteJobStore {
     public func requeue(_ id: JobID, reason: String, notBefore: Date, countAttempt: Bool, at: Date) async throws(StoreError) {
         try await write { db in
             guard var record = try JobRecord.fetchOne(db, key: id.rawValue) else { throw StoreError.unknownJob(id.rawValue) }
-            let host = record.hostName
-            record.status = JobStatus.queued.rawValue
-            record.hostName = nil
-            record.startedAt = nil
-            record.notBefore = notBefore.timeIntervalSince1970
-            if countAttempt { record.attempts += 1 }
+            let host = record.requeue(notBefore: notBefore, countAttempt: countAttempt)
             try record.update(db)
             try Self.record(db, id, .queued, detail: reason, at: at)
             if let host { try Self.release(db, host: host, lastJob: id, at: at) }
@@ -151,23 +136,23 @@ extension SQLiteJobStore {
             var stranded: [JobID] = [], givenUp: [Job] = [], resumed: [Lease] = []
             for var record in try JobRecord.filter(JobStatus.leased.map(\.rawValue).contains(Column("status"))).fetchAll(db)
             where !held.contains(record.id) {
-                record.interruptedStarts += 1
+                let found = record.interruptedAtStart(limit: limit)
                 try record.update(db)
-                if record.interruptedStarts >= limit {
+                switch found {
+                case .givenUp:
                     givenUp.append(try record.job())
-                } else if record.status == JobStatus.running.rawValue, let host = record.hostName {
+                case .resumed(let host):
                     let position = try Self.outputPosition(db, of: record.id)
-                    try Self.record(db, JobID(rawValue: record.id), .running,
-                                    detail: "the server started again: following the job on host \(host) from where it was", at: at)
+                    try Self.record(db, JobID(rawValue: record.id), .running, detail: JobWords.resumed(on: host), at: at)
                     resumed.append(Lease(job: try record.job(), hostName: host, hostWasUp: true, resuming: position ?? .start))
-                } else {
+                case .stranded:
                     stranded.append(JobID(rawValue: record.id))
                 }
             }
             return (stranded, givenUp, resumed)
         }
         for id in stranded {
-            try await requeue(id, reason: "the server stopped while the job waited for its host; queued again", notBefore: at, countAttempt: false, at: at)
+            try await requeue(id, reason: JobWords.stranded, notBefore: at, countAttempt: false, at: at)
         }
         for lease in resumed { changes.notify(lease.job.id) }
         return Recovery(requeued: stranded, givenUp: givenUp, resumed: resumed)
@@ -178,10 +163,9 @@ extension SQLiteJobStore {
     public func requestCancel(_ id: JobID, by: String, at: Date) async throws(StoreError) -> Job? {
         let job = try await write { db -> Job? in
             guard var record = try JobRecord.fetchOne(db, key: id.rawValue) else { return nil }
-            guard let status = JobStatus(rawValue: record.status), !status.isFinal, record.cancelRequestedBy == nil else { return try record.job() }
-            record.cancelRequestedBy = by
+            guard let status = record.askCancel(by: by) else { return try record.job() }
             try record.update(db)
-            try Self.record(db, id, status, detail: "cancel asked for by \(by)", at: at)
+            try Self.record(db, id, status, detail: JobWords.cancelAsked(by: by), at: at)
             return try record.job()
         }
         if job != nil { changes.notify(id) }

@@ -13,19 +13,20 @@ import Synchronization
 public final class SQLiteJobStore: JobStore {
     let pool: DatabasePool
 
+    /// Held by `deferred serve` while it runs: no second server on this file.
+    private let serverLock: SQLiteServerLock?
+
     /// Intake writes, committed in batches.
     let intake: GroupCommit
 
     /// Wakes listeners of a job's feed after its events or output change.
     public let changes = JobChanges()
 
-    /// The last feed read of each job, by cursor and version, under way or done: a thousand
-    /// listeners that are all caught up cost one read per change, not a thousand, and those
-    /// woken by the same change join the read the first of them started.
-    let feedReads = Mutex<[JobID: FeedRead]>([:])
+    /// Feed reads shared by listeners at the same cursor and version.
+    let feedReads = SharedFeedReads()
 
     /// Feed reads that went to the database, for the tests of sharing them.
-    let feedReadsMade = Atomic<Int>(0)
+    var feedReadsMade: Int { feedReads.made.load(ordering: .relaxed) }
 
     /// How long a write waits for another process's lock on the file before it fails.
     public static let lockWait: TimeInterval = 2
@@ -34,16 +35,16 @@ public final class SQLiteJobStore: JobStore {
     /// wait for it) before the sender is told to come back: GitHub waits 10 s at most.
     public static let intakeDeadline: Duration = .seconds(3)
 
-    struct FeedRead {
-        var cursor: FeedCursor
-        var version: UInt64
-        var result: Task<Result<Feed, StoreError>, Never>
-    }
-
-    public init(path: String) throws(StoreError) {
+    /// `serving`: for `deferred serve`, which is refused while another server has the file.
+    public init(path: String, serving: Bool = false) throws(StoreError) {
         do {
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
             if !FileManager.default.fileExists(atPath: folder) { try PrivateFiles.makeFolder(folder) }
+        } catch {
+            throw .cannotOpen(path: path, reason: "\(error)")
+        }
+        serverLock = serving ? try SQLiteServerLock(statePath: path) : nil
+        do {
             // SQLite gives the -wal and -shm files the database's own mode: 0600 before it opens.
             let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, PrivateFiles.fileMode)
             if fd >= 0 { close(fd) }

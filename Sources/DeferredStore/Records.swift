@@ -2,7 +2,8 @@ import DeferredCore
 import Foundation
 import GRDB
 
-/// Rows as stored. Times are seconds since 1970 so SQL can compare them.
+/// Rows as stored, in SQLite (through GRDB) and PostgreSQL alike. Times are seconds since 1970
+/// so SQL can compare them.
 struct JobRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "job"
     var id: String
@@ -31,7 +32,10 @@ struct JobRecord: Codable, FetchableRecord, PersistableRecord {
         case startedAt = "started_at", finishedAt = "finished_at", expiredAt = "expired_at"
         case interruptedStarts = "interrupted_starts"
     }
+}
 
+// Outside the struct: the memberwise initializer stays, for rows read from PostgreSQL.
+extension JobRecord {
     init(_ job: Job, delivery: String?) throws {
         id = job.id.rawValue
         token = job.token.rawValue
@@ -173,6 +177,16 @@ struct PendingResultRecord: Codable, FetchableRecord, PersistableRecord {
         case jobID = "job_id", exitStatus = "exit_status", startedAt = "started_at", finishedAt = "finished_at"
     }
 
+    /// The outcome as far as the store needs it; the rest is in `results`.
+    func outcome() throws -> JobOutcome {
+        guard let status = JobStatus(rawValue: status) else { throw StoreError.corrupt("pending result of \(jobID) has status '\(status)'") }
+        return JobOutcome(status: status, exitStatus: exitStatus, signal: signal, error: error,
+                          startedAt: Date(timeIntervalSince1970: startedAt), finishedAt: Date(timeIntervalSince1970: finishedAt))
+    }
+}
+
+// Outside the struct, as for JobRecord: the memberwise initializer stays.
+extension PendingResultRecord {
     init(_ id: JobID, outcome: JobOutcome, results: Data, since: Date) {
         jobID = id.rawValue
         status = outcome.status.rawValue
@@ -183,12 +197,5 @@ struct PendingResultRecord: Codable, FetchableRecord, PersistableRecord {
         finishedAt = outcome.finishedAt.timeIntervalSince1970
         self.results = results
         self.since = since.timeIntervalSince1970
-    }
-
-    /// The outcome as far as the store needs it; the rest is in `results`.
-    func outcome() throws -> JobOutcome {
-        guard let status = JobStatus(rawValue: status) else { throw StoreError.corrupt("pending result of \(jobID) has status '\(status)'") }
-        return JobOutcome(status: status, exitStatus: exitStatus, signal: signal, error: error,
-                          startedAt: Date(timeIntervalSince1970: startedAt), finishedAt: Date(timeIntervalSince1970: finishedAt))
     }
 }

@@ -1,0 +1,54 @@
+import DeferredCore
+import Foundation
+import PostgresNIO
+
+// Reading jobs back.
+extension PostgresJobStore {
+    public func job(token: ResultToken) async throws(StoreError) -> Job? {
+        try await read { c in try await Self.jobs(c, "SELECT \(unescaped: Self.jobColumns) FROM job WHERE token = \(token.rawValue)").first }
+    }
+
+    public func job(id: JobID) async throws(StoreError) -> Job? {
+        try await read { c in try await Self.jobRecord(c, id.rawValue)?.job() }
+    }
+
+    public func jobs(project: String?, limit: Int) async throws(StoreError) -> [Job] {
+        try await read { c in
+            if let project {
+                return try await Self.jobs(c, """
+                    SELECT \(unescaped: Self.jobColumns) FROM job WHERE project = \(project) ORDER BY queued_at DESC, id DESC LIMIT \(limit)
+                    """)
+            }
+            return try await Self.jobs(c, "SELECT \(unescaped: Self.jobColumns) FROM job ORDER BY queued_at DESC, id DESC LIMIT \(limit)")
+        }
+    }
+
+    public func payload(of id: JobID) async throws(StoreError) -> Data? {
+        try await read { c in try await Self.value(c, "SELECT body FROM job_payload WHERE job_id = \(id.rawValue)", as: Data.self) }
+    }
+
+    public func events(of id: JobID, after sequence: Int64) async throws(StoreError) -> [JobEvent] {
+        try await read { c in
+            try await Self.eventRecords(c, """
+                SELECT id, job_id, at, status, detail, host_state FROM job_event WHERE job_id = \(id.rawValue) AND id > \(sequence) ORDER BY id
+                """).compactMap { r in
+                guard let status = JobStatus(rawValue: r.status) else { return nil }
+                return JobEvent(sequence: r.id ?? 0, at: Date(timeIntervalSince1970: r.at), status: status, detail: r.detail)
+            }
+        }
+    }
+
+    public func jobCount() async throws(StoreError) -> Int {
+        try await read { c in try await Self.value(c, "SELECT count(*) FROM job", as: Int.self) ?? 0 }
+    }
+
+    public func reruns(of id: JobID) async throws(StoreError) -> [JobID] {
+        try await read { c in
+            try await Self.values(c, "SELECT id FROM job WHERE rerun_of = \(id.rawValue) ORDER BY queued_at, id", as: String.self)
+        }.map(JobID.init(rawValue:))
+    }
+
+    public func deliveryCount() async throws(StoreError) -> Int {
+        try await read { c in try await Self.value(c, "SELECT count(*) FROM delivery", as: Int.self) ?? 0 }
+    }
+}

@@ -1,0 +1,266 @@
+import DeferredCore
+import Foundation
+import Logging
+import NIOSSL
+import PostgresNIO
+import Synchronization
+
+/// The store in a PostgreSQL database, through postgres-nio: what several servers share.
+///
+/// The same protocol and conformance suite as `SQLiteJobStore`. Each method is one
+/// transaction on a pooled connection. What SQLite gets from its single writer, this gets from
+/// row locks: a lease locks the queued jobs it looks at (`FOR UPDATE SKIP LOCKED`, so another
+/// server passes them by) and the host it gives one to; a fleet's growth and a project's queue
+/// limit are taken under transaction-scoped advisory locks; deliveries and idempotency keys are
+/// unique in the database, so a copy that races its original finds it.
+public final class PostgresJobStore: JobStore {
+    let client: PostgresClient
+    private let running: Task<Void, Never>
+    let logger: Logger
+
+    /// Wakes listeners of a job's feed after its events or output change.
+    public let changes = JobChanges()
+
+    /// Feed reads shared by listeners at the same cursor and version.
+    let feedReads = SharedFeedReads()
+
+    /// How long an intake write may wait for a connection, and for its whole work, before the
+    /// sender is told to come back (503): GitHub waits 10 s at most. As with SQLite's group
+    /// commit, what counts most is getting started: a database that is down or swamped answers
+    /// no lease of a connection.
+    public static let intakeDeadline = Deadline(start: .seconds(3), total: .seconds(8))
+
+    public struct Deadline: Sendable {
+        public var start: Duration
+        public var total: Duration
+
+        public init(start: Duration, total: Duration) {
+            self.start = start
+            self.total = total
+        }
+    }
+
+    /// Connects, checks the server answers as `settings` say, and brings the schema up to date
+    /// (once, whichever server starts first). A wrong URL, bad credentials or an unreachable
+    /// database fail here, with what to fix, before anything is served.
+    /// Held by `deferred serve` while it runs (`PostgresServerLock`).
+    private let serverLock: PostgresServerLock?
+
+    /// How long intake waits for the database (`intakeDeadline` unless a test of correctness
+    /// under load, not of time, gives more).
+    let deadline: Deadline
+
+    /// `serving`: for `deferred serve`, which is refused while another server uses the database.
+    public init(settings: PostgresSettings, serving: Bool = false, intakeDeadline: Deadline = PostgresJobStore.intakeDeadline,
+                logger: Logger = Logger(label: "deferred.store")) async throws(StoreError) {
+        self.logger = logger
+        deadline = intakeDeadline
+        let configuration: PostgresClient.Configuration
+        let first: PostgresConnection.Configuration
+        do {
+            (configuration, first) = try Self.configurations(settings)
+        } catch {
+            throw .cannotConnect(setting: "[store] url", reason: "sslrootcert: \(error)")
+        }
+        // One connection first, so a refusal at the start is an error with its reason, not a
+        // pool that waits for the database for ever.
+        do {
+            let connection = try await PostgresConnection.connect(configuration: first, id: 0, logger: logger)
+            do {
+                try await PostgresSchema.migrate(connection, logger: logger)
+                try await connection.close()
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(connecting: error, settings: settings)
+        }
+        // The pool warns of leases asked for before `run()` got going, which is this init's
+        // own order of things; its errors still reach each caller.
+        var background = logger
+        background.logLevel = .error
+        serverLock = serving ? try await PostgresServerLock(configuration: first, settings: settings, logger: logger) : nil
+        let client = PostgresClient(configuration: configuration, backgroundLogger: background)
+        self.client = client
+        running = Task { await client.run() }
+        // The pool's first connection before the first delivery, not during it.
+        do {
+            try await client.withConnection { connection in try await connection.sql("SELECT 1") }
+        } catch {
+            running.cancel()
+            throw StoreError(connecting: error, settings: settings)
+        }
+    }
+
+    deinit { running.cancel() }
+
+    /// The pool's settings, and the same for the single connection made first.
+    static func configurations(_ settings: PostgresSettings) throws -> (PostgresClient.Configuration, PostgresConnection.Configuration) {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let root = settings.rootCertificate { tls.trustRoots = .file(root) }
+        // libpq's sslmode as postgres-nio can do it: `require` encrypts without checking the
+        // certificate, as libpq does; `allow` tries TLS first, as `prefer` does.
+        switch settings.sslMode {
+        case .disable, .allow, .prefer, .require: tls.certificateVerification = .none
+        case .verifyCA: tls.certificateVerification = .noHostnameVerification
+        case .verifyFull: tls.certificateVerification = .fullVerification
+        }
+        let context = try NIOSSLContext(configuration: tls)
+        let poolTLS: PostgresClient.Configuration.TLS
+        let connectionTLS: PostgresConnection.Configuration.TLS
+        switch settings.sslMode {
+        case .disable: (poolTLS, connectionTLS) = (.disable, .disable)
+        case .allow, .prefer: (poolTLS, connectionTLS) = (.prefer(tls), .prefer(context))
+        case .require, .verifyCA, .verifyFull: (poolTLS, connectionTLS) = (.require(tls), .require(context))
+        }
+        var pool = PostgresClient.Configuration(host: settings.host, port: settings.port, username: settings.user,
+                                                password: settings.password, database: settings.database, tls: poolTLS)
+        pool.options.connectTimeout = .seconds(5)
+        pool.options.maximumConnections = 16
+        // Kept open while idle: intake does not wait for a connection's start and its password exchange.
+        pool.options.minimumConnections = 2
+        var connection = PostgresConnection.Configuration(host: settings.host, port: settings.port, username: settings.user,
+                                                          password: settings.password, database: settings.database, tls: connectionTLS)
+        connection.options.connectTimeout = .seconds(5)
+        return (pool, connection)
+    }
+
+    // MARK: Transactions
+
+    /// `body` in one transaction on a pooled connection; rolled back if it throws.
+    func transaction<T: Sendable>(deadline: Deadline? = nil, begin: PostgresQuery = "BEGIN",
+                                  _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
+        let work: @Sendable (_ started: @escaping @Sendable () -> Void) async throws -> T = { [client, logger] started in
+            try await client.withConnection { connection in
+                started()
+                try await connection.query(begin, logger: logger)
+                do {
+                    let value = try await body(connection)
+                    try await connection.query("COMMIT", logger: logger)
+                    return value
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    throw error
+                }
+            }
+        }
+        do {
+            guard let deadline else { return try await work({}) }
+            return try await Self.within(deadline, work)
+        } catch {
+            throw StoreError(postgres: error)
+        }
+    }
+
+    /// Reads that must agree with each other: one snapshot for all of them.
+    func snapshot<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
+        try await transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
+    }
+
+    /// A read outside any transaction of ours: one statement, one snapshot.
+    func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
+        do {
+            return try await client.withConnection { connection in try await body(connection) }
+        } catch {
+            throw StoreError(postgres: error)
+        }
+    }
+
+    /// `work`, or `busy` when it has not started (said so through its argument) by the
+    /// deadline's start, or not ended by its total: a sender waits no longer for a database
+    /// that is down or swamped. A `busy` never follows a commit that is known to have failed,
+    /// but may follow one that went through at the last moment: the sender tries again and its
+    /// delivery id finds the job. A 202 always follows a commit.
+    static func within<T: Sendable>(_ deadline: Deadline,
+                                    _ work: @escaping @Sendable (_ started: @escaping @Sendable () -> Void) async throws -> T) async throws -> T {
+        let started = StartFlag()
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await work { started.set() } }
+            group.addTask {
+                try await Task.sleep(for: deadline.start)
+                if started.isSet { try await Task.sleep(for: deadline.total - deadline.start) }
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw StoreError.busy(started.isSet ? "the database did not answer within \(deadline.total)"
+                                                    : "no connection to the database within \(deadline.start)")
+            }
+            return value
+        }
+    }
+
+    private final class StartFlag: Sendable {
+        private let flag = Atomic<Bool>(false)
+        func set() { flag.store(true, ordering: .releasing) }
+        var isSet: Bool { flag.load(ordering: .acquiring) }
+    }
+
+    /// Intake's transaction: within `intakeDeadline`, and tried again when a copy of the same
+    /// delivery or key committed first (its unique key then finds the earlier job).
+    func intakeTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await transaction(deadline: deadline, body)
+            } catch .conflict where attempt < 3 {
+                attempt += 1
+            }
+        }
+    }
+}
+
+extension StoreError {
+    /// postgres-nio's errors as `StoreError`: a database that cannot be reached is `busy`
+    /// (nothing stored, try again), as is a transaction that lost a race for a unique key.
+    init(postgres error: any Error) {
+        switch error {
+        case let error as StoreError:
+            self = error
+        case is CancellationError:
+            self = .busy("the write was given up while it waited")
+        case let error as PSQLError:
+            switch error.code {
+            case .server:
+                let state = error.serverInfo?[.sqlState] ?? ""
+                let message = error.serverInfo?[.message] ?? "\(error.code)"
+                // unique_violation, serialization_failure, deadlock_detected, lock_not_available
+                if state == "23505" { self = .conflict(message) }
+                else if ["40001", "40P01", "55P03", "57P01", "57P02", "57P03"].contains(state) { self = .busy(message) }
+                else { self = .database("\(message) (SQLSTATE \(state))") }
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed:
+                self = .busy("the PostgreSQL server cannot be reached (\(error.code))")
+            default:
+                self = .database(String(reflecting: error))
+            }
+        default:
+            self = .database("\(error)")
+        }
+    }
+
+    /// Why the first connection failed, naming the setting to look at.
+    init(connecting error: any Error, settings: PostgresSettings) {
+        let target = settings.description
+        guard let error = error as? PSQLError else {
+            self = .cannotConnect(setting: "[store] url", reason: "\(target): \(error)")
+            return
+        }
+        let state = error.serverInfo?[.sqlState] ?? ""
+        let message = error.serverInfo?[.message] ?? ""
+        switch (error.code, state) {
+        case (.server, "28P01"), (.server, "28000"), (.authMechanismRequiresPassword, _), (.saslError, _):
+            self = .cannotConnect(setting: "[store] password_env", reason: "\(target) refused user \(settings.user): \(message.isEmpty ? "\(error.code)" : message)")
+        case (.server, "3D000"):
+            self = .cannotConnect(setting: "[store] url", reason: "\(target): \(message); create it first (createdb \(settings.database))")
+        case (.sslUnsupported, _):
+            self = .cannotConnect(setting: "[store] url", reason: "\(target): the server offers no TLS; use sslmode=prefer or disable")
+        case (.connectionError, _):
+            self = .cannotConnect(setting: "[store] url", reason: "\(target) cannot be reached: \(error.underlying.map { "\($0)" } ?? "connection failed")")
+        default:
+            self = .cannotConnect(setting: "[store] url", reason: "\(target): \(message.isEmpty ? String(reflecting: error) : message)")
+        }
+    }
+}

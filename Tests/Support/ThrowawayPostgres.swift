@@ -1,0 +1,118 @@
+import DeferredDemo
+import Foundation
+
+/// A real PostgreSQL server (Debian's `postgresql`) for the tests: `initdb` in a temporary
+/// folder as an unprivileged user, on a free loopback port, password authentication over TCP
+/// as in production. One server serves a whole test run (`shared()`); each test takes a
+/// database of its own (`makeDatabase()`). A watchdog shell beside it stops it and removes
+/// its folder once this test process is gone, however it went.
+public final class ThrowawayPostgres: Sendable {
+    public static let user = "deferred"
+    public static let password = "throwaway-password"
+
+    public let port: Int
+    public let folder: String
+    let binaries: String
+    let process: SpawnedProcess
+
+    public enum Failure: Error, CustomStringConvertible {
+        case notInstalled
+        case didNotStart(log: String)
+
+        public var description: String {
+            switch self {
+            case .notInstalled: "PostgreSQL's server programs are not installed (no /usr/lib/postgresql/*/bin/initdb); run scripts/setup"
+            case .didNotStart(let log): "the throwaway PostgreSQL did not start: \(log.suffix(2000))"
+            }
+        }
+    }
+
+    private static let started = SharedStart()
+
+    /// The server of this test run, started at the first call.
+    public static func shared() async throws -> ThrowawayPostgres { try await started.server() }
+
+    /// A new empty database; its URL's password is `password`.
+    public func makeDatabase() throws -> String {
+        let name = "t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
+        _ = try LocalCommand.run(Self.asServerUser(binaries + "/createdb", ["-h", folder, "-p", String(port), "-U", Self.user, name]))
+        return name
+    }
+
+    /// Runs `statement` in `database` with psql; its rows, unaligned, one a line.
+    public func sql(_ statement: String, database: String) throws -> String {
+        try LocalCommand.run(Self.asServerUser(binaries + "/psql", [
+            "-h", folder, "-p", String(port), "-U", Self.user, "-d", database, "-At", "-v", "ON_ERROR_STOP=1", "-c", statement,
+        ])).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// `postgres://deferred@127.0.0.1:PORT/name?sslmode=disable`
+    public func url(database: String) -> String { "postgres://\(Self.user)@127.0.0.1:\(port)/\(database)?sslmode=disable" }
+
+    static func start() async throws -> ThrowawayPostgres {
+        guard let binaries = Self.binaries() else { throw Failure.notInstalled }
+        let folder = NSTemporaryDirectory() + "deferred-pg-" + UUID().uuidString.prefix(8).lowercased()
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try Data(password.utf8).write(to: URL(fileURLWithPath: folder + "/password"))
+        if getuid() == 0 { _ = try LocalCommand.run(["chown", "-R", serverUser + ":", folder]) }
+        _ = try LocalCommand.run(Self.asServerUser(binaries + "/initdb", [
+            "-D", folder + "/data", "-U", user, "--pwfile=" + folder + "/password", "--auth-local=trust",
+            "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync", "--no-instructions",
+        ]))
+        let log = folder + "/server.log"
+        for _ in 0..<5 {
+            let port = try FreePort.find()
+            let serve = asServerUser(binaries + "/postgres", [
+                "-D", folder + "/data", "-p", String(port), "-k", folder, "-c", "listen_addresses=127.0.0.1",
+                "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
+            ])
+            let process = try SpawnedProcess(executable: "/bin/sh", arguments: [
+                "-c", #""$@" & pg=$!; while kill -0 \#(getpid()) 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 1; done; kill -INT $pg; wait $pg; rm -rf '\#(folder)'"#,
+                "sh"] + serve, stderrPath: log)
+            for _ in 0..<300 where process.isRunning {
+                if let fd = FreePort.connectLoopback(port: port) {
+                    close(fd)
+                    if process.isRunning { return ThrowawayPostgres(port: port, folder: folder, binaries: binaries, process: process) }
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            process.terminate()
+        }
+        throw Failure.didNotStart(log: (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
+    private init(port: Int, folder: String, binaries: String, process: SpawnedProcess) {
+        self.port = port
+        self.folder = folder
+        self.binaries = binaries
+        self.process = process
+    }
+
+    /// Debian keeps the server's programs out of PATH, under the major version's folder.
+    static func binaries() -> String? {
+        let root = "/usr/lib/postgresql"
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init).sorted()
+        return versions.reversed().map { "\(root)/\($0)/bin" }.first { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") }
+    }
+
+    /// PostgreSQL refuses to run as root: as root, its programs run as `postgres` (the user
+    /// Debian's package makes) or else `nobody`.
+    static var serverUser: String { getpwnam("postgres") != nil ? "postgres" : "nobody" }
+
+    static func asServerUser(_ program: String, _ arguments: [String]) -> [String] {
+        guard getuid() == 0 else { return [program] + arguments }
+        return ["setpriv", "--reuid=" + serverUser, "--regid=" + serverUser, "--clear-groups", "--", program] + arguments
+    }
+
+    /// Starts the shared server once, whoever asks first.
+    private actor SharedStart {
+        private var starting: Task<ThrowawayPostgres, any Error>?
+
+        func server() async throws -> ThrowawayPostgres {
+            if let starting { return try await starting.value }
+            let task = Task { try await ThrowawayPostgres.start() }
+            starting = task
+            return try await task.value
+        }
+    }
+}
