@@ -13,7 +13,8 @@ public final class ThrowawayPostgres: Sendable {
     public let port: Int
     public let folder: String
     let binaries: String
-    let process: SpawnedProcess
+    let watchdog: SpawnedProcess
+    let owned: Bool
 
     public enum Failure: Error, CustomStringConvertible {
         case notInstalled
@@ -49,7 +50,11 @@ public final class ThrowawayPostgres: Sendable {
     /// `postgres://deferred@127.0.0.1:PORT/name?sslmode=disable`
     public func url(database: String) -> String { "postgres://\(Self.user)@127.0.0.1:\(port)/\(database)?sslmode=disable" }
 
-    static func start() async throws -> ThrowawayPostgres {
+    /// A server of one's own, for a test that stops and starts it (`stop()`, `restart()`);
+    /// stopped and removed when the value goes.
+    public static func own() async throws -> ThrowawayPostgres { try await start(owned: true) }
+
+    static func start(owned: Bool = false) async throws -> ThrowawayPostgres {
         guard let binaries = Self.binaries() else { throw Failure.notInstalled }
         let folder = NSTemporaryDirectory() + "deferred-pg-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -59,33 +64,57 @@ public final class ThrowawayPostgres: Sendable {
             "-D", folder + "/data", "-U", user, "--pwfile=" + folder + "/password", "--auth-local=trust",
             "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync", "--no-instructions",
         ]))
-        let log = folder + "/server.log"
+        // Whatever becomes of this test process, the server goes with it.
+        let stop = asServerUser(binaries + "/pg_ctl", ["stop", "-m", "immediate", "-D", folder + "/data"])
+            .map { "'\($0)'" }.joined(separator: " ")
+        let watchdog = try SpawnedProcess(executable: "/bin/sh", arguments: [
+            "-c", "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; \(stop) >/dev/null 2>&1; rm -rf '\(folder)'",
+        ], stderrPath: "/dev/null")
+        var lastError: any Error = Failure.didNotStart(log: "")
         for _ in 0..<5 {
-            let port = try FreePort.find()
-            let serve = asServerUser(binaries + "/postgres", [
-                "-D", folder + "/data", "-p", String(port), "-k", folder, "-c", "listen_addresses=127.0.0.1",
-                "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
-            ])
-            let process = try SpawnedProcess(executable: "/bin/sh", arguments: [
-                "-c", #""$@" & pg=$!; while kill -0 \#(getpid()) 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 1; done; kill -INT $pg; wait $pg; rm -rf '\#(folder)'"#,
-                "sh"] + serve, stderrPath: log)
-            for _ in 0..<300 where process.isRunning {
-                if let fd = FreePort.connectLoopback(port: port) {
-                    close(fd)
-                    if process.isRunning { return ThrowawayPostgres(port: port, folder: folder, binaries: binaries, process: process) }
-                }
-                try await Task.sleep(for: .milliseconds(50))
+            let server = ThrowawayPostgres(port: try FreePort.find(), folder: folder, binaries: binaries, watchdog: watchdog, owned: owned)
+            do {
+                try server.restart()
+                return server
+            } catch {
+                lastError = error
             }
-            process.terminate()
         }
-        throw Failure.didNotStart(log: (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        throw lastError
     }
 
-    private init(port: Int, folder: String, binaries: String, process: SpawnedProcess) {
+    private init(port: Int, folder: String, binaries: String, watchdog: SpawnedProcess, owned: Bool) {
         self.port = port
         self.folder = folder
         self.binaries = binaries
-        self.process = process
+        self.watchdog = watchdog
+        self.owned = owned
+    }
+
+    /// Starts the server (again) on its port, and returns once it takes connections.
+    public func restart() throws {
+        do {
+            _ = try LocalCommand.run(Self.asServerUser(binaries + "/pg_ctl", [
+                "start", "-w", "-t", "60", "-D", folder + "/data", "-l", folder + "/server.log", "-o",
+                "-p \(port) -k \(folder) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
+                    + "-c full_page_writes=off -c max_connections=200",
+            ]))
+        } catch {
+            throw Failure.didNotStart(log: "\(error)\n" + ((try? String(contentsOfFile: folder + "/server.log", encoding: .utf8)) ?? ""))
+        }
+    }
+
+    /// Stops the server as an operator's restart does (fast: connections are cut, what was
+    /// committed stays).
+    public func stop() throws {
+        _ = try LocalCommand.run(Self.asServerUser(binaries + "/pg_ctl", ["stop", "-w", "-m", "fast", "-D", folder + "/data"]))
+    }
+
+    deinit {
+        guard owned else { return }
+        try? stop()
+        watchdog.terminate()
+        try? FileManager.default.removeItem(atPath: folder)
     }
 
     /// Debian keeps the server's programs out of PATH, under the major version's folder.
