@@ -92,15 +92,24 @@ public actor Dispatcher: Service {
         try await recover()
         for job in (try? await store.cancelledInQueue()) ?? [] { await cancelInQueue(job) }
         await cancelWhenGracefulShutdown {
+            // A store several servers share: the jobs of a server that stopped or went silent
+            // are looked for again and again, not only at this server's start.
+            let takeover = self.store.takeoverInterval
+            var nextTakeover = ContinuousClock.now + (takeover ?? .zero)
             while !Task.isCancelled {
+                if let takeover, ContinuousClock.now >= nextTakeover {
+                    do { try await self.recover() } catch { self.logger.warning("cannot look for other servers' jobs: \(error)") }
+                    nextTakeover = ContinuousClock.now + takeover
+                }
                 await self.dispatchReady()
-                await self.wakeup.wait(upTo: self.pollInterval)
+                await self.wakeup.wait(upTo: takeover.map { min($0, self.pollInterval) } ?? self.pollInterval)
             }
         }
         // Shutting down: running jobs run on on their hosts; those still waiting are queued again.
         for task in running.values { task.cancel() }
         for task in running.values { await task.value }
         await waker.closeAll()
+        await store.resign()
         if !leftRunning.isEmpty {
             let hosts = Dictionary(grouping: leftRunning, by: \.host).sorted { $0.key < $1.key }
                 .map { "\($0.value.count) on \($0.key)" }.joined(separator: ", ")
@@ -129,6 +138,7 @@ public actor Dispatcher: Service {
         if !recovered.resumed.isEmpty {
             logger.info("taking up again the jobs the last server left running", metadata: ["jobs": "\(recovered.resumed.map(\.job.id.rawValue))"])
         }
+        if !recovered.requeued.isEmpty { await wakeup.signal() }
         for lease in recovered.resumed { start(lease) }
     }
 

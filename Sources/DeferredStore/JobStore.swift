@@ -103,6 +103,12 @@ public protocol JobLeasing: Sendable {
     func holdResults(_ id: JobID, outcome: JobOutcome, results: Data, at: Date) async throws(StoreError)
     /// The jobs whose results.json waits for the artifact store, oldest first.
     func pendingResults() async throws(StoreError) -> [PendingResult]
+    /// For a store several servers share: how often to call `recoverInterrupted` again, which
+    /// then takes over the jobs of servers that stopped or went silent. Nil for a store one
+    /// server has alone, whose start is the only time to look.
+    var takeoverInterval: Duration? { get }
+    /// The server stops: the jobs it leaves running may be taken over at once.
+    func resign() async
 }
 
 /// A job's live story: its state events and output, merged, read from a cursor.
@@ -163,6 +169,10 @@ public extension HostRegistry {
 }
 
 public extension JobLeasing {
+    var takeoverInterval: Duration? { nil }
+
+    func resign() async {}
+
     func leaseNext(targetsFor: @escaping @Sendable (String) -> [LeaseTarget]) async throws(StoreError) -> Lease? {
         try await leaseNext(now: Date(), targetsFor: targetsFor)
     }

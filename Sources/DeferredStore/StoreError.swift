@@ -12,8 +12,6 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case conflict(String)
     /// A SQLite file already served by another `deferred serve` (`pid` when it could be read).
     case anotherServer(path: String, pid: Int?)
-    /// A PostgreSQL database another `deferred serve` uses (`PostgresServerLock`).
-    case anotherServerOnDatabase(String)
     /// The database refused the server or could not be reached at its start (`setting`: the
     /// key of deferred.toml to look at).
     case cannotConnect(setting: String, reason: String)
@@ -29,9 +27,6 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case let .anotherServer(path, pid):
             "another deferred serve\(pid.map { " (pid \($0))" } ?? "") already uses the state database \(path): a SQLite store serves one server. "
                 + "Stop that one, give this one its own [store] url, or share a PostgreSQL database between several servers ([store] url = \"postgres://…\")"
-        case let .anotherServerOnDatabase(database):
-            "another deferred serve already uses the PostgreSQL database \(database). Servers do not yet take over each other's jobs, "
-                + "so one server at a time serves a database: stop that one, or give this one its own [store] url"
         case let .cannotConnect(setting, reason): "cannot use the PostgreSQL database (\(setting)): \(reason)"
         }
     }

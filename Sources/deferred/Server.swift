@@ -5,6 +5,7 @@ import DeferredDispatcher
 import DeferredHTTP
 import DeferredProviders
 import DeferredStore
+import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -13,7 +14,12 @@ import ServiceLifecycle
 enum Server {
     static func run(config: DeferredConfig, logger: Logger, afterStart: (@Sendable () async -> Void)? = nil) async throws {
         for warning in config.warnings { logger.warning("deferred.toml: \(warning)") }
-        let store = try await StoreOpener.open(config.store, serving: true, logger: logger)
+        let store = try await StoreOpener.open(config.store, serving: true, logger: logger, whenTakenForDead: {
+            // Its jobs are another server's now: following them too would run their ends twice.
+            // A supervisor starts it again, as a new member.
+            logger.critical("stopping: another server took this one for dead and follows its jobs now")
+            exit(75)
+        })
         let artifacts = try ArtifactStores.make(config.artifacts)
         let providers = try Server.providers(config)
         let dispatcher = Dispatcher(config: config, store: store, artifacts: artifacts, providers: providers, logger: logger)

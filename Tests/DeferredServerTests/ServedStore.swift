@@ -23,7 +23,9 @@ enum ServedStore: String, CaseIterable, Sendable, CustomTestStringConvertible {
         case .postgres:
             let server = try await ThrowawayPostgres.shared()
             let url = server.url(database: try server.makeDatabase())
-            return Made(lines: [#"url = "\#(url)""#, #"password_env = "\#(Self.passwordVariable)""#],
+            // Servers silent for 5 s are taken for dead: a restart after `kill -9` is followed
+            // up within seconds.
+            return Made(lines: [#"url = "\#(url)""#, #"password_env = "\#(Self.passwordVariable)""#, "takeover_seconds = 5"],
                         open: { try await PostgresJobStore(settings: PostgresSettings(url: url, password: ThrowawayPostgres.password)) })
         }
     }

@@ -9,6 +9,7 @@ extension PostgresJobStore {
     /// its jobs are counted, and a fleet's size under an advisory lock, so `max_jobs` and
     /// `max_hosts` hold across every server.
     public func leaseNext(now: Date, targetsFor: @escaping @Sendable (String) -> [LeaseTarget]) async throws(StoreError) -> Lease? {
+        let server = membership?.id
         let lease = try await transaction { c -> Lease? in
             // Read without locks; each is locked only when its turn comes, and passed by if
             // another server's lease has it (so leases on several servers go side by side).
@@ -25,7 +26,7 @@ extension PostgresJobStore {
             var refusedHosts: Set<String> = [], refusedProjects: Set<String> = []
             func lease(_ id: String, to host: String, maxJobs: Int) async throws -> Lease? {
                 guard !refusedHosts.contains(host) else { return nil }
-                if let lease = try await Self.lease(c, id, to: host, maxJobs: maxJobs, now: now) { return lease }
+                if let lease = try await Self.lease(c, id, to: host, maxJobs: maxJobs, now: now, server: server) { return lease }
                 refusedHosts.insert(host)
                 return nil
             }
@@ -64,7 +65,8 @@ extension PostgresJobStore {
 
     /// Gives `candidate` to `host` if it has room and is not being put to sleep; the host's
     /// row is locked first, so no other server counts its jobs meanwhile.
-    static func lease(_ c: PostgresConnection, _ candidate: String, to host: String, maxJobs: Int, now: Date) async throws -> Lease? {
+    static func lease(_ c: PostgresConnection, _ candidate: String, to host: String, maxJobs: Int, now: Date,
+                      server: String?) async throws -> Lease? {
         // A full host is passed by without a lock; one with room is locked and counted again.
         // Only the host a job goes to stays locked, so leases never wait on each other in a circle.
         guard try await activeJobs(c, host: host) < maxJobs else { return nil }
@@ -76,6 +78,8 @@ extension PostgresJobStore {
         guard var record = try await jobRecord(c, candidate) else { return nil }
         let (up, detail) = record.lease(to: host, hostState: state)
         try await update(c, record)
+        // The server that follows the job from now on, until it stops or is taken for dead.
+        try await c.sql("UPDATE job SET server_id = \(server) WHERE id = \(candidate)")
         try await Self.record(c, JobID(rawValue: record.id), .waitingForHost, detail: detail, at: now)
         if state != .provisioning {
             try await c.sql("UPDATE host SET state = \((up ? HostState.busy : .waking).rawValue), idle_since = NULL WHERE name = \(host)")
@@ -126,13 +130,27 @@ extension PostgresJobStore {
         changes.notify(id)
     }
 
+    /// With several servers (a serving store): the leased jobs of servers that stopped or
+    /// whose heartbeat is older than `takeover_seconds`, and of none, become this server's; a
+    /// job another live server follows is never touched, and each is locked while it moves
+    /// (`SKIP LOCKED`: two live servers never take one job). The dead servers' rows go after.
     public func recoverInterrupted(limit: Int, at: Date) async throws(StoreError) -> Recovery {
+        let me = membership?.id, takeover = Double(membership?.takeoverSeconds ?? 0)
         let (stranded, givenUp, resumed) = try await transaction { c -> ([JobID], [Job], [Lease]) in
             let held = Set(try await Self.values(c, "SELECT job_id FROM pending_result", as: String.self))
             var stranded: [JobID] = [], givenUp: [Job] = [], resumed: [Lease] = []
-            for var record in try await Self.jobRecords(c, """
-                SELECT \(unescaped: Self.jobColumns) FROM job WHERE status = ANY(\(JobStatus.leased.map(\.rawValue))) ORDER BY queued_at, id FOR UPDATE
-                """) where !held.contains(record.id) {
+            let leased = JobStatus.leased.map(\.rawValue)
+            let orphans: PostgresQuery = me == nil ? """
+                SELECT \(unescaped: Self.jobColumns) FROM job WHERE status = ANY(\(leased)) ORDER BY queued_at, id FOR UPDATE
+                """ : """
+                SELECT \(unescaped: Self.jobColumns) FROM job
+                WHERE status = ANY(\(leased)) AND server_id IS DISTINCT FROM \(me)
+                    AND (server_id IS NULL OR server_id NOT IN (
+                        SELECT id FROM server WHERE heartbeat_at >= \(unescaped: ServerMembership.now) - \(takeover)))
+                ORDER BY queued_at, id FOR UPDATE SKIP LOCKED
+                """
+            for var record in try await Self.jobRecords(c, orphans) where !held.contains(record.id) {
+                if let me { try await c.sql("UPDATE job SET server_id = \(me) WHERE id = \(record.id)") }
                 let found = record.interruptedAtStart(limit: limit)
                 try await Self.update(c, record)
                 switch found {
@@ -145,6 +163,11 @@ extension PostgresJobStore {
                 case .stranded:
                     stranded.append(JobID(rawValue: record.id))
                 }
+            }
+            if let me {
+                try await c.sql("""
+                    DELETE FROM server WHERE id <> \(me) AND heartbeat_at < \(unescaped: ServerMembership.now) - \(takeover)
+                    """)
             }
             return (stranded, givenUp, resumed)
         }

@@ -43,16 +43,20 @@ public final class PostgresJobStore: JobStore {
     /// Connects, checks the server answers as `settings` say, and brings the schema up to date
     /// (once, whichever server starts first). A wrong URL, bad credentials or an unreachable
     /// database fail here, with what to fix, before anything is served.
-    /// Held by `deferred serve` while it runs (`PostgresServerLock`).
-    private let serverLock: PostgresServerLock?
+    /// `deferred serve`'s place among the servers sharing the database; nil for the command
+    /// line's stores (`hosts`, `idle-sleep`), which lease nothing.
+    let membership: ServerMembership?
 
     /// How long intake waits for the database (`intakeDeadline` unless a test of correctness
     /// under load, not of time, gives more).
     let deadline: Deadline
 
-    /// `serving`: for `deferred serve`, which is refused while another server uses the database.
-    public init(settings: PostgresSettings, serving: Bool = false, intakeDeadline: Deadline = PostgresJobStore.intakeDeadline,
-                logger: Logger = Logger(label: "deferred.store")) async throws(StoreError) {
+    /// `serving`: for `deferred serve`, which joins the servers sharing the database, keeps a
+    /// heartbeat, and takes over the jobs of a server silent for `takeoverSeconds`.
+    /// `whenTakenForDead`: another server took this one for dead and took its jobs over.
+    public init(settings: PostgresSettings, serving: Bool = false, takeoverSeconds: Int = 30,
+                intakeDeadline: Deadline = PostgresJobStore.intakeDeadline, logger: Logger = Logger(label: "deferred.store"),
+                whenTakenForDead: @escaping @Sendable () -> Void = {}) async throws(StoreError) {
         self.logger = logger
         deadline = intakeDeadline
         let configuration: PostgresClient.Configuration
@@ -82,13 +86,14 @@ public final class PostgresJobStore: JobStore {
         // own order of things; its errors still reach each caller.
         var background = logger
         background.logLevel = .error
-        serverLock = serving ? try await PostgresServerLock(configuration: first, settings: settings, logger: logger) : nil
+        membership = serving ? ServerMembership(takeoverSeconds: takeoverSeconds) : nil
         let client = PostgresClient(configuration: configuration, backgroundLogger: background)
         self.client = client
         running = Task { await client.run() }
         // The pool's first connection before the first delivery, not during it.
         do {
             try await client.withConnection { connection in try await connection.sql("SELECT 1") }
+            try await membership?.join(client, logger: logger, lost: whenTakenForDead)
         } catch {
             running.cancel()
             throw StoreError(connecting: error, settings: settings)
@@ -96,6 +101,14 @@ public final class PostgresJobStore: JobStore {
     }
 
     deinit { running.cancel() }
+
+    /// A server looks for dead servers' jobs three times within `takeover_seconds`.
+    public var takeoverInterval: Duration? { membership?.heartbeatInterval }
+
+    /// The server stops: its row goes, and with it any claim on the jobs it leaves running.
+    public func resign() async {
+        await membership?.leave(client)
+    }
 
     /// The pool's settings, and the same for the single connection made first.
     static func configurations(_ settings: PostgresSettings) throws -> (PostgresClient.Configuration, PostgresConnection.Configuration) {

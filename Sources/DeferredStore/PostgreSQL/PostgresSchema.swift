@@ -128,6 +128,19 @@ enum PostgresSchema {
             )
             """,
         ]),
+        (2, "servers sharing the database, the server that leased each job", [
+            // Heartbeats in the database's clock; a job's server is the one following it.
+            """
+            CREATE TABLE server (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL,
+                heartbeat_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+            "ALTER TABLE job ADD COLUMN server_id TEXT",
+            "CREATE INDEX job_by_server ON job (server_id)",
+        ]),
     ]
 
     /// Any number, the same in every server: the advisory lock migrations run under.

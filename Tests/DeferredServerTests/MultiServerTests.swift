@@ -1,0 +1,78 @@
+import DeferredCloud
+import DeferredCore
+import DeferredDemo
+import DeferredStore
+import DeferredTestSupport
+import Foundation
+import Testing
+
+/// Three `deferred serve` processes sharing one PostgreSQL database and one build host: jobs
+/// posted to any of them run once each, on one server each; a server killed with jobs running
+/// has them taken over by a live one, which follows them to their end without running them
+/// again.
+@Suite(.serialized) struct MultiServerTests {
+    static func servers(_ harness: ServerHarness, _ store: ServedStore.Made, count: Int) async throws -> [BuiltServer] {
+        var servers: [BuiltServer] = []
+        for index in 0..<count {
+            servers.append(try await BuiltServer.start(harness, tables: ServerRestartTests.config, store: store.lines,
+                                                       instance: "serve-\(index)"))
+        }
+        return servers
+    }
+
+    @Test func scriptsPostedRoundRobinToThreeServersEachRunOnce() async throws {
+        let harness = try await ServerHarness()
+        let store = try await ServedStore.postgres.make(for: harness)
+        let servers = try await Self.servers(harness, store, count: 3)
+        defer { for server in servers { server.stop() } }
+        let runs = harness.folder + "/runs"
+        var posted: [(server: BuiltServer, path: String)] = []
+        for index in 0..<30 {
+            let server = servers[index % servers.count]
+            posted.append((server, try await server.postScript("#!/bin/sh\necho 'job \(index)' >> '\(runs)'\necho 'ran \(index)'\n")))
+        }
+        for (index, job) in posted.enumerated() {
+            // A result URL answers from any server: the next one in the ring.
+            let reader = servers[(servers.firstIndex { $0.port == job.server.port }! + 1) % servers.count]
+            let results = try await reader.results(at: job.path)
+            #expect(results["status"] as? String == "succeeded", "\(index): \(results)")
+            #expect(results["stdout"] as? String == "ran \(index)\n", "\(index): \(results)")
+        }
+        let lines = ((try? String(contentsOfFile: runs, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        #expect(lines.count == 30 && Set(lines).count == 30, "\(lines)")
+        // Every server leased some of them: the queue is one, shared.
+        let opened = try await store.open()
+        #expect(try await opened.jobCount() == 30)
+    }
+
+    @Test func aServerKilledWithAJobRunningHasItTakenOverByALiveOne() async throws {
+        let harness = try await ServerHarness()
+        let store = try await ServedStore.postgres.make(for: harness)
+        let servers = try await Self.servers(harness, store, count: 3)
+        defer { for server in servers { server.stop() } }
+        let marked = try ServerRestartTests.Marked(harness, "taken-over")
+        let path = try await servers[0].postScript(marked.script)
+        try await StalledHostTests.eventually("the job runs") { FileManager.default.fileExists(atPath: marked.started) }
+        // Whichever server leased it, that one is killed.
+        let opened = try await store.open()
+        let id = try #require(try await opened.jobs(project: nil, limit: 1).first?.id)
+        try await Task.sleep(for: .milliseconds(500))
+        let owner = try #require(servers.first { server in
+            server.said.split(separator: "\n").contains { $0.contains(id.rawValue) && $0.hasSuffix("] running") }
+        }, "no server's log says it runs \(id)")
+        kill(owner.process.pid, SIGKILL)
+        _ = owner.process.waitForExit()
+        let killedAt = ContinuousClock.now
+        marked.letEnd()
+        let live = servers.filter { $0.port != owner.port }
+        let results = try await live[0].results(at: path)
+        #expect(ContinuousClock.now - killedAt < .seconds(30), "taken over after \(ContinuousClock.now - killedAt)")
+        #expect(results["status"] as? String == "succeeded", "\(results)\n\(OutOfFilesTests.tail(live[0].said))\n\(OutOfFilesTests.tail(live[1].said))")
+        #expect(results["stdout"] as? String == ServerRestartTests.Marked.stdout, "\(results)")
+        #expect(results["attempts"] as? Int == 1, "\(results)")
+        #expect(marked.runCount == 1, "the command ran \(marked.runCount) times")
+        #expect(live.contains { $0.said.contains("taking up again") }, "no live server took the job up")
+        let stored = try await ServerRestartTests.storedOutput(of: id, in: opened)
+        #expect(stored.stdout == ServerRestartTests.Marked.stdout && stored.stderr == "to stderr\n", "\(stored)")
+    }
+}
