@@ -88,6 +88,8 @@ public actor Dispatcher: Service {
     }
 
     public func run() async throws {
+        // Jobs queued and places freed by other servers sharing the store wake this loop too.
+        store.whenQueueChanges { [wakeup] in Task { await wakeup.signal() } }
         try await store.register(hosts: config.hosts)
         try await recover()
         for job in (try? await store.cancelledInQueue()) ?? [] { await cancelInQueue(job) }

@@ -32,6 +32,17 @@ public final class JobChanges: Sendable {
         for waiter in woken { waiter.resume() }
     }
 
+    /// Wakes every listener of every job: after a time in which changes may have been missed
+    /// (the connection that hears other servers' changes was lost), each reads its feed again.
+    public func notifyEveryone() {
+        let woken = state.withLock { state -> [Waiter] in
+            for id in state.waiters.keys { state.versions[id, default: 0] += 1 }
+            defer { state.waiters = [:] }
+            return state.waiters.values.flatMap { $0 }
+        }
+        for waiter in woken { waiter.resume() }
+    }
+
     /// Returns once the job's version passed `seen`, or after `limit`, or when cancelled.
     public func wait(for id: JobID, after seen: UInt64, upTo limit: Duration) async {
         let waiter = Mutex<Waiter?>(nil)

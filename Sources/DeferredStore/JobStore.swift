@@ -109,6 +109,10 @@ public protocol JobLeasing: Sendable {
     var takeoverInterval: Duration? { get }
     /// The server stops: the jobs it leaves running may be taken over at once.
     func resign() async
+    /// Calls `wake` when another server queued a job or freed a host's place, so the
+    /// dispatcher leases at once rather than at its next poll. A store one server has alone
+    /// never calls it: the server's own changes wake its dispatcher directly.
+    func whenQueueChanges(_ wake: @escaping @Sendable () -> Void)
 }
 
 /// A job's live story: its state events and output, merged, read from a cursor.
@@ -172,6 +176,8 @@ public extension JobLeasing {
     var takeoverInterval: Duration? { nil }
 
     func resign() async {}
+
+    func whenQueueChanges(_ wake: @escaping @Sendable () -> Void) {}
 
     func leaseNext(targetsFor: @escaping @Sendable (String) -> [LeaseTarget]) async throws(StoreError) -> Lease? {
         try await leaseNext(now: Date(), targetsFor: targetsFor)

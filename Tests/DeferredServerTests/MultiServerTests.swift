@@ -20,6 +20,11 @@ import Testing
         return servers
     }
 
+    /// The server whose log says it runs `id`.
+    static func runner(of id: JobID, among servers: [BuiltServer]) -> BuiltServer? {
+        servers.first { server in server.said.split(separator: "\n").contains { $0.contains(id.rawValue) && $0.hasSuffix("] running") } }
+    }
+
     @Test func scriptsPostedRoundRobinToThreeServersEachRunOnce() async throws {
         let harness = try await ServerHarness()
         let store = try await ServedStore.postgres.make(for: harness)
@@ -57,9 +62,7 @@ import Testing
         let opened = try await store.open()
         let id = try #require(try await opened.jobs(project: nil, limit: 1).first?.id)
         try await Task.sleep(for: .milliseconds(500))
-        let owner = try #require(servers.first { server in
-            server.said.split(separator: "\n").contains { $0.contains(id.rawValue) && $0.hasSuffix("] running") }
-        }, "no server's log says it runs \(id)")
+        let owner = try #require(Self.runner(of: id, among: servers), "no server's log says it runs \(id)")
         kill(owner.process.pid, SIGKILL)
         _ = owner.process.waitForExit()
         let killedAt = ContinuousClock.now
@@ -74,5 +77,34 @@ import Testing
         #expect(live.contains { $0.said.contains("taking up again") }, "no live server took the job up")
         let stored = try await ServerRestartTests.storedOutput(of: id, in: opened)
         #expect(stored.stdout == ServerRestartTests.Marked.stdout && stored.stderr == "to stderr\n", "\(stored)")
+    }
+
+    /// The event stream of a job on a server that does not run it: the running server's
+    /// output reaches it as it happens (`LISTEN/NOTIFY`), not at the stream's 15 s keepalive.
+    @Test func aListenerOnOneServerFollowsLiveAJobAnotherServerRuns() async throws {
+        let harness = try await ServerHarness()
+        let store = try await ServedStore.postgres.make(for: harness)
+        let servers = try await Self.servers(harness, store, count: 2)
+        defer { for server in servers { server.stop() } }
+        let marked = try ServerRestartTests.Marked(harness, "followed")
+        let path = try await servers[0].postScript(marked.script)
+        try await StalledHostTests.eventually("the job runs") { FileManager.default.fileExists(atPath: marked.started) }
+        let id = try #require(try await store.open().jobs(project: nil, limit: 1).first?.id)
+        var runner: BuiltServer?
+        try await StalledHostTests.eventually("a server says it runs the job") {
+            runner = Self.runner(of: id, among: servers)
+            return runner != nil
+        }
+        let other = try #require(servers.first { $0.port != runner?.port })
+        let reader = try SSE.Reader(port: other.port, path: path.replacingOccurrences(of: "/results.json", with: "/events"))
+        let before = try await reader.wait { $0.events.filter { $0.event == "output" }.map(\.data).joined().contains("before 3") }
+        #expect(before, "\(reader.text)")
+        marked.letEnd()
+        let released = ContinuousClock.now
+        // Bound well under the keepalive: without a notification the stream would wait 15 s.
+        let after = try await reader.wait(upTo: 10) { $0.events.filter { $0.event == "output" }.map(\.data).joined().contains("after 3") }
+        #expect(after, "after \(ContinuousClock.now - released): \(reader.text)")
+        let done = try await reader.wait { $0.events.contains { $0.event == "done" } }
+        #expect(done, "\(reader.text)")
     }
 }

@@ -19,6 +19,11 @@ extension PostgresJobStore {
                     ORDER BY n
                     """)
             }
+            if !rows.isEmpty {
+                var binds = PostgresBindings()
+                binds.append(id.rawValue)
+                try await c.sql(PostgresQuery(unsafeSQL: "SELECT \(Self.announceJob("$1::text"))", binds: binds))
+            }
             if let position {
                 try await c.sql("""
                     INSERT INTO job_output_position (job_id, stdout, stderr, cut) VALUES (\(id.rawValue), \(position.stdout), \(position.stderr), \(position.cut))

@@ -20,6 +20,7 @@ extension PostgresJobStore {
             // and its transaction, tried again, finds this job.
             try await Self.insertQueued(c, job, delivery: delivery, payload: payload, bodySHA256: bodySHA256, detail: detail)
             if let waiting = try await Self.queueFull(c, project: job.project, maxQueued: maxQueued) { return .queueFull(queued: waiting) }
+            try await Self.announceQueued(c, job.id)
             return .created(job)
         }
     }
@@ -67,6 +68,13 @@ extension PostgresJobStore {
             INSERT INTO delivery (guid, job_id, received_at, body_sha256)
             SELECT \(delivery)::text, id, \(r.queuedAt), \(bodySHA256)::text FROM j WHERE \(delivery)::text IS NOT NULL
             """)
+    }
+
+    /// A new job, told to the other servers at commit: its listeners and their dispatchers.
+    static func announceQueued(_ c: PostgresConnection, _ id: JobID) async throws {
+        var binds = PostgresBindings()
+        binds.append(id.rawValue)
+        try await c.sql(PostgresQuery(unsafeSQL: "SELECT \(announceJob("$1::text")), \(announceQueue)", binds: binds))
     }
 
     /// The queue limit, checked last, after the job is written (savepoint `intake`): the

@@ -47,6 +47,9 @@ public final class PostgresJobStore: JobStore {
     /// line's stores (`hosts`, `idle-sleep`), which lease nothing.
     let membership: ServerMembership?
 
+    /// Other servers' changes, heard (for a serving store).
+    let listener = ChangeListener()
+
     /// How long intake waits for the database (`intakeDeadline` unless a test of correctness
     /// under load, not of time, gives more).
     let deadline: Deadline
@@ -59,10 +62,13 @@ public final class PostgresJobStore: JobStore {
                 whenTakenForDead: @escaping @Sendable () -> Void = {}) async throws(StoreError) {
         self.logger = logger
         deadline = intakeDeadline
+        let membership = serving ? ServerMembership(takeoverSeconds: takeoverSeconds) : nil
+        self.membership = membership
         let configuration: PostgresClient.Configuration
         let first: PostgresConnection.Configuration
         do {
-            (configuration, first) = try Self.configurations(settings)
+            // Each connection names its server: the changes it announces say whose they are.
+            (configuration, first) = try Self.configurations(settings, applicationName: membership?.id ?? "deferred")
         } catch {
             throw .cannotConnect(setting: "[store] url", reason: "sslrootcert: \(error)")
         }
@@ -86,7 +92,6 @@ public final class PostgresJobStore: JobStore {
         // own order of things; its errors still reach each caller.
         var background = logger
         background.logLevel = .error
-        membership = serving ? ServerMembership(takeoverSeconds: takeoverSeconds) : nil
         let client = PostgresClient(configuration: configuration, backgroundLogger: background)
         self.client = client
         running = Task { await client.run() }
@@ -94,6 +99,7 @@ public final class PostgresJobStore: JobStore {
         do {
             try await client.withConnection { connection in try await connection.sql("SELECT 1") }
             try await membership?.join(client, logger: logger, lost: whenTakenForDead)
+            if let membership { listener.start(configuration: first, server: membership.id, changes: changes, logger: logger) }
         } catch {
             running.cancel()
             throw StoreError(connecting: error, settings: settings)
@@ -110,8 +116,13 @@ public final class PostgresJobStore: JobStore {
         await membership?.leave(client)
     }
 
+    public func whenQueueChanges(_ wake: @escaping @Sendable () -> Void) {
+        listener.whenQueueChanges(wake)
+    }
+
     /// The pool's settings, and the same for the single connection made first.
-    static func configurations(_ settings: PostgresSettings) throws -> (PostgresClient.Configuration, PostgresConnection.Configuration) {
+    static func configurations(_ settings: PostgresSettings,
+                               applicationName: String) throws -> (PostgresClient.Configuration, PostgresConnection.Configuration) {
         var tls = TLSConfiguration.makeClientConfiguration()
         if let root = settings.rootCertificate { tls.trustRoots = .file(root) }
         // libpq's sslmode as postgres-nio can do it: `require` encrypts without checking the
@@ -132,12 +143,14 @@ public final class PostgresJobStore: JobStore {
         var pool = PostgresClient.Configuration(host: settings.host, port: settings.port, username: settings.user,
                                                 password: settings.password, database: settings.database, tls: poolTLS)
         pool.options.connectTimeout = .seconds(5)
+        pool.options.additionalStartupParameters = [("application_name", applicationName)]
         pool.options.maximumConnections = 16
         // Kept open while idle: intake does not wait for a connection's start and its password exchange.
         pool.options.minimumConnections = 2
         var connection = PostgresConnection.Configuration(host: settings.host, port: settings.port, username: settings.user,
                                                           password: settings.password, database: settings.database, tls: connectionTLS)
         connection.options.connectTimeout = .seconds(5)
+        connection.options.additionalStartupParameters = [("application_name", applicationName)]
         return (pool, connection)
     }
 

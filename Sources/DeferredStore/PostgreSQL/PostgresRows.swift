@@ -89,11 +89,26 @@ extension PostgresJobStore {
     static func record(_ c: PostgresConnection, _ id: JobID, _ status: JobStatus, detail: String?, hostState: HostProgress? = nil,
                        at: Date) async throws {
         try await lockFeed(c, id)
+        // Told to the other servers at commit: the job's listeners, and the dispatchers when a
+        // job is queued or ends (a place freed).
+        let queue = status == .queued || status.isFinal
         try await c.sql("""
-            INSERT INTO job_event (job_id, at, status, detail, host_state)
-            VALUES (\(id.rawValue), \(at.timeIntervalSince1970), \(status.rawValue), \(detail), \(hostState?.rawValue))
+            WITH e AS (
+                INSERT INTO job_event (job_id, at, status, detail, host_state)
+                VALUES (\(id.rawValue), \(at.timeIntervalSince1970), \(status.rawValue), \(detail), \(hostState?.rawValue))
+                RETURNING job_id)
+            SELECT \(unescaped: Self.announceJob("e.job_id"))\(unescaped: queue ? ", " + Self.announceQueue : "") FROM e
             """)
     }
+
+    /// SQL that tells the other servers (`ChangeListener`) a job's feed changed: the server's
+    /// name is its connections' `application_name`.
+    static func announceJob(_ job: String) -> String {
+        "pg_notify('\(ChangeListener.jobChannel)', current_setting('application_name') || ' ' || \(job))"
+    }
+
+    /// SQL that tells the other servers' dispatchers to lease.
+    static let announceQueue = "pg_notify('\(ChangeListener.queueChannel)', current_setting('application_name'))"
 
     /// Takes the job's row until the transaction ends, before its events or output are added.
     /// A sequence hands out ids as rows are inserted, not as they commit: without the lock a
