@@ -47,7 +47,8 @@ public struct ConfigLoader: Sendable {
         var warnings: [String] = []
         let store = readStore(root.subtable("store"), legacyState: legacyState, base: baseDirectory, warnings: &warnings, problems: &problems)
         let github = readGitHub(root.subtable("github") ?? TOMLTable(), problems: &problems)
-        let artifacts = readArtifacts(root.subtable("artifacts") ?? TOMLTable(), base: baseDirectory, problems: &problems)
+        let artifacts = readArtifacts(root.subtable("artifacts") ?? TOMLTable(), base: baseDirectory,
+                                      serversShare: store?.mayBeShared ?? false, problems: &problems)
         let idle = readIdle(root.subtable("idle") ?? TOMLTable(), problems: &problems)
         let scripts = readScripts(root.subtable("scripts") ?? TOMLTable(), problems: &problems)
         let hosts = root.tableArray("hosts").enumerated().compactMap { i, t in
@@ -175,10 +176,12 @@ public struct ConfigLoader: Sendable {
                              secretEnv: envName)
     }
 
-    private func readArtifacts(_ table: TOMLTable, base: String, problems: inout [ConfigProblem]) -> ArtifactsConfig? {
+    /// `serversShare`: the store is a PostgreSQL database, which several servers may share.
+    private func readArtifacts(_ table: TOMLTable, base: String, serversShare: Bool, problems: inout [ConfigProblem]) -> ArtifactsConfig? {
         var r = TableReader(table, path: "artifacts")
         defer { r.reportUnknownKeys(); problems += r.problems }
         let store = r.string("store") ?? "file:.deferred/artifacts"
+        let shared = r.bool("shared")
         let retention = r.integer("retention_days", range: 1...36500) ?? 14
         let region = r.string("region")
         let endpoint = r.string("endpoint")
@@ -187,11 +190,20 @@ public struct ConfigLoader: Sendable {
             for (key, value) in [("region", region), ("endpoint", endpoint), ("staging", staging)] where value != nil {
                 r.problem(key, "is only for s3:// stores", fix: "remove it, or make store an \"s3://bucket/prefix\"")
             }
+            // Any server answers any result URL: a folder only this one sees answers 404 on the others.
+            if serversShare, shared != true {
+                r.problem("store", "is a folder on this server's disk, but [store] url is a PostgreSQL database that other servers may share, "
+                          + "and their result URLs would not find the files this one writes",
+                          fix: "use an s3:// store, or mount one folder at this path on every server and add shared = true")
+            }
             return ArtifactsConfig(directory: resolve(String(store.dropFirst("file:".count)), base: base), retentionDays: retention)
         }
         guard store.hasPrefix("s3://") else {
             r.problem("store", "'\(store)' is neither file: nor s3://", fix: "write \"file:PATH\" or \"s3://bucket/prefix\"")
             return nil
+        }
+        if shared != nil {
+            r.problem("shared", "is only for file: stores (a bucket is shared by every server that reaches it)", fix: "remove it")
         }
         let rest = store.dropFirst("s3://".count)
         let bucket = String(rest.prefix { $0 != "/" })

@@ -113,6 +113,11 @@ public protocol JobLeasing: Sendable {
     /// dispatcher leases at once rather than at its next poll. A store one server has alone
     /// never calls it: the server's own changes wake its dispatcher directly.
     func whenQueueChanges(_ wake: @escaping @Sendable () -> Void)
+    /// Whether this server does the shared chores (retention, idle sleep) now: one server at a
+    /// time among those sharing the store, for `duration` unless it claims again before. A
+    /// server that stops or dies lets go by itself when the time is out. A store one server has
+    /// alone always answers yes.
+    func claimHousekeeping(for duration: Duration) async -> Bool
 }
 
 /// A job's live story: its state events and output, merged, read from a cursor.
@@ -178,6 +183,8 @@ public extension JobLeasing {
     func resign() async {}
 
     func whenQueueChanges(_ wake: @escaping @Sendable () -> Void) {}
+
+    func claimHousekeeping(for duration: Duration) async -> Bool { true }
 
     func leaseNext(targetsFor: @escaping @Sendable (String) -> [LeaseTarget]) async throws(StoreError) -> Lease? {
         try await leaseNext(now: Date(), targetsFor: targetsFor)

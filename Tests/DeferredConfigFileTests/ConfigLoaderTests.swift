@@ -288,12 +288,17 @@ struct ConfigLoaderTests {
             url = "postgres://build%20er@db.example.com:6543/deferred?sslmode=verify-full&sslrootcert=/etc/ca.pem"
             password_env = "DB_PASSWORD"
             takeover_seconds = 12
+
+            [artifacts]
+            store = "file:/srv/deferred"
+            shared = true
             """, baseDirectory: dir)
         #expect(postgres.store.location == .postgres(PostgresSettings(
             host: "db.example.com", port: 6543, user: "build er", password: "pw-from-env", database: "deferred",
             sslMode: .verifyFull, rootCertificate: "/etc/ca.pem")))
         #expect(postgres.store.takeoverSeconds == 12 && postgres.warnings.isEmpty)
-        let defaults = try loader.load(text: withoutStore + "\n[store]\nurl = \"postgresql://u@[::1]/d\"\n", baseDirectory: dir)
+        let defaults = try loader.load(text: withoutStore + "\n[store]\nurl = \"postgresql://u@[::1]/d\"\n"
+                                       + "[artifacts]\nstore = \"file:/srv/deferred\"\nshared = true\n", baseDirectory: dir)
         #expect(defaults.store.location == .postgres(PostgresSettings(host: "::1", port: 5432, user: "u", password: nil, database: "d")))
         #expect(defaults.store.takeoverSeconds == 30)
 
@@ -331,7 +336,16 @@ struct ConfigLoaderTests {
             ("url = \"sqlite:x.sqlite\"\npassword_env = \"HOOK_SECRET\"", "", "store.password_env", "SQLite"),
             ("takeover_seconds = 1", "", "store.takeover_seconds", "outside"),
             (#"url = "sqlite:a.sqlite""#, #"state = "sqlite:b.sqlite""#, "server.state", "beside"),
+            // Several servers may share a PostgreSQL store: each must reach every job's files.
+            (#"url = "postgres://u@h/d""#, "", "artifacts.store", "other servers may share"),
         ]
+        let sharedFolder = try loader.load(text: withoutStore + "\n[store]\nurl = \"postgres://u@h/d\"\n"
+                                           + "[artifacts]\nstore = \"file:/mnt/deferred\"\nshared = true\n", baseDirectory: dir)
+        #expect(sharedFolder.artifacts.directory == "/mnt/deferred")
+        let bucket = #expect(throws: ConfigError.self) {
+            try loader.load(text: withoutStore + "\n[artifacts]\nstore = \"s3://b-1/p\"\nregion = \"us-east-1\"\nshared = true\n", baseDirectory: dir)
+        }
+        #expect(bucket?.problems.map(\.key) == ["artifacts.shared"], "\(String(describing: bucket))")
         for c in cases {
             let found = problems(c.store, server: c.server)
             #expect(found.contains { $0.key == c.key && "\($0)".contains(c.says) }, "\(c.store): \(found)")

@@ -41,7 +41,7 @@ struct BuiltServer {
         let port = try FreePort.find()
         let config = try harness.writeConfig(
             server: [#"listen = "127.0.0.1:\#(port)""#] + server, store: store ?? [#"url = "sqlite:\#(harness.folder)/serve.sqlite""#],
-            artifacts: [#"store = "file:\#(harness.folder)/serve-artifacts""#],
+            artifacts: [#"store = "file:\#(harness.folder)/serve-artifacts""#, "shared = true"],
             project: [#"script_secret_env = "DEFERRED_TEST_SCRIPT_SECRET""#] + project + tables)
         let log = harness.folder + "/\(instance).log"
         let process = try SpawnedProcess(executable: "/usr/bin/prlimit",

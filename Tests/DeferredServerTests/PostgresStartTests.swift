@@ -25,7 +25,7 @@ import Testing
         ]
         for c in cases {
             let config = try harness.writeConfig(server: [#"listen = "127.0.0.1:\#(try FreePort.find())""#], store: c.store,
-                                                 artifacts: [#"store = "file:\#(harness.folder)/artifacts""#])
+                                                 artifacts: [#"store = "file:\#(harness.folder)/artifacts""#, "shared = true"])
             var environment = BuiltServer.environment()
             environment.merge(c.environment) { $1 }
             let refusal = await #expect(throws: LocalCommand.Failure.self) {

@@ -19,6 +19,9 @@ public struct StoreConfig: Sendable, Equatable {
 
     public static func sqlite(_ path: String) -> StoreConfig { StoreConfig(.sqlite(path: path)) }
 
+    /// Several servers may use it (PostgreSQL), so what each keeps must be where all reach it.
+    public var mayBeShared: Bool { sqlitePath == nil }
+
     /// The SQLite file, for what only SQLite has (the file's mode, the one-server lock).
     public var sqlitePath: String? {
         if case .sqlite(let path) = location { path } else { nil }

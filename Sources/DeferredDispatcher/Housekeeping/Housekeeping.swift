@@ -29,15 +29,19 @@ public struct Housekeeping: Service {
         }
     }
 
-    /// One round of every chore, as of the clock's now.
+    /// One round of every chore, as of the clock's now. Held results and staged files are this
+    /// server's own (they are on its disk); retention and idle sleep are shared, and with
+    /// several servers on one store only the one whose turn it is does them.
     public func pass() async {
         let now = time.now
-        let expired = await Retention(store: store, artifacts: artifacts, retentionDays: config.artifacts.retentionDays).pass(now: now)
-        if !expired.expired.isEmpty || !expired.problems.isEmpty { logger.info("\(expired)") }
         await results.finishHeld(logger: logger)
         let pending = await artifacts.publishPending()
         if !pending.published.isEmpty { logger.info("stored the files of \(pending.published.count) job(s) that waited for the store") }
         for failure in pending.failures { logger.warning("still cannot store \(failure)") }
+        // Held for three intervals: a housekeeper that stops is replaced within them.
+        guard await store.claimHousekeeping(for: interval * 3) else { return }
+        let expired = await Retention(store: store, artifacts: artifacts, retentionDays: config.artifacts.retentionDays).pass(now: now)
+        if !expired.expired.isEmpty || !expired.problems.isEmpty { logger.info("\(expired)") }
         for report in await IdleSleeper(config: config, store: store, providers: waker.providers).pass(now: now) {
             logger.info("\(report)")
             if report.slept { await waker.forget(report.host) }

@@ -116,6 +116,26 @@ public final class PostgresJobStore: JobStore {
         await membership?.leave(client)
     }
 
+    /// The turn is a row: taken when free, expired, or this server's already; renewed by each
+    /// claim. The command line's stores (cron's idle-sleep) always do their pass, safe beside it.
+    public func claimHousekeeping(for duration: Duration) async -> Bool {
+        guard let me = membership?.id else { return true }
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        do {
+            return try await transaction { c in
+                try await Self.value(c, """
+                    INSERT INTO housekeeper (name, server_id, until) VALUES ('deferred', \(me), \(unescaped: ServerMembership.now) + \(seconds))
+                    ON CONFLICT (name) DO UPDATE SET server_id = excluded.server_id, until = excluded.until
+                    WHERE housekeeper.until < \(unescaped: ServerMembership.now) OR housekeeper.server_id = excluded.server_id
+                    RETURNING server_id
+                    """, as: String.self) != nil
+            }
+        } catch {
+            logger.warning("cannot claim the housekeeper's turn: \(error)")
+            return false
+        }
+    }
+
     public func whenQueueChanges(_ wake: @escaping @Sendable () -> Void) {
         listener.whenQueueChanges(wake)
     }

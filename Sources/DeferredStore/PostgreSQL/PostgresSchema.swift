@@ -141,6 +141,10 @@ enum PostgresSchema {
             "ALTER TABLE job ADD COLUMN server_id TEXT",
             "CREATE INDEX job_by_server ON job (server_id)",
         ]),
+        (3, "the housekeeper's turn", [
+            // One row: which server does the shared chores, and until when (the database's clock).
+            "CREATE TABLE housekeeper (name TEXT PRIMARY KEY, server_id TEXT NOT NULL, until DOUBLE PRECISION NOT NULL)",
+        ]),
     ]
 
     /// Any number, the same in every server: the advisory lock migrations run under.

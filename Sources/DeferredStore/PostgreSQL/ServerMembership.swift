@@ -60,10 +60,14 @@ final class ServerMembership: Sendable {
         beating.withLock { $0 = task }
     }
 
-    /// Leaves: no heartbeat, no row. Its jobs are free to be taken over at once.
+    /// Leaves: no heartbeat, no row, no housekeeper's turn. Its jobs are free to be taken
+    /// over at once, and its chores to be done by another.
     func leave(_ client: PostgresClient) async {
         beating.withLock { $0 }?.cancel()
-        _ = try? await client.withConnection { c in try await c.sql("DELETE FROM server WHERE id = \(self.id)") }
+        _ = try? await client.withConnection { c in
+            try await c.sql("DELETE FROM server WHERE id = \(self.id)")
+            try await c.sql("DELETE FROM housekeeper WHERE server_id = \(self.id)")
+        }
     }
 
     deinit { beating.withLock { $0 }?.cancel() }
