@@ -74,6 +74,8 @@ public protocol JobLeasing: Sendable {
     func leaseNext(now: Date, targetsFor: @escaping @Sendable (String) -> [LeaseTarget]) async throws(StoreError) -> Lease?
     /// A step of the job's wait for its host (the instance's state), as an event.
     func note(_ id: JobID, waiting detail: String, host: HostProgress?, at: Date) async throws(StoreError)
+    /// The job's command is about to start. A store several servers share refuses
+    /// (`leaseLost`) when the job is no longer this server's: its command must not start.
     func markRunning(_ id: JobID, at: Date) async throws(StoreError)
     /// Ends a job and frees its host; the host's idle clock starts when its last job ends.
     /// Only a job that holds a lease ends: one that ended already keeps its end. Its held

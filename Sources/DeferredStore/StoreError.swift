@@ -10,6 +10,9 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     /// Another server stored the same delivery or key at the same moment: read again, the
     /// earlier job is there now.
     case conflict(String)
+    /// The job is no longer this server's to run: another server sharing the store took it
+    /// over (this one was taken for dead). Its command must not be started here.
+    case leaseLost(String)
     /// A SQLite file already served by another `deferred serve` (`pid` when it could be read).
     case anotherServer(path: String, pid: Int?)
     /// The database refused the server or could not be reached at its start (`setting`: the
@@ -24,6 +27,7 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case let .database(reason): "the state database failed: \(reason)"
         case let .busy(what): "the state database is locked (\(what)); nothing was stored, try again shortly"
         case let .conflict(what): "another server stored the same at the same moment (\(what)); try again"
+        case let .leaseLost(what): "\(what)"
         case let .anotherServer(path, pid):
             "another deferred serve\(pid.map { " (pid \($0))" } ?? "") already uses the state database \(path): a SQLite store serves one server. "
                 + "Stop that one, give this one its own [store] url, or share a PostgreSQL database between several servers ([store] url = \"postgres://…\")"

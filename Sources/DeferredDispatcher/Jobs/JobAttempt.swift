@@ -6,6 +6,7 @@ import DeferredRunner
 import DeferredSSH
 import DeferredStore
 import Foundation
+import Synchronization
 import Logging
 
 /// One try at one leased job, top to bottom: find its host → launch or wake it → connect →
@@ -62,7 +63,7 @@ struct JobAttempt: Sendable {
                 await endCancelled(by: cancel.raisedBy ?? "admin", started: started)
                 return false
             }
-            await markRunning()
+            guard await markRunning() else { return false }
             commandMayRun = true
             let files = try freshStaging()
             let forgetting = await forgets.take(host: host.name)
@@ -225,10 +226,20 @@ struct JobAttempt: Sendable {
         } catch { throw .runner(error) }
     }
 
-    private func markRunning() async {
+    /// False when the job was taken over by another server sharing the store (this one was
+    /// taken for dead): its command is not started here; the other server runs it.
+    private func markRunning() async -> Bool {
         let store = self.store, id = lease.job.id
-        _ = await results.outlastingLocks("mark the job running", log: log) { () async throws(StoreError) in try await store.markRunning(id) }
+        let lost = Mutex(false)
+        _ = await results.outlastingLocks("mark the job running", log: log) { () async throws(StoreError) in
+            do throws(StoreError) { try await store.markRunning(id) } catch .leaseLost { lost.withLock { $0 = true } }
+        }
+        if lost.withLock({ $0 }) {
+            log.warning("not starting the job: another server took it over while this one waited (it was taken for dead)")
+            return false
+        }
         log.info("running")
+        return true
     }
 
     /// The job's staging folder on the server, emptied of what an earlier attempt left:

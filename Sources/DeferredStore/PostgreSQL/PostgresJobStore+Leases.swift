@@ -92,11 +92,18 @@ extension PostgresJobStore {
         changes.notify(id)
     }
 
+    /// The last step before a command starts, so the one that fences a server taken for dead:
+    /// only the server the job is leased to marks it running. One whose job was taken over
+    /// meanwhile (and perhaps leased again elsewhere) hears `leaseLost` and must not start it.
     public func markRunning(_ id: JobID, at: Date) async throws(StoreError) {
+        let me = membership?.id
         try await transaction { c in
-            try await c.sql("""
-                UPDATE job SET status = \(JobStatus.running.rawValue), started_at = \(at.timeIntervalSince1970) WHERE id = \(id.rawValue)
-                """)
+            guard try await Self.value(c, """
+                UPDATE job SET status = \(JobStatus.running.rawValue), started_at = \(at.timeIntervalSince1970)
+                WHERE id = \(id.rawValue) AND server_id IS NOT DISTINCT FROM \(me) RETURNING id
+                """, as: String.self) != nil else {
+                throw StoreError.leaseLost("job \(id.rawValue) is no longer this server's: another server took it over")
+            }
             try await Self.record(c, id, .running, detail: nil, at: at)
         }
         changes.notify(id)
