@@ -17,11 +17,7 @@ import Foundation
 func intakeBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     let numbers = arguments.compactMap { Int($0) }
     let seconds = numbers.first ?? 15, connections = numbers.dropFirst().first ?? 32, rounds = numbers.dropFirst(2).first ?? 3
-    guard let executable = builtDeferred() else { return 1 }
-    guard let wrk = Programs.path(of: "wrk"), let webhook = Programs.path(of: "webhook") else {
-        print("wrk and webhook are needed: scripts/setup installs them (Debian's wrk and webhook)")
-        return 1
-    }
+    guard let (executable, wrk, webhook) = intakePrograms() else { return 1 }
     let folder = NSTemporaryDirectory() + "deferred-intake-" + UUID().uuidString.prefix(8)
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -56,12 +52,19 @@ func intakeBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
         print("deferred round \(round + 1): \(figures.accepted) answered 202, \(figures.stored ?? 0) jobs stored"
               + (figures.wrapped > 0 ? ", \(figures.wrapped) requests reused a body (more than the bench signed)" : ""))
     }
-    let lost = ours.filter { figures in
-        guard let stored = figures.stored else { return true }
-        return stored < figures.accepted || stored > figures.accepted + connections || figures.wrapped > 0
-    }
+    let lost = ours.filter { !$0.storedEvery202(connections: connections) }
     if !lost.isEmpty { print("FAILED: the jobs stored do not match the 202s answered (see the rounds above)") }
     return lost.isEmpty ? 0 : 2
+}
+
+/// The release deferred, wrk and adnanh/webhook; nil (said why) when one is missing.
+func intakePrograms() -> (deferred: String, wrk: String, webhook: String)? {
+    guard let executable = builtDeferred() else { return nil }
+    guard let wrk = Programs.path(of: "wrk"), let webhook = Programs.path(of: "webhook") else {
+        print("wrk and webhook are needed: scripts/setup installs them (Debian's wrk and webhook)")
+        return nil
+    }
+    return (executable, wrk, webhook)
 }
 
 /// The load both servers get: the same wrk, script, bodies, length and connections.
@@ -108,6 +111,13 @@ struct IntakeFigures {
     var rssAfter: Int64 = 0
     var stored: Int?
 
+    /// Every 202 is a stored job (at most `connections` more jobs: requests in flight when wrk
+    /// stopped), and no request reused a body.
+    func storedEvery202(connections: Int) -> Bool {
+        guard let stored else { return false }
+        return stored >= accepted && stored <= accepted + connections && wrapped == 0
+    }
+
     /// Each figure's median over the rounds (the middle round of each, not of one round).
     static func median(_ rounds: [IntakeFigures]) -> IntakeFigures {
         func middle<T: Comparable>(_ values: [T]) -> T { values.sorted()[values.count / 2] }
@@ -120,8 +130,9 @@ struct IntakeFigures {
 
 /// Different pushes, each signed: one file per wrk thread of "signature<TAB>body" lines.
 enum SignedPushes {
-    /// Writes `count` pushes split over `threads` files named `prefix-1`, `prefix-2`…; answers the prefix.
-    static func write(count: Int, threads: Int, to prefix: String, secret: String) throws -> String {
+    /// Writes `count` pushes split over `threads` files named `prefix-1`, `prefix-2`…; answers the
+    /// prefix. `first`: where the commit ids start, so that several sets never share a push.
+    static func write(count: Int, threads: Int, to prefix: String, secret: String, first: Int = 0) throws -> String {
         let fixture = try JSONSerialization.jsonObject(with: Fixtures.data("github/push-new-branch.json"))
         // GitHub sends compact JSON; the fixture is pretty-printed.
         let template = String(decoding: try JSONSerialization.data(withJSONObject: fixture, options: [.withoutEscapingSlashes]), as: UTF8.self)
@@ -134,7 +145,7 @@ enum SignedPushes {
             defer { try? file.close() }
             var lines = Data()
             for index in stride(from: thread - 1, to: count, by: threads) {
-                let body = pieces.joined(separator: String(format: "%040lx", index + 1))
+                let body = pieces.joined(separator: String(format: "%040lx", first + index + 1))
                 lines.append(Data((WebhookSignature.sign(body: Data(body.utf8), secret: secret) + "\t" + body + "\n").utf8))
                 if lines.count > 8 << 20 { file.write(lines); lines.removeAll(keepingCapacity: true) }
             }
@@ -157,17 +168,7 @@ struct IntakeRig {
         sshd.stop()
         let port = try FreePort.find()
         let config = folder + "/deferred.toml"
-        try """
-            \(BenchServer.tables(port: port, folder: folder))
-            \(sshd.hostTable(name: "closed", extra: ["host_wait_minutes = 60"]))
-            [[projects]]
-            name = "hello"
-            repository = "Codertocat/Hello-World"
-            hosts = ["closed"]
-            command = "true"
-            max_queued = 1000000
-
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        try Self.config(port: port, folder: folder, closedHost: sshd).write(toFile: config, atomically: true, encoding: .utf8)
         let server = try BenchServer.spawn(executable, config: config, folder: folder)
         defer { server.terminate() }
         let base = "http://127.0.0.1:\(port)"
@@ -176,6 +177,23 @@ struct IntakeRig {
         server.terminate()
         figures.stored = try await SQLiteJobStore(path: folder + "/state.sqlite").jobCount()
         return figures
+    }
+}
+
+extension IntakeRig {
+    /// deferred.toml of a server whose one project's host is `closedHost`, a stopped sshd.
+    static func config(port: Int, folder: String, closedHost: ThrowawaySSHD, postgres: String? = nil) -> String {
+        """
+        \(BenchServer.tables(port: port, folder: folder, postgres: postgres))
+        \(closedHost.hostTable(name: "closed", extra: ["host_wait_minutes = 60"]))
+        [[projects]]
+        name = "hello"
+        repository = "Codertocat/Hello-World"
+        hosts = ["closed"]
+        command = "true"
+        max_queued = 1000000
+
+        """
     }
 }
 

@@ -36,12 +36,13 @@ struct BuiltServer {
     /// and waits until it answers /healthz. `project`: lines of project `sample`'s table;
     /// `tables`: whole tables added at the end.
     static func start(_ harness: ServerHarness, server: [String] = [], project: [String] = [], tables: [String] = [],
-                      fileLimit: String = "1024:1024", store: [String]? = nil, instance: String = "serve") async throws -> BuiltServer {
+                      fileLimit: String = "1024:1024", store: [String]? = nil, instance: String = "serve",
+                      host: [String] = []) async throws -> BuiltServer {
         let executable = try executable()
         let port = try FreePort.find()
         let config = try harness.writeConfig(
             server: [#"listen = "127.0.0.1:\#(port)""#] + server, store: store ?? [#"url = "sqlite:\#(harness.folder)/serve.sqlite""#],
-            artifacts: [#"store = "file:\#(harness.folder)/serve-artifacts""#, "shared = true"],
+            artifacts: [#"store = "file:\#(harness.folder)/serve-artifacts""#, "shared = true"], host: host,
             project: [#"script_secret_env = "DEFERRED_TEST_SCRIPT_SECRET""#] + project + tables)
         let log = harness.folder + "/\(instance).log"
         let process = try SpawnedProcess(executable: "/usr/bin/prlimit",
