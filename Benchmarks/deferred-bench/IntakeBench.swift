@@ -74,11 +74,13 @@ struct WrkLoad {
     let bodies: String
     let seconds: Int
     let connections: Int
+    /// Of the X-GitHub-Delivery ids: each wrk running at once its own.
+    var deliveryPrefix = "bench"
 
     /// Runs wrk against `url`; its RESULT line as figures (RSS and the store's count left to the caller).
     func run(_ url: String) async throws -> IntakeFigures {
         let output = try await LocalCommand.runOffPool([wrk, "-t2", "-c\(connections)", "-d\(seconds)s", "--timeout", "10s",
-                                                        "-s", script, url, "--", bodies])
+                                                        "-s", script, url, "--", bodies, deliveryPrefix])
         guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("RESULT ") }) else {
             throw BenchFailure("wrk printed no RESULT line:\n\(output)")
         }

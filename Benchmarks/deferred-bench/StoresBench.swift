@@ -20,12 +20,13 @@ func storesBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: folder) }
     let postgres = try await ThrowawayPostgres.own()
-    let perSet = 4_000 * seconds
+    let perSet = 3_500 * seconds
     let sets = try (0..<3).map { set in
         try SignedPushes.write(count: perSet, threads: 2, to: "\(folder)/bodies-\(set)", secret: BenchServer.secret, first: set * perSet)
     }
     let load = { (set: Int, connections: Int) in
-        WrkLoad(wrk: wrk, script: benchScript("intake.lua"), bodies: sets[set], seconds: seconds, connections: connections)
+        WrkLoad(wrk: wrk, script: benchScript("intake.lua"), bodies: sets[set], seconds: seconds, connections: connections,
+                deliveryPrefix: "bench\(set)")
     }
 
     var rows: [(String, IntakeFigures)] = []

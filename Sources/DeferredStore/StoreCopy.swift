@@ -68,6 +68,12 @@ public enum StoreCopy {
                 }
                 counts.append((table.name, copied))
             }
+            // Each project's waiting jobs, counted once; from now on kept by intake and the trigger.
+            try await c.sql("""
+                INSERT INTO project_waiting (project, jobs)
+                SELECT project, count(*) FROM job WHERE status IN ('queued', 'waiting_for_host') GROUP BY project
+                ON CONFLICT (project) DO UPDATE SET jobs = excluded.jobs
+                """)
             // New events and output continue after the copied ids.
             for table in ["job_event", "job_output"] {
                 try await c.sql(PostgresQuery(unsafeSQL: """

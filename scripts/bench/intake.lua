@@ -2,7 +2,8 @@
 -- Nothing is signed here: deferred-bench wrote one file of "signature<TAB>body" lines per wrk
 -- thread (every body a different push, so no two requests are the same delivery or the same
 -- signed body), and this only picks the next line. Prints one RESULT line for deferred-bench.
---   wrk -t2 -c32 -d15s -s intake.lua URL -- <bodies file prefix>
+--   wrk -t2 -c32 -d15s -s intake.lua URL -- <bodies file prefix> [delivery id prefix (bench)]
+-- Several wrk at once (three servers' bench) each give their own delivery id prefix.
 
 local threads = {}
 local count = 0
@@ -15,6 +16,7 @@ end
 
 function init(args)
   signatures, bodies = {}, {}
+  prefix = args[2] or "bench"
   for line in io.lines(args[1] .. "-" .. id) do
     local tab = line:find("\t", 1, true)
     signatures[#signatures + 1] = line:sub(1, tab - 1)
@@ -30,7 +32,7 @@ function request()
   return wrk.format("POST", nil, {
     ["Content-Type"] = "application/json",
     ["X-GitHub-Event"] = "push",
-    ["X-GitHub-Delivery"] = string.format("bench-%d-%d", id, sent),
+    ["X-GitHub-Delivery"] = string.format("%s-%d-%d", prefix, id, sent),
     ["X-Hub-Signature-256"] = signatures[index],
   }, bodies[index])
 end

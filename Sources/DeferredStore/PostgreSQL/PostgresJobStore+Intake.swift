@@ -19,8 +19,7 @@ extension PostgresJobStore {
             // A copy that another server stores at the same moment fails here on the unique key,
             // and its transaction, tried again, finds this job.
             try await Self.insertQueued(c, job, delivery: delivery, payload: payload, bodySHA256: bodySHA256, detail: detail)
-            if let waiting = try await Self.queueFull(c, project: job.project, maxQueued: maxQueued) { return .queueFull(queued: waiting) }
-            try await Self.announceQueued(c, job.id)
+            if let waiting = try await Self.countQueued(c, job, maxQueued: maxQueued) { return .queueFull(queued: waiting) }
             return .created(job)
         }
     }
@@ -47,7 +46,7 @@ extension PostgresJobStore {
                     VALUES (\(job.project), \(idempotency.key), \(idempotency.bodySHA256), \(job.id.rawValue), \(job.queuedAt.timeIntervalSince1970))
                     """)
             }
-            if let waiting = try await Self.queueFull(c, project: job.project, maxQueued: maxQueued) { return .queueFull(queued: waiting) }
+            if let waiting = try await Self.countQueued(c, job, maxQueued: maxQueued) { return .queueFull(queued: waiting) }
             return .created(job)
         }
     }
@@ -70,32 +69,27 @@ extension PostgresJobStore {
             """)
     }
 
-    /// A new job, told to the other servers at commit: its listeners and their dispatchers.
-    static func announceQueued(_ c: PostgresConnection, _ id: JobID) async throws {
+    /// The new job counted among its project's waiting ones and announced to the other servers,
+    /// in one statement, the last before the commit: the count's row is taken here and held
+    /// only for the commit, so two servers taking deliveries for one project at once never
+    /// both fill its last place, and the count is read, not counted, however long the queue.
+    /// Over the limit, the job is unwritten (savepoint `intake`) and the others are returned.
+    static func countQueued(_ c: PostgresConnection, _ job: Job, maxQueued: Int) async throws -> Int? {
         var binds = PostgresBindings()
-        binds.append(id.rawValue)
-        try await c.sql(PostgresQuery(unsafeSQL: "SELECT \(announceJob("$1::text")), \(announceQueue)", binds: binds))
-    }
-
-    /// The queue limit, checked last, after the job is written (savepoint `intake`): the
-    /// project's queue is taken for the rest of the transaction and its waiting jobs counted,
-    /// so two servers taking deliveries for one project at once never both fill its last
-    /// place, and the lock is held for the count and the commit only. Over the limit, the job
-    /// is unwritten and the count of the others is returned.
-    static func queueFull(_ c: PostgresConnection, project: String, maxQueued: Int) async throws -> Int? {
-        guard maxQueued < .max else { return nil }
-        try await c.sql("SELECT pg_advisory_xact_lock(\(AdvisoryLock.projectQueue), hashtext(\(project)))")
-        let others = (try await value(c, """
-            SELECT count(*) FROM job WHERE project = \(project) AND status IN (\(JobStatus.queued.rawValue), \(JobStatus.waitingForHost.rawValue))
-            """, as: Int.self) ?? 1) - 1
-        guard others >= maxQueued else { return nil }
+        binds.append(job.project)
+        binds.append(job.id.rawValue)
+        let waiting = try await value(c, PostgresQuery(unsafeSQL: """
+            WITH w AS (INSERT INTO project_waiting (project, jobs) VALUES ($1, 1)
+                       ON CONFLICT (project) DO UPDATE SET jobs = project_waiting.jobs + 1 RETURNING jobs)
+            SELECT w.jobs, \(announceJob("$2::text")), \(announceQueue) FROM w
+            """, binds: binds), as: Int.self) ?? 1
+        guard maxQueued < .max, waiting - 1 >= maxQueued else { return nil }
         try await c.sql("ROLLBACK TO SAVEPOINT intake")
-        return others
+        return waiting - 1
     }
 }
 
 /// The first key of each advisory lock the store takes, so their second keys never meet.
 enum AdvisoryLock {
-    static let projectQueue: Int32 = 1
     static let fleetSize: Int32 = 2
 }

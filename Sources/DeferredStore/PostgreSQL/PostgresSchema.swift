@@ -145,6 +145,41 @@ enum PostgresSchema {
             // One row: which server does the shared chores, and until when (the database's clock).
             "CREATE TABLE housekeeper (name TEXT PRIMARY KEY, server_id TEXT NOT NULL, until DOUBLE PRECISION NOT NULL)",
         ]),
+        (4, "each project's count of waiting jobs, kept by a trigger", [
+            // The queue limit is checked on every delivery: counting the waiting rows made each
+            // one slower the longer the queue. The statuses as stored when this was written.
+            // New jobs are counted by intake itself, last thing before its commit (the count's
+            // row is then held the shortest time); every other change by the trigger.
+            "CREATE TABLE project_waiting (project TEXT PRIMARY KEY, jobs BIGINT NOT NULL)",
+            """
+            INSERT INTO project_waiting (project, jobs)
+            SELECT project, count(*) FROM job WHERE status IN ('queued', 'waiting_for_host') GROUP BY project
+            """,
+            """
+            CREATE FUNCTION deferred_job_waiting() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'INSERT' THEN
+                    RETURN NULL;
+                END IF;
+                IF TG_OP = 'UPDATE' AND OLD.project = NEW.project
+                    AND (OLD.status IN ('queued', 'waiting_for_host')) = (NEW.status IN ('queued', 'waiting_for_host')) THEN
+                    RETURN NULL;
+                END IF;
+                IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.status IN ('queued', 'waiting_for_host') THEN
+                    UPDATE project_waiting SET jobs = jobs - 1 WHERE project = OLD.project;
+                END IF;
+                IF TG_OP = 'UPDATE' AND NEW.status IN ('queued', 'waiting_for_host') THEN
+                    INSERT INTO project_waiting (project, jobs) VALUES (NEW.project, 1)
+                    ON CONFLICT (project) DO UPDATE SET jobs = project_waiting.jobs + 1;
+                END IF;
+                RETURN NULL;
+            END $$
+            """,
+            """
+            CREATE TRIGGER job_waiting AFTER INSERT OR DELETE OR UPDATE OF status, project ON job
+            FOR EACH ROW EXECUTE FUNCTION deferred_job_waiting()
+            """,
+        ]),
     ]
 
     /// Any number, the same in every server: the advisory lock migrations run under.
