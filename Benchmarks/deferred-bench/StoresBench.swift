@@ -36,7 +36,7 @@ func storesBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     rows.append(("deferred, SQLite", try await IntakeRig(folder: folder + "/sqlite", executable: executable).run(load(0, connections))))
     for servers in [1, 3] {
         FileHandle.standardError.write(Data("bench: deferred on PostgreSQL, \(servers) server(s)\n".utf8))
-        let url = postgres.url(database: try postgres.makeDatabase())
+        let url = postgres.url(database: try await postgres.makeDatabase())
         let rig = SharedIntakeRig(folder: "\(folder)/postgres-\(servers)", executable: executable, postgres: url, servers: servers)
         rows.append(("deferred, PostgreSQL, \(servers) server\(servers == 1 ? "" : "s")",
                      try await rig.run((0..<servers).map { load($0, max(1, connections / servers)) })))
@@ -121,7 +121,7 @@ struct TakeoverRig {
         defer { sshd.stop() }
         var figures: [Double] = []
         for round in 0..<times {
-            let url = postgres.url(database: try postgres.makeDatabase())
+            let url = postgres.url(database: try await postgres.makeDatabase())
             let roundFolder = "\(folder)/\(round)"
             try FileManager.default.createDirectory(atPath: roundFolder, withIntermediateDirectories: true)
             var servers: [(process: SpawnedProcess, port: Int, log: String)] = []

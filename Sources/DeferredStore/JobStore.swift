@@ -1,8 +1,8 @@
 import DeferredCore
 import Foundation
 
-/// What HTTP and the dispatcher see of the store, by concern. `SQLiteJobStore` is the one
-/// implementation today; another (PostgreSQL) must pass the same conformance suite
+/// What HTTP and the dispatcher see of the store, by concern. `SQLiteJobStore` (one server)
+/// and `PostgresJobStore` (any number sharing it) both pass the same conformance suite
 /// (Tests/DeferredStoreTests). Every change of a job's state is one transaction: a host's count
 /// of running jobs and its idle clock always agree with the jobs table.
 public protocol JobStore: JobIntake, JobReading, HostRegistry, JobLeasing, JobFeed, JobRetention {}

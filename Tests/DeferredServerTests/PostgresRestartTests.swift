@@ -14,7 +14,7 @@ import Testing
     @Test func intakeRefusesWhileTheDatabaseIsDownAndNothingAcceptedIsLost() async throws {
         let harness = try await ServerHarness()
         let postgres = try await ThrowawayPostgres.own()
-        let url = postgres.url(database: try postgres.makeDatabase())
+        let url = postgres.url(database: try await postgres.makeDatabase())
         let served = try await BuiltServer.start(harness, tables: ServerRestartTests.config,
                                                  store: [#"url = "\#(url)""#, #"password_env = "\#(ServedStore.passwordVariable)""#])
         defer { served.stop() }
@@ -24,7 +24,7 @@ import Testing
         for i in 0..<3 { accepted.append(try await served.postScript("#!/bin/sh\necho before \(i)\n")) }
         try await StalledHostTests.eventually("the long job runs") { FileManager.default.fileExists(atPath: across.started) }
 
-        try postgres.stop()
+        try await postgres.stop()
         for i in 0..<3 {
             let refused = try await Self.post(served, "#!/bin/sh\necho while down \(i)\n")
             #expect(refused.status == 503, "\(refused.status): \(String(decoding: refused.body, as: UTF8.self))")
@@ -35,7 +35,7 @@ import Testing
         // The running job ends while the database is down: its end waits for it.
         across.letEnd()
         try await StalledHostTests.eventually("the command ends") { FileManager.default.fileExists(atPath: across.done) }
-        try postgres.restart()
+        try await postgres.restart()
 
         // The server's pool connects again by itself; a delivery refused meanwhile is not stored.
         try await StalledHostTests.eventually("intake takes scripts again", seconds: 60) {

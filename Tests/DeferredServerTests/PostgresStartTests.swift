@@ -13,7 +13,7 @@ import Testing
     @Test func aServeThatCannotUseItsDatabaseNamesTheSettingAndExits() async throws {
         let harness = try await ServerHarness()
         let server = try await ThrowawayPostgres.shared()
-        let database = try server.makeDatabase()
+        let database = try await server.makeDatabase()
         let cases: [(store: [String], environment: [String: String], says: [String])] = [
             ([#"url = "\#(server.url(database: database))""#, #"password_env = "WRONG_DB_PASSWORD""#],
              ["WRONG_DB_PASSWORD": "not-the-password"], ["[store] password_env", "refused user deferred"]),
@@ -37,26 +37,26 @@ import Testing
             for words in c.says { #expect(said.contains(words), "\(c.store): \(said)") }
             #expect(!said.contains("not-the-password") && !said.contains(ThrowawayPostgres.password), "a password in: \(said)")
         }
-        #expect(try server.sql(Self.tables, database: database) == "0")
+        #expect(try await server.sql(Self.tables, database: database) == "0")
     }
 
     /// Migrations run in one transaction: one that fails half way leaves none of its tables.
     @Test func aMigrationThatFailsLeavesNothingOfItBehind() async throws {
         let server = try await ThrowawayPostgres.shared()
-        let database = try server.makeDatabase()
+        let database = try await server.makeDatabase()
         let settings = try PostgresSettings(url: server.url(database: database), password: ThrowawayPostgres.password)
         // A table of the same name as one of ours, made by someone else: the migration stops there.
-        _ = try server.sql("CREATE TABLE job_output (unrelated INTEGER)", database: database)
+        _ = try await server.sql("CREATE TABLE job_output (unrelated INTEGER)", database: database)
         await #expect(throws: StoreError.self) { _ = try await PostgresJobStore(settings: settings) }
-        #expect(try server.sql(Self.tables, database: database) == "1")
-        #expect(try server.sql("SELECT to_regclass('job') IS NULL AND to_regclass('deferred_migration') IS NULL", database: database) == "t")
+        #expect(try await server.sql(Self.tables, database: database) == "1")
+        #expect(try await server.sql("SELECT to_regclass('job') IS NULL AND to_regclass('deferred_migration') IS NULL", database: database) == "t")
 
-        _ = try server.sql("DROP TABLE job_output", database: database)
+        _ = try await server.sql("DROP TABLE job_output", database: database)
         let store = try await PostgresJobStore(settings: settings)
         #expect(try await store.jobCount() == 0)
-        #expect(try server.sql("SELECT count(*) FROM deferred_migration", database: database) == "\(PostgresSchema.migrations.count)")
+        #expect(try await server.sql("SELECT count(*) FROM deferred_migration", database: database) == "\(PostgresSchema.migrations.count)")
         // A second start finds the schema current and changes nothing.
         _ = try await PostgresJobStore(settings: settings)
-        #expect(try server.sql("SELECT count(*) FROM deferred_migration", database: database) == "\(PostgresSchema.migrations.count)")
+        #expect(try await server.sql("SELECT count(*) FROM deferred_migration", database: database) == "\(PostgresSchema.migrations.count)")
     }
 }

@@ -22,7 +22,7 @@ enum ServedStore: String, CaseIterable, Sendable, CustomTestStringConvertible {
             return Made(lines: [#"url = "sqlite:\#(path)""#], open: { try SQLiteJobStore(path: path) })
         case .postgres:
             let server = try await ThrowawayPostgres.shared()
-            let url = server.url(database: try server.makeDatabase())
+            let url = server.url(database: try await server.makeDatabase())
             // Servers silent for 5 s are taken for dead: a restart after `kill -9` is followed
             // up within seconds.
             return Made(lines: [#"url = "\#(url)""#, #"password_env = "\#(Self.passwordVariable)""#, "takeover_seconds = 5"],

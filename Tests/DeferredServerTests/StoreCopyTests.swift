@@ -14,7 +14,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/state.sqlite"
         let postgres = try await ThrowawayPostgres.shared()
-        let database = try postgres.makeDatabase()
+        let database = try await postgres.makeDatabase()
         let url = postgres.url(database: database)
 
         var ids: [JobID] = []

@@ -12,7 +12,7 @@ import Testing
 
     @Test func oneServerAtATimeHasTheHousekeepersTurnAndAnotherTakesItWhenItEnds() async throws {
         let server = try await ThrowawayPostgres.shared()
-        let url = server.url(database: try server.makeDatabase())
+        let url = server.url(database: try await server.makeDatabase())
         let first = try await Self.serving(url), second = try await Self.serving(url)
         #expect(await first.claimHousekeeping(for: .seconds(60)))
         #expect(await !second.claimHousekeeping(for: .seconds(60)))
@@ -35,7 +35,7 @@ import Testing
     /// queued again, and the old server, waking, is refused the step that starts the command.
     @Test func aServerWhoseJobWasTakenOverCannotStartItsCommand() async throws {
         let server = try await ThrowawayPostgres.shared()
-        let url = server.url(database: try server.makeDatabase())
+        let url = server.url(database: try await server.makeDatabase())
         let first = try await Self.serving(url), second = try await Self.serving(url)
         try await first.register(hosts: [Sample.host("h")], at: Sample.now)
         let job = Sample.push()

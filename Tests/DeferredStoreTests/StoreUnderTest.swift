@@ -16,7 +16,7 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
         // A database of its own on the test run's PostgreSQL server.
         StoreUnderTest(name: "postgres") { _ in
             let server = try await ThrowawayPostgres.shared()
-            let url = server.url(database: try server.makeDatabase())
+            let url = server.url(database: try await server.makeDatabase())
             // These tests are of what is stored, not of time: a machine busy with the whole test
             // run may take longer than intake's 3 s to lend a connection.
             return try await PostgresJobStore(settings: PostgresSettings(url: url, password: ThrowawayPostgres.password),

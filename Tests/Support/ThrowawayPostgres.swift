@@ -34,15 +34,15 @@ public final class ThrowawayPostgres: Sendable {
     public static func shared() async throws -> ThrowawayPostgres { try await started.server() }
 
     /// A new empty database; its URL's password is `password`.
-    public func makeDatabase() throws -> String {
+    public func makeDatabase() async throws -> String {
         let name = "t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
-        _ = try LocalCommand.run(Self.asServerUser(binaries + "/createdb", ["-h", folder, "-p", String(port), "-U", Self.user, name]))
+        _ = try await LocalCommand.runOffPool(Self.asServerUser(binaries + "/createdb", ["-h", folder, "-p", String(port), "-U", Self.user, name]))
         return name
     }
 
     /// Runs `statement` in `database` with psql; its rows, unaligned, one a line.
-    public func sql(_ statement: String, database: String) throws -> String {
-        try LocalCommand.run(Self.asServerUser(binaries + "/psql", [
+    public func sql(_ statement: String, database: String) async throws -> String {
+        try await LocalCommand.runOffPool(Self.asServerUser(binaries + "/psql", [
             "-h", folder, "-p", String(port), "-U", Self.user, "-d", database, "-At", "-v", "ON_ERROR_STOP=1", "-c", statement,
         ])).trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -59,8 +59,8 @@ public final class ThrowawayPostgres: Sendable {
         let folder = NSTemporaryDirectory() + "deferred-pg-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try Data(password.utf8).write(to: URL(fileURLWithPath: folder + "/password"))
-        if getuid() == 0 { _ = try LocalCommand.run(["chown", "-R", serverUser + ":", folder]) }
-        _ = try LocalCommand.run(Self.asServerUser(binaries + "/initdb", [
+        if getuid() == 0 { _ = try await LocalCommand.runOffPool(["chown", "-R", serverUser + ":", folder]) }
+        _ = try await LocalCommand.runOffPool(Self.asServerUser(binaries + "/initdb", [
             "-D", folder + "/data", "-U", user, "--pwfile=" + folder + "/password", "--auth-local=trust",
             "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync", "--no-instructions",
         ]))
@@ -74,7 +74,7 @@ public final class ThrowawayPostgres: Sendable {
         for _ in 0..<5 {
             let server = ThrowawayPostgres(port: try FreePort.find(), folder: folder, binaries: binaries, watchdog: watchdog, owned: owned)
             do {
-                try server.restart()
+                try await server.restart()
                 return server
             } catch {
                 lastError = error
@@ -92,9 +92,9 @@ public final class ThrowawayPostgres: Sendable {
     }
 
     /// Starts the server (again) on its port, and returns once it takes connections.
-    public func restart() throws {
+    public func restart() async throws {
         do {
-            _ = try LocalCommand.run(Self.asServerUser(binaries + "/pg_ctl", [
+            _ = try await LocalCommand.runOffPool(Self.asServerUser(binaries + "/pg_ctl", [
                 "start", "-w", "-t", "60", "-D", folder + "/data", "-l", folder + "/server.log", "-o",
                 "-p \(port) -k \(folder) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
                     + "-c full_page_writes=off -c max_connections=200",
@@ -106,13 +106,16 @@ public final class ThrowawayPostgres: Sendable {
 
     /// Stops the server as an operator's restart does (fast: connections are cut, what was
     /// committed stays).
-    public func stop() throws {
-        _ = try LocalCommand.run(Self.asServerUser(binaries + "/pg_ctl", ["stop", "-w", "-m", "fast", "-D", folder + "/data"]))
+    public func stop() async throws {
+        _ = try await LocalCommand.runOffPool(stopCommand)
     }
+
+    private var stopCommand: [String] { Self.asServerUser(binaries + "/pg_ctl", ["stop", "-w", "-m", "fast", "-D", folder + "/data"]) }
 
     deinit {
         guard owned else { return }
-        try? stop()
+        // deinit cannot wait off the pool; stopping takes a moment once.
+        _ = try? LocalCommand.run(stopCommand)
         watchdog.terminate()
         try? FileManager.default.removeItem(atPath: folder)
     }

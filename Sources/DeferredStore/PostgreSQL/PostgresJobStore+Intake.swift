@@ -88,8 +88,3 @@ extension PostgresJobStore {
         return waiting - 1
     }
 }
-
-/// The first key of each advisory lock the store takes, so their second keys never meet.
-enum AdvisoryLock {
-    static let fleetSize: Int32 = 2
-}

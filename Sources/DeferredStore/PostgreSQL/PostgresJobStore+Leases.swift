@@ -245,3 +245,9 @@ extension PostgresJobStore {
         }
     }
 }
+
+/// The first key of each transaction advisory lock the store takes (the second is a name's
+/// hash), apart from the migration lock's single key.
+enum AdvisoryLock {
+    static let fleetSize: Int32 = 2
+}

@@ -9,10 +9,10 @@ import Synchronization
 ///
 /// The same protocol and conformance suite as `SQLiteJobStore`. Each method is one
 /// transaction on a pooled connection. What SQLite gets from its single writer, this gets from
-/// row locks: a lease locks the queued jobs it looks at (`FOR UPDATE SKIP LOCKED`, so another
-/// server passes them by) and the host it gives one to; a fleet's growth and a project's queue
-/// limit are taken under transaction-scoped advisory locks; deliveries and idempotency keys are
-/// unique in the database, so a copy that races its original finds it.
+/// row locks: a lease locks the job it takes (`FOR UPDATE SKIP LOCKED`, so another server
+/// passes it by) and the host it gives it to; a fleet's growth is counted under an advisory
+/// lock and a project's queue limit on its count row (`project_waiting`); deliveries and
+/// idempotency keys are unique in the database, so a copy that races its original finds it.
 public final class PostgresJobStore: JobStore {
     let client: PostgresClient
     private let running: Task<Void, Never>
@@ -40,9 +40,6 @@ public final class PostgresJobStore: JobStore {
         }
     }
 
-    /// Connects, checks the server answers as `settings` say, and brings the schema up to date
-    /// (once, whichever server starts first). A wrong URL, bad credentials or an unreachable
-    /// database fail here, with what to fix, before anything is served.
     /// `deferred serve`'s place among the servers sharing the database; nil for the command
     /// line's stores (`hosts`, `idle-sleep`), which lease nothing.
     let membership: ServerMembership?
@@ -54,6 +51,9 @@ public final class PostgresJobStore: JobStore {
     /// under load, not of time, gives more).
     let deadline: Deadline
 
+    /// Connects, checks the server answers as `settings` say, and brings the schema up to date
+    /// (once, whichever server starts first). A wrong URL, bad credentials or an unreachable
+    /// database fail here, with what to fix, before anything is served.
     /// `serving`: for `deferred serve`, which joins the servers sharing the database, keeps a
     /// heartbeat, and takes over the jobs of a server silent for `takeoverSeconds`.
     /// `whenTakenForDead`: another server took this one for dead and took its jobs over.
@@ -260,8 +260,9 @@ public final class PostgresJobStore: JobStore {
 }
 
 extension StoreError {
-    /// postgres-nio's errors as `StoreError`: a database that cannot be reached is `busy`
-    /// (nothing stored, try again), as is a transaction that lost a race for a unique key.
+    /// postgres-nio's errors as `StoreError`: a database that cannot be reached, a deadlock or a
+    /// serialization failure is `busy` (nothing stored, try again); a transaction that lost a
+    /// race for a unique key is `conflict` (intake tries it again and finds the winner's job).
     init(postgres error: any Error) {
         switch error {
         case let error as StoreError:
