@@ -105,6 +105,10 @@ public protocol JobLeasing: Sendable {
     func holdResults(_ id: JobID, outcome: JobOutcome, results: Data, at: Date) async throws(StoreError)
     /// The jobs whose results.json waits for the artifact store, oldest first.
     func pendingResults() async throws(StoreError) -> [PendingResult]
+    /// Whether this server still follows the job, and so may store its files and its end. A store
+    /// several servers share says no once another server took the job over (this one stalled
+    /// past `takeover_seconds`); its writes of the job are refused then too (`leaseLost`).
+    func follows(_ id: JobID) async throws(StoreError) -> Bool
     /// For a store several servers share: how often to call `recoverInterrupted` again, which
     /// then takes over the jobs of servers that stopped or went silent. Nil for a store one
     /// server has alone, whose start is the only time to look.

@@ -26,6 +26,30 @@ import Testing
         servers.first { server in server.said.split(separator: "\n").contains { $0.contains(id.rawValue) && $0.hasSuffix("] running") } }
     }
 
+    /// A marked job posted to the first of two servers and running: its result path, its id,
+    /// the server that runs it and the other one.
+    struct RunningJob {
+        let marked: ServerRestartTests.Marked
+        let path: String
+        let id: JobID
+        let runner: BuiltServer
+        let other: BuiltServer
+    }
+
+    static func runningJob(_ harness: ServerHarness, _ store: ServedStore.Made, on servers: [BuiltServer], _ name: String) async throws -> RunningJob {
+        let marked = try ServerRestartTests.Marked(harness, name)
+        let path = try await servers[0].postScript(marked.script)
+        try await StalledHostTests.eventually("the job runs") { FileManager.default.fileExists(atPath: marked.started) }
+        let id = try #require(try await store.open().jobs(project: nil, limit: 1).first?.id)
+        var runner: BuiltServer?
+        try await StalledHostTests.eventually("a server says it runs the job") {
+            runner = Self.runner(of: id, among: servers)
+            return runner != nil
+        }
+        let found = try #require(runner)
+        return RunningJob(marked: marked, path: path, id: id, runner: found, other: try #require(servers.first { $0.port != found.port }))
+    }
+
     /// 300 signed pushes, each a different one under its own delivery id, posted in turn to
     /// three servers: 300 results.json, and the command ran 300 times, so no job ran twice and
     /// none was lost; the host's `max_jobs` held across the servers.
@@ -97,6 +121,36 @@ import Testing
         #expect(stored.stdout == ServerRestartTests.Marked.stdout && stored.stderr == "to stderr\n", "\(stored)")
     }
 
+    /// A server that stalls (SIGSTOP) past `takeover_seconds` with a job running has it taken
+    /// over; when it wakes it writes nothing more of the job (no output twice, no end of its own,
+    /// no results.json) and stops at its next heartbeat, exit 75, for a supervisor to restart.
+    @Test func aStalledServerThatWakesAfterATakeoverWritesNothingOfTheJobAndStops() async throws {
+        let harness = try await ServerHarness()
+        let store = try await ServedStore.postgres.make(for: harness)
+        let servers = try await Self.servers(harness, store, count: 2)
+        defer { for server in servers { kill(server.process.pid, SIGCONT); server.stop() } }
+        let job = try await Self.runningJob(harness, store, on: servers, "stalled")
+        let (marked, path, id, owner, live) = (job.marked, job.path, job.id, job.runner, job.other)
+        let opened = try await store.open()
+        kill(owner.process.pid, SIGSTOP)
+        try await StalledHostTests.eventually("the live server takes the job up") { live.said.contains("taking up again") }
+        // The stalled one wakes while the command writes its last lines: both servers see them.
+        kill(owner.process.pid, SIGCONT)
+        marked.letEnd()
+        let results = try await live.results(at: path)
+        #expect(results["status"] as? String == "succeeded", "\(results)\n\(OutOfFilesTests.tail(owner.said))")
+        #expect(results["stdout"] as? String == ServerRestartTests.Marked.stdout, "\(results)")
+        #expect(marked.runCount == 1, "the command ran \(marked.runCount) times")
+        let exit = await Task.detached { owner.process.waitForExit() }.value
+        #expect(exit == 75, "\(OutOfFilesTests.tail(owner.said))")
+        let stored = try await ServerRestartTests.storedOutput(of: id, in: opened)
+        #expect(stored.stdout == ServerRestartTests.Marked.stdout && stored.stderr == "to stderr\n", "\(stored)")
+        // The job's story has one end, the live server's.
+        let ends = try await opened.events(of: id, after: 0).filter { $0.status == .succeeded || $0.status == .error }
+        #expect(ends.count == 1, "\(ends)")
+        #expect(!owner.said.contains("finished"), "\(OutOfFilesTests.tail(owner.said))")
+    }
+
     /// The event stream of a job on a server that does not run it: the running server's
     /// output reaches it as it happens (`LISTEN/NOTIFY`), not at the stream's 15 s keepalive.
     @Test func aListenerOnOneServerFollowsLiveAJobAnotherServerRuns() async throws {
@@ -104,16 +158,8 @@ import Testing
         let store = try await ServedStore.postgres.make(for: harness)
         let servers = try await Self.servers(harness, store, count: 2)
         defer { for server in servers { server.stop() } }
-        let marked = try ServerRestartTests.Marked(harness, "followed")
-        let path = try await servers[0].postScript(marked.script)
-        try await StalledHostTests.eventually("the job runs") { FileManager.default.fileExists(atPath: marked.started) }
-        let id = try #require(try await store.open().jobs(project: nil, limit: 1).first?.id)
-        var runner: BuiltServer?
-        try await StalledHostTests.eventually("a server says it runs the job") {
-            runner = Self.runner(of: id, among: servers)
-            return runner != nil
-        }
-        let other = try #require(servers.first { $0.port != runner?.port })
+        let job = try await Self.runningJob(harness, store, on: servers, "followed")
+        let (marked, path, other) = (job.marked, job.path, job.other)
         let reader = try SSE.Reader(port: other.port, path: path.replacingOccurrences(of: "/results.json", with: "/events"))
         let before = try await reader.wait { $0.events.filter { $0.event == "output" }.map(\.data).joined().contains("before 3") }
         #expect(before, "\(reader.text)")
@@ -124,5 +170,42 @@ import Testing
         #expect(after, "after \(ContinuousClock.now - released): \(reader.text)")
         let done = try await reader.wait { $0.events.contains { $0.event == "done" } }
         #expect(done, "\(reader.text)")
+    }
+
+    /// The server a listener is on loses its `LISTEN` connection (its backend ended from the
+    /// database's side, again and again for two seconds) while the job it follows ends on
+    /// another server: the notifications sent meanwhile are gone. Once it listens again it wakes
+    /// every listener to read on, so the stream reaches the job's end well before its 15 s
+    /// keepalive would make it look.
+    @Test func aListenerWhoseServerMissedNotificationsCatchesUpWhenItListensAgain() async throws {
+        let harness = try await ServerHarness()
+        let postgres = try await ThrowawayPostgres.shared()
+        let store = try await ServedStore.postgres.make(for: harness)
+        let database = try #require(store.lines.first?.split(separator: "/").last?.split(separator: "?").first.map(String.init))
+        let servers = try await Self.servers(harness, store, count: 2)
+        defer { for server in servers { server.stop() } }
+        let job = try await Self.runningJob(harness, store, on: servers, "missed")
+        let (marked, path, other) = (job.marked, job.path, job.other)
+        let member = try await postgres.sql("SELECT id FROM server WHERE name LIKE '% pid \(other.process.pid)'", database: database)
+        #expect(!member.isEmpty)
+        let reader = try SSE.Reader(port: other.port, path: path.replacingOccurrences(of: "/results.json", with: "/events"))
+        #expect(try await reader.wait { $0.events.filter { $0.event == "output" }.map(\.data).joined().contains("before 3") }, "\(reader.text)")
+        let cut = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '\(member)' AND query ILIKE 'listen%'"
+        var ended = 0
+        try await StalledHostTests.eventually("the listening connection is ended") {
+            ended += Int(try await postgres.sql(cut, database: database)) ?? 0
+            return ended > 0
+        }
+        marked.letEnd()
+        let cutFrom = ContinuousClock.now
+        while ContinuousClock.now - cutFrom < .seconds(2) {
+            ended += Int(try await postgres.sql(cut, database: database)) ?? 0
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let listening = ContinuousClock.now
+        let done = try await reader.wait(upTo: 10) { $0.events.contains { $0.event == "done" } }
+        #expect(done, "after \(ContinuousClock.now - listening), \(ended) connection(s) ended: \(reader.text)")
+        #expect(reader.events.filter { $0.event == "output" }.map(\.data).joined().contains("after 3"), "\(reader.text)")
+        #expect(ended > 0)
     }
 }

@@ -10,6 +10,20 @@ import Testing
         try await PostgresJobStore(settings: PostgresSettings(url: url, password: ThrowawayPostgres.password), serving: true)
     }
 
+    static let targets: @Sendable (String) -> [LeaseTarget] = { _ in [.host(name: "h", maxJobs: 1)] }
+
+    /// Two servers on a new database, and a job the first one leased to host `h`.
+    static func twoServersAndALeasedJob() async throws -> (first: PostgresJobStore, second: PostgresJobStore, job: Job) {
+        let server = try await ThrowawayPostgres.shared()
+        let url = server.url(database: try await server.makeDatabase())
+        let first = try await Self.serving(url), second = try await Self.serving(url)
+        try await first.register(hosts: [Sample.host("h")], at: Sample.now)
+        let job = Sample.push()
+        _ = try await first.enqueue(job, delivery: nil)
+        #expect(try await first.leaseNext(now: Date(), targetsFor: targets)?.job.id == job.id)
+        return (first, second, job)
+    }
+
     @Test func oneServerAtATimeHasTheHousekeepersTurnAndAnotherTakesItWhenItEnds() async throws {
         let server = try await ThrowawayPostgres.shared()
         let url = server.url(database: try await server.makeDatabase())
@@ -36,14 +50,8 @@ import Testing
     /// A server taken for dead while its job waited for the host: the job is taken over and
     /// queued again, and the old server, waking, is refused the step that starts the command.
     @Test func aServerWhoseJobWasTakenOverCannotStartItsCommand() async throws {
-        let server = try await ThrowawayPostgres.shared()
-        let url = server.url(database: try await server.makeDatabase())
-        let first = try await Self.serving(url), second = try await Self.serving(url)
-        try await first.register(hosts: [Sample.host("h")], at: Sample.now)
-        let job = Sample.push()
-        _ = try await first.enqueue(job, delivery: nil)
-        let targets: @Sendable (String) -> [LeaseTarget] = { _ in [.host(name: "h", maxJobs: 1)] }
-        #expect(try await first.leaseNext(now: Date(), targetsFor: targets)?.job.id == job.id)
+        let (first, second, job) = try await Self.twoServersAndALeasedJob()
+        let targets = Self.targets
         // The other server finds nothing to take while the first one lives.
         #expect(try await second.recoverInterrupted(limit: 3, at: Date()) == Recovery(requeued: [], givenUp: []))
         // The first one is gone (its row removed, as when its heartbeat is too old): its job is taken.
@@ -56,5 +64,52 @@ import Testing
         #expect(try await second.leaseNext(now: Date(), targetsFor: targets)?.job.id == job.id)
         try await second.markRunning(job.id, at: Date())
         #expect(try await second.job(id: job.id)?.status == .running)
+    }
+
+    /// A server that stalled while its job ran, taken for dead meanwhile: the live server takes
+    /// the running job up, and whatever the stalled one writes of the job when it wakes (output,
+    /// a step, its end, a requeue, held results) is refused and changes nothing. The live one
+    /// writes on and ends it.
+    @Test func aServerWhoseRunningJobWasTakenOverWritesNothingOfIt() async throws {
+        let (stalled, live, job) = try await Self.twoServersAndALeasedJob()
+        try await stalled.markRunning(job.id, at: Date())
+        try await stalled.appendOutput(job.id, [(.stdout, "before\n", Date())], through: OutputPosition(stdout: 7, stderr: 0, cut: false))
+        #expect(try await stalled.follows(job.id))
+        // Its row goes, as when its heartbeat is older than takeover_seconds.
+        await stalled.resign()
+        let taken = try await live.recoverInterrupted(limit: 3, at: Date())
+        #expect(taken.resumed.map(\.job.id) == [job.id])
+        #expect(taken.resumed.first?.resuming == OutputPosition(stdout: 7, stderr: 0, cut: false))
+
+        #expect(try await !stalled.follows(job.id))
+        #expect(try await live.follows(job.id))
+        let end = Sample.outcome(.failed)
+        await #expect(throws: StoreError.self) {
+            try await stalled.appendOutput(job.id, [(.stdout, "after\n", Date())], through: OutputPosition(stdout: 13, stderr: 0, cut: false))
+        }
+        await #expect(throws: StoreError.self) { try await stalled.note(job.id, waiting: "stale", host: nil, at: Date()) }
+        await #expect(throws: StoreError.self) { try await stalled.finish(job.id, outcome: end) }
+        await #expect(throws: StoreError.self) {
+            try await stalled.requeue(job.id, reason: "stale", notBefore: Date(), countAttempt: true, at: Date())
+        }
+        await #expect(throws: StoreError.self) { try await stalled.leaveRunning(job.id, detail: "stale", at: Date()) }
+        await #expect(throws: StoreError.self) { try await stalled.holdResults(job.id, outcome: end, results: Data("{}".utf8), at: Date()) }
+        #expect(try await live.job(id: job.id)?.status == .running)
+        #expect(try await live.outputPosition(of: job.id) == OutputPosition(stdout: 7, stderr: 0, cut: false))
+        #expect(try await live.pendingResults().isEmpty)
+
+        // The live server writes on from where the stored output goes, and ends the job.
+        try await live.appendOutput(job.id, [(.stdout, "after\n", Date())], through: OutputPosition(stdout: 13, stderr: 0, cut: false))
+        try await live.finish(job.id, outcome: Sample.outcome(.succeeded))
+        #expect(try await live.job(id: job.id)?.status == .succeeded)
+        var output = ""
+        for item in try await live.feed(of: job.id, after: FeedCursor()).items {
+            if case .output(let chunk) = item.kind { output += chunk.text }
+        }
+        #expect(output == "before\nafter\n")
+        // An ended job is no one's to follow: any server may read it, none rewrites it.
+        #expect(try await stalled.follows(job.id))
+        try await stalled.finish(job.id, outcome: end)
+        #expect(try await live.job(id: job.id)?.status == .succeeded)
     }
 }

@@ -43,6 +43,12 @@ struct ResultsWriter: Sendable {
     }
 
     private func write(_ job: Job, host: String, woke: Bool, outcome: JobOutcome, log: Logger) async {
+        // A server that stalled past takeover_seconds finds its job followed by another: that
+        // one stores the files and the end, and this one's results.json must not race it.
+        if (try? await store.follows(job.id)) == false {
+            log.warning("another server took the job over while this one stalled: it stores the job's files and end")
+            return
+        }
         let files = artifacts.files(for: job.token)
         let document = ResultsDocument(
             job: job, outcome: outcome, host: .init(name: host, woke: woke), resultBase: ResultURLs.base(config, job.token),
@@ -127,6 +133,10 @@ struct ResultsWriter: Sendable {
                 }.value.get()
                 if retry > 0 { log.info("could \(what) after \(retry + 1) tries") }
                 return true
+            } catch .leaseLost(let why) {
+                // No wait makes the job this server's again.
+                log.warning("cannot \(what): \(why)")
+                return false
             } catch {
                 retry += 1
                 guard ContinuousClock.now < deadline, !Task.isCancelled else {

@@ -8,8 +8,9 @@ extension PostgresJobStore {
                              through position: OutputPosition?) async throws(StoreError) {
         guard !chunks.isEmpty || position != nil else { return }
         let rows = chunks.map { (at: $0.at.timeIntervalSince1970, stream: $0.stream.rawValue, text: $0.text) }
+        let me = membership?.id
         try await transaction { c in
-            try await Self.lockFeed(c, id)
+            try await Self.lockFollowed(c, id, by: me)
             if !rows.isEmpty {
                 // One statement for the batch, in order: ids follow the arrays' order.
                 try await c.sql("""

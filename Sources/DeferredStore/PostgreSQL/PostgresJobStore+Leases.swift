@@ -30,30 +30,39 @@ extension PostgresJobStore {
                 refusedHosts.insert(host)
                 return nil
             }
+            func offer(_ id: String, to target: LeaseTarget) async throws -> Lease? {
+                switch target {
+                case .host(let name, let maxJobs):
+                    return try await lease(id, to: name, maxJobs: maxJobs)
+                case .fleet(let fleet, let maxHosts, let maxJobs):
+                    try await c.sql("SELECT pg_advisory_xact_lock(\(AdvisoryLock.fleetSize), hashtext(\(fleet)))")
+                    let members = try await Self.values(c, "SELECT name FROM host WHERE fleet = \(fleet) ORDER BY name", as: String.self)
+                    for member in members {
+                        if let lease = try await lease(id, to: member, maxJobs: maxJobs) { return lease }
+                    }
+                    guard members.count < maxHosts else { return nil }
+                    // Instances that never answered hold the fleet's next launch back.
+                    if let failures = try await Self.bootFailures(c, fleet: fleet).first, failures.nextLaunch > now { return nil }
+                    let name = "\(fleet)-\(Hex.encode((0..<4).map { _ in UInt8.random(in: 0...255) }))"
+                    try await c.sql("""
+                        INSERT INTO host (name, provider, state, fleet) VALUES (\(name), 'ec2', \(HostState.provisioning.rawValue), \(fleet))
+                        """)
+                    return try await lease(id, to: name, maxJobs: maxJobs)
+                }
+            }
             for candidate in candidates where !refusedProjects.contains(candidate.project) {
                 guard try await Self.value(c, """
                     SELECT id FROM job WHERE id = \(candidate.id) AND status = \(JobStatus.queued.rawValue) AND cancel_requested_by IS NULL
                     FOR UPDATE SKIP LOCKED
                     """, as: String.self) != nil else { continue }
                 for target in targetsFor(candidate.project) {
-                    switch target {
-                    case .host(let name, let maxJobs):
-                        if let lease = try await lease(candidate.id, to: name, maxJobs: maxJobs) { return lease }
-                    case .fleet(let fleet, let maxHosts, let maxJobs):
-                        try await c.sql("SELECT pg_advisory_xact_lock(\(AdvisoryLock.fleetSize), hashtext(\(fleet)))")
-                        let members = try await Self.values(c, "SELECT name FROM host WHERE fleet = \(fleet) ORDER BY name", as: String.self)
-                        for member in members {
-                            if let lease = try await lease(candidate.id, to: member, maxJobs: maxJobs) { return lease }
-                        }
-                        guard members.count < maxHosts else { continue }
-                        // Instances that never answered hold the fleet's next launch back.
-                        if let failures = try await Self.bootFailures(c, fleet: fleet).first, failures.nextLaunch > now { continue }
-                        let name = "\(fleet)-\(Hex.encode((0..<4).map { _ in UInt8.random(in: 0...255) }))"
-                        try await c.sql("""
-                            INSERT INTO host (name, provider, state, fleet) VALUES (\(name), 'ec2', \(HostState.provisioning.rawValue), \(fleet))
-                            """)
-                        if let lease = try await lease(candidate.id, to: name, maxJobs: maxJobs) { return lease }
-                    }
+                    // Each target is tried under a savepoint: a host or fleet that refuses lets go
+                    // of the locks it took at once, so a lease holds one host's lock at most, taken
+                    // last, and leases and idle claims never wait on each other in a circle.
+                    try await c.sql("SAVEPOINT target")
+                    if let lease = try await offer(candidate.id, to: target) { return lease }
+                    try await c.sql("ROLLBACK TO SAVEPOINT target")
+                    try await c.sql("RELEASE SAVEPOINT target")
                 }
                 refusedProjects.insert(candidate.project)
             }
@@ -68,7 +77,7 @@ extension PostgresJobStore {
     static func lease(_ c: PostgresConnection, _ candidate: String, to host: String, maxJobs: Int, now: Date,
                       server: String?) async throws -> Lease? {
         // A full host is passed by without a lock; one with room is locked and counted again.
-        // Only the host a job goes to stays locked, so leases never wait on each other in a circle.
+        // A host that refuses after all is let go of by the caller's savepoint.
         guard try await activeJobs(c, host: host) < maxJobs else { return nil }
         let found = try await value(c, "SELECT state FROM host WHERE name = \(host) FOR UPDATE", as: String.self)
         guard try await activeJobs(c, host: host) < maxJobs else { return nil }
@@ -88,7 +97,11 @@ extension PostgresJobStore {
     }
 
     public func note(_ id: JobID, waiting detail: String, host: HostProgress?, at: Date) async throws(StoreError) {
-        try await transaction { c in try await Self.record(c, id, .waitingForHost, detail: detail, hostState: host, at: at) }
+        let me = membership?.id
+        try await transaction { c in
+            try await Self.lockFollowed(c, id, by: me)
+            try await Self.record(c, id, .waitingForHost, detail: detail, hostState: host, at: at)
+        }
         changes.notify(id)
     }
 
@@ -112,7 +125,9 @@ extension PostgresJobStore {
     /// Only a job that holds a lease ends: the job's row is locked and read in the transaction,
     /// so an end another server wrote first is kept.
     public func finish(_ id: JobID, outcome: JobOutcome) async throws(StoreError) {
+        let me = membership?.id
         try await transaction { c in
+            try await Self.lockFollowed(c, id, by: me)
             guard var record = try await Self.jobRecord(c, id.rawValue, locking: true) else { throw StoreError.unknownJob(id.rawValue) }
             try await c.sql("DELETE FROM pending_result WHERE job_id = \(id.rawValue)")
             let (ended, detail) = record.end(with: outcome)
@@ -127,7 +142,9 @@ extension PostgresJobStore {
     }
 
     public func requeue(_ id: JobID, reason: String, notBefore: Date, countAttempt: Bool, at: Date) async throws(StoreError) {
+        let me = membership?.id
         try await transaction { c in
+            try await Self.lockFollowed(c, id, by: me)
             guard var record = try await Self.jobRecord(c, id.rawValue, locking: true) else { throw StoreError.unknownJob(id.rawValue) }
             let host = record.requeue(notBefore: notBefore, countAttempt: countAttempt)
             try await Self.update(c, record)
@@ -185,6 +202,16 @@ extension PostgresJobStore {
         return Recovery(requeued: stranded, givenUp: givenUp, resumed: resumed)
     }
 
+    public func follows(_ id: JobID) async throws(StoreError) -> Bool {
+        let me = membership?.id
+        do {
+            try await read { c in try await Self.lockFollowed(c, id, by: me) }
+            return true
+        } catch .leaseLost {
+            return false
+        }
+    }
+
     public func requestCancel(_ id: JobID, by: String, at: Date) async throws(StoreError) -> Job? {
         let job = try await transaction { c -> Job? in
             guard var record = try await Self.jobRecord(c, id.rawValue, locking: true) else { return nil }
@@ -207,7 +234,9 @@ extension PostgresJobStore {
     }
 
     public func leaveRunning(_ id: JobID, detail: String, at: Date) async throws(StoreError) {
+        let me = membership?.id
         try await transaction { c in
+            try await Self.lockFollowed(c, id, by: me)
             try await c.sql("UPDATE job SET interrupted_starts = 0 WHERE id = \(id.rawValue)")
             try await Self.record(c, id, .running, detail: detail, at: at)
         }
@@ -215,8 +244,9 @@ extension PostgresJobStore {
     }
 
     public func holdResults(_ id: JobID, outcome: JobOutcome, results: Data, at: Date) async throws(StoreError) {
-        let r = PendingResultRecord(id, outcome: outcome, results: results, since: at)
+        let r = PendingResultRecord(id, outcome: outcome, results: results, since: at), me = membership?.id
         try await transaction { c in
+            try await Self.lockFollowed(c, id, by: me)
             try await c.sql("""
                 INSERT INTO pending_result (job_id, status, exit_status, signal, error, started_at, finished_at, results, since)
                 VALUES (\(r.jobID), \(r.status), \(r.exitStatus), \(r.signal), \(r.error), \(r.startedAt), \(r.finishedAt), \(r.results), \(r.since))

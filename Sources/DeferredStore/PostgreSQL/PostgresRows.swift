@@ -118,6 +118,21 @@ extension PostgresJobStore {
         try await c.sql("SELECT 1 FROM job WHERE id = \(id.rawValue) FOR UPDATE")
     }
 
+    /// Locks the job's row, as `lockFeed`, and for a serving store refuses (`leaseLost`) a job
+    /// leased to another server: one that took it over while this one stalled. Only the server
+    /// that follows a job writes its output, its steps and its end, so a server that wakes from
+    /// a stall changes nothing of it before its next heartbeat tells it to stop.
+    static func lockFollowed(_ c: PostgresConnection, _ id: JobID, by me: String?) async throws {
+        let row = try await c.rows("""
+            SELECT status, server_id, EXISTS (SELECT 1 FROM pending_result WHERE job_id = \(id.rawValue))
+            FROM job WHERE id = \(id.rawValue) FOR UPDATE OF job
+            """).decode((String, String?, Bool).self).first { _ in true }
+        // A held end (results.json waiting for the artifact store) is whoever's that can store it.
+        guard let me, let (status, owner, held) = row, owner != me, !held,
+              let status = JobStatus(rawValue: status), JobStatus.leased.contains(status) else { return }
+        throw StoreError.leaseLost("job \(id.rawValue) is followed by another server now, which took it over")
+    }
+
     /// Frees `host` of a job: ready with its idle clock started when no job holds it any more.
     static func release(_ c: PostgresConnection, host: String, lastJob: JobID, at: Date) async throws {
         // The host's row first: a lease counting its jobs waits for this transaction.

@@ -181,6 +181,9 @@ extension SQLiteJobStore {
 
     /// The server stops and leaves the running job to run on: an event says so, and the
     /// stop does not count towards the crash-loop guard.
+    /// One server has the file alone: it follows every job it leased.
+    public func follows(_ id: JobID) async throws(StoreError) -> Bool { true }
+
     public func leaveRunning(_ id: JobID, detail: String, at: Date) async throws(StoreError) {
         try await write { db in
             try db.execute(sql: "UPDATE job SET interrupted_starts = 0 WHERE id = ?", arguments: [id.rawValue])
