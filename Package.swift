@@ -125,7 +125,7 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
-            resources: [.copy("Dashboard/Templates"), .copy("Dashboard/Assets")]
+            resources: [.copy("Dashboard/Templates"), .copy("Dashboard/Assets"), .copy("API/openapi.json")]
         ),
         // A throwaway sshd and sample repository: the build host of `deferred demo` and of the tests.
         .target(

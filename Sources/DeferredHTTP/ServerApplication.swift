@@ -13,15 +13,18 @@ public enum ServerApplication {
                               onQueued: @escaping @Sendable () -> Void,
                               onCancel: @escaping @Sendable (JobID) -> Void = { _ in }) -> Router<DeferredRequestContext> {
         let router = Router(context: DeferredRequestContext.self)
-        router.add(middleware: JSONErrorMiddleware())
+        let known = KnownRoutes()
+        router.add(middleware: JSONErrorMiddleware(routes: known))
         router.get("/healthz") { _, _ in JSONBody.response(.ok, ["status": "ok"]) }
         WebhookController(config: config, store: store, onQueued: onQueued).addRoutes(to: router)
         let limiter = RateLimiter(ratePerMinute: config.scripts.ratePerMinute, burst: config.scripts.burst)
         ScriptController(config: config, store: store, limiter: limiter, onQueued: onQueued).addRoutes(to: router)
         ResultsController(config: config, store: store, artifacts: artifacts, heartbeat: heartbeat).addRoutes(to: router)
-        DashboardController(config: config, store: store, artifacts: artifacts, hostCommands: hostCommands,
-                            onQueued: onQueued, onCancel: onCancel)
-            .addRoutes(to: router)
+        let dashboard = DashboardController(config: config, store: store, artifacts: artifacts, hostCommands: hostCommands,
+                                            onQueued: onQueued, onCancel: onCancel)
+        dashboard.addRoutes(to: router)
+        APIController(config: config, store: store, artifacts: artifacts, dashboard: dashboard).addRoutes(to: router)
+        known.learn(router.routes)
         return router
     }
 

@@ -26,8 +26,8 @@ public protocol JobIntake: Sendable {
 public protocol JobReading: Sendable {
     func job(token: ResultToken) async throws(StoreError) -> Job?
     func job(id: JobID) async throws(StoreError) -> Job?
-    /// The latest jobs first, of one project or of all.
-    func jobs(project: String?, limit: Int) async throws(StoreError) -> [Job]
+    /// The jobs `query` picks, newest first, at most its limit.
+    func jobs(matching query: JobQuery) async throws(StoreError) -> [Job]
     /// The webhook payload a push job came from; nil for a script, or past retention.
     func payload(of id: JobID) async throws(StoreError) -> Data?
     /// The job's state changes in order, those after `sequence` only.
@@ -174,6 +174,11 @@ public extension JobIntake {
 
 public extension JobReading {
     func jobs(limit: Int = 50) async throws(StoreError) -> [Job] { try await jobs(project: nil, limit: limit) }
+
+    /// The latest jobs first, of one project or of all.
+    func jobs(project: String?, limit: Int) async throws(StoreError) -> [Job] {
+        try await jobs(matching: JobQuery(project: project, limit: limit))
+    }
 
     func events(of id: JobID) async throws(StoreError) -> [JobEvent] { try await events(of: id, after: 0) }
 }

@@ -23,12 +23,16 @@ struct BuiltServer {
         return path
     }
 
-    /// The harness's secrets: the webhook's, and project `sample`'s script secret.
+    /// What `[server] admin_token_env` names to turn the dashboard and the API on.
+    static let adminTokenVariable = "DEFERRED_TEST_ADMIN_TOKEN"
+
+    /// The harness's secrets: the webhook's, project `sample`'s script secret, the admin token.
     static func environment() -> [String: String] {
         var environment = ProcessInfo.processInfo.environment
         environment["DEFERRED_TEST_SECRET"] = webhookSecret
         environment["DEFERRED_TEST_SCRIPT_SECRET"] = scriptSecret
         environment[ServedStore.passwordVariable] = ThrowawayPostgres.password
+        environment[adminTokenVariable] = DashboardTests.token
         return environment
     }
 

@@ -39,6 +39,47 @@ struct StoreConformanceTests {
         }
     }
 
+    /// The jobs list of the API: filters by project, state, host and time, newest first, and
+    /// pages that follow each other through a cursor without a job twice or left out, even
+    /// where jobs were queued in the same second.
+    @Test(arguments: StoreUnderTest.all)
+    func jobListsFilterAndPageNewestFirst(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            let start = Sample.now.addingTimeInterval(-3600)
+            var all: [Job] = []
+            for index in 0..<23 {
+                // Three jobs to a second: the cursor tells them apart by id.
+                let job = Sample.push(project: index % 3 == 0 ? "other" : "sample", queuedAt: start.addingTimeInterval(Double(index / 3)))
+                _ = try await store.enqueue(job, delivery: nil)
+                all.append(job)
+            }
+            try await store.register(hosts: [Sample.host("h", maxJobs: 30)], at: start)
+            // One job of "sample" leased to host h, so the state and host filters have one to find.
+            let leased = try #require(try await store.leaseNext(now: Sample.now, targetsFor: { _ in [.host(name: "h", maxJobs: 30)] }))
+            let newestFirst = all.sorted { ($0.queuedAt, $0.id.rawValue) > ($1.queuedAt, $1.id.rawValue) }
+
+            var paged: [JobID] = [], cursor: JobCursor?
+            repeat {
+                let page = try await store.jobs(matching: JobQuery(after: cursor, limit: 5))
+                #expect(page.count <= 5)
+                paged += page.map(\.id)
+                cursor = page.count == 5 ? page.last.map(JobCursor.init) : nil
+                // The cursor's text is all a client keeps.
+                cursor = cursor.flatMap { JobCursor(text: $0.text) }
+            } while cursor != nil
+            #expect(paged == newestFirst.map(\.id))
+
+            let others = try await store.jobs(matching: JobQuery(project: "other", limit: 100))
+            #expect(others.map(\.id) == newestFirst.filter { $0.project == "other" }.map(\.id))
+            #expect(try await store.jobs(matching: JobQuery(statuses: [.waitingForHost, .running], limit: 100)).map(\.id) == [leased.job.id])
+            #expect(try await store.jobs(matching: JobQuery(host: "h", limit: 100)).map(\.id) == [leased.job.id])
+            #expect(try await store.jobs(matching: JobQuery(statuses: [.succeeded], limit: 100)).isEmpty)
+            let window = try await store.jobs(matching: JobQuery(since: start.addingTimeInterval(2), before: start.addingTimeInterval(4), limit: 100))
+            #expect(window.map(\.id) == newestFirst.filter { $0.queuedAt >= start.addingTimeInterval(2) && $0.queuedAt < start.addingTimeInterval(4) }.map(\.id))
+            #expect(window.count == 6)
+        }
+    }
+
     @Test(arguments: StoreUnderTest.all)
     func aFullQueueRefusesAndCountsOnlyItsProject(_ kind: StoreUnderTest) async throws {
         try await kind.with { store in

@@ -202,10 +202,11 @@ public struct DashboardController: Sendable {
 
     /// The request's credential must be good. A browser is sent to the login form; anything
     /// else gets 401.
-    func admit(_ request: Request) throws -> AdminAuth {
+    /// `json`: the API's routes, which answer JSON whatever the request accepts.
+    func admit(_ request: Request, json: Bool = false) throws -> AdminAuth {
         let auth = try enabled()
         guard auth.credential(of: request) == nil else { return auth }
-        if Self.wantsHTML(request) {
+        if !json, Self.wantsHTML(request) {
             let here = request.uri.path + (request.uri.query.map { "?" + $0 } ?? "")
             let next = here.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "/-._~"))) ?? "/"
             throw LoginRedirect(location: "/login?next=\(next)")

@@ -11,7 +11,7 @@ extension DashboardController {
     /// `cancelled` without running; a running one has its process group killed (SIGTERM, then
     /// SIGKILL after the grace) and ends `cancelled` with its output and artifacts so far.
     /// The dispatcher acts on it; this answers 202 at once.
-    func cancel(_ request: Request, _ context: DeferredRequestContext) async throws -> Response {
+    func cancel(_ request: Request, _ context: DeferredRequestContext, json: Bool = false) async throws -> Response {
         let id = JobID(rawValue: context.parameters.get("id") ?? "")
         let by: String
         if let presented = request.uri.queryParameters.get("token") {
@@ -22,7 +22,7 @@ extension DashboardController {
             }
             by = "poster"
         } else {
-            let auth = try admit(request)
+            let auth = try admit(request, json: json)
             try await checkForm(request, auth: auth)
             by = "admin"
         }
@@ -31,7 +31,7 @@ extension DashboardController {
             throw APIError(.conflict, "job \(id.rawValue) has already ended (\(job.status.rawValue)): there is nothing to cancel")
         }
         onCancel(id)
-        if Self.wantsHTML(request) { return Response(status: .seeOther, headers: [.location: "/jobs/\(id.rawValue)"]) }
+        if !json, Self.wantsHTML(request) { return Response(status: .seeOther, headers: [.location: "/jobs/\(id.rawValue)"]) }
         return JSONBody.response(.accepted, [
             "id": id.rawValue, "status": job.status.rawValue, "cancel_requested_by": job.cancelRequestedBy ?? by,
             "result_url": ResultsController.resultURL(config, job.token),

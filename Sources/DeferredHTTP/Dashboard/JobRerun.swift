@@ -6,8 +6,8 @@ extension DashboardController {
     /// `POST /jobs/{id}/rerun`, with the admin token: a new job with the ended job's trigger
     /// (the same commit, or the same signed script), linked to it by `rerun_of`. A form from the
     /// job page goes on to the new job's page; anything else gets 202 and the new job's URLs.
-    func rerun(_ request: Request, _ context: DeferredRequestContext) async throws -> Response {
-        let auth = try admit(request)
+    func rerun(_ request: Request, _ context: DeferredRequestContext, json: Bool = false) async throws -> Response {
+        let auth = try admit(request, json: json)
         try await checkForm(request, auth: auth)
         let id = JobID(rawValue: context.parameters.get("id") ?? "")
         guard let job = try await store.job(id: id) else { throw Self.unknownJob(id) }
@@ -34,7 +34,7 @@ extension DashboardController {
             }
         }
         onQueued()
-        if Self.wantsHTML(request) { return Response(status: .seeOther, headers: [.location: "/jobs/\(queued.id.rawValue)"]) }
+        if !json, Self.wantsHTML(request) { return Response(status: .seeOther, headers: [.location: "/jobs/\(queued.id.rawValue)"]) }
         return JSONBody.response(.accepted, [
             "id": queued.id.rawValue, "rerun_of": job.id.rawValue, "status": queued.status.rawValue,
             "result_url": ResultsController.resultURL(config, queued.token),

@@ -12,14 +12,22 @@ extension PostgresJobStore {
         try await read { c in try await Self.jobRecord(c, id.rawValue)?.job() }
     }
 
-    public func jobs(project: String?, limit: Int) async throws(StoreError) -> [Job] {
-        try await read { c in
-            if let project {
-                return try await Self.jobs(c, """
-                    SELECT \(unescaped: Self.jobColumns) FROM job WHERE project = \(project) ORDER BY queued_at DESC, id DESC LIMIT \(limit)
-                    """)
-            }
-            return try await Self.jobs(c, "SELECT \(unescaped: Self.jobColumns) FROM job ORDER BY queued_at DESC, id DESC LIMIT \(limit)")
+    /// One statement whatever the query: a filter left out is a NULL (or empty) parameter.
+    public func jobs(matching query: JobQuery) async throws(StoreError) -> [Job] {
+        let statuses = query.statuses.map(\.rawValue)
+        let since = query.since?.timeIntervalSince1970, before = query.before?.timeIntervalSince1970
+        let afterAt = query.after?.queuedAt.timeIntervalSince1970, afterID = query.after?.id.rawValue
+        return try await read { c in
+            try await Self.jobs(c, """
+                SELECT \(unescaped: Self.jobColumns) FROM job
+                WHERE (\(query.project)::text IS NULL OR project = \(query.project))
+                    AND (cardinality(\(statuses)::text[]) = 0 OR status = ANY(\(statuses)::text[]))
+                    AND (\(query.host)::text IS NULL OR host_name = \(query.host))
+                    AND (\(since)::double precision IS NULL OR queued_at >= \(since))
+                    AND (\(before)::double precision IS NULL OR queued_at < \(before))
+                    AND (\(afterAt)::double precision IS NULL OR queued_at < \(afterAt) OR (queued_at = \(afterAt) AND id < \(afterID)))
+                ORDER BY queued_at DESC, id DESC LIMIT \(query.limit)
+                """)
         }
     }
 

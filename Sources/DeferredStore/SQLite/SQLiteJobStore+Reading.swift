@@ -13,11 +13,19 @@ extension SQLiteJobStore {
     }
 
     /// The latest jobs first, of one project or of all.
-    public func jobs(project: String?, limit: Int) async throws(StoreError) -> [Job] {
+    public func jobs(matching query: JobQuery) async throws(StoreError) -> [Job] {
         try await read { db in
             var request = JobRecord.all()
-            if let project { request = request.filter(Column("project") == project) }
-            return try request.order(Column("queued_at").desc, Column("id").desc).limit(limit).fetchAll(db).map { try $0.job() }
+            if let project = query.project { request = request.filter(Column("project") == project) }
+            if !query.statuses.isEmpty { request = request.filter(query.statuses.map(\.rawValue).contains(Column("status"))) }
+            if let host = query.host { request = request.filter(Column("host_name") == host) }
+            if let since = query.since { request = request.filter(Column("queued_at") >= since.timeIntervalSince1970) }
+            if let before = query.before { request = request.filter(Column("queued_at") < before.timeIntervalSince1970) }
+            if let after = query.after {
+                let at = after.queuedAt.timeIntervalSince1970
+                request = request.filter(sql: "queued_at < ? OR (queued_at = ? AND id < ?)", arguments: [at, at, after.id.rawValue])
+            }
+            return try request.order(Column("queued_at").desc, Column("id").desc).limit(query.limit).fetchAll(db).map { try $0.job() }
         }
     }
 
