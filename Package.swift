@@ -141,8 +141,11 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            plugins: ["BuildStamp"]
         ),
+        // `deferred --version`'s commit, written at each build.
+        .plugin(name: "BuildStamp", capability: .buildTool()),
         // scripts/bench/artifacts: memory and throughput of moving a large artifact, beside scp.
         .executableTarget(
             name: "deferred-bench",

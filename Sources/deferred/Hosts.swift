@@ -1,5 +1,6 @@
 import ArgumentParser
 import DeferredDispatcher
+import DeferredProviders
 import DeferredStore
 import Foundation
 import Logging
@@ -11,10 +12,12 @@ struct Hosts: AsyncParsableCommand {
         defaultSubcommand: List.self
     )
 
-    static func control(_ options: ConfigOption) async throws -> HostControl {
+    /// `cloud`: whether the command calls the cloud (wake, sleep), and so needs its credentials;
+    /// the list reads the store only.
+    static func control(_ options: ConfigOption, cloud: Bool) async throws -> HostControl {
         let config = try options.load()
         let store = try await StoreOpener.open(config.store, serving: false, logger: Logger(label: "deferred"))
-        return HostControl(config: config, store: store, providers: try Server.providers(config))
+        return HostControl(config: config, store: store, providers: cloud ? try Server.providers(config) : HostProviders(ec2: nil))
     }
 
     /// Runs a host command: a failure is said on standard error with exit status 1, once.
@@ -29,17 +32,17 @@ struct Hosts: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Name, provider, state, jobs, idle time and last job of every host.")
+        static let configuration = CommandConfiguration(abstract: "Name, provider, state, jobs, idle time and last job of every host, from the store (no cloud credentials needed).")
         @OptionGroup var options: ConfigOption
+        @Flag(help: "Print the hosts as JSON, as GET /api/hosts answers.") var json = false
 
         func run() async throws {
-            let control = try await Hosts.control(options)
-            let rows = try await control.table()
-            let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-            for row in rows {
-                print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
-                    .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+            let control = try await Hosts.control(options, cloud: false)
+            if json {
+                print(String(decoding: try await control.listing().encoded(), as: UTF8.self))
+                return
             }
+            Jobs.printTable(try await control.table())
             for note in try await control.fleetNotes() { print(note) }
         }
     }
@@ -51,7 +54,7 @@ struct Hosts: AsyncParsableCommand {
 
         func run() async throws {
             try await Hosts.refusing {
-                let wake = try await Hosts.control(options).wake(name) { print($0) }
+                let wake = try await Hosts.control(options, cloud: true).wake(name) { print($0) }
                 print("\(name) is up\(wake.woke ? " (woken)" : ", it was running already")")
             }
         }
@@ -64,7 +67,7 @@ struct Hosts: AsyncParsableCommand {
 
         func run() async throws {
             try await Hosts.refusing {
-                try await Hosts.control(options).sleep(name)
+                try await Hosts.control(options, cloud: true).sleep(name)
                 print("stopped \(name)")
             }
         }

@@ -37,6 +37,12 @@ public struct HostControl: HostCommands {
         return rows
     }
 
+    /// The hosts as `GET /api/hosts` lists them.
+    public func listing() async throws -> HostListing {
+        try await store.register(hosts: config.hosts)
+        return try await store.listing(for: config)
+    }
+
     /// Fleets whose new instances keep failing to answer, and when they launch again.
     public func fleetNotes() async throws -> [String] {
         try await store.fleetBootFailures().map(\.summary)

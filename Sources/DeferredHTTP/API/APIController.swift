@@ -58,11 +58,7 @@ struct APIController: Sendable {
 
     func hosts(_ request: Request) async throws -> Response {
         try admit(request)
-        let hosts = try await store.hosts().filter { config.host(named: $0.name) != nil || $0.fleet != nil }
-        let holds = try await store.fleetBootFailures().map {
-            APIHosts.FleetHold(fleet: $0.fleet, failures: $0.count, lastReason: $0.lastReason, nextLaunch: RFC3339.string($0.nextLaunch))
-        }
-        return JSONBody.response(.ok, APIHosts(hosts: hosts.map(APIHosts.Host.init), fleetHolds: holds))
+        return JSONBody.response(.ok, try await store.listing(for: config))
     }
 
     /// The admin token, as the dashboard takes it; a refusal is always JSON, never the login page.

@@ -85,36 +85,3 @@ struct APIJobDetail: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey { case job, events, results }
 }
-
-/// `/api/hosts`: every host the store knows, and fleets whose launches are held back.
-struct APIHosts: Encodable, Sendable {
-    struct Host: Encodable, Sendable {
-        let name: String, provider: String, state: String, activeJobs: Int, idleSince: String?, lastJob: String?
-        let fleet: String?, instanceID: String?
-        enum CodingKeys: String, CodingKey {
-            case name, provider, state, fleet
-            case activeJobs = "active_jobs", idleSince = "idle_since", lastJob = "last_job", instanceID = "instance_id"
-        }
-
-        init(_ host: HostStatus) {
-            name = host.name
-            provider = host.provider
-            state = host.state.rawValue
-            activeJobs = host.activeJobs
-            idleSince = host.activeJobs == 0 ? host.idleSince.map(RFC3339.string) : nil
-            lastJob = host.lastJobID?.rawValue
-            fleet = host.fleet
-            instanceID = host.instanceID
-        }
-    }
-
-    struct FleetHold: Encodable, Sendable {
-        let fleet: String, failures: Int, lastReason: String, nextLaunch: String
-        enum CodingKeys: String, CodingKey { case fleet, failures, lastReason = "last_reason", nextLaunch = "next_launch" }
-    }
-
-    let hosts: [Host]
-    let fleetHolds: [FleetHold]
-
-    enum CodingKeys: String, CodingKey { case hosts, fleetHolds = "fleet_holds" }
-}
