@@ -45,24 +45,28 @@ public struct ConfigLoader: Sendable {
         var legacyState: String?
         let server = readServer(root.subtable("server") ?? TOMLTable(), base: baseDirectory, legacyState: &legacyState, problems: &problems)
         var warnings: [String] = []
-        let store = readStore(root.subtable("store"), legacyState: legacyState, base: baseDirectory, warnings: &warnings, problems: &problems)
+        let legacyLine = (root.table["server"]).flatMap { if case .table(let t) = $0 { t.line(of: "state") } else { nil } }
+        let store = readStore(root.subtable("store"), legacyState: legacyState, legacyLine: legacyLine, base: baseDirectory,
+                              warnings: &warnings, problems: &problems)
         let github = readGitHub(root.subtable("github") ?? TOMLTable(), problems: &problems)
         let artifacts = readArtifacts(root.subtable("artifacts") ?? TOMLTable(), base: baseDirectory,
                                       serversShare: store?.mayBeShared ?? false, problems: &problems)
         let idle = readIdle(root.subtable("idle") ?? TOMLTable(), problems: &problems)
         let scripts = readScripts(root.subtable("scripts") ?? TOMLTable(), problems: &problems)
-        let hosts = root.tableArray("hosts").enumerated().compactMap { i, t in
+        let hostTables = root.tableArray("hosts"), projectTables = root.tableArray("projects"), fleetTables = root.tableArray("fleets")
+        let hosts = hostTables.enumerated().compactMap { i, t in
             readHost(t, index: i, base: baseDirectory, problems: &problems)
         }
-        let projects = root.tableArray("projects").enumerated().compactMap { i, t in
+        let projects = projectTables.enumerated().compactMap { i, t in
             readProject(t, index: i, base: baseDirectory, defaultMaxQueued: scripts.maxQueued, problems: &problems)
         }
-        let fleets = root.tableArray("fleets").enumerated().compactMap { i, t in
+        let fleets = fleetTables.enumerated().compactMap { i, t in
             readFleet(t, index: i, base: baseDirectory, problems: &problems)
         }
         root.reportUnknownKeys()
         problems = root.problems + problems
-        problems += crossCheck(hosts: hosts, fleets: fleets, projects: projects, github: github)
+        problems += crossCheck(hosts: hosts, fleets: fleets, projects: projects, github: github,
+                               tables: (hostTables, fleetTables, projectTables, root.table.line(of: "github")))
 
         guard problems.isEmpty, let server, let store, let artifacts, let idle, let github else {
             throw .invalid(path: path, problems)
@@ -70,6 +74,10 @@ public struct ConfigLoader: Sendable {
         var config = DeferredConfig(server: server, store: store, github: github.config, artifacts: artifacts, idle: idle,
                                     scripts: scripts, hosts: hosts, fleets: fleets, projects: projects)
         config.warnings = warnings
+        for (array, tables) in [("hosts", hostTables), ("projects", projectTables), ("fleets", fleetTables)] {
+            for (index, table) in tables.enumerated() { config.lines[TableReader.label(array, table, index: index)] = table.line }
+        }
+        for key in root.table.keys { if case .table(let table)? = root.table[key] { config.lines[key] = table.line } }
         return config
     }
 
@@ -102,7 +110,7 @@ public struct ConfigLoader: Sendable {
     }
 
     /// `[store]`, or `[server] state` as earlier versions had it (still read, with a warning).
-    private func readStore(_ table: TOMLTable?, legacyState: String?, base: String, warnings: inout [String],
+    private func readStore(_ table: TOMLTable?, legacyState: String?, legacyLine: Int?, base: String, warnings: inout [String],
                            problems: inout [ConfigProblem]) -> StoreConfig? {
         var r = TableReader(table ?? TOMLTable(), path: "store")
         defer { r.reportUnknownKeys(); problems += r.problems }
@@ -111,16 +119,17 @@ public struct ConfigLoader: Sendable {
         let takeover = r.integer("takeover_seconds", range: 5...86_400) ?? 30
         if given != nil, legacyState != nil {
             problems.append(ConfigProblem(key: "server.state", message: "is set beside [store] url",
-                                          fix: "remove server.state: [store] url says where the state is kept"))
+                                          fix: "remove server.state: [store] url says where the state is kept", line: legacyLine))
         } else if let legacyState, given == nil {
             warnings.append("server.state is deprecated: write it as [store] url = \"\(legacyState)\"")
         }
         let url = given ?? legacyState ?? "sqlite:.deferred/state.sqlite"
         let key = given == nil && legacyState != nil ? "server.state" : "store.url"
+        let line = given == nil && legacyState != nil ? legacyLine : r.table.line(of: "url")
         if url.hasPrefix("sqlite:") {
             let path = String(url.dropFirst("sqlite:".count))
             guard !path.isEmpty else {
-                problems.append(ConfigProblem(key: key, message: "names no file", fix: "write \"sqlite:PATH\", such as \"sqlite:.deferred/state.sqlite\""))
+                problems.append(ConfigProblem(key: key, message: "names no file", fix: "write \"sqlite:PATH\", such as \"sqlite:.deferred/state.sqlite\"", line: line))
                 return nil
             }
             if passwordEnv != nil {
@@ -130,7 +139,7 @@ public struct ConfigLoader: Sendable {
         }
         guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
             problems.append(ConfigProblem(key: key, message: "'\(url)' is neither sqlite: nor postgres://",
-                                          fix: "write \"sqlite:PATH\" for one server or \"postgres://user@host:5432/db\" for several"))
+                                          fix: "write \"sqlite:PATH\" for one server or \"postgres://user@host:5432/db\" for several", line: line))
             return nil
         }
         var password: String?
@@ -145,7 +154,7 @@ public struct ConfigLoader: Sendable {
         } catch {
             let fix = error == .passwordInURL ? "remove it from the URL and name its environment variable in [store] password_env"
                                               : "write it as \"postgres://user@host:5432/database?sslmode=prefer\""
-            problems.append(ConfigProblem(key: key, message: "'\(PostgresSettings.redacted(url))' \(error)", fix: fix))
+            problems.append(ConfigProblem(key: key, message: "'\(PostgresSettings.redacted(url))' \(error)", fix: fix, line: line))
             return nil
         }
     }
@@ -153,6 +162,8 @@ public struct ConfigLoader: Sendable {
     private struct GitHubSection {
         var config: GitHubConfig
         var secretEnv: String
+        /// Where `secret_env` is written, if it is.
+        var line: Int?
     }
 
     private func readGitHub(_ table: TOMLTable, problems: inout [ConfigProblem]) -> GitHubSection? {
@@ -173,7 +184,7 @@ public struct ConfigLoader: Sendable {
         }
         return GitHubSection(config: GitHubConfig(secret: secret, allowedNetworks: networks, token: token,
                                                   apiURL: apiURL.hasSuffix("/") ? String(apiURL.dropLast()) : apiURL),
-                             secretEnv: envName)
+                             secretEnv: envName, line: table.line(of: "secret_env"))
     }
 
     /// `serversShare`: the store is a PostgreSQL database, which several servers may share.
@@ -245,7 +256,7 @@ public struct ConfigLoader: Sendable {
     }
 
     private func readHost(_ table: TOMLTable, index: Int, base: String, problems: inout [ConfigProblem]) -> HostConfig? {
-        var r = TableReader(table, path: "hosts[\(index)]")
+        var r = TableReader(table, path: TableReader.label("hosts", table, index: index))
         defer { r.reportUnknownKeys(); problems += r.problems }
         let name = r.requiredString("name", fix: "give the host a name that projects can list in their hosts")
         let providerName = r.string("provider") ?? "static"
@@ -298,7 +309,7 @@ public struct ConfigLoader: Sendable {
 
     private func readProject(_ table: TOMLTable, index: Int, base: String, defaultMaxQueued: Int,
                              problems: inout [ConfigProblem]) -> ProjectConfig? {
-        var r = TableReader(table, path: "projects[\(index)]")
+        var r = TableReader(table, path: TableReader.label("projects", table, index: index))
         defer {
             r.reportUnknownKeys()
             problems += r.problems
@@ -312,8 +323,10 @@ public struct ConfigLoader: Sendable {
             r.problem("repository", "'\(repository)' is not owner/name", fix: "write it as GitHub's full_name, such as \"octo-org/resume\"")
         }
         let branches = r.stringArray("branches") ?? []
-        for (i, pattern) in branches.enumerated() where pattern.isEmpty {
-            r.problem("branches[\(i)]", "is empty", fix: "write a branch name or glob such as \"release/*\"")
+        for (i, pattern) in branches.enumerated() {
+            guard let problem = BranchGlob(pattern).problem else { continue }
+            r.problem("branches[\(i)]", pattern.isEmpty ? problem : "'\(pattern)' \(problem)",
+                      fix: "write a branch name or glob such as \"release/*\" or \"release/[0-9]*\"")
         }
         let command = r.string("command")
         if let command, command.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
@@ -389,7 +402,7 @@ public struct ConfigLoader: Sendable {
     }
 
     private func readFleet(_ table: TOMLTable, index: Int, base: String, problems: inout [ConfigProblem]) -> FleetConfig? {
-        var r = TableReader(table, path: "fleets[\(index)]")
+        var r = TableReader(table, path: TableReader.label("fleets", table, index: index))
         defer { r.reportUnknownKeys(); problems += r.problems }
         let name = r.requiredString("name", fix: "give the fleet a name that projects can list in their hosts")
         let provider = r.string("provider") ?? "ec2"
@@ -433,27 +446,39 @@ public struct ConfigLoader: Sendable {
                            user: user, identity: identity, knownHosts: knownHosts, maxJobs: maxJobs, bootTimeoutMinutes: bootTimeout)
     }
 
-    private func crossCheck(hosts: [HostConfig], fleets: [FleetConfig], projects: [ProjectConfig], github: GitHubSection?) -> [ConfigProblem] {
+    /// The tables the entries came from, for the lines of what is wrong between them.
+    typealias SourceTables = (hosts: [TOMLTable], fleets: [TOMLTable], projects: [TOMLTable], github: Int?)
+
+    private func crossCheck(hosts: [HostConfig], fleets: [FleetConfig], projects: [ProjectConfig], github: GitHubSection?,
+                            tables: SourceTables) -> [ConfigProblem] {
+        /// The line of the last table in `array` named `name` (a name used again is wrong there).
+        func line(_ array: [TOMLTable], _ name: String, key: String = "name") -> Int? {
+            array.last { if case .string(name)? = $0["name"] { true } else { false } }?.line(of: key)
+        }
         var problems: [ConfigProblem] = []
         for (name, count) in Dictionary(grouping: hosts, by: \.name).mapValues(\.count) where count > 1 {
-            problems.append(ConfigProblem(key: "hosts", message: "the name '\(name)' is used \(count) times", fix: "give every host its own name"))
+            problems.append(ConfigProblem(key: "hosts[\"\(name)\"]", message: "the name '\(name)' is used \(count) times",
+                                          fix: "give every host its own name", line: line(tables.hosts, name)))
         }
         for (name, count) in Dictionary(grouping: projects, by: \.name).mapValues(\.count) where count > 1 {
-            problems.append(ConfigProblem(key: "projects", message: "the name '\(name)' is used \(count) times", fix: "give every project its own name"))
+            problems.append(ConfigProblem(key: "projects[\"\(name)\"]", message: "the name '\(name)' is used \(count) times",
+                                          fix: "give every project its own name", line: line(tables.projects, name)))
         }
         for name in Set(hosts.map(\.name)).intersection(fleets.map(\.name)) {
-            problems.append(ConfigProblem(key: "fleets", message: "'\(name)' names both a host and a fleet", fix: "give the fleet its own name"))
+            problems.append(ConfigProblem(key: "fleets[\"\(name)\"]", message: "'\(name)' names both a host and a fleet",
+                                          fix: "give the fleet its own name", line: line(tables.fleets, name)))
         }
         let hostNames = Set(hosts.map(\.name)).union(fleets.map(\.name))
-        for (i, project) in projects.enumerated() {
-            for (j, host) in project.hosts.enumerated() where !hostNames.contains(host) {
-                problems.append(ConfigProblem(key: "projects[\(i)].hosts[\(j)]", message: "no host is named '\(host)'",
-                                              fix: "list one of: \(hostNames.sorted().joined(separator: ", "))"))
+        for project in projects {
+            for host in project.hosts where !hostNames.contains(host) {
+                problems.append(ConfigProblem(key: "projects[\"\(project.name)\"].hosts", message: "no host is named '\(host)'",
+                                              fix: "list one of: \(hostNames.sorted().joined(separator: ", "))",
+                                              line: line(tables.projects, project.name, key: "hosts")))
             }
         }
         if let github, !projects.isEmpty, github.config.secret.isEmpty {
             problems.append(ConfigProblem(key: "github.secret_env", message: "the environment variable \(github.secretEnv) is not set, so no push could be verified",
-                                          fix: "export \(github.secretEnv) with the webhook's secret before starting deferred"))
+                                          fix: "export \(github.secretEnv) with the webhook's secret before starting deferred", line: github.line ?? tables.github))
         }
         return problems
     }

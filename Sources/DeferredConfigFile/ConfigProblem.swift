@@ -3,14 +3,18 @@ public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
     public let key: String
     public let message: String
     public let fix: String
+    /// Where in the file: the key's line, or its table's when the key is missing. Nil only for
+    /// what the file lacks altogether, or what lies outside it (the environment).
+    public let line: Int?
 
-    public init(key: String, message: String, fix: String) {
+    public init(key: String, message: String, fix: String, line: Int? = nil) {
         self.key = key
         self.message = message
         self.fix = fix
+        self.line = line
     }
 
-    public var description: String { "\(key): \(message) — \(fix)" }
+    public var description: String { "\(line.map { "line \($0): " } ?? "")\(key): \(message) — \(fix)" }
 }
 
 /// Why a configuration could not be used. Lists every problem, not just the first.
@@ -24,7 +28,7 @@ public enum ConfigError: Error, Sendable, CustomStringConvertible {
         case .unreadable(let path, let reason):
             [ConfigProblem(key: path, message: "cannot be read: \(reason)", fix: "pass an existing file with --config")]
         case .syntax(let path, let error):
-            [ConfigProblem(key: "\(path):\(error.line)", message: error.message, fix: "correct the TOML syntax on that line")]
+            [ConfigProblem(key: path, message: error.message, fix: "correct the TOML syntax on that line", line: error.line)]
         case .invalid(_, let problems):
             problems
         }

@@ -18,6 +18,9 @@ public struct TOMLParser {
     private let root = TOMLTree(.root)
     /// The table that `key = value` lines write into: the last header's.
     private var current: TOMLTree
+    /// Lines counted up to `counted.position`: the parser only moves forward, so each byte is
+    /// counted once however many keys ask for their line.
+    private var counted = (position: 0, line: 1)
 
     public static func parse(_ text: String) throws(SyntaxError) -> TOMLTable {
         try parse(bytes: Array(text.utf8))
@@ -54,6 +57,7 @@ public struct TOMLParser {
     }
 
     private mutating func header() throws(SyntaxError) {
+        let line = lineHere()
         index += 1 // [
         let isArray = peek() == UInt8(ascii: "[")
         if isArray { index += 1 }
@@ -68,8 +72,9 @@ public struct TOMLParser {
         for key in path.dropLast() {
             switch table[key] {
             case nil:
-                let child = TOMLTree(.implicit)
+                let child = TOMLTree(.implicit, line: line)
                 table[key] = .table(child)
+                table.lines[key] = line
                 table = child
             case .table(let child): table = child
             case .tables(let children): table = children[children.count - 1]
@@ -78,7 +83,8 @@ public struct TOMLParser {
         }
         let name = path.joined(separator: ".")
         let last = path[path.count - 1]
-        let defined = TOMLTree(.header)
+        let defined = TOMLTree(.header, line: line)
+        if table[last] == nil { table.lines[last] = line }
         if isArray {
             switch table[last] {
             case nil: table[last] = .tables([defined])
@@ -94,6 +100,7 @@ public struct TOMLParser {
             current = defined
         case .table(let existing) where existing.origin == .implicit:
             existing.origin = .header
+            existing.line = line
             current = existing
         case .table(let existing) where existing.origin == .dotted:
             throw fail("table [\(name)] is defined twice (by dotted keys before)")
@@ -106,6 +113,7 @@ public struct TOMLParser {
 
     /// `key = value`, into `table` (the current section's, or an inline table being read).
     private mutating func keyValue(into table: TOMLTree) throws(SyntaxError) {
+        let line = lineHere()
         let path = try dottedKey()
         skipSpaces()
         try expect("=")
@@ -117,8 +125,9 @@ public struct TOMLParser {
         for key in path.dropLast() {
             switch target[key] {
             case nil:
-                let child = TOMLTree(.dotted)
+                let child = TOMLTree(.dotted, line: line)
                 target[key] = .table(child)
+                target.lines[key] = line
                 target = child
             case .table(let child) where child.origin == .dotted || child.origin == .implicit:
                 // Dotted keys define what they pass through: no [header] may define it later.
@@ -133,6 +142,7 @@ public struct TOMLParser {
         let last = path[path.count - 1]
         guard target[last] == nil else { throw fail("key '\(path.joined(separator: "."))' is set twice") }
         target[last] = .value(value)
+        target.lines[last] = line
     }
 
     // MARK: Keys
@@ -205,7 +215,7 @@ public struct TOMLParser {
         index += 1 // {
         try enter(1)
         defer { depth -= 1 }
-        let table = TOMLTree(.inline)
+        let table = TOMLTree(.inline, line: lineHere())
         skipSpaces()
         if peek() == UInt8(ascii: "}") { index += 1; return .table(table.table) }
         while true {
@@ -516,6 +526,16 @@ public struct TOMLParser {
         if b == UInt8(ascii: "\n") { return "the end of the line" }
         if b >= 0x21 && b < 0x7F { return "'\(Character(Unicode.Scalar(b)))'" }
         return "byte 0x\(String(b, radix: 16, uppercase: true))"
+    }
+
+    /// The line `index` is on, counted on from the last time.
+    private mutating func lineHere() -> Int {
+        let end = min(index, bytes.count)
+        if end > counted.position {
+            counted.line += bytes[counted.position..<end].reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            counted.position = end
+        }
+        return counted.line
     }
 
     private func line(at position: Int) -> Int {

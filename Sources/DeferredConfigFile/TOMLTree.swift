@@ -21,8 +21,14 @@ final class TOMLTree {
     var origin: Origin
     private var keys: [String] = []
     private var entries: [String: Entry] = [:]
+    /// Where each key was written, and where the table was opened.
+    var lines: [String: Int] = [:]
+    var line: Int?
 
-    init(_ origin: Origin) { self.origin = origin }
+    init(_ origin: Origin, line: Int? = nil) {
+        self.origin = origin
+        self.line = line
+    }
 
     subscript(key: String) -> Entry? {
         get { entries[key] }
@@ -34,6 +40,8 @@ final class TOMLTree {
 
     var table: TOMLTable {
         var table = TOMLTable()
+        table.lines = lines
+        table.line = line
         for key in keys {
             switch entries[key] {
             case .value(let value)?: table[key] = value

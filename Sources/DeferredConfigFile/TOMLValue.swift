@@ -27,8 +27,17 @@ public enum TOMLValue: Sendable, Equatable {
 public struct TOMLTable: Sendable, Equatable {
     public private(set) var keys: [String] = []
     private var values: [String: TOMLValue] = [:]
+    /// The line each key was written on, and the line of the table's own `[header]`: where
+    /// `check-config` points. Not part of a table's value (`==` ignores them).
+    public var lines: [String: Int] = [:]
+    public var line: Int?
 
     public init() {}
+
+    public static func == (a: TOMLTable, b: TOMLTable) -> Bool { a.keys == b.keys && a.values == b.values }
+
+    /// Where `key` was written, else where the table starts.
+    public func line(of key: String) -> Int? { lines[key] ?? line }
 
     public subscript(key: String) -> TOMLValue? {
         get { values[key] }

@@ -14,8 +14,17 @@ struct TableReader {
 
     func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
+    /// `key` may index into an array (`branches[2]`): the line is the array's.
     mutating func problem(_ key: String, _ message: String, fix: String) {
-        problems.append(ConfigProblem(key: keyPath(key), message: message, fix: fix))
+        let base = key.split(separator: "[", maxSplits: 1).first.map(String.init) ?? key
+        problems.append(ConfigProblem(key: keyPath(key), message: message, fix: fix, line: table.line(of: base)))
+    }
+
+    /// The label of the `index`th table of an array of tables, by its name where it has one:
+    /// `hosts["builder"]`, else `hosts[0]`.
+    static func label(_ array: String, _ table: TOMLTable, index: Int) -> String {
+        if case .string(let name)? = table["name"], !name.isEmpty { return "\(array)[\"\(name)\"]" }
+        return "\(array)[\(index)]"
     }
 
     private mutating func raw(_ key: String) -> TOMLValue? {

@@ -5,12 +5,16 @@ import Foundation
 
 /// `--config`, shared by the commands that read deferred.toml.
 struct ConfigOption: ParsableArguments {
-    @Option(name: .long, help: "The configuration file.")
+    @Option(name: .long, help: "The configuration file; - reads it from standard input (relative paths then from the current folder).")
     var config = "deferred.toml"
 
-    /// Loads the file, or prints every problem with its key and fix and exits 1.
+    /// Loads the file, or prints every problem with its line, key and fix and exits 1.
     func load() throws -> DeferredConfig {
         do {
+            if config == "-" {
+                let bytes = Array(FileHandle.standardInput.readDataToEndOfFile())
+                return try ConfigLoader().load(bytes: bytes, path: "standard input", baseDirectory: FileManager.default.currentDirectoryPath)
+            }
             return try ConfigLoader().load(path: config)
         } catch {
             FileHandle.standardError.write(Data("\(error)\n".utf8))

@@ -9,7 +9,7 @@ struct Deferred: AsyncParsableCommand {
         commandName: "deferred",
         abstract: "Runs GitHub pushes and signed scripts on build hosts that sleep when idle.",
         version: "deferred \(version) (commit \(BuildStamp.commit))",
-        subcommands: [Serve.self, Demo.self, IdleSleep.self, Hosts.self, Jobs.self, Submit.self, Sign.self, CheckConfig.self,
+        subcommands: [Serve.self, Demo.self, Init.self, IdleSleep.self, Hosts.self, Jobs.self, Submit.self, Sign.self, CheckConfig.self,
                       StoreCommand.self]
     )
 }

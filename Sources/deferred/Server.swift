@@ -77,6 +77,11 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
+        // What check-config finds wrong stops the start before the port is bound.
+        let problems = Readiness(config: config).problems()
+        guard problems.isEmpty else {
+            throw refuse("\(options.config) cannot be served:\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
+        }
         let logger = Server.logger(level: .info)
         logger.info("serving on \(config.server.listenHost):\(config.server.listenPort), results at \(config.server.publicURL)")
         try await Server.run(config: config, logger: logger)

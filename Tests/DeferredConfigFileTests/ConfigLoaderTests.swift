@@ -115,8 +115,20 @@ struct ConfigLoaderTests {
             _ = try loader.load(text: valid + "\nnotify_url = \"https://example.com/hook\"\n", baseDirectory: dir)
             Issue.record("an unsigned notify_url loaded")
         } catch {
-            #expect(error.problems.map(\.key).contains("projects[0].notify_secret_env"))
+            #expect(error.problems.map(\.key).contains(#"projects["resume"].notify_secret_env"#))
         }
+    }
+
+    /// A branch glob that cannot mean what was meant is a problem at its line, not a filter
+    /// that silently never matches.
+    @Test(arguments: [("release/[", "no ']' closes"), ("release/[]", "empty class"), ("v[9-0]*", "runs backwards"), ("!", "excludes nothing")])
+    func aBadBranchGlobIsAProblemAtItsLine(_ pattern: String, _ words: String) {
+        let text = valid.replacingOccurrences(of: #"branches = ["main", "release/*"]"#, with: #"branches = ["main", "\#(pattern)"]"#)
+        let error = #expect(throws: ConfigError.self) { try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: text, baseDirectory: dir) }
+        let problem = error?.problems.first
+        #expect(error?.problems.count == 1 && problem?.key == #"projects["resume"].branches[1]"# && problem?.line == 22, "\(String(describing: error))")
+        #expect(problem?.message.contains(words) == true, "\(String(describing: problem))")
+        #expect(BranchGlob("release/[0-9]*").problem == nil && BranchGlob("!wip/**").problem == nil && BranchGlob("a[!b-d]").problem == nil)
     }
 
     @Test func reportsEveryProblemAtOnceWithItsKey() {
@@ -139,13 +151,22 @@ struct ConfigLoaderTests {
             _ = try ConfigLoader(environment: [:]).load(text: broken, baseDirectory: dir)
             Issue.record("a broken config loaded")
         } catch {
-            let keys = Set(error.problems.map(\.key))
-            for key in ["server.listen", "hosts[0].address", "hosts[0].port", "hosts[0].identity",
-                        "projects[0].name", "projects[0].repository", "projects[0].hosts[0]",
-                        "projects[0].comand", "github.secret_env"] {
-                #expect(keys.contains(key), "no problem reported for \(key); got \(keys.sorted())")
+            // Each problem names its host or project by name and says its line: the key's, or
+            // its table's header when the key is missing.
+            var lines: [String: Int?] = [:]
+            for problem in error.problems { lines[problem.key] = problem.line }
+            let expected: [(String, Int?)] = [
+                ("server.listen", 2), (#"hosts["builder-1"].address"#, 3), (#"hosts["builder-1"].port"#, 6),
+                (#"hosts["builder-1"].identity"#, 7), (#"projects["bad name!"].name"#, 10), (#"projects["bad name!"].repository"#, 11),
+                (#"projects["bad name!"].hosts"#, 12), (#"projects["bad name!"].comand"#, 13),
+                // No [github] table at all: nothing in the file to point at.
+                ("github.secret_env", nil),
+            ]
+            for (key, line) in expected {
+                #expect(lines[key] == .some(line), "\(key): line \(String(describing: lines[key])); got \(lines)")
             }
             #expect(error.problems.allSatisfy { !$0.fix.isEmpty })
+            #expect(error.description.contains(#"line 6: hosts["builder-1"].port: is 70000, outside 1...65535"#), "\(error)")
         }
     }
 
@@ -187,10 +208,10 @@ struct ConfigLoaderTests {
             try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: broken, baseDirectory: dir)
         }
         let problems = error?.problems ?? []
-        let signerProblems = problems.filter { $0.key == "projects[0].allowed_signers" }.map(\.message)
+        let signerProblems = problems.filter { $0.key == #"projects["resume"].allowed_signers"# }.map(\.message)
         #expect(signerProblems.count == 2)
         #expect(signerProblems.first?.contains("line 1: cert-authority lines are not supported") == true)
-        for key in ["projects[0].script_secret_env", "projects[0].interpreters[0]", "projects[0].allowed_origins[0]"] {
+        for key in [#"projects["resume"].script_secret_env"#, #"projects["resume"].interpreters[0]"#, #"projects["resume"].allowed_origins[0]"#] {
             #expect(problems.contains { $0.key == key }, "no problem for \(key): \(problems)")
         }
     }
@@ -229,8 +250,8 @@ struct ConfigLoaderTests {
             """
         let error = #expect(throws: ConfigError.self) { try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: broken, baseDirectory: dir) }
         let keys = Set(error?.problems.map(\.key) ?? [])
-        #expect(keys.isSuperset(of: ["hosts[1].instance_id", "hosts[1].region", "hosts[1].endpoint"]), "\(keys)")
-        #expect(!keys.contains("hosts[1].address"))
+        #expect(keys.isSuperset(of: [#"hosts["ec2-bad"].instance_id"#, #"hosts["ec2-bad"].region"#, #"hosts["ec2-bad"].endpoint"#]), "\(keys)")
+        #expect(!keys.contains(#"hosts["ec2-bad"].address"#))
     }
 
     @Test func readsFleetsAndTheirProblems() throws {
@@ -272,7 +293,7 @@ struct ConfigLoaderTests {
             """
         let error = #expect(throws: ConfigError.self) { try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: broken, baseDirectory: dir) }
         let keys = Set(error?.problems.map(\.key) ?? [])
-        for key in ["fleets[0].image_id", "fleets[0].spot", "fleets[0].when_idle", "fleets[0].bootstrap"] {
+        for key in [#"fleets["builder-1"].image_id"#, #"fleets["builder-1"].spot"#, #"fleets["builder-1"].when_idle"#, #"fleets["builder-1"].bootstrap"#] {
             #expect(keys.contains(key), "no problem for \(key): \(keys)")
         }
     }

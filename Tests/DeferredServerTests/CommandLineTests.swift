@@ -14,9 +14,10 @@ import Testing
     }
 
     /// Runs the built binary to its end, off the test's threads.
-    static func deferred(_ arguments: [String], in folder: String, environment: [String: String] = BuiltServer.environment()) async throws -> Ran {
+    static func deferred(_ arguments: [String], in folder: String, environment: [String: String] = BuiltServer.environment(),
+                         program: String? = nil) async throws -> Ran {
         let base = folder + "/run-" + UUID().uuidString.prefix(8)
-        let process = try SpawnedProcess(executable: try BuiltServer.executable(), arguments: arguments,
+        let process = try SpawnedProcess(executable: try program ?? BuiltServer.executable(), arguments: arguments,
                                          stdoutPath: base + ".out", stderrPath: base + ".err", environment: environment)
         let status = await Task.detached { process.waitForExit() }.value
         func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
@@ -151,4 +152,87 @@ import Testing
         let refused = try await Self.deferred(["jobs", "list"], in: folder, environment: environment)
         #expect(refused.status == 1 && refused.stderr.contains("DEFERRED_ADMIN_TOKEN") && !refused.stderr.contains("not-the-token-1234"), "\(refused)")
     }
+
+    /// A deferred.toml for `check-config`: the harness's sshd as host `loopback` (on `port`),
+    /// project `sample` with `branches`, and `extra` lines at the end.
+    static func config(_ harness: ServerHarness, port: Int? = nil, user: String? = nil, branches: String = #"["main"]"#,
+                       extra: [String] = []) throws -> String {
+        let path = harness.folder + "/check-\(UUID().uuidString.prefix(6)).toml"
+        try ([
+            "[server]", #"listen = "127.0.0.1:1""#,
+            "[store]", #"url = "sqlite:\#(harness.folder)/check.sqlite""#,
+            "[github]", #"secret_env = "DEFERRED_TEST_SECRET""#,
+            "[artifacts]", #"store = "file:\#(harness.folder)/check-artifacts""#,
+            "[[hosts]]", #"name = "loopback""#, #"address = "127.0.0.1""#, "port = \(port ?? harness.sshd.port)",
+            #"user = "\#(user ?? harness.sshd.user)""#, #"identity = "\#(harness.sshd.clientKey)""#, #"known_hosts = "\#(harness.sshd.knownHosts)""#,
+            "[[projects]]", #"name = "sample""#, #"repository = "octo-org/sample""#, #"hosts = ["loopback"]"#, "branches = \(branches)",
+        ] + extra).joined(separator: "\n").appending("\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// check-config says what is wrong with its line and the host's name, beyond the file too:
+    /// a bad glob, EC2 without credentials (which also stops `serve` before it binds), a static
+    /// host nothing answers on (a warning; --probe logs in), and a file read from standard input.
+    @Test func checkConfigTellsTheTruthWithLinesAndNames() async throws {
+        let harness = try await ServerHarness()
+        let folder = harness.folder
+        let good = try Self.config(harness)
+        let fine = try await Self.deferred(["check-config", "--config", good, "--probe"], in: folder)
+        #expect(fine.status == 0 && fine.stdout.contains("is fine") && !fine.stdout.contains("warning"), "\(fine)")
+
+        let glob = try await Self.deferred(["check-config", "--config", try Self.config(harness, branches: #"["main", "release/["]"#)], in: folder)
+        #expect(glob.status == 1 && glob.stderr.contains(#"line 20: projects["sample"].branches[1]: 'release/[' opens a class"#), "\(glob)")
+
+        // A port nothing listens on: a warning, not a failure.
+        let closed = try FreePort.find()
+        let down = try await Self.deferred(["check-config", "--config", try Self.config(harness, port: closed)], in: folder)
+        #expect(down.status == 0 && down.stdout.contains(#"warning: line 9: hosts["loopback"]: 127.0.0.1:\#(closed) does not answer"#), "\(down)")
+        // --probe logs in: a user the host does not have is refused.
+        let stranger = try await Self.deferred(["check-config", "--probe", "--config", try Self.config(harness, user: "nobody-here")], in: folder)
+        #expect(stranger.status == 0 && stranger.stdout.contains(#"hosts["loopback"]: SSH to nobody-here@127.0.0.1"#), "\(stranger)")
+
+        // An EC2 host without AWS credentials anywhere.
+        let home = folder + "/empty-home"
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        var bare = BuiltServer.environment().filter { !$0.key.hasPrefix("AWS_") }
+        bare["HOME"] = home
+        bare["AWS_EC2_METADATA_DISABLED"] = "true"
+        let cloudy = try Self.config(harness, extra: ["[[hosts]]", #"name = "cloud""#, #"provider = "ec2""#, #"instance_id = "i-0123456789abcdef0""#,
+                                                      #"region = "eu-west-1""#, #"user = "build""#, #"identity = "\#(harness.sshd.clientKey)""#,
+                                                      #"known_hosts = "\#(harness.sshd.knownHosts)""#])
+        let refused = try await Self.deferred(["check-config", "--config", cloudy], in: folder, environment: bare)
+        #expect(refused.status == 1 && refused.stderr.contains(#"line 21: hosts["cloud"]: provider ec2 needs AWS credentials"#), "\(refused)")
+        let serve = try await Self.deferred(["serve", "--config", cloudy], in: folder, environment: bare)
+        #expect(serve.status == 1 && serve.stderr.contains("AWS credentials") && !serve.stderr.contains("serving on"), "\(serve)")
+
+        // --config - reads standard input.
+        let piped = try await Self.deferred(["/bin/sh", "-c", #"exec "$0" check-config --config - < "$1""#, try BuiltServer.executable(), good],
+                                            in: folder, program: "/usr/bin/env")
+        #expect(piped.status == 0 && piped.stdout.contains("standard input is fine"), "\(piped)")
+        let pipedBad = try await Self.deferred(["/bin/sh", "-c", #"printf '[server]\nlisten = 5\n' | "$0" check-config --config -"#, try BuiltServer.executable()],
+                                               in: folder, program: "/usr/bin/env")
+        #expect(pipedBad.status == 1 && pipedBad.stderr.contains("line 2: server.listen: is an integer, not a string"), "\(pipedBad)")
+    }
+
+    /// `deferred init` writes a commented file that check-config accepts as it is, once given a
+    /// host that answers; it never writes over a file.
+    @Test func initWritesAFileThatCheckConfigAccepts() async throws {
+        let harness = try await ServerHarness()
+        let output = harness.folder + "/new/deferred.toml"
+        try FileManager.default.createDirectory(atPath: harness.folder + "/new", withIntermediateDirectories: true)
+        let arguments = ["init", "--output", output, "--host", "\(harness.sshd.user)@127.0.0.1:\(harness.sshd.port)",
+                         "--identity", harness.sshd.clientKey, "--known-hosts", harness.sshd.knownHosts, "--repository", "octo-org/site"]
+        let wrote = try await Self.deferred(arguments, in: harness.folder)
+        #expect(wrote.status == 0 && wrote.stdout.hasPrefix("wrote \(output)"), "\(wrote)")
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(text.contains("# deferred.toml") && text.contains(#"repository = "octo-org/site""#), "\(text)")
+        var environment = BuiltServer.environment()
+        environment["DEFERRED_GITHUB_SECRET"] = "s"
+        let checked = try await Self.deferred(["check-config", "--probe", "--config", output], in: harness.folder, environment: environment)
+        #expect(checked.status == 0 && checked.stdout.contains("is fine") && !checked.stdout.contains("warning"), "\(checked)")
+        let again = try await Self.deferred(arguments, in: harness.folder)
+        #expect(again.status == 1 && again.stderr.contains("exists"), "\(again)")
+        #expect((try? String(contentsOfFile: output, encoding: .utf8)) == text)
+    }
 }
+

@@ -7,6 +7,35 @@ public struct BranchGlob: Sendable, Equatable {
 
     public var isNegated: Bool { pattern.hasPrefix("!") }
 
+    /// What makes the pattern one that cannot mean what was meant, or nil: a `[` no `]` closes
+    /// (it would only ever match a literal `[`), an empty class, a range written backwards, or
+    /// nothing after `!`.
+    public var problem: String? {
+        let body = Array(isNegated ? pattern.dropFirst() : Substring(pattern))
+        if body.isEmpty { return isNegated ? "excludes nothing: '!' needs a pattern after it" : "is empty" }
+        var i = 0
+        while i < body.count {
+            guard body[i] == "[" else { i += 1; continue }
+            guard let close = body[(i + 1)...].firstIndex(of: "]") else {
+                return "opens a class with '[' that no ']' closes"
+            }
+            var set = body[(i + 1)..<close]
+            if set.first == "!" || set.first == "^" { set = set.dropFirst() }
+            if set.isEmpty { return "has an empty class '[]'" }
+            var k = set.startIndex
+            while k < set.endIndex {
+                if k + 2 < set.endIndex, set[k + 1] == "-" {
+                    if set[k] > set[k + 2] { return "has the range '\(set[k])-\(set[k + 2])', which runs backwards" }
+                    k += 3
+                } else {
+                    k += 1
+                }
+            }
+            i = close + 1
+        }
+        return nil
+    }
+
     public func matches(_ branch: String) -> Bool {
         let body = isNegated ? pattern.dropFirst() : Substring(pattern)
         return BranchGlob.match(Array(body), Array(branch))

@@ -1,0 +1,76 @@
+import DeferredArtifacts
+import DeferredCloud
+import DeferredCore
+import DeferredProviders
+import DeferredSSH
+import Foundation
+
+/// What `check-config` and `serve` (before it binds its port) check beyond the file: what the
+/// configuration needs from this machine. Problems stop both; warnings are said and pass.
+/// `probe` tries each host for real: SSH to a static host, the cloud API for an EC2 one.
+struct Readiness {
+    let config: DeferredConfig
+    var environment = ProcessInfo.processInfo.environment
+
+    struct Finding: CustomStringConvertible {
+        let line: Int?
+        let key: String
+        let message: String
+        var description: String { "\(line.map { "line \($0): " } ?? "")\(key): \(message)" }
+    }
+
+    /// Credentials the configuration's clouds need: EC2 hosts and fleets, an S3 artifact store.
+    func problems() -> [Finding] {
+        var found: [Finding] = []
+        let cloudy = config.hosts.filter { $0.provider == .ec2 }.map { "hosts[\"\($0.name)\"]" } + config.fleets.map { "fleets[\"\($0.name)\"]" }
+        if let first = cloudy.first {
+            do throws(AWSCredentials.LookupError) {
+                _ = try AWSCredentials.lookUp(environment: environment)
+            } catch {
+                found.append(Finding(line: config.lines[first], key: first,
+                                     message: "provider ec2 needs AWS credentials, and none are found: \(error) — set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with ~/.aws/credentials"))
+            }
+        }
+        do throws(ArtifactStoreError) {
+            _ = try ArtifactStores.make(config.artifacts, environment: environment)
+        } catch {
+            found.append(Finding(line: config.lines["artifacts"], key: "artifacts.store", message: "\(error)"))
+        }
+        return found
+    }
+
+    /// Hosts that do not answer now: a static host whose SSH port takes no connection (with
+    /// `probe`: that refuses the login, or whose host key is unknown), an EC2 instance the API
+    /// cannot find (with `probe`). A host may be down for a while; a job waits for it.
+    func warnings(probe: Bool) async -> [Finding] {
+        var found: [Finding] = []
+        for host in config.hosts {
+            let key = "hosts[\"\(host.name)\"]", line = config.lines[key]
+            switch host.provider {
+            case .static:
+                if probe {
+                    do throws(SSHError) {
+                        let session = try await SSHSession.connect(to: SSHEndpoint(
+                            host: host.address, port: host.port, user: host.user, identityFile: host.identity,
+                            knownHostsFile: host.knownHosts, connectTimeoutSeconds: 5))
+                        await session.disconnect()
+                    } catch {
+                        found.append(Finding(line: line, key: key, message: "SSH to \(host.user)@\(host.address):\(host.port) failed: \(error)"))
+                    }
+                } else if let why = await TCPProbe.refusal(host: host.address, port: host.port, timeout: .seconds(2)) {
+                    found.append(Finding(line: line, key: key, message: "\(host.address):\(host.port) does not answer (\(why)); jobs wait for it (--probe tries SSH)"))
+                }
+            case .ec2:
+                guard probe, let instance = host.instance, let credentials = try? AWSCredentials.lookUp(environment: environment) else { continue }
+                let client = EC2Client(region: instance.region, credentials: credentials, endpoint: instance.endpoint)
+                do throws(CloudError) {
+                    let described = try await client.describeInstances(ids: [instance.instanceID])
+                    if described.isEmpty { found.append(Finding(line: line, key: key, message: "EC2 has no instance \(instance.instanceID) in \(instance.region)")) }
+                } catch {
+                    found.append(Finding(line: line, key: key, message: "the EC2 API refused: \(error)"))
+                }
+            }
+        }
+        return found
+    }
+}
