@@ -38,6 +38,12 @@ public struct ScriptController: Sendable {
     }
 
     func receive(_ request: Request, context: DeferredRequestContext) async throws -> Response {
+        let log = IntakeLog(context.logger, kind: "script", project: context.parameters.get("project"),
+                            idempotencyKey: request.headers[.idempotencyKey])
+        return try await log.deciding { try await decide(request, context: context, log: log) }
+    }
+
+    private func decide(_ request: Request, context: DeferredRequestContext, log: IntakeLog) async throws -> Response {
         let project = try project(context)
         let origin = request.headers[.origin]
         let policy = OriginPolicy(allowed: project.allowedOrigins, openWhenUnconfigured: false)
@@ -45,7 +51,7 @@ public struct ScriptController: Sendable {
             throw APIError(.forbidden, "pages from \(origin ?? "") may not post scripts to project '\(project.name)'; add the origin to its allowed_origins")
         }
         do {
-            var response = try await accept(request, context: context, project: project)
+            var response = try await accept(request, context: context, project: project, log: log)
             response.headers.append(contentsOf: policy.headers(for: origin))
             return response
         } catch var error as APIError {
@@ -74,7 +80,7 @@ public struct ScriptController: Sendable {
     }
 
     /// The checks in order of cost: rate, form, size, signature; then the store's own checks.
-    private func accept(_ request: Request, context: DeferredRequestContext, project: ProjectConfig) async throws -> Response {
+    private func accept(_ request: Request, context: DeferredRequestContext, project: ProjectConfig, log: IntakeLog) async throws -> Response {
         let client = context.remoteAddress?.ipAddress ?? "unknown"
         if let wait = await limiter.take(for: client) {
             var error = APIError(.tooManyRequests, "too many scripts from \(client); try again later")
@@ -115,8 +121,10 @@ public struct ScriptController: Sendable {
         switch try await store.enqueueScript(job, idempotency: idempotency, maxQueued: project.maxQueued) {
         case .created(let job):
             onQueued()
+            log.accepted(job)
             return JSONBody.response(.accepted, queued(job))
         case .replayed(let job):
+            log.accepted(job, again: true)
             return JSONBody.response(.accepted, queued(job))
         case .conflict(let job):
             throw APIError(.conflict, "the Idempotency-Key was used for another body (job \(job.id.rawValue)); use a new key for a new script")

@@ -31,6 +31,11 @@ public struct WebhookController: Sendable {
     }
 
     func receive(_ request: Request, context: DeferredRequestContext) async throws -> Response {
+        let log = IntakeLog(context.logger, kind: "webhook", delivery: request.headers[.gitHubDelivery])
+        return try await log.deciding { try await decide(request, context: context, log: log) }
+    }
+
+    private func decide(_ request: Request, context: DeferredRequestContext, log: IntakeLog) async throws -> Response {
         try checkNetwork(context)
         let body = try await RequestBody.collect(request, limit: Self.bodyLimit, deadline: config.server.bodyTimeout)
         do throws(WebhookSignature.Failure) {
@@ -44,16 +49,19 @@ public struct WebhookController: Sendable {
         let payload = try payload(of: request, body: body)
         switch event {
         case "ping":
+            log.ignored("a ping")
             return JSONBody.response(.ok, ["ok": "pong"])
         case "push":
             // The signed body names the push; the delivery id is not signed.
-            return try await push(payload, delivery: request.headers[.gitHubDelivery], bodySHA256: Hex.encode(SHA256.hash(data: body)))
+            return try await push(payload, delivery: request.headers[.gitHubDelivery], bodySHA256: Hex.encode(SHA256.hash(data: body)), log: log)
         default:
-            return JSONBody.response(.ok, ["ignored": "deferred does not act on '\(event)' events"])
+            let why = "deferred does not act on '\(event)' events"
+            log.ignored(why)
+            return JSONBody.response(.ok, ["ignored": why])
         }
     }
 
-    private func push(_ payload: Data, delivery: String?, bodySHA256: String) async throws -> Response {
+    private func push(_ payload: Data, delivery: String?, bodySHA256: String, log: IntakeLog) async throws -> Response {
         let event: PushEvent
         do throws(PushRejection) { event = try PushEvent.parse(payload) } catch { throw APIError(.badRequest, error.description) }
         guard let project = config.project(forRepository: event.repository.fullName) else {
@@ -66,6 +74,7 @@ public struct WebhookController: Sendable {
         do throws(PushRejection) { decision = try event.decide(for: project, delivery: delivery) } catch { throw APIError(.badRequest, error.description) }
         switch decision {
         case .ignore(let why):
+            log.ignored(why)
             return JSONBody.response(.ok, ["ignored": why])
         case .run(let trigger):
             let job = Job(project: project.name, trigger: .push(trigger))
@@ -74,6 +83,7 @@ public struct WebhookController: Sendable {
             switch stored {
             case .created(let job), .duplicate(let job):
                 if case .created = stored { onQueued() }
+                log.accepted(job, again: stored != .created(job))
                 return JSONBody.response(.accepted, Queued(id: job.id.rawValue, result_url: ResultsController.resultURL(config, job.token)))
             case .queueFull(let waiting):
                 throw APIError.queueFull(project: project, waiting: waiting)

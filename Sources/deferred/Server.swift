@@ -74,6 +74,7 @@ struct Serve: AsyncParsableCommand {
     )
 
     @OptionGroup var options: ConfigOption
+    @OptionGroup var logging: LogOptions
 
     func run() async throws {
         let config = try options.load()
@@ -82,7 +83,7 @@ struct Serve: AsyncParsableCommand {
         guard problems.isEmpty else {
             throw refuse("\(options.config) cannot be served:\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
         }
-        let logger = Server.logger(level: .info)
+        let logger = logging.bootstrap()
         logger.info("serving on \(config.server.listenHost):\(config.server.listenPort), results at \(config.server.publicURL)")
         try await Server.run(config: config, logger: logger)
     }

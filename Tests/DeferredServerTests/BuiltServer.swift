@@ -41,17 +41,18 @@ struct BuiltServer {
     /// `tables`: whole tables added at the end.
     static func start(_ harness: ServerHarness, server: [String] = [], project: [String] = [], tables: [String] = [],
                       fileLimit: String = "1024:1024", store: [String]? = nil, instance: String = "serve",
-                      host: [String] = []) async throws -> BuiltServer {
+                      host: [String] = [], arguments: [String] = [], environment: [String: String]? = nil,
+                      github: [String] = []) async throws -> BuiltServer {
         let executable = try executable()
         let port = try FreePort.find()
         let config = try harness.writeConfig(
             server: [#"listen = "127.0.0.1:\#(port)""#] + server, store: store ?? [#"url = "sqlite:\#(harness.folder)/serve.sqlite""#],
             artifacts: [#"store = "file:\#(harness.folder)/serve-artifacts""#, "shared = true"], host: host,
-            project: [#"script_secret_env = "DEFERRED_TEST_SCRIPT_SECRET""#] + project + tables)
+            project: [#"script_secret_env = "DEFERRED_TEST_SCRIPT_SECRET""#] + project + tables, github: github)
         let log = harness.folder + "/\(instance).log"
         let process = try SpawnedProcess(executable: "/usr/bin/prlimit",
-                                         arguments: ["--nofile=\(fileLimit)", "--", executable, "serve", "--config", config],
-                                         stderrPath: log, environment: environment())
+                                         arguments: ["--nofile=\(fileLimit)", "--", executable, "serve", "--config", config] + arguments,
+                                         stderrPath: log, environment: environment ?? Self.environment())
         let served = BuiltServer(process: process, port: port, log: log)
         let http = HTTPClient()
         try await StalledHostTests.eventually("the server answers") {

@@ -49,12 +49,15 @@ import Testing
             #expect(ran.status == 1, "\(what): \(ran)")
             #expect(!ran.stderr.contains("Usage:") && !ran.stderr.isEmpty, "\(what): \(ran)")
         }
-        // --version: the release and the commit the binary was built from.
+        // --version: the release and the commit the binary was built from: HEAD in a fresh
+        // clone, an earlier commit of this history in a checkout committed to since its build.
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        let commit = (try? await LocalCommand.runOffPool(["git", "-C", root, "rev-parse", "--short=12", "HEAD"]))?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
         let version = try await Self.deferred(["--version"], in: folder)
-        #expect(version.status == 0 && version.stdout.hasPrefix("deferred 0.") && version.stdout.hasSuffix("(commit \(commit))\n"), "\(version)")
+        let stamped = version.stdout.split(separator: "(commit ").last.map { String($0.dropLast(2)) } ?? ""
+        #expect(version.status == 0 && version.stdout.hasPrefix("deferred 0.") && version.stdout.hasSuffix(")\n"), "\(version)")
+        #expect(stamped.count == 12 && stamped.allSatisfy(\.isHexDigit), "\(version)")
+        let known = try? await LocalCommand.runOffPool(["git", "-C", root, "merge-base", "--is-ancestor", stamped, "HEAD"])
+        #expect(known != nil, "\(stamped) is not a commit of this history")
         let completion = try await Self.deferred(["--generate-completion-script", "bash"], in: folder)
         #expect(completion.status == 0 && completion.stdout.contains("jobs"), "\(completion.stderr)")
 

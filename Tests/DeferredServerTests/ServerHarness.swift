@@ -188,9 +188,11 @@ final class ServerHarness: @unchecked Sendable {
     /// A deferred.toml for the built executable, as an operator writes one: this harness's sshd
     /// as host `loopback`, project `sample`, the webhook secret in DEFERRED_TEST_SECRET, and
     /// the given lines added to `[server]`, `[artifacts]` and the project. Returns its path.
-    func writeConfig(server: [String], store: [String] = [], artifacts: [String], host: [String] = [], project: [String] = []) throws -> String {
+    func writeConfig(server: [String], store: [String] = [], artifacts: [String], host: [String] = [], project: [String] = [],
+                     github: [String] = []) throws -> String {
         let path = folder + "/deferred.toml"
-        try ((["[server]"] + server + (store.isEmpty ? [] : ["[store]"] + store) + ["[github]", #"secret_env = "DEFERRED_TEST_SECRET""#, "[artifacts]"] + artifacts + [
+        try ((["[server]"] + server + (store.isEmpty ? [] : ["[store]"] + store) + ["[github]", #"secret_env = "DEFERRED_TEST_SECRET""#] + github
+              + ["[artifacts]"] + artifacts + [
             "[[hosts]]", #"name = "loopback""#, #"address = "127.0.0.1""#, "port = \(sshd.port)", #"user = "\#(sshd.user)""#,
             #"identity = "\#(sshd.clientKey)""#, #"known_hosts = "\#(sshd.knownHosts)""#] + host + [
             "[[projects]]", #"name = "sample""#, #"repository = "octo-org/sample""#, #"hosts = ["loopback"]"#,

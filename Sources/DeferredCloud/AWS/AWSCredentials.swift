@@ -68,3 +68,10 @@ enum INIFile {
         return values
     }
 }
+
+/// Printed or logged, credentials show their key id only (see DeferredCore's SecretsKeptOut).
+extension AWSCredentials: CustomReflectable {
+    public var customMirror: Mirror {
+        Mirror(self, children: ["accessKeyID": accessKeyID, "secretAccessKey": "<secret>"], displayStyle: .struct)
+    }
+}

@@ -48,3 +48,9 @@ public struct Housekeeping: Service {
         }
     }
 }
+
+/// Named, not walked field by field, where a service is printed (ServiceLifecycle logs the
+/// services it starts): its fields hold the configuration and the clouds' credentials.
+extension Housekeeping: CustomStringConvertible {
+    public var description: String { "Housekeeping" }
+}
