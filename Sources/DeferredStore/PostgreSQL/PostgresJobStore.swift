@@ -14,8 +14,9 @@ import Synchronization
 /// lock and a project's queue limit on its count row (`project_waiting`); deliveries and
 /// idempotency keys are unique in the database, so a copy that races its original finds it.
 public final class PostgresJobStore: JobStore {
-    let client: PostgresClient
-    private let running: Task<Void, Never>
+    /// The connections, in a pool that is started afresh if it stops handing them out.
+    let pool: ConnectionPool
+    var client: PostgresClient { pool.client }
     let logger: Logger
 
     /// Wakes listeners of a job's feed after its events or output change.
@@ -68,7 +69,8 @@ public final class PostgresJobStore: JobStore {
         let first: PostgresConnection.Configuration
         do {
             // Each connection names its server: the changes it announces say whose they are.
-            (configuration, first) = try Self.configurations(settings, applicationName: membership?.id ?? "deferred")
+            (configuration, first) = try Self.configurations(settings, applicationName: membership?.id ?? "deferred",
+                                                             idleTransactionLimit: serving ? takeoverSeconds : nil)
         } catch {
             throw .cannotConnect(setting: "[store] url", reason: "sslrootcert: \(error)")
         }
@@ -88,32 +90,27 @@ public final class PostgresJobStore: JobStore {
         } catch {
             throw StoreError(connecting: error, settings: settings)
         }
-        // The pool warns of leases asked for before `run()` got going, which is this init's
-        // own order of things; its errors still reach each caller.
-        var background = logger
-        background.logLevel = .error
-        let client = PostgresClient(configuration: configuration, backgroundLogger: background)
-        self.client = client
-        running = Task { await client.run() }
+        let pool = ConnectionPool(configuration: configuration, logger: logger)
+        self.pool = pool
         // The pool's first connection before the first delivery, not during it.
         do {
-            try await client.withConnection { connection in try await connection.sql("SELECT 1") }
-            try await membership?.join(client, logger: logger, lost: whenTakenForDead)
+            try await pool.withConnection { connection in try await connection.sql("SELECT 1") }
+            try await membership?.join(pool, logger: logger, lost: whenTakenForDead)
             if let membership { listener.start(configuration: first, server: membership.id, changes: changes, logger: logger) }
         } catch {
-            running.cancel()
+            pool.shutdown()
             throw StoreError(connecting: error, settings: settings)
         }
     }
 
-    deinit { running.cancel() }
+    deinit { pool.shutdown() }
 
     /// A server looks for dead servers' jobs three times within `takeover_seconds`.
     public var takeoverInterval: Duration? { membership?.heartbeatInterval }
 
     /// The server stops: its row goes, and with it any claim on the jobs it leaves running.
     public func resign() async {
-        await membership?.leave(client)
+        await membership?.leave(pool)
     }
 
     /// The turn is a row: taken when free, expired, or this server's already; renewed by each
@@ -141,8 +138,13 @@ public final class PostgresJobStore: JobStore {
     }
 
     /// The pool's settings, and the same for the single connection made first.
-    static func configurations(_ settings: PostgresSettings,
-                               applicationName: String) throws -> (PostgresClient.Configuration, PostgresConnection.Configuration) {
+    /// `idleTransactionLimit`: a serving store's sessions end when idle inside a transaction this
+    /// many seconds (`takeover_seconds`): a server stalled mid-transaction (stopped, swapped out)
+    /// would otherwise hold its job's row lock, and no live server could take the job over.
+    static func configurations(_ settings: PostgresSettings, applicationName: String,
+                               idleTransactionLimit: Int? = nil) throws -> (PostgresClient.Configuration, PostgresConnection.Configuration) {
+        var parameters = [("application_name", applicationName)]
+        if let idleTransactionLimit { parameters.append(("idle_in_transaction_session_timeout", String(idleTransactionLimit * 1000))) }
         var tls = TLSConfiguration.makeClientConfiguration()
         if let root = settings.rootCertificate { tls.trustRoots = .file(root) }
         // libpq's sslmode as postgres-nio can do it: `require` encrypts without checking the
@@ -163,39 +165,42 @@ public final class PostgresJobStore: JobStore {
         var pool = PostgresClient.Configuration(host: settings.host, port: settings.port, username: settings.user,
                                                 password: settings.password, database: settings.database, tls: poolTLS)
         pool.options.connectTimeout = .seconds(5)
-        pool.options.additionalStartupParameters = [("application_name", applicationName)]
+        pool.options.additionalStartupParameters = parameters
         pool.options.maximumConnections = 16
         // Kept open while idle: intake does not wait for a connection's start and its password exchange.
         pool.options.minimumConnections = 2
         var connection = PostgresConnection.Configuration(host: settings.host, port: settings.port, username: settings.user,
                                                           password: settings.password, database: settings.database, tls: connectionTLS)
         connection.options.connectTimeout = .seconds(5)
-        connection.options.additionalStartupParameters = [("application_name", applicationName)]
+        connection.options.additionalStartupParameters = parameters
         return (pool, connection)
     }
 
     // MARK: Transactions
 
-    /// `body` in one transaction on a pooled connection; rolled back if it throws.
+    /// `body` in one transaction on a pooled connection; rolled back if it throws. With a
+    /// `deadline` (intake), `busy` when no connection came by its start or the work did not
+    /// end by its total: a sender waits no longer for a database that is down or swamped. A
+    /// `busy` never follows a commit known to have failed, but may follow one that went through
+    /// at the last moment: the sender tries again and its delivery id finds the job. A 202
+    /// always follows a commit.
     func transaction<T: Sendable>(deadline: Deadline? = nil, begin: PostgresQuery = "BEGIN",
                                   _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
-        let work: @Sendable (_ started: @escaping @Sendable () -> Void) async throws -> T = { [client, logger] started in
-            try await client.withConnection { connection in
-                started()
-                try await connection.query(begin, logger: logger)
-                do {
-                    let value = try await body(connection)
-                    try await connection.query("COMMIT", logger: logger)
-                    return value
-                } catch {
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
-                    throw error
-                }
+        let logger = self.logger
+        let work: @Sendable (PostgresConnection) async throws -> T = { connection in
+            try await connection.query(begin, logger: logger)
+            do {
+                let value = try await body(connection)
+                try await connection.query("COMMIT", logger: logger)
+                return value
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
             }
         }
         do {
-            guard let deadline else { return try await work({}) }
-            return try await Self.within(deadline, work)
+            guard let deadline else { return try await pool.withConnection(work) }
+            return try await pool.withConnection(total: deadline.total, start: deadline.start, work)
         } catch {
             throw StoreError(postgres: error)
         }
@@ -209,40 +214,10 @@ public final class PostgresJobStore: JobStore {
     /// A read outside any transaction of ours: one statement, one snapshot.
     func read<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
         do {
-            return try await client.withConnection { connection in try await body(connection) }
+            return try await pool.withConnection { connection in try await body(connection) }
         } catch {
             throw StoreError(postgres: error)
         }
-    }
-
-    /// `work`, or `busy` when it has not started (said so through its argument) by the
-    /// deadline's start, or not ended by its total: a sender waits no longer for a database
-    /// that is down or swamped. A `busy` never follows a commit that is known to have failed,
-    /// but may follow one that went through at the last moment: the sender tries again and its
-    /// delivery id finds the job. A 202 always follows a commit.
-    static func within<T: Sendable>(_ deadline: Deadline,
-                                    _ work: @escaping @Sendable (_ started: @escaping @Sendable () -> Void) async throws -> T) async throws -> T {
-        let started = StartFlag()
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await work { started.set() } }
-            group.addTask {
-                try await Task.sleep(for: deadline.start)
-                if started.isSet { try await Task.sleep(for: deadline.total - deadline.start) }
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
-                throw StoreError.busy(started.isSet ? "the database did not answer within \(deadline.total)"
-                                                    : "no connection to the database within \(deadline.start)")
-            }
-            return value
-        }
-    }
-
-    private final class StartFlag: Sendable {
-        private let flag = Atomic<Bool>(false)
-        func set() { flag.store(true, ordering: .releasing) }
-        var isSet: Bool { flag.load(ordering: .acquiring) }
     }
 
     /// Intake's transaction: within `intakeDeadline`, and tried again when a copy of the same

@@ -27,9 +27,9 @@ final class ServerMembership: Sendable {
 
     /// Joins: the row, then the heartbeat. `lost` is called if another server took this one
     /// for dead and removed its row: its jobs are followed elsewhere now.
-    func join(_ client: PostgresClient, logger: Logger, lost: @escaping @Sendable () -> Void) async throws {
+    func join(_ pool: ConnectionPool, logger: Logger, lost: @escaping @Sendable () -> Void) async throws {
         let name = "\(ProcessInfo.processInfo.hostName) pid \(getpid())"
-        try await client.withConnection { c in
+        try await pool.withConnection { c in
             try await c.sql("""
                 INSERT INTO server (id, name, started_at, heartbeat_at)
                 VALUES (\(self.id), \(name), \(unescaped: Self.now), \(unescaped: Self.now))
@@ -41,7 +41,7 @@ final class ServerMembership: Sendable {
                 try? await Task.sleep(for: interval)
                 guard !Task.isCancelled else { return }
                 do {
-                    let alive = try await client.withConnection { c in
+                    let alive = try await pool.withConnection { c in
                         try await PostgresJobStore.value(c, """
                             UPDATE server SET heartbeat_at = \(unescaped: Self.now) WHERE id = \(id) RETURNING id
                             """, as: String.self) != nil
@@ -62,9 +62,9 @@ final class ServerMembership: Sendable {
 
     /// Leaves: no heartbeat, no row, no housekeeper's turn. Its jobs are free to be taken
     /// over at once, and its chores to be done by another.
-    func leave(_ client: PostgresClient) async {
+    func leave(_ pool: ConnectionPool) async {
         beating.withLock { $0 }?.cancel()
-        _ = try? await client.withConnection { c in
+        _ = try? await pool.withConnection { c in
             try await c.sql("DELETE FROM server WHERE id = \(self.id)")
             try await c.sql("DELETE FROM housekeeper WHERE server_id = \(self.id)")
         }

@@ -1,0 +1,152 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// postgres-nio's pool, replaced by a fresh one when it stops handing out connections. Under a
+/// loaded machine a database restart once left the pool with every request waiting for ever
+/// (no error, nothing logged, jobs never ended). A request that gets no connection within
+/// `stallLimit` is failed as busy, and the pool it waited on is started afresh (at most once
+/// per `stallLimit`), so the callers' retries reach a working pool once the database is back.
+final class ConnectionPool: Sendable {
+    private struct Current {
+        var client: PostgresClient
+        var running: Task<Void, Never>
+        var generation: Int
+        var replacedAt: ContinuousClock.Instant
+    }
+
+    private let configuration: PostgresClient.Configuration
+    private let logger: Logger
+    private let current: Mutex<Current>
+    /// How long a request may wait for a connection before the pool is taken for stuck.
+    let stallLimit: Duration
+
+    init(configuration: PostgresClient.Configuration, logger: Logger, stallLimit: Duration = .seconds(20)) {
+        self.configuration = configuration
+        self.logger = logger
+        self.stallLimit = stallLimit
+        let (client, running) = Self.start(configuration, logger: logger)
+        current = Mutex(Current(client: client, running: running, generation: 0, replacedAt: .now))
+    }
+
+    /// The pool's warnings of leases asked for before `run()` got going are this type's own order
+    /// of things; its errors still reach each caller.
+    private static func start(_ configuration: PostgresClient.Configuration, logger: Logger) -> (PostgresClient, Task<Void, Never>) {
+        var background = logger
+        background.logLevel = .error
+        let client = PostgresClient(configuration: configuration, backgroundLogger: background)
+        return (client, Task { await client.run() })
+    }
+
+    var client: PostgresClient { current.withLock { $0.client } }
+
+    /// `body` on a connection of the pool, or `busy` when none came within `stallLimit` (the
+    /// pool is then replaced) or the work took longer than `total`. The caller is answered at
+    /// the deadline even if the pool ignores the cancellation of the request it waits on.
+    func withConnection<T: Sendable>(total: Duration = .seconds(3600), start: Duration? = nil,
+                                      _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let (client, generation) = current.withLock { ($0.client, $0.generation) }
+        let startLimit = min(start ?? stallLimit, stallLimit)
+        do {
+            return try await Self.race(start: startLimit, total: total) { started in
+                try await client.withConnection { connection in
+                    started()
+                    return try await body(connection)
+                }
+            }
+        } catch let stall as Stall {
+            if stall.beforeStart, startLimit >= stallLimit { replace(ifStill: generation) }
+            throw StoreError.busy(stall.beforeStart ? "no connection to the database within \(startLimit)"
+                                                    : "the database did not answer within \(total)")
+        }
+    }
+
+    /// Starts a new pool in place of generation `generation`, unless that was done already.
+    private func replace(ifStill generation: Int) {
+        let old: Current? = current.withLock { now in
+            guard now.generation == generation, ContinuousClock.now - now.replacedAt >= stallLimit else { return nil }
+            let previous = now
+            let (client, running) = Self.start(configuration, logger: logger)
+            now = Current(client: client, running: running, generation: generation + 1, replacedAt: .now)
+            return previous
+        }
+        guard let old else { return }
+        logger.warning("the database's connection pool handed out no connection for \(stallLimit): started a new one")
+        old.running.cancel()
+    }
+
+    func shutdown() {
+        current.withLock { $0.running }.cancel()
+    }
+
+    struct Stall: Error {
+        let beforeStart: Bool
+    }
+
+    /// `work`, or `Stall` when it has not said it started within `start`, or not ended within
+    /// `total`. The work runs in a task of its own: a wait that ignores cancellation holds only
+    /// that task, never the caller.
+    static func race<T: Sendable>(start: Duration, total: Duration,
+                                  _ work: @escaping @Sendable (_ started: @escaping @Sendable () -> Void) async throws -> T) async throws -> T {
+        let started = Flag()
+        let outcome = Outcome<T>()
+        let worker = Task {
+            do {
+                outcome.finish(.success(try await work { started.set() }))
+            } catch {
+                outcome.finish(.failure(error))
+            }
+        }
+        let timer = Task {
+            try? await Task.sleep(for: start)
+            guard !Task.isCancelled else { return }
+            if !started.isSet {
+                outcome.finish(.failure(Stall(beforeStart: true)))
+            } else {
+                try? await Task.sleep(for: total - start)
+                guard !Task.isCancelled else { return }
+                outcome.finish(.failure(Stall(beforeStart: false)))
+            }
+            worker.cancel()
+        }
+        return try await withTaskCancellationHandler {
+            defer { timer.cancel() }
+            return try await outcome.value()
+        } onCancel: {
+            worker.cancel()
+        }
+    }
+
+    private final class Flag: Sendable {
+        private let flag = Atomic<Bool>(false)
+        func set() { flag.store(true, ordering: .releasing) }
+        var isSet: Bool { flag.load(ordering: .acquiring) }
+    }
+
+    /// The first result wins; whoever waits gets it.
+    private final class Outcome<T: Sendable>: Sendable {
+        private let state = Mutex<(result: Result<T, any Error>?, waiting: CheckedContinuation<T, any Error>?)>((nil, nil))
+
+        func finish(_ result: Result<T, any Error>) {
+            let waiting: CheckedContinuation<T, any Error>? = state.withLock { s in
+                if case .some = s.result { return nil }
+                s.result = result
+                defer { s.waiting = nil }
+                return s.waiting
+            }
+            waiting?.resume(with: result)
+        }
+
+        func value() async throws -> T {
+            try await withCheckedThrowingContinuation { continuation in
+                let ready: Result<T, any Error>? = state.withLock { s in
+                    if let result = s.result { return result }
+                    s.waiting = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(with: ready) }
+            }
+        }
+    }
+}
