@@ -53,6 +53,7 @@ public struct ConfigLoader: Sendable {
                                       serversShare: store?.mayBeShared ?? false, problems: &problems)
         let idle = readIdle(root.subtable("idle") ?? TOMLTable(), problems: &problems)
         let scripts = readScripts(root.subtable("scripts") ?? TOMLTable(), problems: &problems)
+        let metrics = readMetrics(root.subtable("metrics") ?? TOMLTable(), problems: &problems)
         let hostTables = root.tableArray("hosts"), projectTables = root.tableArray("projects"), fleetTables = root.tableArray("fleets")
         let hosts = hostTables.enumerated().compactMap { i, t in
             readHost(t, index: i, base: baseDirectory, problems: &problems)
@@ -74,6 +75,7 @@ public struct ConfigLoader: Sendable {
         var config = DeferredConfig(server: server, store: store, github: github.config, artifacts: artifacts, idle: idle,
                                     scripts: scripts, hosts: hosts, fleets: fleets, projects: projects)
         config.warnings = warnings
+        config.metrics = metrics
         for (array, tables) in [("hosts", hostTables), ("projects", projectTables), ("fleets", fleetTables)] {
             for (index, table) in tables.enumerated() { config.lines[TableReader.label(array, table, index: index)] = table.line }
         }
@@ -253,6 +255,12 @@ public struct ConfigLoader: Sendable {
         return ScriptLimits(ratePerMinute: r.number("rate_per_minute", minimum: 0, exclusive: true) ?? 30,
                             burst: r.integer("burst", range: 1...100_000) ?? 10,
                             maxQueued: r.integer("max_queued", range: 1...1_000_000) ?? 100)
+    }
+
+    private func readMetrics(_ table: TOMLTable, problems: inout [ConfigProblem]) -> MetricsConfig {
+        var r = TableReader(table, path: "metrics")
+        defer { r.reportUnknownKeys(); problems += r.problems }
+        return MetricsConfig(token: secret(&r, key: "token_env"))
     }
 
     private func readHost(_ table: TOMLTable, index: Int, base: String, problems: inout [ConfigProblem]) -> HostConfig? {

@@ -8,6 +8,8 @@ import Logging
 /// so a payload cannot write a line of its own into a text log.
 struct IntakeLog {
     let logger: Logger
+    /// `webhook` or `script`, as `/metrics` counts them.
+    let kind: String
 
     init(_ logger: Logger, kind: String, delivery: String? = nil, project: String? = nil, idempotencyKey: String? = nil) {
         var logger = logger
@@ -16,6 +18,7 @@ struct IntakeLog {
         if let project { logger[metadataKey: "project"] = .string(Self.clean(project)) }
         if let idempotencyKey { logger[metadataKey: "idempotency_key"] = .string(Self.clean(idempotencyKey)) }
         self.logger = logger
+        self.kind = kind
     }
 
     /// Runs a request's decision: a refusal (any error) is logged here; an acceptance or an
@@ -30,14 +33,17 @@ struct IntakeLog {
     }
 
     func accepted(_ job: Job, again: Bool = false) {
+        ServerMetrics.received(kind, outcome: again ? "accepted_again" : "accepted")
         logger.info(again ? "accepted again: the job this delivery made before" : "accepted", metadata: ["job": .string(job.id.rawValue)])
     }
 
     func ignored(_ why: String) {
+        ServerMetrics.received(kind, outcome: "ignored")
         logger.info("ignored: \(Self.clean(why, limit: 300))")
     }
 
     func refused(_ error: any Error) {
+        ServerMetrics.received(kind, outcome: "refused", reason: (error as? APIError).map { String($0.status.code) } ?? "error")
         if let error = error as? APIError {
             logger.notice("refused \(error.status.code): \(Self.clean(error.message, limit: 300))", metadata: ["status": .stringConvertible(error.status.code)])
         } else {

@@ -8,6 +8,7 @@ import DeferredStore
 import Foundation
 import Hummingbird
 import Logging
+import Prometheus
 import ServiceLifecycle
 
 /// Intake, dispatcher and housekeeping in one process, stopped gracefully on SIGTERM or SIGINT.
@@ -21,6 +22,9 @@ enum Server {
             exit(75)
         })
         let artifacts = try ArtifactStores.make(config.artifacts)
+        // swift-metrics' figures of this process, served at /metrics.
+        let metrics = PrometheusCollectorRegistry()
+        ServerMetrics.bootstrap(metrics)
         let providers = try Server.providers(config)
         let dispatcher = Dispatcher(config: config, store: store, artifacts: artifacts, providers: providers, logger: logger)
         let files = FileLimit.raised()
@@ -30,7 +34,7 @@ enum Server {
                                                  hostCommands: HostControl(config: config, store: store, providers: providers,
                                                                            waker: dispatcher.waker),
                                                  maxConnections: connections, logger: logger, onQueued: { dispatcher.jobQueued() },
-                                                 onCancel: { dispatcher.cancelRequested($0) })
+                                                 onCancel: { dispatcher.cancelRequested($0) }, metrics: metrics)
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: application), .init(service: dispatcher),
                                             .init(service: dispatcher.housekeeping(every: .seconds(config.idle.checkIntervalSeconds)))],

@@ -14,6 +14,7 @@ public struct DeferredConfig: Sendable {
     public var projects: [ProjectConfig]
     /// What works but should change (a setting that moved): said at every start and by check-config.
     public var warnings: [String] = []
+    public var metrics = MetricsConfig()
     /// Where each table starts in the file (`hosts["builder"]`, `artifacts`): the lines of what
     /// `check-config` finds beyond the file.
     public var lines: [String: Int] = [:]

@@ -3,6 +3,7 @@ import DeferredCore
 import DeferredStore
 import Foundation
 import Logging
+import Metrics
 
 /// The end of every job, whatever ended it (its command, the machinery giving up, the crash-loop
 /// guard): results.json written from the outcome, the job's files and results.json (last)
@@ -106,6 +107,7 @@ struct ResultsWriter: Sendable {
         }) else { return }
         await endStored(job, outcome)
         log.info("finished", metadata: ["status": "\(outcome.status.rawValue)"])
+        Self.count(job, outcome)
         guard let project = config.project(named: job.project) else { return }
         let targetURL = ResultURLs.statusTarget(config, job)
         let description = outcome.error ?? "\(outcome.status.rawValue)\(outcome.exitStatus.map { " (exit status \($0))" } ?? "") on \(job.hostName ?? "its host")"
@@ -114,6 +116,14 @@ struct ResultsWriter: Sendable {
                                   description: description, logger: log)
             await notifier.notify(results, job: job, project: project, logger: log)
         }
+    }
+
+    /// `/metrics`' figures of a job's end: by end state, and how long it waited and ran.
+    static func count(_ job: Job, _ outcome: JobOutcome) {
+        Counter(label: "deferred_jobs_finished_total", dimensions: [("status", outcome.status.rawValue), ("project", job.project)]).increment()
+        let waited = outcome.startedAt.timeIntervalSince(job.queuedAt), ran = outcome.finishedAt.timeIntervalSince(outcome.startedAt)
+        Metrics.Timer(label: "deferred_job_wait_seconds").recordNanoseconds(Int64(max(0, waited) * 1e9))
+        Metrics.Timer(label: "deferred_job_run_seconds").recordNanoseconds(Int64(max(0, ran) * 1e9))
     }
 
     /// Tries a store write that a long lock (or a failing disk) refuses, with backoff up to

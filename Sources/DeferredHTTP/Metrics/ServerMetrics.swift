@@ -1,0 +1,48 @@
+import DeferredCore
+import DeferredStore
+import Foundation
+import Metrics
+import Prometheus
+
+/// The figures `/metrics` serves, as Prometheus reads them. Events are counted where they
+/// happen, through swift-metrics (intake in `IntakeLog`, job ends in the dispatcher); what is a
+/// state rather than an event (the queue, the hosts) is read from the store at each scrape.
+public enum ServerMetrics {
+    /// Sends swift-metrics' figures to `registry` (once per process: `serve` does it), with
+    /// buckets that fit jobs, which wait and run for seconds to hours.
+    public static func bootstrap(_ registry: PrometheusCollectorRegistry) {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        let minutes: [Duration] = [.seconds(1), .seconds(5), .seconds(15), .seconds(30), .seconds(60), .seconds(120), .seconds(300),
+                                   .seconds(600), .seconds(1200), .seconds(1800), .seconds(3600), .seconds(7200)]
+        factory.durationHistogramBuckets = [jobWait: minutes, jobRun: minutes]
+        MetricsSystem.bootstrap(factory)
+    }
+
+    static let webhooks = "deferred_webhooks_received_total"
+    static let scripts = "deferred_scripts_received_total"
+    public static let jobsFinished = "deferred_jobs_finished_total"
+    public static let jobWait = "deferred_job_wait_seconds"
+    public static let jobRun = "deferred_job_run_seconds"
+
+    /// A request to the intake, by what was decided: `accepted`, `ignored` or `refused` (with the
+    /// HTTP status as its reason). Nothing a sender wrote becomes a label.
+    static func received(_ kind: String, outcome: String, reason: String = "") {
+        Counter(label: kind == "script" ? scripts : webhooks, dimensions: [("outcome", outcome), ("reason", reason)]).increment()
+    }
+
+    /// Reads the queue and the hosts into gauges of `registry`, just before a scrape.
+    static func refresh(_ registry: PrometheusCollectorRegistry, store: any JobStore, config: DeferredConfig, now: Date = Date()) async throws {
+        let waiting = try await store.jobs(matching: JobQuery(statuses: [.queued], limit: 100_000))
+        for project in config.projects {
+            let mine = waiting.filter { $0.project == project.name }
+            registry.makeGauge(name: "deferred_queue_depth", labels: [("project", project.name)]).set(Double(mine.count))
+            let oldest = mine.map(\.queuedAt).min().map { now.timeIntervalSince($0) } ?? 0
+            registry.makeGauge(name: "deferred_queue_oldest_age_seconds", labels: [("project", project.name)]).set(oldest)
+        }
+        let hosts = try await store.hosts()
+        for state in HostState.allCases {
+            registry.makeGauge(name: "deferred_hosts", labels: [("state", state.rawValue)])
+                .set(Double(hosts.filter { $0.state == state }.count))
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import DeferredCloud
+import DeferredCore
+import DeferredDemo
+import DeferredTestSupport
+import Foundation
+import Testing
+
+/// `/metrics` as a real Prometheus (Debian's) scrapes it: with the bearer token of
+/// `[metrics] token_env`, and its counters moving after a push.
+@Suite struct MetricsTests {
+    static let tokenVariable = "DEFERRED_TEST_METRICS_TOKEN"
+    static let token = "metrics-token-for-tests"
+
+    /// The value of a PromQL query's first series, nil while it has none.
+    static func query(_ prometheus: String, _ promQL: String) async throws -> Double? {
+        let encoded = promQL.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        // Nil too while Prometheus is still starting.
+        guard let answer = try? await HTTPClient().send(HTTPClientRequest(url: "\(prometheus)/api/v1/query?query=\(encoded)", timeout: .seconds(10))) else {
+            return nil
+        }
+        let json = (try? JSONSerialization.jsonObject(with: answer.body)) as? [String: Any]
+        let result = ((json?["data"] as? [String: Any])?["result"] as? [[String: Any]])?.first
+        return (result?["value"] as? [Any])?.last.flatMap { ($0 as? String).flatMap(Double.init) }
+    }
+
+    @Test(.enabled(if: Programs.path(of: "prometheus") != nil, "prometheus is not installed: run scripts/setup, which installs Debian's prometheus"))
+    func aRealPrometheusScrapesTheServerAndSeesAPushCounted() async throws {
+        let harness = try await ServerHarness()
+        let server = try await BuiltServer.start(harness, project: ["command = 'echo measured'"], tables: ["[metrics]", #"token_env = "\#(Self.tokenVariable)""#],
+                                                 environment: BuiltServer.environment().merging([Self.tokenVariable: Self.token]) { $1 })
+        defer { server.stop() }
+        let http = HTTPClient()
+        let refused = try await http.send(HTTPClientRequest(url: server.base + "/metrics", timeout: .seconds(10)))
+        #expect(refused.status == 401)
+        let scraped = try await http.send(HTTPClientRequest(url: server.base + "/metrics", headers: [("Authorization", "Bearer \(Self.token)")], timeout: .seconds(10)))
+        #expect(scraped.status == 200 && String(decoding: scraped.body, as: UTF8.self).contains(#"deferred_hosts{state="ready"} 1"#),
+                "\(String(decoding: scraped.body, as: UTF8.self))")
+
+        // Prometheus of its own: a scrape a second, the token in a file, its data in the harness's folder.
+        let folder = harness.folder + "/prometheus"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try Self.token.write(toFile: folder + "/token", atomically: true, encoding: .utf8)
+        try """
+            global:
+              scrape_interval: 1s
+            scrape_configs:
+              - job_name: deferred
+                authorization:
+                  credentials_file: \(folder)/token
+                static_configs:
+                  - targets: ['127.0.0.1:\(server.port)']
+
+            """.write(toFile: folder + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let port = try FreePort.find()
+        let prometheus = try SpawnedProcess(executable: try #require(Programs.path(of: "prometheus")), arguments: [
+            "--config.file=\(folder)/prometheus.yml", "--storage.tsdb.path=\(folder)/data", "--web.listen-address=127.0.0.1:\(port)",
+        ], stderrPath: folder + "/prometheus.log")
+        defer { prometheus.terminate() }
+        let base = "http://127.0.0.1:\(port)"
+        try await StalledHostTests.eventually("Prometheus scrapes the server") { try await Self.query(base, #"up{job="deferred"}"#) == 1 }
+
+        let commit = try await harness.repo.commit(["README.md": "measured\n"])
+        let body = harness.repo.pushPayload(repository: ServerHarness.repository, ref: "refs/heads/main", commit: commit)
+        let pushed = try await http.send(HTTPClientRequest(
+            method: "POST", url: server.base + "/hooks/github",
+            headers: [("Content-Type", "application/json"), ("X-GitHub-Event", "push"), ("X-GitHub-Delivery", UUID().uuidString),
+                      ("X-Hub-Signature-256", WebhookSignature.sign(body: body, secret: BuiltServer.webhookSecret))],
+            body: body, timeout: .seconds(30)))
+        #expect(pushed.status == 202)
+        try await StalledHostTests.eventually("Prometheus sees the push accepted") {
+            try await Self.query(base, #"deferred_webhooks_received_total{outcome="accepted"}"#) == 1
+        }
+        try await StalledHostTests.eventually("Prometheus sees the job succeed") {
+            try await Self.query(base, #"sum(deferred_jobs_finished_total{status="succeeded"})"#) == 1
+        }
+        #expect(try await Self.query(base, "deferred_job_run_seconds_count") == 1)
+        #expect(try await Self.query(base, #"deferred_queue_depth{project="sample"}"#) == 0)
+    }
+}
