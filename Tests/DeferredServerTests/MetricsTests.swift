@@ -26,7 +26,7 @@ import Testing
     @Test(.enabled(if: Programs.path(of: "prometheus") != nil, "prometheus is not installed: run scripts/setup, which installs Debian's prometheus"))
     func aRealPrometheusScrapesTheServerAndSeesAPushCounted() async throws {
         let harness = try await ServerHarness()
-        let server = try await BuiltServer.start(harness, project: ["command = 'echo measured'"], tables: ["[metrics]", #"token_env = "\#(Self.tokenVariable)""#],
+        let server = try await BuiltServer.start(harness, project: [#"command = 'echo measured; printf 12345 > "$DEFERRED_ARTIFACTS/five.txt"'"#], tables: ["[metrics]", #"token_env = "\#(Self.tokenVariable)""#],
                                                  environment: BuiltServer.environment().merging([Self.tokenVariable: Self.token]) { $1 })
         defer { server.stop() }
         let http = HTTPClient()
@@ -74,6 +74,13 @@ import Testing
             try await Self.query(base, #"sum(deferred_jobs_finished_total{status="succeeded"})"#) == 1
         }
         #expect(try await Self.query(base, "deferred_job_run_seconds_count") == 1)
+        #expect(try await Self.query(base, #"deferred_artifact_bytes_total{project="sample"}"#) == 5)
+        // The host's clocks move at each scrape: awake all along (a static host), busy while its job ran.
+        let first = try await Self.query(base, #"deferred_host_awake_seconds_total{host="loopback"}"#) ?? 0
+        try await StalledHostTests.eventually("the host's awake time grows") {
+            (try await Self.query(base, #"deferred_host_awake_seconds_total{host="loopback"}"#) ?? 0) > first
+        }
+        #expect(try await Self.query(base, #"deferred_host_busy_seconds_total{host="loopback"}"#) != nil)
         #expect(try await Self.query(base, #"deferred_queue_depth{project="sample"}"#) == 0)
     }
 }

@@ -4,6 +4,7 @@ import DeferredSSH
 import DeferredStore
 import Foundation
 import Logging
+import Metrics
 
 /// The one way a host comes up, for the dispatcher, `deferred hosts wake` and the dashboard's
 /// Wake button alike: its provider wakes it (or launches a fleet's instance), then SSH is
@@ -107,6 +108,21 @@ public actor HostWaker {
     private func performWake(_ host: HostConfig, log: Logger, progress: @escaping Progress) async throws -> HostWake {
         let provider = providers.provider(for: host)
         log.info("waking host")
+        let began = ContinuousClock.now
+        do {
+            let wake = try await wakeAndWait(host, provider: provider, progress: progress)
+            Counter(label: "deferred_host_wakes_total", dimensions: [("host", host.name), ("outcome", wake.woke ? "woken" : "was_up")]).increment()
+            let took = (ContinuousClock.now - began).components
+            Metrics.Timer(label: "deferred_host_wake_seconds", dimensions: [("host", host.name)])
+                .recordNanoseconds(took.seconds * 1_000_000_000 + took.attoseconds / 1_000_000_000)
+            return wake
+        } catch {
+            Counter(label: "deferred_host_wakes_total", dimensions: [("host", host.name), ("outcome", "failed")]).increment()
+            throw error
+        }
+    }
+
+    private func wakeAndWait(_ host: HostConfig, provider: any HostProvider, progress: @escaping Progress) async throws -> HostWake {
         let wake = try await within(.milliseconds(Int64(host.wakeTimeoutMinutes * 60_000)), host: host) {
             let wake: HostWake
             do throws(ProviderError) {

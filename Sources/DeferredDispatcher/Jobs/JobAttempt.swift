@@ -8,6 +8,7 @@ import DeferredStore
 import Foundation
 import Synchronization
 import Logging
+import Metrics
 
 /// One try at one leased job, top to bottom: find its host → launch or wake it → connect →
 /// bootstrap (a fleet's host) → run and collect → write results.json → finish → report.
@@ -171,7 +172,10 @@ struct JobAttempt: Sendable {
         let waker = self.waker, store = self.store, id = lease.job.id, log = self.log, progress = noteProgress
         return JobRunner.Recontact(
             reconnect: { broken throws(SSHError) in
-                if let broken { return try await waker.reconnect(host, replacing: broken) }
+                if let broken {
+                    Counter(label: "deferred_ssh_reconnects_total", dimensions: [("host", host.name)]).increment()
+                    return try await waker.reconnect(host, replacing: broken)
+                }
                 // A cloud host's address is learnt at its wake, which a restarted server has not seen.
                 if await waker.mustWake(host, wasUp: true) {
                     do throws(MachineryFailure) { _ = try await waker.wake(host, log: log, progress: progress) } catch {

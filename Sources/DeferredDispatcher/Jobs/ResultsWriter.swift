@@ -124,6 +124,8 @@ struct ResultsWriter: Sendable {
         let waited = outcome.startedAt.timeIntervalSince(job.queuedAt), ran = outcome.finishedAt.timeIntervalSince(outcome.startedAt)
         Metrics.Timer(label: "deferred_job_wait_seconds").recordNanoseconds(Int64(max(0, waited) * 1e9))
         Metrics.Timer(label: "deferred_job_run_seconds").recordNanoseconds(Int64(max(0, ran) * 1e9))
+        let bytes = outcome.artifacts.files.reduce(Int64(0)) { $0 + $1.bytes }
+        if bytes > 0 { Counter(label: "deferred_artifact_bytes_total", dimensions: [("project", job.project)]).increment(by: bytes) }
     }
 
     /// Tries a store write that a long lock (or a failing disk) refuses, with backoff up to

@@ -10,6 +10,7 @@ struct MetricsController: Sendable {
     let config: DeferredConfig
     let store: any JobStore
     let registry: PrometheusCollectorRegistry
+    let clocks = ServerMetrics.HostClocks()
 
     func addRoutes(to router: Router<DeferredRequestContext>) {
         router.get("/metrics") { request, _ in try await scrape(request) }
@@ -25,7 +26,7 @@ struct MetricsController: Sendable {
                 throw refusal
             }
         }
-        try await ServerMetrics.refresh(registry, store: store, config: config)
+        try await ServerMetrics.refresh(registry, store: store, config: config, clocks: clocks)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
     }

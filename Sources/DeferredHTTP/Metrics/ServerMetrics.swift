@@ -3,6 +3,7 @@ import DeferredStore
 import Foundation
 import Metrics
 import Prometheus
+import Synchronization
 
 /// The figures `/metrics` serves, as Prometheus reads them. Events are counted where they
 /// happen, through swift-metrics (intake in `IntakeLog`, job ends in the dispatcher); what is a
@@ -30,8 +31,17 @@ public enum ServerMetrics {
         Counter(label: kind == "script" ? scripts : webhooks, dimensions: [("outcome", outcome), ("reason", reason)]).increment()
     }
 
-    /// Reads the queue and the hosts into gauges of `registry`, just before a scrape.
-    static func refresh(_ registry: PrometheusCollectorRegistry, store: any JobStore, config: DeferredConfig, now: Date = Date()) async throws {
+    /// Where the host clocks of the last scrape stopped.
+    final class HostClocks: Sendable {
+        let last = Mutex<Date?>(nil)
+    }
+
+    /// Reads the queue and the hosts into gauges of `registry`, just before a scrape, and moves
+    /// each host's clocks on by the time since the last scrape: awake (what a cloud bills: any
+    /// state but stopped, unknown or unreachable) and busy (running a job). Sampled at scrapes,
+    /// so exact to a scrape interval; with several servers each one's counts the same hosts.
+    static func refresh(_ registry: PrometheusCollectorRegistry, store: any JobStore, config: DeferredConfig,
+                        clocks: HostClocks, now: Date = Date()) async throws {
         let waiting = try await store.jobs(matching: JobQuery(statuses: [.queued], limit: 100_000))
         for project in config.projects {
             let mine = waiting.filter { $0.project == project.name }
@@ -40,6 +50,16 @@ public enum ServerMetrics {
             registry.makeGauge(name: "deferred_queue_oldest_age_seconds", labels: [("project", project.name)]).set(oldest)
         }
         let hosts = try await store.hosts()
+        let elapsed = clocks.last.withLock { last in
+            defer { last = now }
+            return last.map { max(0, now.timeIntervalSince($0)) } ?? 0
+        }
+        for host in hosts {
+            let awake = registry.makeCounter(name: "deferred_host_awake_seconds_total", labels: [("host", host.name)])
+            let busy = registry.makeCounter(name: "deferred_host_busy_seconds_total", labels: [("host", host.name)])
+            if ![.stopped, .unknown, .unreachable].contains(host.state) { awake.increment(by: elapsed) }
+            if host.activeJobs > 0 { busy.increment(by: elapsed) }
+        }
         for state in HostState.allCases {
             registry.makeGauge(name: "deferred_hosts", labels: [("state", state.rawValue)])
                 .set(Double(hosts.filter { $0.state == state }.count))
