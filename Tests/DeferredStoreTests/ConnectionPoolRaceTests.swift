@@ -1,5 +1,6 @@
 @testable import DeferredStore
 import Foundation
+import Synchronization
 import Testing
 
 /// The deadline every PostgreSQL request has: answered in time even when the wait it is in
@@ -49,4 +50,28 @@ import Testing
             let _: Int = try await ConnectionPool.race(start: .seconds(30), total: .seconds(60)) { _ in throw Refused() }
         }
     }
+
+    /// A request queued behind busy connections waits on while the pool hands out connections
+    /// to others, and gives up once it has handed out none for the limit.
+    @Test func aWaitGoesOnWhileThePoolServesOthersAndEndsWhenItStops() async throws {
+        final class Checks: Sendable {
+            let count = Mutex(0)
+        }
+        let checks = Checks()
+        let began = ContinuousClock.now
+        do {
+            let _: Int = try await ConnectionPool.race(start: .milliseconds(200), total: .seconds(60),
+                                                       stillWaiting: { checks.count.withLock { $0 += 1; return $0 <= 3 } }) { _ in
+                await Self.forever()
+                return 1
+            }
+            Issue.record("a work that never started gave a value")
+        } catch let stall as ConnectionPool.Stall {
+            #expect(stall.beforeStart)
+        }
+        // Asked four times, a start limit apart: three said "the pool serves others", the fourth did not.
+        #expect(checks.count.withLock { $0 } == 4)
+        #expect(ContinuousClock.now - began >= .milliseconds(800))
+    }
 }
+

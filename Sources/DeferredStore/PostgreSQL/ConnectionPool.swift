@@ -3,10 +3,10 @@ import Logging
 import PostgresNIO
 import Synchronization
 
-/// postgres-nio's pool, replaced by a fresh one when it stops handing out connections. Under a
-/// loaded machine a database restart once left the pool with every request waiting for ever
-/// (no error, nothing logged, jobs never ended). A request that gets no connection within
-/// `stallLimit` is failed as busy, and the pool it waited on is started afresh (at most once
+/// postgres-nio's pool, replaced by a fresh one when it stops handing out connections. A
+/// request waits for a connection as long as the pool hands connections to someone (a queue
+/// behind busy connections is no fault); once it has handed out none for `stallLimit` while
+/// this request waited, the request fails as busy and the pool is started afresh (at most once
 /// per `stallLimit`), so the callers' retries reach a working pool once the database is back.
 final class ConnectionPool: Sendable {
     private struct Current {
@@ -19,6 +19,14 @@ final class ConnectionPool: Sendable {
     private let configuration: PostgresClient.Configuration
     private let logger: Logger
     private let current: Mutex<Current>
+    /// When a request of this pool last got its connection.
+    private let lastLease = LeaseClock()
+
+    private final class LeaseClock: Sendable {
+        private let last = Mutex<ContinuousClock.Instant>(.now)
+        func leased() { last.withLock { $0 = .now } }
+        func within(_ limit: Duration) -> Bool { last.withLock { ContinuousClock.now - $0 < limit } }
+    }
     /// How long a request may wait for a connection before the pool is taken for stuck.
     let stallLimit: Duration
 
@@ -48,9 +56,20 @@ final class ConnectionPool: Sendable {
                                       _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let (client, generation) = current.withLock { ($0.client, $0.generation) }
         let startLimit = min(start ?? stallLimit, stallLimit)
+        let lastLease = self.lastLease
+        // Without a deadline of the caller's own, waiting goes on while the pool hands out
+        // connections to others.
+        let progressing: (@Sendable () -> Bool)?
+        if start == nil {
+            let limit = stallLimit
+            progressing = { @Sendable in lastLease.within(limit) }
+        } else {
+            progressing = nil
+        }
         do {
-            return try await Self.race(start: startLimit, total: total) { started in
+            return try await Self.race(start: startLimit, total: total, stillWaiting: progressing) { started in
                 try await client.withConnection { connection in
+                    lastLease.leased()
                     started()
                     return try await body(connection)
                 }
@@ -87,7 +106,9 @@ final class ConnectionPool: Sendable {
     /// `work`, or `Stall` when it has not said it started within `start`, or not ended within
     /// `total`. The work runs in a task of its own: a wait that ignores cancellation holds only
     /// that task, never the caller.
-    static func race<T: Sendable>(start: Duration, total: Duration,
+    /// `stillWaiting`: asked when `start` has passed without a start; while it says yes, the
+    /// wait goes on for another `start`.
+    static func race<T: Sendable>(start: Duration, total: Duration, stillWaiting: (@Sendable () -> Bool)? = nil,
                                   _ work: @escaping @Sendable (_ started: @escaping @Sendable () -> Void) async throws -> T) async throws -> T {
         let started = Flag()
         let outcome = Outcome<T>()
@@ -101,6 +122,10 @@ final class ConnectionPool: Sendable {
         let timer = Task {
             try? await Task.sleep(for: start)
             guard !Task.isCancelled else { return }
+            while !started.isSet, stillWaiting?() == true {
+                try? await Task.sleep(for: start)
+                guard !Task.isCancelled else { return }
+            }
             if !started.isSet {
                 outcome.finish(.failure(Stall(beforeStart: true)))
             } else {
