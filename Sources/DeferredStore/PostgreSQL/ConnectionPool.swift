@@ -49,13 +49,16 @@ final class ConnectionPool: Sendable {
 
     var client: PostgresClient { current.withLock { $0.client } }
 
-    /// `body` on a connection of the pool, or `busy` when none came within `stallLimit` (the
-    /// pool is then replaced) or the work took longer than `total`. The caller is answered at
-    /// the deadline even if the pool ignores the cancellation of the request it waits on.
+    /// `body` on a connection of the pool, or `busy`: when none came by the caller's `start`, or
+    /// (without one) when the pool handed out none for `stallLimit` (it is then replaced), or
+    /// when the work took longer than `total`. The caller is answered at the deadline even if
+    /// the pool ignores the cancellation of the request it waits on.
     func withConnection<T: Sendable>(total: Duration = .seconds(3600), start: Duration? = nil,
                                       _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let (client, generation) = current.withLock { ($0.client, $0.generation) }
-        let startLimit = min(start ?? stallLimit, stallLimit)
+        // A caller's own deadline (intake's 3 s) is kept as it is, and its end says nothing of
+        // the pool: only a wait without one judges the pool stuck.
+        let startLimit = start ?? stallLimit
         let lastLease = self.lastLease
         // Without a deadline of the caller's own, waiting goes on while the pool hands out
         // connections to others.
@@ -75,7 +78,7 @@ final class ConnectionPool: Sendable {
                 }
             }
         } catch let stall as Stall {
-            if stall.beforeStart, startLimit >= stallLimit { replace(ifStill: generation) }
+            if stall.beforeStart, start == nil { replace(ifStill: generation) }
             throw StoreError.busy(stall.beforeStart ? "no connection to the database within \(startLimit)"
                                                     : "the database did not answer within \(total)")
         }
