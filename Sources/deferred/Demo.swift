@@ -86,7 +86,7 @@ struct Demo: AsyncParsableCommand {
         let payload = repository.pushPayload(repository: "deferred-demo/sample", ref: "refs/heads/main", commit: commit)
         let base = config.server.publicURL
         let tour = Tour(base: base, client: HTTPClient())
-        try await Server.run(config: config, logger: Server.logger(level: .warning)) {
+        try await Server.run(config: config, logger: LogOptions.bootstrap(format: .text, level: .warning)) {
             do {
                 try await tour.waitForHealth()
                 try await tour.push(payload, secret: secret)

@@ -14,8 +14,9 @@ struct LogOptions: ParsableArguments {
     var logLevel: Logger.Level = .info
 
     /// Sets up the process's logging once, to standard error, and returns the root logger.
-    func bootstrap() -> Logger {
-        let format = logFormat, level = logLevel
+    func bootstrap() -> Logger { Self.bootstrap(format: logFormat, level: logLevel) }
+
+    static func bootstrap(format: Format, level: Logger.Level) -> Logger {
         LoggingSystem.bootstrap { label in
             switch format {
             case .text:

@@ -60,14 +60,6 @@ enum Server {
         }
     }
 
-    static func logger(level: Logger.Level) -> Logger {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        return Logger(label: "deferred")
-    }
 }
 
 import ArgumentParser

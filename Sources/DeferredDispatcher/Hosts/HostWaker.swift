@@ -111,13 +111,13 @@ public actor HostWaker {
         let began = ContinuousClock.now
         do {
             let wake = try await wakeAndWait(host, provider: provider, progress: progress)
-            Counter(label: "deferred_host_wakes_total", dimensions: [("host", host.name), ("outcome", wake.woke ? "woken" : "was_up")]).increment()
+            Counter(label: MetricName.hostWakes, dimensions: [("host", host.name), ("outcome", wake.woke ? "woken" : "was_up")]).increment()
             let took = (ContinuousClock.now - began).components
-            Metrics.Timer(label: "deferred_host_wake_seconds", dimensions: [("host", host.name)])
+            Metrics.Timer(label: MetricName.hostWake, dimensions: [("host", host.name)])
                 .recordNanoseconds(took.seconds * 1_000_000_000 + took.attoseconds / 1_000_000_000)
             return wake
         } catch {
-            Counter(label: "deferred_host_wakes_total", dimensions: [("host", host.name), ("outcome", "failed")]).increment()
+            Counter(label: MetricName.hostWakes, dimensions: [("host", host.name), ("outcome", "failed")]).increment()
             throw error
         }
     }

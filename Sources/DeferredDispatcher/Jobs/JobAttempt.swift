@@ -173,7 +173,7 @@ struct JobAttempt: Sendable {
         return JobRunner.Recontact(
             reconnect: { broken throws(SSHError) in
                 if let broken {
-                    Counter(label: "deferred_ssh_reconnects_total", dimensions: [("host", host.name)]).increment()
+                    Counter(label: MetricName.sshReconnects, dimensions: [("host", host.name)]).increment()
                     return try await waker.reconnect(host, replacing: broken)
                 }
                 // A cloud host's address is learnt at its wake, which a restarted server has not seen.

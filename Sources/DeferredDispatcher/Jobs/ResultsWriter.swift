@@ -120,12 +120,12 @@ struct ResultsWriter: Sendable {
 
     /// `/metrics`' figures of a job's end: by end state, and how long it waited and ran.
     static func count(_ job: Job, _ outcome: JobOutcome) {
-        Counter(label: "deferred_jobs_finished_total", dimensions: [("status", outcome.status.rawValue), ("project", job.project)]).increment()
+        Counter(label: MetricName.jobsFinished, dimensions: [("status", outcome.status.rawValue), ("project", job.project)]).increment()
         let waited = outcome.startedAt.timeIntervalSince(job.queuedAt), ran = outcome.finishedAt.timeIntervalSince(outcome.startedAt)
-        Metrics.Timer(label: "deferred_job_wait_seconds").recordNanoseconds(Int64(max(0, waited) * 1e9))
-        Metrics.Timer(label: "deferred_job_run_seconds").recordNanoseconds(Int64(max(0, ran) * 1e9))
+        Metrics.Timer(label: MetricName.jobWait).recordNanoseconds(Int64(max(0, waited) * 1e9))
+        Metrics.Timer(label: MetricName.jobRun).recordNanoseconds(Int64(max(0, ran) * 1e9))
         let bytes = outcome.artifacts.files.reduce(Int64(0)) { $0 + $1.bytes }
-        if bytes > 0 { Counter(label: "deferred_artifact_bytes_total", dimensions: [("project", job.project)]).increment(by: bytes) }
+        if bytes > 0 { Counter(label: MetricName.artifactBytes, dimensions: [("project", job.project)]).increment(by: bytes) }
     }
 
     /// Tries a store write that a long lock (or a failing disk) refuses, with backoff up to

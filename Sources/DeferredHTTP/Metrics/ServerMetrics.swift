@@ -15,20 +15,14 @@ public enum ServerMetrics {
         var factory = PrometheusMetricsFactory(registry: registry)
         let minutes: [Duration] = [.seconds(1), .seconds(5), .seconds(15), .seconds(30), .seconds(60), .seconds(120), .seconds(300),
                                    .seconds(600), .seconds(1200), .seconds(1800), .seconds(3600), .seconds(7200)]
-        factory.durationHistogramBuckets = [jobWait: minutes, jobRun: minutes]
+        factory.durationHistogramBuckets = [MetricName.jobWait: minutes, MetricName.jobRun: minutes]
         MetricsSystem.bootstrap(factory)
     }
-
-    static let webhooks = "deferred_webhooks_received_total"
-    static let scripts = "deferred_scripts_received_total"
-    public static let jobsFinished = "deferred_jobs_finished_total"
-    public static let jobWait = "deferred_job_wait_seconds"
-    public static let jobRun = "deferred_job_run_seconds"
 
     /// A request to the intake, by what was decided: `accepted`, `ignored` or `refused` (with the
     /// HTTP status as its reason). Nothing a sender wrote becomes a label.
     static func received(_ kind: String, outcome: String, reason: String = "") {
-        Counter(label: kind == "script" ? scripts : webhooks, dimensions: [("outcome", outcome), ("reason", reason)]).increment()
+        Counter(label: kind == "script" ? MetricName.scriptsReceived : MetricName.webhooksReceived, dimensions: [("outcome", outcome), ("reason", reason)]).increment()
     }
 
     /// Where the host clocks of the last scrape stopped.
@@ -45,9 +39,9 @@ public enum ServerMetrics {
         let waiting = try await store.jobs(matching: JobQuery(statuses: [.queued], limit: 100_000))
         for project in config.projects {
             let mine = waiting.filter { $0.project == project.name }
-            registry.makeGauge(name: "deferred_queue_depth", labels: [("project", project.name)]).set(Double(mine.count))
+            registry.makeGauge(name: MetricName.queueDepth, labels: [("project", project.name)]).set(Double(mine.count))
             let oldest = mine.map(\.queuedAt).min().map { now.timeIntervalSince($0) } ?? 0
-            registry.makeGauge(name: "deferred_queue_oldest_age_seconds", labels: [("project", project.name)]).set(oldest)
+            registry.makeGauge(name: MetricName.queueOldestAge, labels: [("project", project.name)]).set(oldest)
         }
         let hosts = try await store.hosts()
         let elapsed = clocks.last.withLock { last in
@@ -55,13 +49,13 @@ public enum ServerMetrics {
             return last.map { max(0, now.timeIntervalSince($0)) } ?? 0
         }
         for host in hosts {
-            let awake = registry.makeCounter(name: "deferred_host_awake_seconds_total", labels: [("host", host.name)])
-            let busy = registry.makeCounter(name: "deferred_host_busy_seconds_total", labels: [("host", host.name)])
+            let awake = registry.makeCounter(name: MetricName.hostAwake, labels: [("host", host.name)])
+            let busy = registry.makeCounter(name: MetricName.hostBusy, labels: [("host", host.name)])
             if ![.stopped, .unknown, .unreachable].contains(host.state) { awake.increment(by: elapsed) }
             if host.activeJobs > 0 { busy.increment(by: elapsed) }
         }
         for state in HostState.allCases {
-            registry.makeGauge(name: "deferred_hosts", labels: [("state", state.rawValue)])
+            registry.makeGauge(name: MetricName.hosts, labels: [("state", state.rawValue)])
                 .set(Double(hosts.filter { $0.state == state }.count))
         }
     }
