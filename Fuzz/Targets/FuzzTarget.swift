@@ -18,6 +18,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case allowedSigners = "allowed-signers"
     /// deferred.toml: the TOML parser and the config reader behind it.
     case toml
+    /// The JSON API's list cursor (`/api/jobs?cursor=`).
+    case jobCursor = "job-cursor"
 
     public func run(_ bytes: [UInt8]) {
         switch self {
@@ -29,6 +31,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .sshKeys: SignatureFuzzing.keys(bytes)
         case .allowedSigners: SignatureFuzzing.allowedSigners(bytes)
         case .toml: ConfigFuzzing.run(bytes)
+        case .jobCursor: CursorFuzzing.run(bytes)
         }
     }
 }
