@@ -1,4 +1,5 @@
 import DeferredCore
+import DeferredStore
 import Foundation
 import Hummingbird
 
@@ -20,6 +21,14 @@ public struct APIError: HTTPResponseError, CustomStringConvertible {
         var error = APIError(.serviceUnavailable, "\(waiting) jobs of project '\(project.name)' are waiting for a host (max_queued = \(project.maxQueued)); try again later")
         error.headers[.retryAfter] = "30"
         return error
+    }
+
+    /// A store that fails (a lock, a full disk, a database that is down) passes: the sender
+    /// should try again, not give up.
+    static func storeFailed(_ error: StoreError) -> APIError {
+        var json = APIError(.serviceUnavailable, error.description)
+        json.headers[.retryAfter] = "10"
+        return json
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {

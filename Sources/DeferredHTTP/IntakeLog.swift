@@ -1,4 +1,5 @@
 import DeferredCore
+import DeferredStore
 import Hummingbird
 import Logging
 
@@ -26,6 +27,11 @@ struct IntakeLog {
     func deciding(_ decide: () async throws -> Response) async throws -> Response {
         do {
             return try await decide()
+        } catch let error as StoreError {
+            // Logged as the 503 it is answered with.
+            let refusal = APIError.storeFailed(error)
+            refused(refusal)
+            throw refusal
         } catch {
             refused(error)
             throw error

@@ -24,10 +24,7 @@ struct JSONErrorMiddleware: RouterMiddleware {
             json.headers = error.headers
             throw json
         } catch let error as StoreError {
-            // A lock or a full disk passes: the sender should try again, not give up.
-            var json = APIError(.serviceUnavailable, error.description)
-            json.headers[.retryAfter] = "10"
-            throw json
+            throw APIError.storeFailed(error)
         }
     }
 }

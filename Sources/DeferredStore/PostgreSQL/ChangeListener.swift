@@ -30,26 +30,30 @@ final class ChangeListener: Sendable {
                 do {
                     let connection = try await PostgresConnection.connect(configuration: configuration, id: 2, logger: logger)
                     defer { Task { try? await connection.close() } }
-                    let jobs = try await connection.listen(Self.jobChannel)
-                    let queue = try await connection.listen(Self.queueChannel)
-                    if failures > 0 {
-                        changes.notifyEveryone()
-                        wakeQueue()
-                    }
-                    failures = 0
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask {
-                            for try await note in jobs {
-                                let parts = note.payload.split(separator: " ", maxSplits: 1)
-                                guard parts.count == 2, parts[0] != server else { continue }
-                                changes.notify(JobID(rawValue: String(parts[1])))
+                    // Each channel is listened to for as long as its closure runs: the streams
+                    // end (and are unlistened) with the connection or this task.
+                    try await connection.listen(on: Self.jobChannel) { jobs in
+                        try await connection.listen(on: Self.queueChannel) { queue in
+                            if failures > 0 {
+                                changes.notifyEveryone()
+                                wakeQueue()
+                            }
+                            failures = 0
+                            try await withThrowingTaskGroup(of: Void.self) { group in
+                                group.addTask {
+                                    for try await note in jobs {
+                                        let parts = note.payload.split(separator: " ", maxSplits: 1)
+                                        guard parts.count == 2, parts[0] != server else { continue }
+                                        changes.notify(JobID(rawValue: String(parts[1])))
+                                    }
+                                }
+                                group.addTask {
+                                    for try await note in queue where note.payload != server { wakeQueue() }
+                                }
+                                try await group.next()
+                                group.cancelAll()
                             }
                         }
-                        group.addTask {
-                            for try await note in queue where note.payload != server { wakeQueue() }
-                        }
-                        try await group.next()
-                        group.cancelAll()
                     }
                     // The connection ended: what happens until the next one is heard of below.
                     failures += 1

@@ -35,12 +35,12 @@ extension PostgresJobStore {
     }
 
     /// The first column of the first row, or nil.
-    static func value<T: PostgresDecodable>(_ c: PostgresConnection, _ query: PostgresQuery, as type: T.Type) async throws -> T? {
+    static func value<T: PostgresDecodable & Sendable>(_ c: PostgresConnection, _ query: PostgresQuery, as type: T.Type) async throws -> T? {
         for try await value in try await c.rows(query).decode(T.self) { return value }
         return nil
     }
 
-    static func values<T: PostgresDecodable>(_ c: PostgresConnection, _ query: PostgresQuery, as type: T.Type) async throws -> [T] {
+    static func values<T: PostgresDecodable & Sendable>(_ c: PostgresConnection, _ query: PostgresQuery, as type: T.Type) async throws -> [T] {
         var values: [T] = []
         for try await value in try await c.rows(query).decode(T.self) { values.append(value) }
         return values
