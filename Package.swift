@@ -77,7 +77,8 @@ let package = Package(
         // HTTP out: cloud provider APIs and the `deferred submit` client, through libcurl.
         .target(
             name: "DeferredCloud",
-            dependencies: ["CCurl", "DeferredCore", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CCurl", "DeferredCore", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "Metrics", package: "swift-metrics")]
         ),
         // The client side of scripts: sign, post, follow a result URL (`deferred submit`).
         .target(

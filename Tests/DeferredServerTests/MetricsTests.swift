@@ -83,4 +83,74 @@ import Testing
         #expect(try await Self.query(base, #"deferred_host_busy_seconds_total{host="loopback"}"#) != nil)
         #expect(try await Self.query(base, #"deferred_queue_depth{project="sample"}"#) == 0)
     }
+
+    /// The value of one series of a scrape in Prometheus' text format, nil when it is absent.
+    static func series(_ scrape: String, _ name: String, _ labels: [String: String]) -> Double? {
+        for line in scrape.split(separator: "\n") where line.hasPrefix(name + "{") {
+            guard let close = line.lastIndex(of: "}") else { continue }
+            let inside = line[line.index(line.startIndex, offsetBy: name.count + 1)..<close]
+            let found = Dictionary(inside.split(separator: ",").compactMap { pair -> (String, String)? in
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                return parts.count == 2 ? (String(parts[0]), parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\""))) : nil
+            }, uniquingKeysWith: { $1 })
+            if labels.allSatisfy({ found[$0.key] == $0.value }) {
+                return Double(line[line.index(after: close)...].trimmingCharacters(in: .whitespaces))
+            }
+        }
+        return nil
+    }
+
+    /// A stopped EC2 instance (moto, behind a proxy that throttles and fails at first) woken for
+    /// a job whose SSH connection is dropped midway: `/metrics` counts the wake and how long it
+    /// took, every cloud call by outcome and retry, and the reconnect.
+    @Test func wakesCloudCallsAndReconnectsAreCounted() async throws {
+        let moto = try await ThrowawayMoto.account()
+        let direct = EC2Client(region: "us-east-1", credentials: moto.credentials, endpoint: moto.endpoint)
+        let id = try #require(try await direct.runInstances(EC2LaunchRequest(imageID: "ami-builder", instanceType: "t3.micro")).first?.id)
+        try await direct.stopInstances(ids: [id])
+        #expect(try await CloudHostTests.state(id, direct) == "stopped")
+        let proxy = try await FaultInjectingProxy(to: moto.endpoint, failing: [FaultInjectingProxy.throttling, FaultInjectingProxy.unavailable])
+        defer { proxy.stop() }
+
+        let harness = try await ServerHarness()
+        let marked = ReattachTests.Marked(folder: harness.folder)
+        var environment = BuiltServer.environment()
+        environment["AWS_ACCESS_KEY_ID"] = moto.credentials.accessKeyID
+        environment["AWS_SECRET_ACCESS_KEY"] = moto.credentials.secretAccessKey
+        environment["AWS_SESSION_TOKEN"] = moto.credentials.sessionToken
+        let server = try await BuiltServer.start(
+            harness, project: [#"command = "sh script/job.sh""#],
+            host: [#"provider = "ec2""#, #"instance_id = "\#(id)""#, #"region = "us-east-1""#, #"endpoint = "\#(proxy.endpoint)""#],
+            environment: environment)
+        defer { server.stop() }
+
+        let commit = try await harness.repo.commit(["script/job.sh": marked.script])
+        let body = harness.repo.pushPayload(repository: ServerHarness.repository, ref: "refs/heads/main", commit: commit)
+        let pushed = try await HTTPClient().send(HTTPClientRequest(
+            method: "POST", url: server.base + "/hooks/github",
+            headers: [("Content-Type", "application/json"), ("X-GitHub-Event", "push"), ("X-GitHub-Delivery", UUID().uuidString),
+                      ("X-Hub-Signature-256", WebhookSignature.sign(body: body, secret: BuiltServer.webhookSecret))],
+            body: body, timeout: .seconds(30)))
+        #expect(pushed.status == 202)
+        let answer = (try? JSONSerialization.jsonObject(with: pushed.body)) as? [String: Any] ?? [:]
+        let resultURL = try #require(answer["result_url"] as? String)
+        try await StalledHostTests.eventually("the job starts") { FileManager.default.fileExists(atPath: marked.started) }
+        #expect(ReattachTests.dropConnections(of: harness.sshd.pid) > 0)
+        #expect(FileManager.default.createFile(atPath: marked.release, contents: Data()))
+        let results = try await server.results(at: String(resultURL.dropFirst(server.base.count)))
+        #expect(results["status"] as? String == "succeeded", "\(results)")
+        #expect(marked.runCount == 1)
+
+        let scraped = try await HTTPClient().send(HTTPClientRequest(url: server.base + "/metrics", timeout: .seconds(10)))
+        let text = String(decoding: scraped.body, as: UTF8.self)
+        #expect(Self.series(text, MetricName.hostWakes, ["host": "loopback", "outcome": "woken"]) == 1, "\(text)")
+        #expect(Self.series(text, MetricName.hostWake + "_count", ["host": "loopback"]) == 1, "\(text)")
+        #expect((Self.series(text, MetricName.sshReconnects, ["host": "loopback"]) ?? 0) >= 1, "\(text)")
+        // The proxy's two faults were the first calls: a throttled one and a 5xx, the second a retry.
+        let calls = ["service": "ec2"]
+        #expect(Self.series(text, MetricName.cloudCalls, calls.merging(["outcome": "throttled", "retry": "false"]) { $1 }) == 1, "\(text)")
+        #expect(Self.series(text, MetricName.cloudCalls, calls.merging(["outcome": "server_error", "retry": "true"]) { $1 }) == 1, "\(text)")
+        #expect((Self.series(text, MetricName.cloudCalls, calls.merging(["action": "StartInstances", "outcome": "ok"]) { $1 }) ?? 0) >= 1, "\(text)")
+        #expect(await proxy.faults.injected == 2)
+    }
 }

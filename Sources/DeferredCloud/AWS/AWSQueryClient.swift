@@ -25,7 +25,7 @@ public struct AWSQueryClient: Sendable {
     public func call(_ action: String, _ parameters: [(String, String)]) async throws(CloudError) -> XMLTree {
         let body = ([("Action", action), ("Version", version)] + parameters)
             .map { "\(SigV4.uriEncode($0.0))=\(SigV4.uriEncode($0.1))" }.joined(separator: "&")
-        return try await retry.run(retryingWhen: \.isRetryable) { () async throws(CloudError) -> XMLTree in
+        return try await CloudCallCount.retrying(retry, service: signer.service, action: action) { () async throws(CloudError) -> XMLTree in
             var request = HTTPClientRequest(method: "POST", url: endpoint, headers: [
                 (name: "Content-Type", value: "application/x-www-form-urlencoded; charset=utf-8"),
             ], body: Data(body.utf8))

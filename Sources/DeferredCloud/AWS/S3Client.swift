@@ -176,7 +176,7 @@ public struct S3Client: Sendable {
     private func send(_ method: String, key: String, query: String = "", body: HTTPClientRequest.Body = .bytes(Data()),
                       headers: [(name: String, value: String)] = [], payloadHash: String? = nil,
                       action: String, responseFile: String? = nil) async throws(CloudError) -> HTTPClientResponse {
-        try await retry.run(retryingWhen: \.isRetryable) { () async throws(CloudError) -> HTTPClientResponse in
+        try await CloudCallCount.retrying(retry, service: "s3", action: action) { () async throws(CloudError) -> HTTPClientResponse in
             var request = HTTPClientRequest(method: method, url: url(for: key, query: query), headers: headers, streaming: body,
                                             timeout: transferTimeout)
             let hash: String

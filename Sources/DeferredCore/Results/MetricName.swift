@@ -15,4 +15,5 @@ public enum MetricName {
     public static let hostWakes = "deferred_host_wakes_total"
     public static let hostWake = "deferred_host_wake_seconds"
     public static let sshReconnects = "deferred_ssh_reconnects_total"
+    public static let cloudCalls = "deferred_cloud_api_calls_total"
 }
