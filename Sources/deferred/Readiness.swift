@@ -3,6 +3,7 @@ import DeferredCloud
 import DeferredCore
 import DeferredProviders
 import DeferredSSH
+import DeferredStore
 import Foundation
 
 /// What `check-config` and `serve` (before it binds its port) check beyond the file: what the
@@ -37,6 +38,18 @@ struct Readiness {
             found.append(Finding(line: config.lines["artifacts"], key: "artifacts.store", message: "\(error)"))
         }
         return found
+    }
+
+    /// With `probe`, the store as `serve` would open it: a PostgreSQL database connected to
+    /// and read (its version and schema), never changed. A problem when it cannot be used;
+    /// otherwise a line saying what was found. SQLite is the file `serve` makes: nothing to try.
+    func store(probe: Bool) async -> (problem: Finding?, found: String?) {
+        guard probe, case .postgres(let settings) = config.store.location else { return (nil, nil) }
+        do throws(StoreError) {
+            return (nil, try await PostgresProbe.describe(settings))
+        } catch {
+            return (Finding(line: config.lines["store"], key: "store", message: "\(error)"), nil)
+        }
     }
 
     /// Hosts that do not answer now: a static host whose SSH port takes no connection (with

@@ -1,5 +1,6 @@
 import DeferredCore
 import DeferredDemo
+import DeferredTestSupport
 import Foundation
 import Testing
 
@@ -159,13 +160,13 @@ import Testing
     /// A deferred.toml for `check-config`: the harness's sshd as host `loopback` (on `port`),
     /// project `sample` with `branches`, and `extra` lines at the end.
     static func config(_ harness: ServerHarness, port: Int? = nil, user: String? = nil, branches: String = #"["main"]"#,
-                       extra: [String] = []) throws -> String {
+                       store: [String]? = nil, extra: [String] = []) throws -> String {
         let path = harness.folder + "/check-\(UUID().uuidString.prefix(6)).toml"
         try ([
             "[server]", #"listen = "127.0.0.1:1""#,
-            "[store]", #"url = "sqlite:\#(harness.folder)/check.sqlite""#,
+            "[store]"] + (store ?? [#"url = "sqlite:\#(harness.folder)/check.sqlite""#]) + [
             "[github]", #"secret_env = "DEFERRED_TEST_SECRET""#,
-            "[artifacts]", #"store = "file:\#(harness.folder)/check-artifacts""#,
+            "[artifacts]", #"store = "file:\#(harness.folder)/check-artifacts""#] + (store == nil ? [] : ["shared = true"]) + [
             "[[hosts]]", #"name = "loopback""#, #"address = "127.0.0.1""#, "port = \(port ?? harness.sshd.port)",
             #"user = "\#(user ?? harness.sshd.user)""#, #"identity = "\#(harness.sshd.clientKey)""#, #"known_hosts = "\#(harness.sshd.knownHosts)""#,
             "[[projects]]", #"name = "sample""#, #"repository = "octo-org/sample""#, #"hosts = ["loopback"]"#, "branches = \(branches)",
@@ -215,6 +216,28 @@ import Testing
         let pipedBad = try await Self.deferred(["/bin/sh", "-c", #"printf '[server]\nlisten = 5\n' | "$0" check-config --config -"#, try BuiltServer.executable()],
                                                in: folder, program: "/usr/bin/env")
         #expect(pipedBad.status == 1 && pipedBad.stderr.contains("line 2: server.listen: is an integer, not a string"), "\(pipedBad)")
+    }
+
+    /// check-config --probe connects to a PostgreSQL store as serve would and says what it found,
+    /// creating nothing; a password the database refuses is a problem naming password_env.
+    @Test func checkConfigProbesAPostgreSQLStoreWithoutChangingIt() async throws {
+        let harness = try await ServerHarness()
+        let postgres = try await ThrowawayPostgres.shared()
+        let url = postgres.url(database: try await postgres.makeDatabase())
+        let config = try Self.config(harness, store: [#"url = "\#(url)""#, #"password_env = "\#(ServedStore.passwordVariable)""#])
+        let fine = try await Self.deferred(["check-config", "--probe", "--config", config], in: harness.folder)
+        #expect(fine.status == 0 && fine.stdout.contains("store: PostgreSQL 15") && fine.stdout.contains("no schema yet"), "\(fine)")
+        // Nothing was created: the first serve still finds no schema.
+        let again = try await Self.deferred(["check-config", "--probe", "--config", config], in: harness.folder)
+        #expect(again.stdout.contains("no schema yet"), "\(again)")
+        // Without --probe the database is not asked.
+        let unprobed = try await Self.deferred(["check-config", "--config", config], in: harness.folder)
+        #expect(unprobed.status == 0 && !unprobed.stdout.contains("store:"), "\(unprobed)")
+
+        var wrong = BuiltServer.environment()
+        wrong[ServedStore.passwordVariable] = "not-the-password"
+        let refused = try await Self.deferred(["check-config", "--probe", "--config", config], in: harness.folder, environment: wrong)
+        #expect(refused.status == 1 && refused.stderr.contains("line 3: store:") && refused.stderr.contains("password_env"), "\(refused)")
     }
 
     /// `deferred init` writes a commented file that check-config accepts as it is, once given a
