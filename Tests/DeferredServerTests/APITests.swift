@@ -171,12 +171,13 @@ import Testing
                                                        in: harness.folder, environment: ProcessInfo.processInfo.environment.merging(["REPORT": report]) { $1 })
         let said = (try? String(contentsOfFile: report, encoding: .utf8)) ?? ""
         #expect(status.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "\(said.suffix(6000))")
-        // Every operation it read from the document was tried (it reads all but one of the
-        // document's operations; the route test above holds the document itself).
+        // Every operation of the document was tried but the document's own: schemathesis
+        // (4.32) leaves out the operation at the path it loads the document from (the same
+        // file served from another path counts all 30).
         let document = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: Self.document)) as? [String: Any])
-        let operations = (document["paths"] as? [String: [String: Any]] ?? [:]).values.map(\.count).reduce(0, +)
+        let operations = (document["paths"] as? [String: [String: Any]] ?? [:]).filter { $0.key != "/api/openapi.json" }.values.map(\.count).reduce(0, +)
         let selected = said.split(separator: "\n").first { $0.contains("Selected: ") }.map { String($0.split(separator: " ").last ?? "") } ?? ""
         let parts = selected.split(separator: "/").compactMap { Int($0) }
-        #expect(parts.count == 2 && parts[0] == parts[1] && parts[0] >= operations - 1 && said.contains("Tested: \(parts[0])"), "\(said.suffix(3000))")
+        #expect(parts.count == 2 && parts[0] == parts[1] && parts[0] == operations && said.contains("Tested: \(operations)"), "\(said.suffix(3000))")
     }
 }
