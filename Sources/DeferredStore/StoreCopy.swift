@@ -46,7 +46,8 @@ public enum StoreCopy {
         let source = try SQLiteJobStore(path: sqlitePath, serving: true)
         // Makes the tables (and checks the connection) as a server's start would.
         let target = try await PostgresJobStore(settings: postgres, logger: logger)
-        let counts = try await target.transaction { c -> [(table: String, rows: Int)] in
+        // A big file's copy may take long: its one transaction is not held to a store request's bounds.
+        let counts = try await target.transaction(deadline: PostgresJobStore.Deadline(start: .seconds(60), total: .seconds(24 * 3600))) { c -> [(table: String, rows: Int)] in
             guard try await PostgresJobStore.value(c, "SELECT count(*) FROM job", as: Int.self) == 0,
                   try await PostgresJobStore.value(c, "SELECT count(*) FROM host", as: Int.self) == 0 else {
                 throw StoreError.database("\(postgres) already holds jobs or hosts: copy into an empty database")

@@ -73,5 +73,30 @@ import Testing
         #expect(checks.count.withLock { $0 } == 4)
         #expect(ContinuousClock.now - began >= .milliseconds(800))
     }
-}
 
+    /// A request the pool never serves while it serves others (seen after a database restart)
+    /// is not waited on for ever: three stall limits at most.
+    @Test func aWaitWhileOthersAreServedEndsAfterThreeStallLimits() async throws {
+        let asked = ContinuousClock.now
+        let wait = ConnectionPool.LeaseWait(asked: asked, stallLimit: .seconds(20))
+        // Others served a moment ago: waiting goes on, up to the third stall limit.
+        #expect(wait.goesOn(now: asked + .seconds(21), lastLease: asked + .seconds(20)))
+        #expect(wait.goesOn(now: asked + .seconds(59), lastLease: asked + .seconds(58)))
+        #expect(!wait.goesOn(now: asked + .seconds(60), lastLease: asked + .seconds(59)))
+        // No one served for a stall limit: the pool is stuck, whatever the wait so far.
+        #expect(!wait.goesOn(now: asked + .seconds(25), lastLease: asked + .seconds(5)))
+
+        // Through the race: others are always being served, this request never is.
+        let short = ConnectionPool.LeaseWait(asked: .now, stallLimit: .milliseconds(100))
+        do {
+            let _: Int = try await ConnectionPool.race(start: .milliseconds(100), total: .seconds(60),
+                                                       stillWaiting: { short.goesOn(now: .now, lastLease: .now) }) { _ in
+                await Self.forever()
+                return 1
+            }
+            Issue.record("a request never served gave a value")
+        } catch let stall as ConnectionPool.Stall {
+            #expect(stall.beforeStart)
+        }
+    }
+}

@@ -8,6 +8,12 @@ import Synchronization
 /// behind busy connections is no fault); once it has handed out none for `stallLimit` while
 /// this request waited, the request fails as busy and the pool is started afresh (at most once
 /// per `stallLimit`), so the callers' retries reach a working pool once the database is back.
+///
+/// No request waits for ever: one not served within three `stallLimit`s while others were
+/// fails as busy (its caller asks again, and a new request is served), and work on a connection
+/// ends by `total`. Seen after a database restart: a request asked for while the database was
+/// down was never served, though requests after it were, and the housekeeper's pass waiting on
+/// it held the server's graceful stop for good.
 final class ConnectionPool: Sendable {
     private struct Current {
         var client: PostgresClient
@@ -23,9 +29,21 @@ final class ConnectionPool: Sendable {
     private let lastLease = LeaseClock()
 
     private final class LeaseClock: Sendable {
-        private let last = Mutex<ContinuousClock.Instant>(.now)
-        func leased() { last.withLock { $0 = .now } }
-        func within(_ limit: Duration) -> Bool { last.withLock { ContinuousClock.now - $0 < limit } }
+        private let instant = Mutex<ContinuousClock.Instant>(.now)
+        func leased() { instant.withLock { $0 = .now } }
+        var last: ContinuousClock.Instant { instant.withLock { $0 } }
+        func within(_ limit: Duration) -> Bool { ContinuousClock.now - last < limit }
+    }
+
+    /// How long a request without a deadline of its own waits for its connection: while the
+    /// pool hands connections to others (a queue behind busy ones), up to three stall limits.
+    struct LeaseWait {
+        let asked: ContinuousClock.Instant
+        let stallLimit: Duration
+
+        func goesOn(now: ContinuousClock.Instant, lastLease: ContinuousClock.Instant) -> Bool {
+            now - lastLease < stallLimit && now - asked < stallLimit * 3
+        }
     }
     /// How long a request may wait for a connection before the pool is taken for stuck.
     let stallLimit: Duration
@@ -47,13 +65,12 @@ final class ConnectionPool: Sendable {
         return (client, Task { await client.run() })
     }
 
-    var client: PostgresClient { current.withLock { $0.client } }
 
     /// `body` on a connection of the pool, or `busy`: when none came by the caller's `start`, or
     /// (without one) when the pool handed out none for `stallLimit` (it is then replaced), or
     /// when the work took longer than `total`. The caller is answered at the deadline even if
     /// the pool ignores the cancellation of the request it waits on.
-    func withConnection<T: Sendable>(total: Duration = .seconds(3600), start: Duration? = nil,
+    func withConnection<T: Sendable>(total: Duration = .seconds(120), start: Duration? = nil,
                                       _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let (client, generation) = current.withLock { ($0.client, $0.generation) }
         // A caller's own deadline (intake's 3 s) is kept as it is, and its end says nothing of
@@ -61,11 +78,12 @@ final class ConnectionPool: Sendable {
         let startLimit = start ?? stallLimit
         let lastLease = self.lastLease
         // Without a deadline of the caller's own, waiting goes on while the pool hands out
-        // connections to others.
+        // connections to others, up to three stall limits.
         let progressing: (@Sendable () -> Bool)?
+        let asked = ContinuousClock.now
         if start == nil {
-            let limit = stallLimit
-            progressing = { @Sendable in lastLease.within(limit) }
+            let wait = LeaseWait(asked: asked, stallLimit: stallLimit)
+            progressing = { @Sendable in wait.goesOn(now: .now, lastLease: lastLease.last) }
         } else {
             progressing = nil
         }
@@ -78,8 +96,17 @@ final class ConnectionPool: Sendable {
                 }
             }
         } catch let stall as Stall {
-            if stall.beforeStart, start == nil { replace(ifStill: generation) }
-            throw StoreError.busy(stall.beforeStart ? "no connection to the database within \(startLimit)"
+            let waited = ContinuousClock.now - asked
+            if stall.beforeStart, start == nil {
+                if lastLease.within(stallLimit) {
+                    logger.warning("a store request was not given a connection in \(waited) while others were; it fails as busy and is asked again")
+                } else {
+                    replace(ifStill: generation)
+                }
+            } else if !stall.beforeStart {
+                logger.warning("store work on a connection did not end within \(total); it fails as busy")
+            }
+            throw StoreError.busy(stall.beforeStart ? "no connection to the database within \(waited)"
                                                     : "the database did not answer within \(total)")
         }
     }

@@ -16,7 +16,6 @@ import Synchronization
 public final class PostgresJobStore: JobStore {
     /// The connections, in a pool that is started afresh if it stops handing them out.
     let pool: ConnectionPool
-    var client: PostgresClient { pool.client }
     let logger: Logger
 
     /// Wakes listeners of a job's feed after its events or output change.
