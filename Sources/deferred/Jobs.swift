@@ -1,6 +1,7 @@
 import ArgumentParser
 import DeferredClient
 import Foundation
+import Synchronization
 
 /// `deferred jobs`, in the manner of `gh run`: the server's jobs through its JSON API, from
 /// anywhere that reaches the server with the admin token.
@@ -104,14 +105,19 @@ struct Jobs: AsyncParsableCommand {
             let job = try await client.get("/api/jobs/" + Jobs.escaped(id))["job"] as? [String: Any] ?? [:]
             let status = Jobs.text(job["status"])
             let ended = !["queued", "waiting_for_host", "running"].contains(status)
-            if follow, !ended, let events = job["events_url"] as? String {
+            // Followed over the event stream even when the job ended meanwhile: its streams
+            // stay apart (stderr to stderr), the same whether the job ended a moment ago or not.
+            if follow, let events = job["events_url"] as? String {
+                let printed = Atomic<Bool>(false)
                 let streamed = await EventFollower().follow(events) { event in
                     if case .output(let stream, let text) = event {
+                        printed.store(true, ordering: .relaxed)
                         (stream == "stderr" ? FileHandle.standardError : FileHandle.standardOutput).write(Data(text.utf8))
                     }
                 }
-                guard streamed else { throw refuse("the server's event stream could not be followed (a proxy that buffers?); try again once the job ended") }
-                return
+                if streamed { return }
+                // The whole log instead only when none of it was printed.
+                guard ended, !printed.load(ordering: .relaxed) else { throw refuse("the server's event stream could not be followed (a proxy that buffers?); try again once the job ended") }
             }
             guard ended else {
                 throw refuse("job \(id) is \(status): its log is whole once it ends; --follow shows its output as it comes")

@@ -92,7 +92,7 @@ final class ConnectionPool: Sendable {
                 try await client.withConnection { connection in
                     lastLease.leased()
                     started()
-                    return try await body(connection)
+                    return try await Self.untilClosed(connection, body)
                 }
             }
         } catch let stall as Stall {
@@ -141,15 +141,7 @@ final class ConnectionPool: Sendable {
     static func race<T: Sendable>(start: Duration, total: Duration, stillWaiting: (@Sendable () -> Bool)? = nil,
                                   _ work: @escaping @Sendable (_ started: @escaping @Sendable () -> Void) async throws -> T) async throws -> T {
         let started = Flag()
-        let outcome = Outcome<T>()
-        let worker = Task {
-            do {
-                outcome.finish(.success(try await work { started.set() }))
-            } catch {
-                outcome.finish(.failure(error))
-            }
-        }
-        let timer = Task {
+        return try await watched({ try await work { started.set() } }) { fail in
             try? await Task.sleep(for: start)
             guard !Task.isCancelled else { return }
             while !started.isSet, stillWaiting?() == true {
@@ -157,16 +149,49 @@ final class ConnectionPool: Sendable {
                 guard !Task.isCancelled else { return }
             }
             if !started.isSet {
-                outcome.finish(.failure(Stall(beforeStart: true)))
+                fail(Stall(beforeStart: true))
             } else {
                 try? await Task.sleep(for: total - start)
                 guard !Task.isCancelled else { return }
-                outcome.finish(.failure(Stall(beforeStart: false)))
+                fail(Stall(beforeStart: false))
             }
-            worker.cancel()
+        }
+    }
+
+    /// `body` on `connection`, or a `busy` error as soon as the connection closes. A statement
+    /// sent on a connection the database has just cut (a restart's "terminating connection")
+    /// is never answered by postgres-nio (seen with 1.33: a ROLLBACK after the cut waited for
+    /// good); the caller is answered at the close instead, and that statement is left behind.
+    static func untilClosed<T: Sendable>(_ connection: PostgresConnection,
+                                         _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        // Looked at every tenth of a second, not awaited: a wait on the close future would
+        // outlive the work on a connection the pool keeps for hours, one wait per transaction.
+        try await watched({ try await body(connection) }) { fail in
+            while !Task.isCancelled, !connection.isClosed {
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+            guard !Task.isCancelled else { return }
+            fail(StoreError.busy("the database closed the connection"))
+        }
+    }
+
+    /// `work` in a task of its own, answered by whichever comes first: its end, or `watch`
+    /// failing it. The caller never waits on a work that ignores cancellation; the watch is
+    /// cancelled once the answer is in.
+    private static func watched<T: Sendable>(_ work: @escaping @Sendable () async throws -> T,
+                                             by watch: @escaping @Sendable (_ fail: @escaping @Sendable (any Error) -> Void) async -> Void) async throws -> T {
+        let outcome = Outcome<T>()
+        let worker = Task {
+            do { outcome.finish(.success(try await work())) } catch { outcome.finish(.failure(error)) }
+        }
+        let watcher = Task {
+            await watch { error in
+                outcome.finish(.failure(error))
+                worker.cancel()
+            }
         }
         return try await withTaskCancellationHandler {
-            defer { timer.cancel() }
+            defer { watcher.cancel() }
             return try await outcome.value()
         } onCancel: {
             worker.cancel()
