@@ -59,7 +59,6 @@ enum Server {
             throw ValidationError("\(error)")
         }
     }
-
 }
 
 import ArgumentParser

@@ -36,8 +36,12 @@ public struct AWSError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// Worth trying again after a pause: throttling and the service's own failures.
     public var isRetryable: Bool {
-        [.throttling, .requestLimitExceeded, .serviceUnavailable, .internalError].contains(code)
-            || code.rawValue.hasSuffix("Throttling") || status >= 500
+        isThrottling || [.serviceUnavailable, .internalError].contains(code) || status >= 500
+    }
+
+    /// The API asked for fewer requests (any service's spelling of it, or a bare 429).
+    public var isThrottling: Bool {
+        [.throttling, .requestLimitExceeded].contains(code) || code.rawValue.hasSuffix("Throttling") || status == 429
     }
 
     /// Spot capacity or price said no: on-demand may still say yes.

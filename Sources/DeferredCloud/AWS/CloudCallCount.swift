@@ -26,8 +26,7 @@ enum CloudCallCount {
     static func outcome(of error: CloudError) -> String {
         switch error {
         case .transport: "unreachable"
-        case .api(let error) where error.status == 429 || error.code == .throttling || error.code == .requestLimitExceeded
-            || error.code.rawValue.hasSuffix("Throttling"): "throttled"
+        case .api(let error) where error.isThrottling: "throttled"
         case .api(let error): error.status >= 500 ? "server_error" : "refused"
         case .unreadable(_, let status, _): status >= 500 ? "server_error" : "refused"
         }

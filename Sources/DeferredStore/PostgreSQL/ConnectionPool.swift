@@ -9,11 +9,10 @@ import Synchronization
 /// this request waited, the request fails as busy and the pool is started afresh (at most once
 /// per `stallLimit`), so the callers' retries reach a working pool once the database is back.
 ///
-/// No request waits for ever: one not served within three `stallLimit`s while others were
-/// fails as busy (its caller asks again, and a new request is served), and work on a connection
-/// ends by `total`. Seen after a database restart: a request asked for while the database was
-/// down was never served, though requests after it were, and the housekeeper's pass waiting on
-/// it held the server's graceful stop for good.
+/// No request waits for ever: work on a connection fails as busy as soon as the database cuts
+/// it (`untilClosed`: seen at a database restart, a transaction under way then waited for good),
+/// and ends by `total` whatever it waits on; a request not served within three `stallLimit`s
+/// while others were fails as busy too (its caller asks again), a guard only.
 final class ConnectionPool: Sendable {
     private struct Current {
         var client: PostgresClient
@@ -64,7 +63,6 @@ final class ConnectionPool: Sendable {
         let client = PostgresClient(configuration: configuration, backgroundLogger: background)
         return (client, Task { await client.run() })
     }
-
 
     /// `body` on a connection of the pool, or `busy`: when none came by the caller's `start`, or
     /// (without one) when the pool handed out none for `stallLimit` (it is then replaced), or

@@ -14,14 +14,13 @@ public enum PostgresProbe {
             let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
             defer { Task { try? await connection.close() } }
             let version = try await PostgresJobStore.value(connection, "SHOW server_version", as: String.self) ?? "?"
-            let known = PostgresSchema.migrations.last?.version ?? 0
+            let known = PostgresSchema.newestKnown
             let hasSchema = try await PostgresJobStore.value(connection, "SELECT to_regclass('deferred_migration') IS NOT NULL", as: Bool.self) ?? false
             let newest = hasSchema ? try await PostgresJobStore.value(connection, "SELECT max(version) FROM deferred_migration", as: Int.self) : nil
             let schema: String
             switch newest {
             case nil: schema = "no schema yet (the first serve creates it)"
-            case let found? where found > known:
-                throw StoreError.corrupt("the database's schema is version \(found), newer than this deferred knows (\(known)); run the newer deferred")
+            case let found? where found > known: throw PostgresSchema.tooNew(found)
             case let found? where found < known: schema = "schema v\(found) (the next serve migrates it to v\(known))"
             case let found?: schema = "schema v\(found), up to date"
             }

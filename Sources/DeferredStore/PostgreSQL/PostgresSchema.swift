@@ -185,6 +185,14 @@ enum PostgresSchema {
     /// Any number, the same in every server: the advisory lock migrations run under.
     static let migrationLock: Int64 = 0x6465_6665_7272_6564 // "deferred"
 
+    /// The newest schema this deferred knows.
+    static var newestKnown: Int { migrations.last?.version ?? 0 }
+
+    /// A database a newer deferred has migrated: this one must not write to it.
+    static func tooNew(_ found: Int) -> StoreError {
+        .corrupt("the database's schema is version \(found), newer than this deferred knows (\(newestKnown)); run the newer deferred")
+    }
+
     static func migrate(_ connection: PostgresConnection, logger: Logger) async throws {
         try await connection.query("BEGIN", logger: logger)
         do {
@@ -197,9 +205,7 @@ enum PostgresSchema {
             for try await version in try await connection.query("SELECT version FROM deferred_migration", logger: logger).decode(Int.self) {
                 applied.insert(version)
             }
-            if let newest = applied.max(), newest > (migrations.last?.version ?? 0) {
-                throw StoreError.corrupt("the database's schema is version \(newest), newer than this deferred knows; run the newer deferred")
-            }
+            if let newest = applied.max(), newest > newestKnown { throw tooNew(newest) }
             for migration in migrations where !applied.contains(migration.version) {
                 for statement in migration.sql {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
