@@ -6,12 +6,12 @@ import Foundation
 
 // Jobs through one host, with the release `deferred serve` against a throwaway sshd: N signed
 // scripts of `true` (default 200) with `max_jobs` M (default 4), beside `xargs -P M` running
-// `ssh` over one OpenSSH ControlMaster with deferred's own remote commands for each job (start
-// and follow, collect, forget: `JobCommands`, the same text the runner sends). Twice: with the
-// remote user's rc files as they are (HOME is the user's own) and with them skipped (an empty
-// HOME). Measured: jobs per minute from the first post (the first xargs start) to the last
-// job's stored end (the last collect's end; the trailing clean-up of the host is counted by
-// neither), and each job's own time from its start to its end, p50 and p90.
+// `ssh` over one OpenSSH ControlMaster with deferred's own remote commands for each job (start,
+// follow and collect in one exec, then forget: `JobCommands`, the same text the runner sends).
+// Twice: with the remote user's rc files as they are (HOME is the user's own) and with them
+// skipped (an empty HOME). Measured: jobs per minute from the first post (the first xargs
+// start) to the last job's stored end (the end of the last start; the trailing clean-up of the
+// host is counted by neither), and each job's own time from its start to its end, p50 and p90.
 // Usage: deferred-bench dispatch [N] [M]
 func dispatchBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     let numbers = arguments.compactMap { Int($0) }
@@ -87,7 +87,7 @@ extension ReattachRig {
     }
 
     /// The same jobs by hand: `xargs -P slots` runs a small script per job that sends
-    /// deferred's own start, collect and forget commands over one ControlMaster.
+    /// deferred's own start (which collects too) and forget commands over one ControlMaster.
     func peerDispatch(_ count: Int, slots: Int, trigger: Trigger) async throws -> Throughput {
         let project = ProjectConfig(name: "bench", repository: "bench/bench", command: nil, hosts: ["loopback"])
         let work = folder + "/peer"
@@ -97,17 +97,15 @@ extension ReattachRig {
             let start = JobCommands.start(job, project: project, attempt: 1)
             try start.command.write(toFile: "\(work)/\(index).start", atomically: false, encoding: .utf8)
             try Data(start.stdin).write(to: URL(fileURLWithPath: "\(work)/\(index).stdin"))
-            try JobCommands.collect(job.id).write(toFile: "\(work)/\(index).collect", atomically: false, encoding: .utf8)
             try JobCommands.forget([job.id]).write(toFile: "\(work)/\(index).forget", atomically: false, encoding: .utf8)
         }
         try (0..<count).map(String.init).joined(separator: "\n").appending("\n").write(toFile: work + "/list", atomically: false, encoding: .utf8)
         // $1 the folder, $2 the job's index, then the ssh command line. Times in seconds since
-        // the epoch: its start, and the end of its collect.
+        // the epoch: its start, and the end of its start exec, which collects the job.
         try #"""
             d=$1 i=$2; shift 2
             s=$(date +%s.%N)
             "$@" "$(cat "$d/$i.start")" < "$d/$i.stdin" > /dev/null 2>&1 || echo "$i start $?" >> "$d/failed"
-            "$@" "$(cat "$d/$i.collect")" < /dev/null > /dev/null 2>&1 || echo "$i collect $?" >> "$d/failed"
             e=$(date +%s.%N)
             "$@" "$(cat "$d/$i.forget")" < /dev/null > /dev/null 2>&1
             echo "$i $s $e" >> "$d/times"

@@ -6,6 +6,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case tar
     /// The collect command's whole stdout: phase, status and resources lines, then the tar.
     case collect
+    /// A job's start or reattach stdout: its framed output, then the collect stream.
+    case jobStream = "job-stream"
     /// A GitHub push webhook's body, and the decision taken on it.
     case pushPayload = "push-payload"
     /// A posted script's JSON body, its interpreter and its signature.
@@ -25,6 +27,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         switch self {
         case .tar: TarFuzzing.run(bytes)
         case .collect: TarFuzzing.collect(bytes)
+        case .jobStream: JobStreamFuzzing.run(bytes)
         case .pushPayload: PayloadFuzzing.push(bytes)
         case .scriptPayload: PayloadFuzzing.script(bytes)
         case .sshSignature: SignatureFuzzing.signature(bytes)

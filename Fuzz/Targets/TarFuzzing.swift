@@ -8,7 +8,7 @@ enum TarFuzzing {
     nonisolated(unsafe) private static var scratch: String?
 
     static func run(_ bytes: [UInt8]) {
-        let base = folder()
+        let base = scratchFolder()
         defer { try? FileManager.default.removeItem(atPath: base) }
         guard let unpacker = unpacker(in: base) else { return }
         let split = splitPoint(bytes)
@@ -20,7 +20,7 @@ enum TarFuzzing {
 
     /// The collect command's stdout as a host sends it, header lines first, in two pieces.
     static func collect(_ bytes: [UInt8]) {
-        let base = folder()
+        let base = scratchFolder()
         defer { try? FileManager.default.removeItem(atPath: base) }
         guard let unpacker = unpacker(in: base) else { return }
         var stream = CollectStream(unpacker: unpacker)
@@ -30,7 +30,7 @@ enum TarFuzzing {
         _ = (stream.phase, stream.exitStatus, stream.resources, unpacker.collected)
     }
 
-    private static func unpacker(in base: String) -> ArtifactUnpacker? {
+    static func unpacker(in base: String) -> ArtifactUnpacker? {
         try? ArtifactUnpacker(destination: base + "/out", limits: .init(maxBytes: 64 << 10, maxFiles: 20))
     }
 
@@ -39,7 +39,8 @@ enum TarFuzzing {
         bytes.isEmpty ? 0 : Int(bytes[0]) * bytes.count / 256
     }
 
-    private static func folder() -> String {
+    /// A scratch folder, one for the whole process.
+    static func scratchFolder() -> String {
         scratch ?? {
             let shared = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
             let path = "\(shared)/deferred-fuzz-tar-\(getpid())"

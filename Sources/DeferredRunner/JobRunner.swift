@@ -90,12 +90,13 @@ public struct JobRunner: Sendable {
         // What arrived over every connection the job was followed on, in order.
         let received = Mutex(ReceivedBytes(stdout: position.stdout, stderr: position.stderr,
                                            stdoutTail: resumption.stdoutTail, stderrTail: resumption.stderrTail))
-        let record: @Sendable (SSHExecEvent) -> Void = { event in
-            received.withLock { $0.take(event) }
+        let record: @Sendable (SSHExecEvent, Bool) -> Void = { event, counted in
+            received.withLock { $0.take(event, counted: counted) }
             guard let slice = budget.admit(event) else { return }
             log.append(slice)
             onOutput(slice)
         }
+        let limits = ArtifactUnpacker.Limits(maxBytes: project.maxArtifactBytes, maxFiles: project.maxArtifactFiles)
         var reach = reaching
         var command = start?.command ?? "", stdin = start?.stdin ?? []
         var run = Execution(exit: SSHExit(status: nil, signal: nil))
@@ -126,7 +127,8 @@ public struct JobRunner: Sendable {
             }
             host = session.endpoint.host
             do throws(RunnerError) {
-                let part = try await execute(command, stdin: stdin, job: job, deadline: deadline, cancel: cancel, on: session, onOutput: record)
+                let part = try await execute(command, stdin: stdin, job: job, deadline: deadline, cancel: cancel, on: session,
+                                             artifacts: (files.artifacts, limits), onOutput: record)
                 run.finish(part)
                 break following
             } catch .ssh where recontact != nil {
@@ -162,13 +164,13 @@ public struct JobRunner: Sendable {
             return outcome
         }
         guard case .connected(var session) = reach else { preconditionFailure("followed to the end over a connection") }
-        let limits = ArtifactUnpacker.Limits(maxBytes: project.maxArtifactBytes, maxFiles: project.maxArtifactFiles)
-        var collected: Collected
+        // Collected in the same exec as a rule; on its own only when that stream was cut short
+        // or could not be unpacked here.
+        var collected = run.collected.map { self.collected(from: $0, files: files, said: run.collectSaid) }
         var unwritable = 0
-        while true {
+        while collected == nil {
             do throws(RunnerError) {
                 collected = try await collect(job, into: files, limits: limits, on: session)
-                break
             } catch .artifactsUnwritable(let folder, let reason) {
                 // The command ran: it is not run again for want of room on the server. Its
                 // folder waits on the host while the server's disk may clear (about 30 s).
@@ -193,7 +195,7 @@ public struct JobRunner: Sendable {
                 session = fresh
             }
         }
-        var outcome = outcome(of: run, collected: collected, started: started, timeout: project.timeoutMinutes)
+        var outcome = outcome(of: run, collected: collected!, started: started, timeout: project.timeoutMinutes)
         outcome.outputCut = budget.cut
         if let by = cancel?.raisedBy {
             // Killed on request: its output and artifacts so far are in the outcome.
@@ -271,12 +273,18 @@ public struct JobRunner: Sendable {
         var abandoned = false
         /// The host did not answer for its host_wait_minutes (before the job's timeout).
         var unanswered = false
+        /// The collect stream sent after the command's end in the same exec, as unpacked.
+        var collected: CollectStream.Read?
+        /// What the host's stderr said while it collected.
+        var collectSaid: [UInt8] = []
 
         /// The end of the last exec of the job (the one that followed it to its end).
         mutating func finish(_ last: Execution) {
             exit = last.exit
             timedOut = timedOut || last.timedOut
             abandoned = last.abandoned
+            collected = last.collected
+            collectSaid = last.collectSaid
         }
     }
 
@@ -288,10 +296,11 @@ public struct JobRunner: Sendable {
         var stdoutTail: OutputTail
         var stderrTail: OutputTail
 
-        mutating func take(_ event: SSHExecEvent) {
+        /// `counted`: the bytes are of the job's output files (not the start script's own stderr).
+        mutating func take(_ event: SSHExecEvent, counted: Bool) {
             switch event {
-            case .stdout(let bytes): stdout += Int64(bytes.count); stdoutTail.append(bytes)
-            case .stderr(let bytes): stderr += Int64(bytes.count); stderrTail.append(bytes)
+            case .stdout(let bytes): stdout += counted ? Int64(bytes.count) : 0; stdoutTail.append(bytes)
+            case .stderr(let bytes): stderr += counted ? Int64(bytes.count) : 0; stderrTail.append(bytes)
             case .exit: break
             }
         }
@@ -310,7 +319,7 @@ public struct JobRunner: Sendable {
     /// kills it the same way, and the command is followed to its end.
     private func execute(
         _ command: String, stdin: [UInt8], job: Job, deadline: ContinuousClock.Instant, cancel: CancelSignal?, on session: SSHSession,
-        onOutput: @escaping @Sendable (SSHExecEvent) -> Void
+        artifacts: (folder: String, limits: ArtifactUnpacker.Limits), onOutput: @escaping @Sendable (SSHExecEvent, Bool) -> Void
     ) async throws(RunnerError) -> Execution {
         let killCommand = killCommand(job.id), giveUpAfter = .seconds(killGrace) + stallGrace
         let timeout = max(deadline - ContinuousClock.now, .zero)
@@ -324,7 +333,7 @@ public struct JobRunner: Sendable {
             kills.withLock { $0.append(task) }
         }
         let race = await withTaskGroup(of: Race.self) { group -> Race in
-            group.addTask { .ended(await Self.follow(command, stdin: stdin, on: session, onOutput: onOutput)) }
+            group.addTask { .ended(await Self.follow(command, stdin: stdin, on: session, artifacts: artifacts, onOutput: onOutput)) }
             group.addTask {
                 do { try await Task.sleep(for: timeout) } catch { return .timerStopped }
                 fired.raise()
@@ -364,20 +373,27 @@ public struct JobRunner: Sendable {
         }
     }
 
-    /// Reads the start or reattach command's stream to its end, handing the output on.
+    /// Reads the start or reattach command's stream to its end (`ExecReader`): the output goes
+    /// on as it comes, the collect stream after the command's end into the artifacts folder.
     private static func follow(_ command: String, stdin: [UInt8], on session: SSHSession,
-                               onOutput: @Sendable (SSHExecEvent) -> Void) async -> Result<Execution, RunnerError> {
+                               artifacts: (folder: String, limits: ArtifactUnpacker.Limits),
+                               onOutput: @escaping @Sendable (SSHExecEvent, Bool) -> Void) async -> Result<Execution, RunnerError> {
+        let reader = Mutex(ExecReader(artifacts: artifacts.folder, limits: artifacts.limits))
         var result = Execution(exit: SSHExit(status: nil, signal: nil))
         do {
-            for try await event in session.execute(command, stdin: stdin) {
-                onOutput(event)
-                if case .exit(let exit) = event { result.exit = exit }
+            try await session.stream(command, stdin: stdin) { slice in
+                reader.withLock { $0.take(slice, output: onOutput) }
             }
-            return .success(result)
         } catch {
             if error is CancellationError || Task.isCancelled { return .failure(.cancelled) }
             return .failure(.ssh(error as? SSHError ?? .connectionLost(host: session.endpoint.host, reason: "\(error)")))
         }
+        reader.withLock { reader in
+            result.exit.status = reader.verdict
+            result.collected = reader.finish()
+            result.collectSaid = reader.collectSaid
+        }
+        return .success(result)
     }
 
     private struct Collected {
@@ -389,16 +405,15 @@ public struct JobRunner: Sendable {
         var artifacts: CollectedArtifacts
     }
 
-    /// One exec: the phase the job reached (the first line of stdout), then the artifacts folder
-    /// as a tar stream, unpacked as it arrives, then the job folder is removed.
+    /// One exec of its own (when the start's or reattach's collect stream was cut or could not be
+    /// unpacked): the phase the job reached and its status, then the artifacts folder as a tar
+    /// stream, unpacked as it arrives.
     private func collect(_ job: Job, into files: JobFiles, limits: ArtifactUnpacker.Limits,
                          on session: SSHSession) async throws(RunnerError) -> Collected {
         let command = JobCommands.collect(job.id)
         let reader: Mutex<CollectStream>
         do {
-            // What an earlier try unpacked goes: this one unpacks the whole folder again.
-            if FileManager.default.fileExists(atPath: files.artifacts) { try FileManager.default.removeItem(atPath: files.artifacts) }
-            reader = Mutex(CollectStream(unpacker: try ArtifactUnpacker(destination: files.artifacts, limits: limits)))
+            reader = Mutex(try CollectStream.fresh(in: files.artifacts, limits: limits))
         } catch {
             throw .artifactsUnwritable(folder: files.artifacts, reason: "\(error)")
         }
@@ -409,13 +424,15 @@ public struct JobRunner: Sendable {
             if error is CancellationError || Task.isCancelled { throw .cancelled }
             throw .ssh(error as? SSHError ?? .connectionLost(host: session.endpoint.host, reason: "\(error)"))
         }
-        var (phase, status, resources, artifacts) = reader.withLock { reader in
-            reader.unpacker.finish()
-            return (reader.phase ?? "missing", reader.exitStatus, reader.resources, reader.unpacker.collected)
-        }
+        return collected(from: reader.withLock { $0.finish() }, files: files, said: stderr)
+    }
+
+    /// What a read collect stream tells, with what the host's stderr said meanwhile.
+    private func collected(from stream: CollectStream.Read, files: JobFiles, said stderr: [UInt8]) -> Collected {
+        var artifacts = stream.artifacts
         let said = String(decoding: stderr, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         if !said.isEmpty { artifacts.refused.append(.init(path: "…", reason: "tar on the host said: \(said.suffix(2000))")) }
-        return Collected(phase: phase, exitStatus: status, resources: resources,
+        return Collected(phase: stream.phase ?? "missing", exitStatus: stream.exitStatus, resources: stream.resources,
                          result: readResult(in: files, artifacts: artifacts), artifacts: artifacts)
     }
 

@@ -30,9 +30,11 @@ enum RemoteScripts {
     }
 
     /// The follower: $1 and $2 are the bytes of stdout and stderr the server already has.
-    /// Copies what the command adds to each file past them, to the channel's stdout and
-    /// stderr, until the command has ended and both files are drained.
-    private static let follower = #"""
+    /// Copies what the command adds to each file past them to the channel's stdout, in frames
+    /// (`JobStream`: `o <n>` or `e <n>` and n bytes), until the command has ended and both files
+    /// are drained; returns 0, or 92 when the command's processes vanished with no status. Then
+    /// `collect_and_exit` sends the collect stream after it, in the same exec.
+    private static let follower = collector + #"""
     follow() {
       o1=$1 o2=$2 idle=0
       while :; do
@@ -44,11 +46,11 @@ enum RemoteScripts {
         fi
         moved=0
         n=$(wc -c < "$job_dir/stdout") || exit 90
-        if [ "$n" -gt "$o1" ]; then tail -c +$((o1 + 1)) "$job_dir/stdout" | head -c $((n - o1)); o1=$n; moved=1; fi
+        if [ "$n" -gt "$o1" ]; then printf 'o %s\n' $((n - o1)); tail -c +$((o1 + 1)) "$job_dir/stdout" | head -c $((n - o1)); o1=$n; moved=1; fi
         n=$(wc -c < "$job_dir/stderr") || exit 90
-        if [ "$n" -gt "$o2" ]; then tail -c +$((o2 + 1)) "$job_dir/stderr" | head -c $((n - o2)) >&2; o2=$n; moved=1; fi
-        [ $ended = 1 ] && exit 0
-        [ $ended = 2 ] && exit 92
+        if [ "$n" -gt "$o2" ]; then printf 'e %s\n' $((n - o2)); tail -c +$((o2 + 1)) "$job_dir/stderr" | head -c $((n - o2)); o2=$n; moved=1; fi
+        [ $ended = 1 ] && return 0
+        [ $ended = 2 ] && return 92
         # Quiet: look again soon at first (most of a short job's wait is for its end, which
         # comes just after its last output or its start), then every 50 ms.
         if [ $moved = 1 ]; then idle=0; else
@@ -75,7 +77,7 @@ enum RemoteScripts {
     echo $$ > "$job_dir/prepare_pid"
     # Written whole or not at all: collect and reattach read it while the job runs.
     phase() { printf '%s\n' "$1" > "$job_dir/phase.part" && mv "$job_dir/phase.part" "$job_dir/phase"; }
-    fail() { phase "$1"; printf 'deferred: %s\n' "$2" >&2; exit 97; }
+    fail() { phase "$1"; printf 'deferred: %s\n' "$2" >&2; collect_and_exit 97; }
     # A cgroup v2 folder of the job's own, where the host lets us make one: every process the
     # job starts stays in it, a child that calls setsid included, so the kill script reaches
     # them all. Its path goes to "scope"; nothing is printed where cgroups are not ours to make.
@@ -109,6 +111,7 @@ enum RemoteScripts {
         printf "%s\n" "$s" > "$0/exit.part" && mv "$0/exit.part" "$0/exit"' \
         "$job_dir" "$scope" "$@" </dev/null >>"$job_dir/stdout" 2>>"$job_dir/stderr" &
       follow 0 0
+      collect_and_exit $?
     }
 
     """#
@@ -172,6 +175,7 @@ enum RemoteScripts {
     started || exit 91
     [ -f "$job_dir/stdout" ] && [ -f "$job_dir/stderr" ] || exit 90
     follow "$2" "$3"
+    collect_and_exit $?
     """#
 
     /// $1 the set-up script's SHA-256. Runs the script from standard input once per host and
@@ -214,28 +218,44 @@ enum RemoteScripts {
     exit 0
     """#
 
-    /// $1 job id. Prints the phase reached and the command's exit status ("-" when none was
-    /// written) as the first line of stdout, "resources", the command's CPU times (the
+    /// `collect_files` prints the phase reached and the command's exit status ("-" when none
+    /// was written) as the first line of stdout, "resources", the command's CPU times (the
     /// children's line of `times`) and its peak memory as the second, then streams the
     /// artifacts folder as one tar archive (links stay links, for the server to refuse). The
     /// job folder stays, marked `collected`, until the server has stored the job's end
     /// (`forget`): a server stopped in between collects it again rather than run it again.
-    static let collect = #"""
+    /// `collect_and_exit` sends `c <verdict>` first, then the same, and exits with the verdict.
+    private static let collector = #"""
+    collect_files() (
+      cd "$job_dir" 2>/dev/null || { printf 'missing -\nresources - - -\n'; exit 0; }
+      p=$(head -n 1 phase 2>/dev/null); e=$(head -n 1 exit 2>/dev/null); printf '%s %s\n' "${p:-missing}" "${e:--}"
+      t=$(sed -n 2p times 2>/dev/null); m=$(head -n 1 memory_peak 2>/dev/null); printf 'resources %s %s\n' "${t:-- -}" "${m:--}"
+      # tar's complaints reach the server after the archive, apart from the job's output.
+      if [ -d artifacts ]; then tar -cf - -C artifacts . 2>tar.err || { s=$?; cat tar.err; echo "tar exited with status $s"; } >&2; fi
+      # The job's scope goes once nothing runs in it (a folder with processes cannot be removed);
+      # a member that just died may take a moment to be reaped. What a finished job left
+      # running on purpose keeps its scope.
+      if [ -s scope ]; then
+        s=$(cat scope); i=0
+        until [ ! -d "$s" ] || rmdir "$s" 2>/dev/null || [ $i -ge 20 ] || grep -q '^populated 1' "$s/cgroup.events" 2>/dev/null; do
+          sleep 0.1; i=$((i+1))
+        done
+      fi
+      : > collected
+    )
+    collect_and_exit() {
+      printf 'c %s\n' "$1"
+      collect_files
+      exit "$1"
+    }
+
+    """#
+
+    /// $1 job id. Collects a job on its own (`collect_files`): for a start or reattach whose
+    /// collect stream was cut or could not be stored.
+    static let collect = collector + #"""
     job_dir="$HOME/.deferred/jobs/$1"
-    cd "$job_dir" 2>/dev/null || { printf 'missing -\nresources - - -\n'; exit 0; }
-    p=$(head -n 1 phase 2>/dev/null); e=$(head -n 1 exit 2>/dev/null); printf '%s %s\n' "${p:-missing}" "${e:--}"
-    t=$(sed -n 2p times 2>/dev/null); m=$(head -n 1 memory_peak 2>/dev/null); printf 'resources %s %s\n' "${t:-- -}" "${m:--}"
-    if [ -d artifacts ]; then tar -cf - -C artifacts . || echo "tar exited with status $?" >&2; fi
-    # The job's scope goes once nothing runs in it (a folder with processes cannot be removed);
-    # a member that just died may take a moment to be reaped. What a finished job left
-    # running on purpose keeps its scope.
-    if [ -s scope ]; then
-      s=$(cat scope); i=0
-      until [ ! -d "$s" ] || rmdir "$s" 2>/dev/null || [ $i -ge 20 ] || grep -q '^populated 1' "$s/cgroup.events" 2>/dev/null; do
-        sleep 0.1; i=$((i+1))
-      done
-    fi
-    : > collected
+    collect_files
     """#
 
     /// Job ids, each of a job whose end is stored: their folders go. So do folders collected

@@ -240,6 +240,14 @@ public actor SSHSession {
         return (stderr, exit)
     }
 
+    /// Runs `command` and hands every slice of its output, then its exit, to `sink` as it is
+    /// read, on this session's queue: as with `stream(_:stdin:stdoutTo:)`, a slow sink slows the
+    /// read and memory stays one read buffer. `sink` answers false to stop reading; the
+    /// channel is then closed without an exit.
+    public func stream(_ command: String, stdin: [UInt8] = [], to sink: @Sendable (SSHChannelOutput) -> Bool) async throws {
+        try await pump(command, stdin: stdin, deliver: sink)
+    }
+
     private func drive(_ command: String, stdin: [UInt8], into continuation: AsyncThrowingStream<SSHExecEvent, any Error>.Continuation) async {
         do {
             try await pump(command, stdin: stdin) { event in
@@ -466,7 +474,7 @@ private struct SessionHandle: @unchecked Sendable {
 
 /// One slice of a channel's output as the read loop sees it: views into its buffer, copied
 /// only where they leave the loop.
-private enum SSHChannelOutput {
+public enum SSHChannelOutput: Sendable {
     case stdout(ArraySlice<UInt8>)
     case stderr(ArraySlice<UInt8>)
     case exit(SSHExit)

@@ -52,6 +52,31 @@ import Testing
         }
     }
 
+    /// Each exec starts the remote user's shell, rc files and all (root's `.bashrc`: ~120 ms
+    /// here): a job's start, output and collect go in one. The host's `.bashrc` counts them.
+    @Test func aJobStartsTheRemoteUsersShellOnce() async throws {
+        let harness = try await ServerHarness()
+        // The ended job's folder goes with the next exec, or alone after this: not in the count.
+        harness.forgetDelay = .seconds(600)
+        let home = try #require(harness.sshd.home)
+        try #"echo start >> "$HOME/shell-starts""#.write(toFile: home + "/.bashrc", atomically: true, encoding: .utf8)
+        let key = try await harness.addSigner("alice", principal: "alice@example.com")
+        let script = "#!/bin/sh\necho out; echo err >&2; echo 7 > \"$DEFERRED_ARTIFACTS/seven\"; exit 3\n"
+        let signature = try await harness.sign(script, key: key)
+        try await harness.serve { client in
+            let response = try await ServerHarness.postScript(client, ["script": script, "signature": signature])
+            let results = try await ServerHarness.results(client, resultURL: try #require(ServerHarness.json(response)["result_url"] as? String))
+            #expect(results["status"] as? String == "failed")
+            #expect(results["exit_status"] as? Int == 3)
+            #expect(results["stdout"] as? String == "out\n")
+            #expect(results["stderr"] as? String == "err\n")
+            let files = (results["artifacts"] as? [[String: Any]] ?? []).compactMap { $0["path"] as? String }
+            #expect(files == ["seven"], "\(results["artifacts"] ?? "none")")
+        }
+        let starts = try String(contentsOfFile: home + "/shell-starts", encoding: .utf8).split(separator: "\n")
+        #expect(starts.count == 1, "the remote shell started \(starts.count) times for one job")
+    }
+
     @Test func pythonScriptsRunByShebangOrNamedInterpreterWithTheirExitStatus() async throws {
         let harness = try await ServerHarness()
         harness.config.projects[0].interpreters = ["/bin/sh", "python3"]

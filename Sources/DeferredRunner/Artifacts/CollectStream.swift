@@ -1,9 +1,10 @@
 import DeferredCore
+import Foundation
 
 /// The collect command's stdout: a line with the phase and the command's exit status, a line
 /// with its resources, then the tar stream for the unpacker. The host's words are checked,
 /// never trusted: a header line is at most 256 bytes, a value that does not parse is none.
-public struct CollectStream: ~Copyable {
+public struct CollectStream {
     public let unpacker: ArtifactUnpacker
     public private(set) var phase: String?
     public private(set) var exitStatus: Int?
@@ -13,6 +14,26 @@ public struct CollectStream: ~Copyable {
 
     public init(unpacker: ArtifactUnpacker) {
         self.unpacker = unpacker
+    }
+
+    /// What the stream told, once it ended: the unpacker is finished here.
+    public struct Read: Sendable {
+        public var phase: String?
+        public var exitStatus: Int?
+        public var resources: JobResources?
+        public var artifacts: CollectedArtifacts
+    }
+
+    public func finish() -> Read {
+        unpacker.finish()
+        return Read(phase: phase, exitStatus: exitStatus, resources: resources, artifacts: unpacker.collected)
+    }
+
+    /// A stream into an empty `folder`: what an earlier collect of the job unpacked there goes,
+    /// this one unpacks the whole folder again.
+    static func fresh(in folder: String, limits: ArtifactUnpacker.Limits) throws -> CollectStream {
+        if FileManager.default.fileExists(atPath: folder) { try FileManager.default.removeItem(atPath: folder) }
+        return CollectStream(unpacker: try ArtifactUnpacker(destination: folder, limits: limits))
     }
 
     /// Answers whether to read on.
