@@ -1,0 +1,88 @@
+import DeferredCore
+import DeferredStore
+import Synchronization
+import Testing
+
+/// The waits of event-stream listeners: woken by a change of their job, by their time limit
+/// (the heartbeat) through the one shared timer, or by cancellation.
+@Suite struct JobChangesTests {
+    /// A count shared with the waiting tasks.
+    final class Count: Sendable {
+        private let value = Atomic(0)
+        func add() { value.add(1, ordering: .sequentiallyConsistent) }
+        var now: Int { value.load(ordering: .sequentiallyConsistent) }
+    }
+
+    /// Runs `body` in a task and answers whether it ended within `seconds` (a bound far past what
+    /// it needs, so a slow machine does not fail it; only a wait that never ends does).
+    static func ends(within seconds: Int, _ body: @escaping @Sendable () async -> Void) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await body(); return true }
+            group.addTask { try? await Task.sleep(for: .seconds(seconds)); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
+    @Test func aWaitEndsAtItsLimitWithoutAChange() async {
+        let changes = JobChanges()
+        let id = JobID.make()
+        #expect(await Self.ends(within: 30) { await changes.wait(for: id, after: 0, upTo: .milliseconds(50)) })
+        #expect(changes.version(of: id) == 0)
+    }
+
+    @Test func aShorterLimitAfterALongerOneStillEndsFirst() async {
+        let changes = JobChanges()
+        let id = JobID.make(), other = JobID.make()
+        let longEnded = Count()
+        let long = Task {
+            await changes.wait(for: id, after: 0, upTo: .seconds(600))
+            longEnded.add()
+        }
+        try? await Task.sleep(for: .milliseconds(50))
+        // The timer was set for the 600 s wait: this one must set it earlier.
+        #expect(await Self.ends(within: 30) { await changes.wait(for: other, after: 0, upTo: .milliseconds(50)) })
+        #expect(longEnded.now == 0, "the long wait ended with the short one's timer")
+        changes.notify(id)
+        await long.value
+        #expect(longEnded.now == 1)
+    }
+
+    @Test func oneChangeWakesAThousandListenersAndLeavesOthersWaiting() async {
+        let changes = JobChanges()
+        let id = JobID.make(), quiet = JobID.make()
+        let woken = Count()
+        let quietEnded = Count()
+        let bystander = Task {
+            await changes.wait(for: quiet, after: 0, upTo: .seconds(600))
+            quietEnded.add()
+        }
+        let all = await Self.ends(within: 60) {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<1000 {
+                    group.addTask {
+                        await changes.wait(for: id, after: 0, upTo: .seconds(600))
+                        woken.add()
+                    }
+                }
+                // Until every one waits (or saw the change already: its version is past 0).
+                try? await Task.sleep(for: .milliseconds(200))
+                changes.notify(id)
+            }
+        }
+        #expect(all)
+        #expect(woken.now == 1000)
+        #expect(quietEnded.now == 0)
+        bystander.cancel()
+        await bystander.value
+        #expect(quietEnded.now == 1, "a cancelled wait did not end")
+    }
+
+    @Test func aWaitForAVersionAlreadyPassedReturnsAtOnce() async {
+        let changes = JobChanges()
+        let id = JobID.make()
+        changes.notify(id)
+        #expect(await Self.ends(within: 30) { await changes.wait(for: id, after: 0, upTo: .seconds(600)) })
+    }
+}
