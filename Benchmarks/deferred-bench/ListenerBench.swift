@@ -19,21 +19,23 @@ func listenerBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     limit.rlim_cur = max(limit.rlim_cur, min(limit.rlim_max, rlim_t(count * 2 + 256)))
     setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
 
-    guard let deferred = try await deferredFanOut(count: count), let peer = try await peerFanOut(count: count) else { return 1 }
+    guard let deferred = try await deferredFanOut(count: count), let peer = try await peerFanOut(count: count),
+          let floor = try await hummingbirdFloorApart(count: count) else { return 1 }
     print("")
     print("\(count) listeners on one job's event stream, 20 batches of 21 lines")
-    let rows = [["", "deferred", "peer: asyncio SSE broadcaster"],
-                ["RSS before", mib(deferred.before), mib(peer.before)],
-                ["RSS with \(count) listening", mib(deferred.connected), mib(peer.connected)],
-                ["per listener", perListener(deferred, count), perListener(peer, count)],
-                ["peak RSS during fan-out", mib(deferred.peak), mib(peer.peak)],
-                ["publish → all listeners, median", milliseconds(deferred.median), milliseconds(peer.median)],
-                ["publish → all listeners, worst", milliseconds(deferred.worst), milliseconds(peer.worst)]]
-    let widths = (0..<3).map { column in rows.map { $0[column].count }.max() ?? 0 }
+    let rows = [["", "deferred", "peer: asyncio SSE broadcaster", "Hummingbird alone (connect only)"],
+                ["RSS before", mib(deferred.before), mib(peer.before), mib(floor.before)],
+                ["RSS with \(count) listening", mib(deferred.connected), mib(peer.connected), mib(floor.connected)],
+                ["per listener", perListener(deferred, count), perListener(peer, count), perListener(floor, count)],
+                ["peak RSS during fan-out", mib(deferred.peak), mib(peer.peak), "-"],
+                ["publish → all listeners, median", milliseconds(deferred.median), milliseconds(peer.median), "-"],
+                ["publish → all listeners, worst", milliseconds(deferred.worst), milliseconds(peer.worst), "-"]]
+    let widths = (0..<4).map { column in rows.map { $0[column].count }.max() ?? 0 }
     for row in rows {
         print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "   "))
     }
     print("(deferred also stores every batch in SQLite, keeps the backlog for late listeners and resumes after Last-Event-ID; the peer does none of that)")
+    print("(Hummingbird alone: the HTTP server deferred is built on, one route that writes a comment and waits; what any listener costs before deferred's own part)")
     return 0
 }
 
@@ -76,6 +78,64 @@ func deferredFanOut(count: Int) async throws -> FanOutFigures? {
     return try await fanOut(count: count, port: port, path: "/r/\(job.token.rawValue)/events", pid: nil,
                             publish: { text in try await store.appendOutput(job.id, [(.stdout, text, Date())]) },
                             end: { try await store.finish(job.id, outcome: JobOutcome(status: .succeeded, exitStatus: 0, startedAt: Date(), finishedAt: Date())) })
+}
+
+/// `hummingbirdFloor` in a process of its own (`deferred-bench listener-floor N`): in this one,
+/// memory the other servers freed would be reused and hide what the connections cost.
+func hummingbirdFloorApart(count: Int) async throws -> FanOutFigures? {
+    let own = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+    let output = try await LocalCommand.runOffPool([own, "listener-floor", String(count)])
+    let words = output.split(separator: "\n").last { $0.hasPrefix("floor ") }?.split(separator: " ") ?? []
+    guard words.count == 3, let before = Int64(words[1]), let connected = Int64(words[2]) else {
+        print("the bare Hummingbird server gave no figures: \(output.suffix(500))")
+        return nil
+    }
+    return FanOutFigures(before: before, connected: connected, peak: 0, median: 0, worst: 0)
+}
+
+/// `deferred-bench listener-floor N`: prints "floor <RSS before> <RSS with N listening>".
+func listenerFloor(_ arguments: ArraySlice<String>) async throws -> Int32 {
+    let count = arguments.compactMap { Int($0) }.first ?? 1000
+    var limit = rlimit()
+    getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = max(limit.rlim_cur, min(limit.rlim_max, rlim_t(count * 2 + 256)))
+    setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+    guard let floor = try await hummingbirdFloor(count: count) else { return 1 }
+    print("floor \(floor.before) \(floor.connected)")
+    return 0
+}
+
+/// The floor under deferred's figure: a bare Hummingbird server in this process whose one route
+/// answers an event stream with a comment and then waits, with N listeners connected. Its
+/// waiting streams end only with the process.
+func hummingbirdFloor(count: Int) async throws -> FanOutFigures? {
+    let port = try FreePort.find()
+    let router = Router()
+    router.get("/floor") { _, _ -> Response in
+        Response(status: .ok, headers: [.contentType: "text/event-stream"], body: ResponseBody { writer in
+            try await writer.write(ByteBuffer(string: ": connected\n\n"))
+            try? await Task.sleep(for: .seconds(3600))
+            try await writer.finish(nil)
+        })
+    }
+    let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
+    let serving = Task { try await app.runService(gracefulShutdownSignals: []) }
+    defer { serving.cancel() }
+    while FreePort.connectLoopback(port: port).map({ close($0); return true }) != true { try await Task.sleep(for: .milliseconds(20)) }
+    try await Task.sleep(for: .milliseconds(300))
+    let before = memory(of: nil).rss
+    let client = Process()
+    client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    client.arguments = ["python3", benchScript("sse_listeners.py"), String(port), "/floor", String(count)]
+    client.standardOutput = Pipe()
+    try client.run()
+    defer { client.terminate() }
+    guard await LineReader((client.standardOutput as! Pipe).fileHandleForReading).next()?.hasPrefix("connected") == true else {
+        print("the listeners did not connect to the bare server")
+        return nil
+    }
+    try await Task.sleep(for: .seconds(1))
+    return FanOutFigures(before: before, connected: memory(of: nil).rss, peak: 0, median: 0, worst: 0)
 }
 
 /// The peer, its own process; batches go to it on its standard input.

@@ -11,6 +11,8 @@ let arguments = CommandLine.arguments.dropFirst()
 switch arguments.first {
 case "listeners":
     exit(try await listenerBench(arguments.dropFirst()))
+case "listener-floor":
+    exit(try await listenerFloor(arguments.dropFirst()))
 case "dispatch":
     exit(try await dispatchBench(arguments.dropFirst()))
 case "intake":

@@ -44,16 +44,12 @@ public struct ResultToken: Hashable, Sendable, CustomStringConvertible {
 enum RandomHex {
     /// Hex of `bytes` bytes from the system's cryptographic generator.
     static func make(bytes: Int) -> String {
+        // Eight bytes a draw: each draw is a getrandom call (intake makes two ids a delivery).
         var generator = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in
-            let b = UInt8.random(in: .min ... .max, using: &generator)
-            return String(b, radix: 16).leftPadded(to: 2)
-        }.joined()
+        var random: [UInt8] = []
+        random.reserveCapacity(bytes + 8)
+        while random.count < bytes { withUnsafeBytes(of: generator.next() as UInt64) { random += $0 } }
+        return Hex.encode(random.prefix(bytes))
     }
 }
 
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
-}
