@@ -14,10 +14,7 @@ import Hummingbird
 // each batch to every listener having it.
 func listenerBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     let count = arguments.compactMap { Int($0) }.first ?? 1000
-    var limit = rlimit()
-    getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
-    limit.rlim_cur = max(limit.rlim_cur, min(limit.rlim_max, rlim_t(count * 2 + 256)))
-    setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+    raiseFileLimit(for: count)
 
     guard let deferred = try await deferredFanOut(count: count), let peer = try await peerFanOut(count: count),
           let floor = try await hummingbirdFloorApart(count: count) else { return 1 }
@@ -37,6 +34,14 @@ func listenerBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     print("(deferred also stores every batch in SQLite, keeps the backlog for late listeners and resumes after Last-Event-ID; the peer does none of that)")
     print("(Hummingbird alone: the HTTP server deferred is built on, one route that writes a comment and waits; what any listener costs before deferred's own part)")
     return 0
+}
+
+/// Room for `count` connections, both ends of each when in one process.
+func raiseFileLimit(for count: Int) {
+    var limit = rlimit()
+    getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = max(limit.rlim_cur, min(limit.rlim_max, rlim_t(count * 2 + 256)))
+    setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
 }
 
 /// What one server showed while N listeners followed one stream.
@@ -96,10 +101,7 @@ func hummingbirdFloorApart(count: Int) async throws -> FanOutFigures? {
 /// `deferred-bench listener-floor N`: prints "floor <RSS before> <RSS with N listening>".
 func listenerFloor(_ arguments: ArraySlice<String>) async throws -> Int32 {
     let count = arguments.compactMap { Int($0) }.first ?? 1000
-    var limit = rlimit()
-    getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
-    limit.rlim_cur = max(limit.rlim_cur, min(limit.rlim_max, rlim_t(count * 2 + 256)))
-    setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+    raiseFileLimit(for: count)
     guard let floor = try await hummingbirdFloor(count: count) else { return 1 }
     print("floor \(floor.before) \(floor.connected)")
     return 0
