@@ -270,11 +270,15 @@ public struct ConfigLoader: Sendable {
         let providerName = r.string("provider") ?? "static"
         let provider = ProviderKind(rawValue: providerName)
         if provider == nil {
-            r.problem("provider", "'\(providerName)' is not a provider", fix: "use \"static\" or \"ec2\"")
+            r.problem("provider", "'\(providerName)' is not a provider", fix: "use \"static\", \"ec2\" or \"command\"")
         }
         var instance: CloudInstance?
+        var commands: HostCommandLines?
         let address: String?
-        if provider == .ec2 {
+        if provider == .command {
+            commands = readCommands(&r, base: base)
+            address = r.requiredString("address", fix: "write the host name or IP address SSH connects to once the machine is up")
+        } else if provider == .ec2 {
             let id = r.requiredString("instance_id", fix: "write the EC2 instance's id, such as \"i-0123456789abcdef0\"")
             if let id, !(id.hasPrefix("i-") && id.count > 2) {
                 r.problem("instance_id", "'\(id)' is not an instance id", fix: "write it as EC2 shows it, \"i-\" and hex digits")
@@ -308,11 +312,41 @@ public struct ConfigLoader: Sendable {
         let hostWait = r.number("host_wait_minutes", minimum: 0) ?? 30
         guard let name, let provider, let address, let user else { return nil }
         if provider == .ec2, instance == nil { return nil }
+        if provider == .command, commands == nil { return nil }
         var host = HostConfig(name: name, provider: provider, address: address, port: port, user: user,
                               identity: identity, knownHosts: knownHosts, maxJobs: maxJobs, instance: instance,
                               wakeTimeoutMinutes: wakeTimeout)
         host.hostWaitMinutes = hostWait
+        host.commands = commands
         return host
+    }
+
+    /// `wake`, `sleep` and `status` of a `command` host: argv arrays, run without a shell. A
+    /// program named by a path must be there and executable; a bare name is looked up in PATH
+    /// when it runs.
+    private func readCommands(_ r: inout TableReader, base: String) -> HostCommandLines? {
+        func argv(_ key: String, required: Bool, example: String) -> [String]? {
+            guard var line = r.stringArray(key) else {
+                if required { r.problem(key, "is missing", fix: "write the command as an array, such as \(example)") }
+                return nil
+            }
+            guard let program = line.first, !program.isEmpty else {
+                r.problem(key, "is empty", fix: "write the program and its arguments, such as \(example)")
+                return nil
+            }
+            if program.contains("/") {
+                line[0] = resolve(program, base: base)
+                if !FileManager.default.isExecutableFile(atPath: line[0]) {
+                    r.problem(key, "no executable program at \(line[0])", fix: "point it at an executable, or name a program in PATH")
+                }
+            }
+            return line
+        }
+        let wake = argv("wake", required: true, example: "[\"virsh\", \"start\", \"builder\"]")
+        let sleep = argv("sleep", required: true, example: "[\"virsh\", \"shutdown\", \"builder\"]")
+        let status = argv("status", required: false, example: "[\"/usr/local/bin/builder-state\"]")
+        guard let wake, let sleep else { return nil }
+        return HostCommandLines(wake: wake, sleep: sleep, status: status)
     }
 
     private func readProject(_ table: TOMLTable, index: Int, base: String, defaultMaxQueued: Int,

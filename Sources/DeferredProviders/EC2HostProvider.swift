@@ -136,15 +136,20 @@ public struct EC2HostProvider: HostProvider {
 /// The provider for each kind of host, made once per process.
 public struct HostProviders: Sendable {
     let ec2: (any HostProvider)?
+    let command: any HostProvider
     let fixed = StaticHostProvider()
 
     /// EC2 credentials are looked up only when some host needs them.
     public init(config: DeferredConfig, environment: [String: String] = ProcessInfo.processInfo.environment) throws(AWSCredentials.LookupError) {
         ec2 = config.hosts.contains { $0.provider == .ec2 } || !config.fleets.isEmpty
             ? EC2HostProvider(credentials: try AWSCredentials.lookUp(environment: environment)) : nil
+        command = CommandHostProvider()
     }
 
-    public init(ec2: (any HostProvider)?) { self.ec2 = ec2 }
+    public init(ec2: (any HostProvider)?, command: any HostProvider = CommandHostProvider()) {
+        self.ec2 = ec2
+        self.command = command
+    }
 
     /// The provider that launches fleets' instances.
     public var fleets: any HostProvider { ec2 ?? fixed }
@@ -153,6 +158,7 @@ public struct HostProviders: Sendable {
         switch host.provider {
         case .static: fixed
         case .ec2: ec2 ?? fixed
+        case .command: command
         }
     }
 }

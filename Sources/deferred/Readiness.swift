@@ -8,7 +8,8 @@ import Foundation
 
 /// What `check-config` and `serve` (before it binds its port) check beyond the file: what the
 /// configuration needs from this machine. Problems stop both; warnings are said and pass.
-/// `probe` tries each host for real: SSH to a static host, the cloud API for an EC2 one.
+/// `probe` tries each host for real: SSH to a static host, the cloud API for an EC2 one, the
+/// status command of a command one.
 struct Readiness {
     let config: DeferredConfig
     var environment = ProcessInfo.processInfo.environment
@@ -81,6 +82,14 @@ struct Readiness {
                     if described.isEmpty { found.append(Finding(line: line, key: key, message: "EC2 has no instance \(instance.instanceID) in \(instance.region)")) }
                 } catch {
                     found.append(Finding(line: line, key: key, message: "the EC2 API refused: \(error)"))
+                }
+            case .command:
+                // The status command only reads; wake and sleep are never run by a check.
+                guard probe, host.commands?.status != nil else { continue }
+                do throws(ProviderError) {
+                    _ = try await CommandHostProvider().state(of: host)
+                } catch {
+                    found.append(Finding(line: line, key: key, message: error.reason))
                 }
             }
         }

@@ -254,6 +254,50 @@ struct ConfigLoaderTests {
         #expect(!keys.contains(#"hosts["ec2-bad"].address"#))
     }
 
+    @Test func readsCommandHostsAndTheirProblems() throws {
+        FileManager.default.createFile(atPath: dir + "/vm-state", contents: Data("#!/bin/sh\necho running\n".utf8),
+                                       attributes: [.posixPermissions: 0o755])
+        let machine = valid.replacingOccurrences(of: "hosts = [\"builder-1\"]", with: "hosts = [\"builder-1\", \"desk\"]") + """
+
+            [[hosts]]
+            name = "desk"
+            provider = "command"
+            address = "10.0.0.7"
+            wake = ["virsh", "start", "desk"]
+            sleep = ["virsh", "shutdown", "desk"]
+            status = ["./vm-state", "desk"]
+            user = "builder"
+            identity = "key"
+            known_hosts = "known_hosts"
+            """
+        let config = try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: machine, baseDirectory: dir)
+        let host = try #require(config.host(named: "desk"))
+        #expect(host.provider == .command)
+        #expect(host.commands == HostCommandLines(wake: ["virsh", "start", "desk"], sleep: ["virsh", "shutdown", "desk"],
+                                                  status: [dir + "/vm-state", "desk"]))
+        #expect(host.address == "10.0.0.7")
+
+        let broken = valid + """
+
+            [[hosts]]
+            name = "desk-bad"
+            provider = "command"
+            wake = []
+            status = ["./no-such-program"]
+            user = "builder"
+            identity = "key"
+            known_hosts = "known_hosts"
+            """
+        let error = #expect(throws: ConfigError.self) { try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: broken, baseDirectory: dir) }
+        let keys = Set(error?.problems.map(\.key) ?? [])
+        #expect(keys.isSuperset(of: [#"hosts["desk-bad"].wake"#, #"hosts["desk-bad"].sleep"#, #"hosts["desk-bad"].status"#,
+                                     #"hosts["desk-bad"].address"#]), "\(keys)")
+        // The commands of a command host are unknown keys elsewhere.
+        let misplaced = valid.replacingOccurrences(of: "max_jobs = 2", with: "max_jobs = 2\nwake = [\"true\"]")
+        let unknown = #expect(throws: ConfigError.self) { try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: misplaced, baseDirectory: dir) }
+        #expect(unknown?.problems.map(\.key) == [#"hosts["builder-1"].wake"#])
+    }
+
     @Test func readsFleetsAndTheirProblems() throws {
         try "#!/bin/sh\n".write(toFile: dir + "/host.sh", atomically: true, encoding: .utf8)
         let fleet = valid.replacingOccurrences(of: "hosts = [\"builder-1\"]", with: "hosts = [\"builder-1\", \"spot-builders\"]") + """

@@ -98,29 +98,7 @@ import Testing
         let moto = try await ThrowawayMoto.account()
         let harness = try await ServerHarness()
         let (ec2, id) = try await cloudHost(harness, endpoint: moto.endpoint, credentials: moto.credentials)
-        harness.config.idle.timeoutMinutes = 0
-        let store = harness.store
-        let config = harness.config, providers = harness.providers
-        try await harness.serve { client in
-            // The job runs until the test lets it end (the host is this machine), so "while it
-            // runs" does not depend on how fast a loaded machine gets here.
-            let release = harness.folder + "/release-long-job"
-            let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\nwhile [ ! -e '\(release)' ]; do sleep 0.1; done\necho long done\n"])
-            let response = try await ServerHarness.post(client, harness.pushPayload(commit: commit))
-            let url = try #require(ServerHarness.json(response)["result_url"] as? String)
-            // Wait until the job runs, then try to put its host to sleep, as cron would.
-            for _ in 0..<1200 where try await store.jobs().first?.status != .running { try await Task.sleep(for: .milliseconds(50)) }
-            #expect(try await store.jobs().first?.status == .running)
-            let sleeper = IdleSleeper(config: config, store: store, providers: providers)
-            #expect(await sleeper.pass(now: Date().addingTimeInterval(3600)).isEmpty)
-            #expect(try await Self.state(id, ec2) == "running")
-            #expect(FileManager.default.createFile(atPath: release, contents: Data()))
-            let results = try await ServerHarness.results(client, resultURL: url)
-            #expect(results["stdout"] as? String == "long done\n")
-            // Once it is done the host is idle, and it goes.
-            #expect(await sleeper.pass(now: Date().addingTimeInterval(1)).map(\.slept) == [true])
-            #expect(try await Self.state(id, ec2) == "stopped")
-        }
+        try await harness.expectIdleSleepSparesABusyHost(machine: { try await Self.state(id, ec2) }, up: "running", down: "stopped")
     }
 
     /// The dashboard's buttons, as a program presses them with the bearer token: wake starts

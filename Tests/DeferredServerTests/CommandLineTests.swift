@@ -218,6 +218,31 @@ import Testing
         #expect(pipedBad.status == 1 && pipedBad.stderr.contains("line 2: server.listen: is an integer, not a string"), "\(pipedBad)")
     }
 
+    /// A command host: check-config names a missing command; --probe runs its status command
+    /// (and never its wake or sleep) and warns when it does not say running, stopped or pending.
+    @Test func checkConfigProbesACommandHostsStatusAndNothingElse() async throws {
+        let harness = try await ServerHarness()
+        let folder = harness.folder
+        let touched = folder + "/woken"
+        for (name, text) in [("wake", "#!/bin/sh\ntouch '\(touched)'\n"), ("says-stopped", "#!/bin/sh\necho stopped\n"),
+                             ("says-asleep", "#!/bin/sh\necho asleep\n")] {
+            FileManager.default.createFile(atPath: folder + "/" + name, contents: Data(text.utf8), attributes: [.posixPermissions: 0o755])
+        }
+        func desk(status: String, sleep: Bool = true) throws -> String {
+            try Self.config(harness, extra: ["[[hosts]]", #"name = "desk""#, #"provider = "command""#, #"address = "127.0.0.1""#,
+                                             #"wake = ["\#(folder)/wake"]"#] + (sleep ? [#"sleep = ["true"]"#] : []) + [
+                                             #"status = ["\#(folder)/\#(status)"]"#, #"user = "build""#,
+                                             #"identity = "\#(harness.sshd.clientKey)""#, #"known_hosts = "\#(harness.sshd.knownHosts)""#])
+        }
+        let fine = try await Self.deferred(["check-config", "--probe", "--config", try desk(status: "says-stopped")], in: folder)
+        #expect(fine.status == 0 && fine.stdout.contains("is fine") && !fine.stdout.contains("warning"), "\(fine)")
+        let odd = try await Self.deferred(["check-config", "--probe", "--config", try desk(status: "says-asleep")], in: folder)
+        #expect(odd.status == 0 && odd.stdout.contains(#"hosts["desk"]: the status command"#) && odd.stdout.contains("printed 'asleep'"), "\(odd)")
+        let missing = try await Self.deferred(["check-config", "--config", try desk(status: "says-stopped", sleep: false)], in: folder)
+        #expect(missing.status == 1 && missing.stderr.contains(#"hosts["desk"].sleep: is missing"#), "\(missing)")
+        #expect(!FileManager.default.fileExists(atPath: touched), "check-config ran the wake command")
+    }
+
     /// check-config --probe connects to a PostgreSQL store as serve would and says what it found,
     /// creating nothing; a password the database refuses is a problem naming password_env.
     @Test func checkConfigProbesAPostgreSQLStoreWithoutChangingIt() async throws {

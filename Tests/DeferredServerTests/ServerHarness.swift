@@ -213,6 +213,37 @@ final class ServerHarness: @unchecked Sendable {
     }
 
     /// Runs a push of `files` end to end and returns results.json.
+    /// Pushes a job that runs until the test releases it, and returns once it runs: "while it
+    /// runs" does not depend on how fast a loaded machine gets there (the host is this machine).
+    /// Its output is "long done".
+    func startHeldJob(_ client: any TestClientProtocol) async throws -> (resultURL: String, release: @Sendable () -> Void) {
+        let release = folder + "/release-long-job"
+        let commit = try await repo.commit(["script/job.sh": "#!/bin/sh\nwhile [ ! -e '\(release)' ]; do sleep 0.1; done\necho long done\n"])
+        let response = try await Self.post(client, pushPayload(commit: commit))
+        let url = try #require(Self.json(response)["result_url"] as? String)
+        for _ in 0..<1200 where try await store.jobs().first?.status != .running { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(try await store.jobs().first?.status == .running)
+        return (url, { _ = FileManager.default.createFile(atPath: release, contents: Data()) })
+    }
+
+    /// Idle sleep (idle timeout 0) beside a running job leaves the job's host up; once the job
+    /// has ended, the host goes. `machine` says what the provider's side has it as.
+    func expectIdleSleepSparesABusyHost(machine: @escaping @Sendable () async throws -> String?, up: String, down: String) async throws {
+        config.idle.timeoutMinutes = 0
+        let store = self.store, config = self.config, providers = self.providers
+        try await serve { client in
+            let (url, release) = try await self.startHeldJob(client)
+            let sleeper = IdleSleeper(config: config, store: store, providers: providers)
+            #expect(await sleeper.pass(now: Date().addingTimeInterval(3600)).isEmpty)
+            #expect(try await machine() == up)
+            release()
+            let results = try await Self.results(client, resultURL: url)
+            #expect(results["stdout"] as? String == "long done\n")
+            #expect(await sleeper.pass(now: Date().addingTimeInterval(1)).map(\.slept) == [true])
+            #expect(try await machine() == down)
+        }
+    }
+
     func runPush(_ client: any TestClientProtocol, files: [String: String], ref: String = "refs/heads/main") async throws -> [String: Any] {
         let commit = try await repo.commit(files)
         let response = try await Self.post(client, pushPayload(commit: commit, ref: ref))

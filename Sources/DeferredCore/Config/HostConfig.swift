@@ -1,10 +1,11 @@
 import Foundation
 
-/// Who a host belongs to: a machine that is always up, or a cloud instance that deferred
-/// wakes and puts to sleep.
+/// Who a host belongs to: a machine that is always up, a cloud instance that deferred wakes
+/// and puts to sleep, or a machine started and stopped by commands of the operator's.
 public enum ProviderKind: String, Sendable, CaseIterable {
     case `static`
     case ec2
+    case command
 }
 
 /// The cloud instance behind a host of provider `ec2`.
@@ -35,6 +36,8 @@ public struct HostConfig: Sendable {
     public var knownHosts: String
     public var maxJobs: Int
     public var instance: CloudInstance?
+    /// The wake, sleep and status commands of a host of provider `command`.
+    public var commands: HostCommandLines?
     /// How long a wake may take, instance start and SSH together, before the job goes back.
     public var wakeTimeoutMinutes: Double
     /// The deferred.toml key that sets it: a fleet's instances take the fleet's
