@@ -119,7 +119,8 @@ import Testing
             for _ in 0..<600 {
                 if let job = try await store.jobs().first {
                     said = try await store.events(of: job.id).compactMap(\.detail)
-                    if said.contains(where: { $0.contains("exited 3") }) { break }
+                    // The reason it went back to the queue (the progress line before it says "exited 3" too).
+                    if said.contains(where: { $0.contains("the wake command `") }) { break }
                 }
                 try await Task.sleep(for: .milliseconds(50))
             }
