@@ -9,6 +9,7 @@ import PackageDescription
 //   DeferredDispatcher ───────→ DeferredStore, DeferredRunner, DeferredProviders, DeferredArtifacts, DeferredSSH, DeferredCloud, DeferredCore
 //   DeferredRunner ───────────→ DeferredSSH, DeferredCore
 //   DeferredProviders, DeferredArtifacts, DeferredClient ──→ DeferredCloud ──→ DeferredCore
+//   DeferredProviders ────────→ DeferredSSH (a wol machine's sleep command)
 //   DeferredStore ────────────→ DeferredCore (GRDB, PostgresNIO)
 //   DeferredConfigFile ───────→ DeferredCore, DeferredSignatures
 //   DeferredCore ─────────────→ DeferredSignatures
@@ -85,10 +86,12 @@ let package = Package(
             name: "DeferredClient",
             dependencies: ["DeferredCloud", "DeferredCore", "DeferredSignatures"]
         ),
-        // Host providers: static hosts, and EC2 instances woken and put to sleep.
+        // Host providers: static hosts, EC2 instances woken and put to sleep, machines started by
+        // the operator's commands, and machines on the LAN woken by a magic packet (whose sleep
+        // command goes over SSH).
         .target(
             name: "DeferredProviders",
-            dependencies: ["DeferredCore", "DeferredCloud"]
+            dependencies: ["DeferredCore", "DeferredCloud", "DeferredSSH"]
         ),
         .target(
             name: "DeferredSSH",

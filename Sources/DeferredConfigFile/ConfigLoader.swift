@@ -270,12 +270,16 @@ public struct ConfigLoader: Sendable {
         let providerName = r.string("provider") ?? "static"
         let provider = ProviderKind(rawValue: providerName)
         if provider == nil {
-            r.problem("provider", "'\(providerName)' is not a provider", fix: "use \"static\", \"ec2\" or \"command\"")
+            r.problem("provider", "'\(providerName)' is not a provider", fix: "use \"static\", \"ec2\", \"command\" or \"wol\"")
         }
         var instance: CloudInstance?
         var commands: HostCommandLines?
+        var wakeOnLAN: WakeOnLAN?
         let address: String?
-        if provider == .command {
+        if provider == .wol {
+            wakeOnLAN = readWakeOnLAN(&r)
+            address = r.requiredString("address", fix: "write the machine's LAN address, where SSH answers once it is awake")
+        } else if provider == .command {
             commands = readCommands(&r, base: base)
             address = r.requiredString("address", fix: "write the host name or IP address SSH connects to once the machine is up")
         } else if provider == .ec2 {
@@ -313,12 +317,31 @@ public struct ConfigLoader: Sendable {
         guard let name, let provider, let address, let user else { return nil }
         if provider == .ec2, instance == nil { return nil }
         if provider == .command, commands == nil { return nil }
+        if provider == .wol, wakeOnLAN == nil { return nil }
         var host = HostConfig(name: name, provider: provider, address: address, port: port, user: user,
                               identity: identity, knownHosts: knownHosts, maxJobs: maxJobs, instance: instance,
                               wakeTimeoutMinutes: wakeTimeout)
         host.hostWaitMinutes = hostWait
         host.commands = commands
+        host.wakeOnLAN = wakeOnLAN
         return host
+    }
+
+    /// `mac`, `broadcast`, `wol_port` and `sleep_command` of a `wol` host.
+    private func readWakeOnLAN(_ r: inout TableReader) -> WakeOnLAN? {
+        let text = r.requiredString("mac", fix: "write the network card's address, such as \"3c:7c:3f:1e:aa:09\" (`ip link` shows it)")
+        let mac = text.flatMap(WakeOnLAN.mac(parsing:))
+        if let text, mac == nil {
+            r.problem("mac", "'\(text)' is not a MAC address", fix: "write six hex pairs separated by ':', such as \"3c:7c:3f:1e:aa:09\"")
+        }
+        let broadcast = r.string("broadcast") ?? "255.255.255.255"
+        let port = r.integer("wol_port", range: 1...65535) ?? 9
+        let sleep = r.string("sleep_command") ?? "systemctl suspend"
+        if sleep.trimmingCharacters(in: .whitespaces).isEmpty {
+            r.problem("sleep_command", "is empty", fix: "write the command that puts the machine to sleep, such as \"systemctl suspend\" or \"poweroff\"")
+        }
+        guard let mac else { return nil }
+        return WakeOnLAN(mac: mac, broadcast: broadcast, port: port, sleepCommand: sleep)
     }
 
     /// `wake`, `sleep` and `status` of a `command` host: argv arrays, run without a shell. A

@@ -137,6 +137,7 @@ public struct EC2HostProvider: HostProvider {
 public struct HostProviders: Sendable {
     let ec2: (any HostProvider)?
     let command: any HostProvider
+    let wol: any HostProvider
     let fixed = StaticHostProvider()
 
     /// EC2 credentials are looked up only when some host needs them.
@@ -144,11 +145,14 @@ public struct HostProviders: Sendable {
         ec2 = config.hosts.contains { $0.provider == .ec2 } || !config.fleets.isEmpty
             ? EC2HostProvider(credentials: try AWSCredentials.lookUp(environment: environment)) : nil
         command = CommandHostProvider()
+        wol = WakeOnLANHostProvider()
     }
 
-    public init(ec2: (any HostProvider)?, command: any HostProvider = CommandHostProvider()) {
+    public init(ec2: (any HostProvider)?, command: any HostProvider = CommandHostProvider(),
+                wol: any HostProvider = WakeOnLANHostProvider()) {
         self.ec2 = ec2
         self.command = command
+        self.wol = wol
     }
 
     /// The provider that launches fleets' instances.
@@ -159,6 +163,7 @@ public struct HostProviders: Sendable {
         case .static: fixed
         case .ec2: ec2 ?? fixed
         case .command: command
+        case .wol: wol
         }
     }
 }

@@ -60,6 +60,11 @@ public struct ProviderError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "host \(host): \(reason)" }
+
+    /// A fleet asked a provider of single machines (`what`) to launch one.
+    static func notForFleets(_ fleet: FleetConfig, _ what: String) -> ProviderError {
+        ProviderError(host: fleet.name, reason: "fleets launch EC2 instances; \(what) is one machine, made by hand", isTransient: false)
+    }
 }
 
 /// A machine that is always up at its configured address.
@@ -73,6 +78,6 @@ public struct StaticHostProvider: HostProvider {
     public func sleep(_ host: HostConfig, terminate: Bool) async throws(ProviderError) {}
 
     public func launch(_ fleet: FleetConfig, tags: [String: String]) async throws(ProviderError) -> FleetLaunch {
-        throw ProviderError(host: fleet.name, reason: "static hosts cannot be launched", isTransient: false)
+        throw .notForFleets(fleet, "a static host")
     }
 }

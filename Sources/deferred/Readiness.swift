@@ -83,6 +83,9 @@ struct Readiness {
                 } catch {
                     found.append(Finding(line: line, key: key, message: "the EC2 API refused: \(error)"))
                 }
+            case .wol:
+                // A machine that sleeps does not answer, as it should; --probe does not wake it.
+                continue
             case .command:
                 // The status command only reads; wake and sleep are never run by a check.
                 guard probe, host.commands?.status != nil else { continue }

@@ -298,6 +298,46 @@ struct ConfigLoaderTests {
         #expect(unknown?.problems.map(\.key) == [#"hosts["builder-1"].wake"#])
     }
 
+    @Test func readsWakeOnLANHostsAndTheirProblems() throws {
+        let desk = valid.replacingOccurrences(of: "hosts = [\"builder-1\"]", with: "hosts = [\"builder-1\", \"desk\"]") + """
+
+            [[hosts]]
+            name = "desk"
+            provider = "wol"
+            address = "192.168.1.20"
+            mac = "3c:7c:3f:1e:aa:09"
+            broadcast = "192.168.1.255"
+            wol_port = 7
+            sleep_command = "poweroff"
+            user = "builder"
+            identity = "key"
+            known_hosts = "known_hosts"
+            """
+        let config = try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: desk, baseDirectory: dir)
+        let host = try #require(config.host(named: "desk"))
+        #expect(host.provider == .wol)
+        #expect(host.wakeOnLAN == WakeOnLAN(mac: [0x3C, 0x7C, 0x3F, 0x1E, 0xAA, 0x09], broadcast: "192.168.1.255", port: 7, sleepCommand: "poweroff"))
+        let defaults = try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(
+            text: desk.replacingOccurrences(of: "broadcast = \"192.168.1.255\"\nwol_port = 7\nsleep_command = \"poweroff\"\n", with: ""), baseDirectory: dir)
+        #expect(defaults.host(named: "desk")?.wakeOnLAN == WakeOnLAN(mac: [0x3C, 0x7C, 0x3F, 0x1E, 0xAA, 0x09]))
+        #expect(defaults.host(named: "desk")?.wakeOnLAN?.sleepCommand == "systemctl suspend")
+
+        let broken = valid + """
+
+            [[hosts]]
+            name = "desk-bad"
+            provider = "wol"
+            mac = "3c:7c:3f:1e:aa"
+            wol_port = 70000
+            user = "builder"
+            identity = "key"
+            known_hosts = "known_hosts"
+            """
+        let error = #expect(throws: ConfigError.self) { try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: broken, baseDirectory: dir) }
+        let keys = Set(error?.problems.map(\.key) ?? [])
+        #expect(keys == [#"hosts["desk-bad"].mac"#, #"hosts["desk-bad"].wol_port"#, #"hosts["desk-bad"].address"#], "\(keys)")
+    }
+
     @Test func readsFleetsAndTheirProblems() throws {
         try "#!/bin/sh\n".write(toFile: dir + "/host.sh", atomically: true, encoding: .utf8)
         let fleet = valid.replacingOccurrences(of: "hosts = [\"builder-1\"]", with: "hosts = [\"builder-1\", \"spot-builders\"]") + """

@@ -6,6 +6,8 @@ public enum ProviderKind: String, Sendable, CaseIterable {
     case `static`
     case ec2
     case command
+    /// A machine on the LAN woken by a magic packet and put to sleep by a command over SSH.
+    case wol
 }
 
 /// The cloud instance behind a host of provider `ec2`.
@@ -38,6 +40,8 @@ public struct HostConfig: Sendable {
     public var instance: CloudInstance?
     /// The wake, sleep and status commands of a host of provider `command`.
     public var commands: HostCommandLines?
+    /// The magic packet and sleep command of a host of provider `wol`.
+    public var wakeOnLAN: WakeOnLAN?
     /// How long a wake may take, instance start and SSH together, before the job goes back.
     public var wakeTimeoutMinutes: Double
     /// The deferred.toml key that sets it: a fleet's instances take the fleet's

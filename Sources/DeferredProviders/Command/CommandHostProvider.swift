@@ -53,7 +53,7 @@ public struct CommandHostProvider: HostProvider {
     }
 
     public func launch(_ fleet: FleetConfig, tags: [String: String]) async throws(ProviderError) -> FleetLaunch {
-        throw ProviderError(host: fleet.name, reason: "fleets launch EC2 instances; a command host is one machine", isTransient: false)
+        throw .notForFleets(fleet, "a command host")
     }
 
     private func lines(of host: HostConfig) throws(ProviderError) -> HostCommandLines {

@@ -3,11 +3,11 @@ import Foundation
 import Glibc
 #endif
 
-/// Whether something takes a TCP connection at host:port within a timeout: `check-config`'s
-/// quick look at a static host, without logging in.
-enum TCPProbe {
+/// Whether something takes a TCP connection at host:port within a timeout, without logging in:
+/// `check-config`'s quick look at a static host, and whether a `wol` machine is awake.
+public enum TCPProbe {
     /// Nil when a connection was made; else why not. The wait runs on a thread of its own.
-    static func refusal(host: String, port: Int, timeout: Duration) async -> String? {
+    public static func refusal(host: String, port: Int, timeout: Duration) async -> String? {
         await withCheckedContinuation { continuation in
             Thread.detachNewThread { continuation.resume(returning: attempt(host: host, port: port, timeout: timeout)) }
         }
