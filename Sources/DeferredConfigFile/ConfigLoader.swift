@@ -270,13 +270,18 @@ public struct ConfigLoader: Sendable {
         let providerName = r.string("provider") ?? "static"
         let provider = ProviderKind(rawValue: providerName)
         if provider == nil {
-            r.problem("provider", "'\(providerName)' is not a provider", fix: "use \"static\", \"ec2\", \"command\" or \"wol\"")
+            r.problem("provider", "'\(providerName)' is not a provider", fix: "use \"static\", \"ec2\", \"hetzner\", \"command\" or \"wol\"")
         }
         var instance: CloudInstance?
         var commands: HostCommandLines?
         var wakeOnLAN: WakeOnLAN?
+        var hetzner: HetznerServer?
         let address: String?
-        if provider == .wol {
+        if provider == .hetzner {
+            hetzner = readHetzner(&r)
+            // Without an address, SSH goes to the server's public IPv4 once it runs.
+            address = r.string("address") ?? ""
+        } else if provider == .wol {
             wakeOnLAN = readWakeOnLAN(&r)
             address = r.requiredString("address", fix: "write the machine's LAN address, where SSH answers once it is awake")
         } else if provider == .command {
@@ -318,13 +323,34 @@ public struct ConfigLoader: Sendable {
         if provider == .ec2, instance == nil { return nil }
         if provider == .command, commands == nil { return nil }
         if provider == .wol, wakeOnLAN == nil { return nil }
+        if provider == .hetzner, hetzner == nil { return nil }
         var host = HostConfig(name: name, provider: provider, address: address, port: port, user: user,
                               identity: identity, knownHosts: knownHosts, maxJobs: maxJobs, instance: instance,
                               wakeTimeoutMinutes: wakeTimeout)
         host.hostWaitMinutes = hostWait
         host.commands = commands
         host.wakeOnLAN = wakeOnLAN
+        host.hetzner = hetzner
         return host
+    }
+
+    /// `server_id`, `token_env` and `endpoint` of a `hetzner` host.
+    private func readHetzner(_ r: inout TableReader) -> HetznerServer? {
+        let id = r.integer("server_id", range: 1...Int.max)
+        if id == nil, r.problems.allSatisfy({ !$0.key.hasSuffix(".server_id") }) {
+            r.problem("server_id", "is missing", fix: "write the server's id, the number `hcloud server list` shows")
+        }
+        let tokenEnv = r.string("token_env")
+        if tokenEnv == nil {
+            r.problem("token_env", "is missing", fix: "name the environment variable that holds a Hetzner Cloud API token (read & write)")
+        }
+        let token = tokenEnv == nil ? nil : secret(&r, key: "token_env")
+        let endpoint = r.string("endpoint")
+        if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+            r.problem("endpoint", "'\(endpoint)' is not an http(s) URL", fix: "write the API's URL, or remove it for Hetzner's own")
+        }
+        guard let id, let tokenEnv, let token else { return nil }
+        return HetznerServer(id: id, token: token, tokenEnv: tokenEnv, endpoint: endpoint)
     }
 
     /// `mac`, `broadcast`, `wol_port` and `sleep_command` of a `wol` host.

@@ -138,6 +138,7 @@ public struct HostProviders: Sendable {
     let ec2: (any HostProvider)?
     let command: any HostProvider
     let wol: any HostProvider
+    let hetzner: any HostProvider
     let fixed = StaticHostProvider()
 
     /// EC2 credentials are looked up only when some host needs them.
@@ -146,13 +147,15 @@ public struct HostProviders: Sendable {
             ? EC2HostProvider(credentials: try AWSCredentials.lookUp(environment: environment)) : nil
         command = CommandHostProvider()
         wol = WakeOnLANHostProvider()
+        hetzner = HetznerHostProvider()
     }
 
     public init(ec2: (any HostProvider)?, command: any HostProvider = CommandHostProvider(),
-                wol: any HostProvider = WakeOnLANHostProvider()) {
+                wol: any HostProvider = WakeOnLANHostProvider(), hetzner: any HostProvider = HetznerHostProvider()) {
         self.ec2 = ec2
         self.command = command
         self.wol = wol
+        self.hetzner = hetzner
     }
 
     /// The provider that launches fleets' instances.
@@ -164,6 +167,7 @@ public struct HostProviders: Sendable {
         case .ec2: ec2 ?? fixed
         case .command: command
         case .wol: wol
+        case .hetzner: hetzner
         }
     }
 }

@@ -83,6 +83,13 @@ struct Readiness {
                 } catch {
                     found.append(Finding(line: line, key: key, message: "the EC2 API refused: \(error)"))
                 }
+            case .hetzner:
+                guard probe, let server = host.hetzner else { continue }
+                do throws(CloudError) {
+                    _ = try await HetznerClient(token: server.token, endpoint: server.endpoint).server(server.id)
+                } catch {
+                    found.append(Finding(line: line, key: key, message: "the Hetzner API refused: \(error)"))
+                }
             case .wol:
                 // A machine that sleeps does not answer, as it should; --probe does not wake it.
                 continue

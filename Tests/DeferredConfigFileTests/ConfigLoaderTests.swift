@@ -338,6 +338,44 @@ struct ConfigLoaderTests {
         #expect(keys == [#"hosts["desk-bad"].mac"#, #"hosts["desk-bad"].wol_port"#, #"hosts["desk-bad"].address"#], "\(keys)")
     }
 
+    @Test func readsHetznerHostsAndTheirProblems() throws {
+        let cloud = valid.replacingOccurrences(of: "hosts = [\"builder-1\"]", with: "hosts = [\"builder-1\", \"hz\"]") + """
+
+            [[hosts]]
+            name = "hz"
+            provider = "hetzner"
+            server_id = 42
+            token_env = "HCLOUD_TOKEN"
+            user = "root"
+            identity = "key"
+            known_hosts = "known_hosts"
+            """
+        let config = try ConfigLoader(environment: ["HOOK_SECRET": "s", "HCLOUD_TOKEN": "t0ken"]).load(text: cloud, baseDirectory: dir)
+        let host = try #require(config.host(named: "hz"))
+        #expect(host.provider == .hetzner)
+        #expect(host.hetzner == HetznerServer(id: 42, token: "t0ken", tokenEnv: "HCLOUD_TOKEN"))
+        #expect(host.address.isEmpty)
+        #expect(!"\(host.hetzner!)".contains("t0ken"))
+        // The variable not set: a problem naming it.
+        let unset = #expect(throws: ConfigError.self) { try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: cloud, baseDirectory: dir) }
+        let problem = unset?.problems.first { $0.key == #"hosts["hz"].token_env"# }
+        #expect(problem?.message.contains("HCLOUD_TOKEN") == true, "\(unset?.problems ?? [])")
+
+        let broken = valid + """
+
+            [[hosts]]
+            name = "hz-bad"
+            provider = "hetzner"
+            endpoint = "ftp://nowhere"
+            user = "root"
+            identity = "key"
+            known_hosts = "known_hosts"
+            """
+        let error = #expect(throws: ConfigError.self) { try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: broken, baseDirectory: dir) }
+        let keys = Set(error?.problems.map(\.key) ?? [])
+        #expect(keys == [#"hosts["hz-bad"].server_id"#, #"hosts["hz-bad"].token_env"#, #"hosts["hz-bad"].endpoint"#], "\(keys)")
+    }
+
     @Test func readsFleetsAndTheirProblems() throws {
         try "#!/bin/sh\n".write(toFile: dir + "/host.sh", atomically: true, encoding: .utf8)
         let fleet = valid.replacingOccurrences(of: "hosts = [\"builder-1\"]", with: "hosts = [\"builder-1\", \"spot-builders\"]") + """

@@ -115,15 +115,8 @@ import Testing
             let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\necho ran >> '\(harness.folder)/runs'\necho woken at last\n"])
             let response = try await ServerHarness.post(client, harness.pushPayload(commit: commit))
             let url = try #require(ServerHarness.json(response)["result_url"] as? String)
-            var said: [String] = []
-            for _ in 0..<600 {
-                if let job = try await store.jobs().first {
-                    said = try await store.events(of: job.id).compactMap(\.detail)
-                    // The reason it went back to the queue (the progress line before it says "exited 3" too).
-                    if said.contains(where: { $0.contains("the wake command `") }) { break }
-                }
-                try await Task.sleep(for: .milliseconds(50))
-            }
+            // The reason it went back to the queue (the progress line before it says "exited 3" too).
+            let said = try await harness.firstJobsEventDetails { $0.contains("the wake command `") }
             #expect(said.contains { $0.contains("the wake command `\(machine.folder)/wake --now` exited 3: no power at the socket") }, "\(said)")
             let job = try #require(try await store.jobs().first)
             #expect(!job.status.isFinal, "the job ended as \(job.status) instead of waiting for its host")

@@ -226,6 +226,19 @@ final class ServerHarness: @unchecked Sendable {
         return (url, { _ = FileManager.default.createFile(atPath: release, contents: Data()) })
     }
 
+    /// The details of the first job's events, once one of them is `found` (or after 30 s).
+    func firstJobsEventDetails(until found: (String) -> Bool) async throws -> [String] {
+        var said: [String] = []
+        for _ in 0..<600 {
+            if let job = try await store.jobs().first {
+                said = try await store.events(of: job.id).compactMap(\.detail)
+                if said.contains(where: found) { break }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return said
+    }
+
     /// Idle sleep (idle timeout 0) beside a running job leaves the job's host up; once the job
     /// has ended, the host goes. `machine` says what the provider's side has it as.
     func expectIdleSleepSparesABusyHost(machine: @escaping @Sendable () async throws -> String?, up: String, down: String) async throws {

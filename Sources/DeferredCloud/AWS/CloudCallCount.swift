@@ -28,6 +28,8 @@ enum CloudCallCount {
         case .transport: "unreachable"
         case .api(let error) where error.isThrottling: "throttled"
         case .api(let error): error.status >= 500 ? "server_error" : "refused"
+        case .rest(let error) where error.isThrottling: "throttled"
+        case .rest(let error): error.status >= 500 ? "server_error" : "refused"
         case .unreadable(_, let status, _): status >= 500 ? "server_error" : "refused"
         }
     }

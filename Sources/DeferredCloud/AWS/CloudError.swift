@@ -2,12 +2,15 @@
 /// made no sense.
 public enum CloudError: Error, Sendable, CustomStringConvertible {
     case api(AWSError)
+    /// A JSON REST API's error answer (Hetzner Cloud).
+    case rest(RESTAPIError)
     case transport(HTTPClientError)
     case unreadable(action: String, status: Int, body: String)
 
     public var isRetryable: Bool {
         switch self {
         case .api(let error): error.isRetryable
+        case .rest(let error): error.isRetryable
         case .transport: true
         case .unreadable(_, let status, _): status >= 500
         }
@@ -16,6 +19,7 @@ public enum CloudError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .api(let error): error.description
+        case .rest(let error): error.description
         case .transport(let error): error.description
         case .unreadable(let action, let status, let body): "\(action) answered \(status) with something that is not an AWS answer: \(body.prefix(300))"
         }

@@ -8,6 +8,8 @@ public enum ProviderKind: String, Sendable, CaseIterable {
     case command
     /// A machine on the LAN woken by a magic packet and put to sleep by a command over SSH.
     case wol
+    /// A Hetzner Cloud server, powered on and shut down through its API.
+    case hetzner
 }
 
 /// The cloud instance behind a host of provider `ec2`.
@@ -42,6 +44,8 @@ public struct HostConfig: Sendable {
     public var commands: HostCommandLines?
     /// The magic packet and sleep command of a host of provider `wol`.
     public var wakeOnLAN: WakeOnLAN?
+    /// The server of a host of provider `hetzner`.
+    public var hetzner: HetznerServer?
     /// How long a wake may take, instance start and SSH together, before the job goes back.
     public var wakeTimeoutMinutes: Double
     /// The deferred.toml key that sets it: a fleet's instances take the fleet's
