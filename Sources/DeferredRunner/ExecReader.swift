@@ -41,7 +41,12 @@ struct ExecReader: ~Copyable {
             return true
         case .stdout(let bytes):
             var reading = true, parts: [JobStream.Part] = []
+            let sane = stream.malformed == nil
             stream.feed(bytes) { parts.append($0) }
+            if sane, let why = stream.malformed {
+                // Said once, where the output stops: only the job itself can garble its stream.
+                output(.stderr(Array("\n[deferred: the host's output stream for this job broke off (\(why)); the rest of its output is not kept, its files are collected]\n".utf8)), false)
+            }
             for part in parts where reading {
                 switch part {
                 case .stdout(let piece): output(.stdout(Array(piece)), true)
