@@ -1,4 +1,5 @@
 import CCurl
+import DeferredCore
 import Foundation
 
 /// One HTTP request, as the cloud APIs and `deferred submit` need them.
@@ -110,13 +111,8 @@ public struct HTTPClient: Sendable {
 
     private func perform(_ request: HTTPClientRequest, responseFile: String?,
                          onData: (@Sendable (Data) -> Bool)?) async throws(HTTPClientError) -> HTTPClientResponse {
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPClientResponse, HTTPClientError>, Never>) in
-            let proxies = self.proxies
-            Thread.detachNewThread {
-                continuation.resume(returning: Self.perform(request, responseFile: responseFile, onData: onData, proxies: proxies))
-            }
-        }
-        return try result.get()
+        let proxies = self.proxies
+        return try await OffPool.run { Self.perform(request, responseFile: responseFile, onData: onData, proxies: proxies) }.get()
     }
 
     /// What the callbacks read from and fill in; passed to curl as their userdata.

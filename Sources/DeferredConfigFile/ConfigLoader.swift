@@ -336,14 +336,8 @@ public struct ConfigLoader: Sendable {
 
     /// `server_id`, `token_env` and `endpoint` of a `hetzner` host.
     private func readHetzner(_ r: inout TableReader) -> HetznerServer? {
-        let id = r.integer("server_id", range: 1...Int.max)
-        if id == nil, r.problems.allSatisfy({ !$0.key.hasSuffix(".server_id") }) {
-            r.problem("server_id", "is missing", fix: "write the server's id, the number `hcloud server list` shows")
-        }
-        let tokenEnv = r.string("token_env")
-        if tokenEnv == nil {
-            r.problem("token_env", "is missing", fix: "name the environment variable that holds a Hetzner Cloud API token (read & write)")
-        }
+        let id = r.requiredInteger("server_id", range: 1...Int.max, fix: "write the server's id, the number `hcloud server list` shows")
+        let tokenEnv = r.requiredString("token_env", fix: "name the environment variable that holds a Hetzner Cloud API token (read & write)")
         let token = tokenEnv == nil ? nil : secret(&r, key: "token_env")
         let endpoint = r.string("endpoint")
         if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
@@ -376,7 +370,7 @@ public struct ConfigLoader: Sendable {
     private func readCommands(_ r: inout TableReader, base: String) -> HostCommandLines? {
         func argv(_ key: String, required: Bool, example: String) -> [String]? {
             guard var line = r.stringArray(key) else {
-                if required { r.problem(key, "is missing", fix: "write the command as an array, such as \(example)") }
+                if required, !r.has(key) { r.problem(key, "is missing", fix: "write the command as an array, such as \(example)") }
                 return nil
             }
             guard let program = line.first, !program.isEmpty else {

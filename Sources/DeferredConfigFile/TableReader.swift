@@ -64,6 +64,17 @@ struct TableReader {
         return s
     }
 
+    /// Whether the table has `key` at all (whatever its type).
+    func has(_ key: String) -> Bool { table[key] != nil }
+
+    mutating func requiredInteger(_ key: String, range: ClosedRange<Int>, fix: String) -> Int? {
+        guard let value = integer(key, range: range) else {
+            if table[key] == nil { problem(key, "is missing", fix: fix) }
+            return nil
+        }
+        return value
+    }
+
     mutating func integer(_ key: String, range: ClosedRange<Int>) -> Int? {
         switch raw(key) {
         case nil: return nil

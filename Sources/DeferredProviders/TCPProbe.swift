@@ -1,3 +1,4 @@
+import DeferredCore
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -8,9 +9,7 @@ import Glibc
 public enum TCPProbe {
     /// Nil when a connection was made; else why not. The wait runs on a thread of its own.
     public static func refusal(host: String, port: Int, timeout: Duration) async -> String? {
-        await withCheckedContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(returning: attempt(host: host, port: port, timeout: timeout)) }
-        }
+        await OffPool.run { attempt(host: host, port: port, timeout: timeout) }
     }
 
     private static func attempt(host: String, port: Int, timeout: Duration) -> String? {

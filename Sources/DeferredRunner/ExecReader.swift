@@ -16,7 +16,7 @@ struct ExecReader: ~Copyable {
     private(set) var verdict: Int?
     /// Why the collect stream could not be unpacked on the server (the artifacts folder could
     /// not be made): the job is collected again on its own.
-    private(set) var unwritable: String?
+    private var unwritable: String?
 
     init(artifacts: String, limits: ArtifactUnpacker.Limits) {
         self.artifacts = artifacts
@@ -76,7 +76,4 @@ struct ExecReader: ~Copyable {
     func finish() -> CollectStream.Read? {
         collect?.finish()
     }
-
-    /// Why the job's stream stopped making sense, when it did.
-    var malformed: String? { stream.malformed }
 }

@@ -35,10 +35,6 @@ public struct JobStream: Sendable {
 
     public init() {}
 
-    public var collecting: Bool {
-        if case .collect = state { true } else { false }
-    }
-
     /// Parses `bytes`, handing each part to `each` in order.
     public mutating func feed(_ bytes: ArraySlice<UInt8>, _ each: (Part) -> Void) {
         var rest = bytes

@@ -21,7 +21,7 @@ public enum CloudError: Error, Sendable, CustomStringConvertible {
         case .api(let error): error.description
         case .rest(let error): error.description
         case .transport(let error): error.description
-        case .unreadable(let action, let status, let body): "\(action) answered \(status) with something that is not an AWS answer: \(body.prefix(300))"
+        case .unreadable(let action, let status, let body): "\(action) answered \(status) with something that is not the API's answer: \(body.prefix(300))"
         }
     }
 }

@@ -25,6 +25,9 @@ public struct WakeOnLAN: Sendable, Equatable {
         return bytes.count == 6 ? bytes : nil
     }
 
+    /// The card's address as `ip link` shows it: "3c:7c:3f:1e:aa:09".
+    public var macText: String { mac.map { Hex.encode([$0]) }.joined(separator: ":") }
+
     /// The magic packet: six bytes of 0xFF, then the card's address sixteen times.
     public var magicPacket: [UInt8] {
         [UInt8](repeating: 0xFF, count: 6) + Array([[UInt8]](repeating: mac, count: 16).joined())

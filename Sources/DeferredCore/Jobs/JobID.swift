@@ -27,9 +27,9 @@ public struct JobID: Hashable, Sendable, Codable, CustomStringConvertible {
             }
             return last
         }
-        let hex = String(time, radix: 16), count = String(number, radix: 16)
-        return JobID(rawValue: "j-" + String(repeating: "0", count: 12 - hex.count) + hex
-                         + String(repeating: "0", count: 8 - count.count) + count)
+        // Big-endian: the hex digits sort as the numbers do.
+        let bytes = withUnsafeBytes(of: time.bigEndian) { Array($0.suffix(6)) } + withUnsafeBytes(of: number.bigEndian) { Array($0) }
+        return JobID(rawValue: "j-" + Hex.encode(bytes))
     }
 
     /// The last id's millisecond and number, made by this process.

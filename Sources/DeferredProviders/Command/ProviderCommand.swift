@@ -61,23 +61,16 @@ struct ProviderCommand: Sendable {
             let process = running.process
             // Both pipes drained at once: a command that fills one while we read the other
             // would never end.
-            async let stdout = Self.offPool { Self.tail(of: out.fileHandleForReading) }
-            async let stderr = Self.offPool { Self.tail(of: err.fileHandleForReading) }
+            async let stdout = OffPool.run { Self.tail(of: out.fileHandleForReading) }
+            async let stderr = OffPool.run { Self.tail(of: err.fileHandleForReading) }
             let (printed, complained) = await (stdout, stderr)
-            let status = await Self.offPool { () -> Int32 in
+            let status = await OffPool.run { () -> Int32 in
                 process.waitUntilExit()
                 return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
             }
             return Ran(status: status, stdout: String(decoding: printed, as: UTF8.self), stderr: String(decoding: complained, as: UTF8.self))
         } onCancel: {
             if running.process.isRunning { running.process.terminate() }
-        }
-    }
-
-    /// Runs blocking `work` on a thread of its own, not one of the concurrency pool's few.
-    private static func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(returning: work()) }
         }
     }
 

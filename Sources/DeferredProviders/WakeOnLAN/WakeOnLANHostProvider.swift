@@ -26,11 +26,12 @@ public struct WakeOnLANHostProvider: HostProvider {
         if await answers(host) { return HostWake(address: host.address, woke: false) }
         var sent = 0
         while true {
-            if let failure = MagicPacket.send(wake) {
+            // Off the pool: a broadcast address given as a name is a DNS lookup.
+            if let failure = await OffPool.run({ MagicPacket.send(wake) }) {
                 throw ProviderError(host: host.name, reason: "cannot send the Wake-on-LAN packet: \(failure)", isTransient: true)
             }
             sent += 1
-            await progress("sent a Wake-on-LAN packet for \(Self.text(wake.mac)) to \(wake.broadcast):\(wake.port)\(sent > 1 ? " (\(sent) so far)" : "")")
+            await progress("sent a Wake-on-LAN packet for \(wake.macText) to \(wake.broadcast):\(wake.port)\(sent > 1 ? " (\(sent) so far)" : "")")
             let next = ContinuousClock.now + resend.delay(beforeRetry: sent - 1)
             while ContinuousClock.now < next {
                 try? await Task.sleep(for: probeInterval)
@@ -83,9 +84,5 @@ public struct WakeOnLANHostProvider: HostProvider {
     /// Whether the machine's SSH port takes a connection now.
     private func answers(_ host: HostConfig) async -> Bool {
         await TCPProbe.refusal(host: host.address, port: host.port, timeout: .seconds(1)) == nil
-    }
-
-    static func text(_ mac: [UInt8]) -> String {
-        mac.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined(separator: ":")
     }
 }
