@@ -270,15 +270,15 @@ public struct ConfigLoader: Sendable {
         let providerName = r.string("provider") ?? "static"
         let provider = ProviderKind(rawValue: providerName)
         if provider == nil {
-            r.problem("provider", "'\(providerName)' is not a provider", fix: "use \"static\", \"ec2\", \"hetzner\", \"command\" or \"wol\"")
+            r.problem("provider", "'\(providerName)' is not a provider", fix: "use \"static\", \"ec2\", \"hetzner\", \"digitalocean\", \"command\" or \"wol\"")
         }
         var instance: CloudInstance?
         var commands: HostCommandLines?
         var wakeOnLAN: WakeOnLAN?
-        var hetzner: HetznerServer?
+        var server: CloudServer?
         let address: String?
-        if provider == .hetzner {
-            hetzner = readHetzner(&r)
+        if let provider, provider.hasServerAPI {
+            server = readCloudServer(&r, provider)
             // Without an address, SSH goes to the server's public IPv4 once it runs.
             address = r.string("address") ?? ""
         } else if provider == .wol {
@@ -323,28 +323,37 @@ public struct ConfigLoader: Sendable {
         if provider == .ec2, instance == nil { return nil }
         if provider == .command, commands == nil { return nil }
         if provider == .wol, wakeOnLAN == nil { return nil }
-        if provider == .hetzner, hetzner == nil { return nil }
+        if provider.hasServerAPI, server == nil { return nil }
         var host = HostConfig(name: name, provider: provider, address: address, port: port, user: user,
                               identity: identity, knownHosts: knownHosts, maxJobs: maxJobs, instance: instance,
                               wakeTimeoutMinutes: wakeTimeout)
         host.hostWaitMinutes = hostWait
         host.commands = commands
         host.wakeOnLAN = wakeOnLAN
-        host.hetzner = hetzner
+        host.server = server
         return host
     }
 
-    /// `server_id`, `token_env` and `endpoint` of a `hetzner` host.
-    private func readHetzner(_ r: inout TableReader) -> HetznerServer? {
-        let id = r.requiredInteger("server_id", range: 1...Int.max, fix: "write the server's id, the number `hcloud server list` shows")
-        let tokenEnv = r.requiredString("token_env", fix: "name the environment variable that holds a Hetzner Cloud API token (read & write)")
+    /// `server_id` (Hetzner) or `droplet_id` (DigitalOcean), with the account's keys.
+    private func readCloudServer(_ r: inout TableReader, _ provider: ProviderKind) -> CloudServer? {
+        let id = provider == .hetzner
+            ? r.requiredInteger("server_id", range: 1...Int.max, fix: "write the server's id, the number `hcloud server list` shows")
+            : r.requiredInteger("droplet_id", range: 1...Int.max, fix: "write the droplet's id, the number `doctl compute droplet list` shows")
+        guard let account = readCloudAccount(&r, provider), let id else { return nil }
+        return CloudServer(id: String(id), account: account)
+    }
+
+    /// `token_env` and `endpoint` of a Hetzner or DigitalOcean host or fleet.
+    private func readCloudAccount(_ r: inout TableReader, _ provider: ProviderKind) -> CloudAccount? {
+        let cloud = provider == .hetzner ? "Hetzner Cloud" : "DigitalOcean"
+        let tokenEnv = r.requiredString("token_env", fix: "name the environment variable that holds a \(cloud) API token (read & write)")
         let token = tokenEnv == nil ? nil : secret(&r, key: "token_env")
         let endpoint = r.string("endpoint")
         if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
-            r.problem("endpoint", "'\(endpoint)' is not an http(s) URL", fix: "write the API's URL, or remove it for Hetzner's own")
+            r.problem("endpoint", "'\(endpoint)' is not an http(s) URL", fix: "write the API's URL, or remove it for \(cloud)'s own")
         }
-        guard let id, let tokenEnv, let token else { return nil }
-        return HetznerServer(id: id, token: token, tokenEnv: tokenEnv, endpoint: endpoint)
+        guard let tokenEnv, let token else { return nil }
+        return CloudAccount(token: token, tokenEnv: tokenEnv, endpoint: endpoint)
     }
 
     /// `mac`, `broadcast`, `wol_port` and `sleep_command` of a `wol` host.
@@ -490,20 +499,19 @@ public struct ConfigLoader: Sendable {
         var r = TableReader(table, path: TableReader.label("fleets", table, index: index))
         defer { r.reportUnknownKeys(); problems += r.problems }
         let name = r.requiredString("name", fix: "give the fleet a name that projects can list in their hosts")
-        let provider = r.string("provider") ?? "ec2"
-        if provider != "ec2" { r.problem("provider", "'\(provider)' cannot make hosts", fix: "use \"ec2\"") }
-        let region = r.requiredString("region", fix: "write the region to launch in, such as \"us-east-1\"")
-        let endpoint = r.string("endpoint")
-        if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
-            r.problem("endpoint", "'\(endpoint)' is not an http(s) URL", fix: "write the EC2-compatible endpoint's URL, or remove it for AWS's own")
+        let providerName = r.string("provider") ?? "ec2"
+        let provider = ProviderKind(rawValue: providerName).flatMap { $0 == .ec2 || $0.hasServerAPI ? $0 : nil }
+        if provider == nil {
+            r.problem("provider", "'\(providerName)' cannot make hosts", fix: "use \"ec2\", \"hetzner\" or \"digitalocean\"")
         }
-        let image = r.requiredString("image_id", fix: "write the AMI to launch, such as \"ami-0123456789abcdef0\"")
-        let type = r.requiredString("instance_type", fix: "write the instance type, such as \"c7i.large\"")
-        let spot = r.bool("spot") ?? false
+        let machine = provider.flatMap { _ in readFleetMachine(&r, provider!) }
         let maxHosts = r.integer("max_hosts", range: 1...1000) ?? 1
-        let whenIdleText = r.string("when_idle") ?? "stop"
-        let whenIdle = FleetConfig.WhenIdle(rawValue: whenIdleText)
-        if whenIdle == nil { r.problem("when_idle", "'\(whenIdleText)' is neither stop nor terminate", fix: "write \"stop\" or \"terminate\"") }
+        let whenIdleText = r.string("when_idle") ?? (provider == .ec2 ? "stop" : "delete")
+        let whenIdle = FleetConfig.WhenIdle(text: whenIdleText)
+        if whenIdle == nil {
+            r.problem("when_idle", "'\(whenIdleText)' is neither stop nor \(provider == .ec2 ? "terminate" : "delete")",
+                      fix: provider == .ec2 ? "write \"stop\" or \"terminate\"" : "write \"stop\" (the server is billed while off) or \"delete\"")
+        }
         let bootstrap = resolve(r.string("bootstrap") ?? "bootstrap/host.sh", base: base)
         if !FileManager.default.fileExists(atPath: bootstrap) {
             r.problem("bootstrap", "no script at \(bootstrap)", fix: "point it at the fleet's set-up script, such as bootstrap/host.sh from deferred's repository")
@@ -520,15 +528,68 @@ public struct ConfigLoader: Sendable {
             r.problem("identity", "no private key at \(identity)", fix: "point it at an existing private key file, or remove it to use ssh-agent")
         }
         let knownHosts = resolve(r.string("known_hosts") ?? "~/.ssh/known_hosts", base: base)
-        let keyName = r.string("key_name"), subnet = r.string("subnet_id")
-        let groups = r.stringArray("security_group_ids") ?? [], address = r.string("address")
+        let address = r.string("address")
         let port = r.integer("port", range: 1...65535) ?? 22, maxJobs = r.integer("max_jobs", range: 1...1024) ?? 1
         let bootTimeout = r.number("boot_timeout_minutes", minimum: 0, exclusive: true) ?? 10
-        guard let name, let region, let image, let type, let user, let whenIdle else { return nil }
-        return FleetConfig(name: name, region: region, endpoint: endpoint, imageID: image, instanceType: type, spot: spot,
-                           maxHosts: maxHosts, whenIdle: whenIdle, bootstrap: bootstrap, userData: userDataText,
-                           keyName: keyName, subnetID: subnet, securityGroupIDs: groups, address: address, port: port,
-                           user: user, identity: identity, knownHosts: knownHosts, maxJobs: maxJobs, bootTimeoutMinutes: bootTimeout)
+        guard let name, let provider, let machine, let user, let whenIdle else { return nil }
+        if let account = machine.account {
+            return FleetConfig(name: name, provider: provider, account: account, region: machine.region, image: machine.image,
+                               serverType: machine.type, sshKeys: machine.sshKeys, maxHosts: maxHosts, whenIdle: whenIdle,
+                               bootstrap: bootstrap, userData: userDataText, address: address, port: port, user: user,
+                               identity: identity, knownHosts: knownHosts, maxJobs: maxJobs, bootTimeoutMinutes: bootTimeout)
+        }
+        return FleetConfig(name: name, region: machine.region, endpoint: machine.endpoint, imageID: machine.image, instanceType: machine.type,
+                           spot: machine.spot, maxHosts: maxHosts, whenIdle: whenIdle, bootstrap: bootstrap, userData: userDataText,
+                           keyName: machine.keyName, subnetID: machine.subnetID, securityGroupIDs: machine.securityGroupIDs,
+                           address: address, port: port, user: user, identity: identity, knownHosts: knownHosts, maxJobs: maxJobs,
+                           bootTimeoutMinutes: bootTimeout)
+    }
+
+    /// What a fleet's new machine is made of, in its cloud's keys.
+    private struct FleetMachine {
+        var region: String
+        var endpoint: String?
+        var image: String
+        var type: String
+        var spot = false
+        var keyName: String?
+        var subnetID: String?
+        var securityGroupIDs: [String] = []
+        var account: CloudAccount?
+        var sshKeys: [String] = []
+    }
+
+    private func readFleetMachine(_ r: inout TableReader, _ provider: ProviderKind) -> FleetMachine? {
+        switch provider {
+        case .hetzner, .digitalocean:
+            let account = readCloudAccount(&r, provider)
+            let image = provider == .hetzner
+                ? r.requiredString("image", fix: "write the image or snapshot to make servers from, such as \"debian-12\" or a snapshot's id")
+                : r.requiredString("image", fix: "write the snapshot's id, or an image slug such as \"debian-12-x64\"")
+            let type = provider == .hetzner
+                ? r.requiredString("server_type", fix: "write the server type, such as \"cx22\"")
+                : r.requiredString("size", fix: "write the droplet size, such as \"s-2vcpu-4gb\"")
+            let region = provider == .hetzner
+                ? r.string("location") ?? ""
+                : r.requiredString("region", fix: "write the region to make droplets in, such as \"fra1\"")
+            let sshKeys = r.stringArray("ssh_keys") ?? []
+            guard let account, let image, let type, let region else { return nil }
+            return FleetMachine(region: region, endpoint: account.endpoint, image: image, type: type, account: account, sshKeys: sshKeys)
+        default:
+            let region = r.requiredString("region", fix: "write the region to launch in, such as \"us-east-1\"")
+            let endpoint = r.string("endpoint")
+            if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+                r.problem("endpoint", "'\(endpoint)' is not an http(s) URL", fix: "write the EC2-compatible endpoint's URL, or remove it for AWS's own")
+            }
+            let image = r.requiredString("image_id", fix: "write the AMI to launch, such as \"ami-0123456789abcdef0\"")
+            let type = r.requiredString("instance_type", fix: "write the instance type, such as \"c7i.large\"")
+            let spot = r.bool("spot") ?? false
+            let keyName = r.string("key_name"), subnet = r.string("subnet_id")
+            let groups = r.stringArray("security_group_ids") ?? []
+            guard let region, let image, let type else { return nil }
+            return FleetMachine(region: region, endpoint: endpoint, image: image, type: type, spot: spot, keyName: keyName,
+                                subnetID: subnet, securityGroupIDs: groups)
+        }
     }
 
     /// The tables the entries came from, for the lines of what is wrong between them.

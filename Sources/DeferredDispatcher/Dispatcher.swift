@@ -181,7 +181,7 @@ public actor Dispatcher: Service {
                 lease = try await store.leaseNext { project in
                     (config.project(named: project)?.hosts ?? []).compactMap { name -> LeaseTarget? in
                         if let host = config.host(named: name) { return .host(name: host.name, maxJobs: host.maxJobs) }
-                        return config.fleet(named: name).map { .fleet(name: $0.name, maxHosts: $0.maxHosts, maxJobs: $0.maxJobs) }
+                        return config.fleet(named: name).map { .fleet(name: $0.name, maxHosts: $0.maxHosts, maxJobs: $0.maxJobs, provider: $0.provider.rawValue) }
                     }
                 }
             } catch {

@@ -94,8 +94,19 @@ public struct EC2HostProvider: HostProvider {
         }
     }
 
-    /// `tracked`: instance id → whether the store has it up. `location.instanceID` is unused.
-    public func reconcile(_ location: CloudInstance, tracked: [String: Bool], dryRun: Bool) async -> [String] {
+    /// In every region and endpoint the configuration's EC2 hosts and fleets use.
+    public func reconcile(_ config: DeferredConfig, tracked: [String: Bool], dryRun: Bool, now: Date) async -> [String] {
+        var locations: [String: CloudInstance] = [:]
+        for host in config.hosts { if let instance = host.instance { locations["\(instance.region) \(instance.endpoint ?? "")"] = instance } }
+        for fleet in config.fleets where fleet.provider == .ec2 {
+            locations["\(fleet.region) \(fleet.endpoint ?? "")"] = CloudInstance(instanceID: "", region: fleet.region, endpoint: fleet.endpoint)
+        }
+        var reports: [String] = []
+        for key in locations.keys.sorted() { reports += await reconcile(locations[key]!, tracked: tracked, dryRun: dryRun) }
+        return reports
+    }
+
+    private func reconcile(_ location: CloudInstance, tracked: [String: Bool], dryRun: Bool) async -> [String] {
         let ec2 = client(location)
         let running: [EC2Instance]
         do {

@@ -1,8 +1,10 @@
 import DeferredCore
+import Foundation
 
 /// What a cloud (or the lack of one) does for deferred: bring a host up and say where SSH
 /// finds it, and put it to sleep. The static provider does neither; EC2 starts and stops
-/// instances; a Hetzner or DigitalOcean provider would follow the same shape.
+/// instances; Hetzner and DigitalOcean power servers through their APIs; `command` and `wol`
+/// start machines of the operator's.
 public protocol HostProvider: Sendable {
     /// Brings `host` up if it is not, telling each step to `progress`, and returns the
     /// address SSH connects to. Returns once the machine runs; SSH may still be starting.
@@ -14,13 +16,15 @@ public protocol HostProvider: Sendable {
     /// Makes a new machine for `fleet`, tagged with `tags`.
     func launch(_ fleet: FleetConfig, tags: [String: String]) async throws(ProviderError) -> FleetLaunch
 
-    /// Machines tagged `managed-by=deferred` in `location` that run although the store does
-    /// not know them, or knows them as stopped: stopped (unless `dryRun`) and reported.
-    func reconcile(_ location: CloudInstance, tracked: [String: Bool], dryRun: Bool) async -> [String]
+    /// Machines tagged `managed-by=deferred`, wherever `config`'s hosts and fleets of this
+    /// provider live, that run although the store does not know them, or knows them as
+    /// stopped: stopped (unless `dryRun`) and reported. `tracked`: machine id → whether the
+    /// store has it up.
+    func reconcile(_ config: DeferredConfig, tracked: [String: Bool], dryRun: Bool, now: Date) async -> [String]
 }
 
 extension HostProvider {
-    public func reconcile(_ location: CloudInstance, tracked: [String: Bool], dryRun: Bool) async -> [String] { [] }
+    public func reconcile(_ config: DeferredConfig, tracked: [String: Bool], dryRun: Bool, now: Date) async -> [String] { [] }
 }
 
 /// How a wake went: where SSH goes, and whether the machine had to be started.
@@ -63,7 +67,7 @@ public struct ProviderError: Error, Sendable, CustomStringConvertible {
 
     /// A fleet asked a provider of single machines (`what`) to launch one.
     static func notForFleets(_ fleet: FleetConfig, _ what: String) -> ProviderError {
-        ProviderError(host: fleet.name, reason: "fleets launch EC2 instances; \(what) is one machine, made by hand", isTransient: false)
+        ProviderError(host: fleet.name, reason: "fleets launch EC2 instances, Hetzner servers or DigitalOcean droplets; \(what) is one machine, made by hand", isTransient: false)
     }
 }
 

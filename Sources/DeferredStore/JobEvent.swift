@@ -176,5 +176,6 @@ public struct FleetBootFailures: Sendable, Equatable {
 /// may make another host while it has fewer than `maxHosts`.
 public enum LeaseTarget: Sendable {
     case host(name: String, maxJobs: Int)
-    case fleet(name: String, maxHosts: Int, maxJobs: Int)
+    /// `provider`: what the fleet's new hosts are recorded as (`ec2`, `hetzner`, `digitalocean`).
+    case fleet(name: String, maxHosts: Int, maxJobs: Int, provider: String = "ec2")
 }

@@ -82,8 +82,10 @@ public protocol JobLeasing: Sendable {
     /// results, if any, are dropped in the same transaction.
     func finish(_ id: JobID, outcome: JobOutcome) async throws(StoreError)
     /// Sends a leased job back to the queue after the machinery failed, to be tried again
-    /// from `notBefore`. Counts an attempt when `countAttempt` is set.
-    func requeue(_ id: JobID, reason: String, notBefore: Date, countAttempt: Bool, at: Date) async throws(StoreError)
+    /// from `notBefore`. Counts an attempt when `countAttempt` is set. `hostState`, when
+    /// given, is the host's state after, in the same transaction: a host whose wake failed is
+    /// `unknown` before any other lease can find it `ready` and skip the wake.
+    func requeue(_ id: JobID, reason: String, notBefore: Date, countAttempt: Bool, hostState: HostState?, at: Date) async throws(StoreError)
     /// Jobs that held a lease when the server stopped: those still waiting for their host go
     /// back to the queue; those running (their command may run on its host) keep their host
     /// and are handed back as leases to take up again (`Lease.resuming`). Each start that
@@ -207,8 +209,12 @@ public extension JobLeasing {
 
     func markRunning(_ id: JobID) async throws(StoreError) { try await markRunning(id, at: Date()) }
 
-    func requeue(_ id: JobID, reason: String, notBefore: Date, countAttempt: Bool) async throws(StoreError) {
-        try await requeue(id, reason: reason, notBefore: notBefore, countAttempt: countAttempt, at: Date())
+    func requeue(_ id: JobID, reason: String, notBefore: Date, countAttempt: Bool, hostState: HostState? = nil) async throws(StoreError) {
+        try await requeue(id, reason: reason, notBefore: notBefore, countAttempt: countAttempt, hostState: hostState, at: Date())
+    }
+
+    func requeue(_ id: JobID, reason: String, notBefore: Date, countAttempt: Bool, at: Date) async throws(StoreError) {
+        try await requeue(id, reason: reason, notBefore: notBefore, countAttempt: countAttempt, hostState: nil, at: at)
     }
 
     func recoverInterrupted(limit: Int) async throws(StoreError) -> Recovery {

@@ -24,7 +24,7 @@ struct Readiness {
     /// Credentials the configuration's clouds need: EC2 hosts and fleets, an S3 artifact store.
     func problems() -> [Finding] {
         var found: [Finding] = []
-        let cloudy = config.hosts.filter { $0.provider == .ec2 }.map { "hosts[\"\($0.name)\"]" } + config.fleets.map { "fleets[\"\($0.name)\"]" }
+        let cloudy = config.hosts.filter { $0.provider == .ec2 }.map { "hosts[\"\($0.name)\"]" } + config.fleets.filter { $0.provider == .ec2 }.map { "fleets[\"\($0.name)\"]" }
         if let first = cloudy.first {
             do throws(AWSCredentials.LookupError) {
                 _ = try AWSCredentials.lookUp(environment: environment)
@@ -83,12 +83,12 @@ struct Readiness {
                 } catch {
                     found.append(Finding(line: line, key: key, message: "the EC2 API refused: \(error)"))
                 }
-            case .hetzner:
-                guard probe, let server = host.hetzner else { continue }
+            case .hetzner, .digitalocean:
+                guard probe, let server = host.server, let api = ServerHostProvider.api(host.provider, server.account) else { continue }
                 do throws(CloudError) {
-                    _ = try await HetznerClient(token: server.token, endpoint: server.endpoint).server(server.id)
+                    _ = try await api.server(server.id)
                 } catch {
-                    found.append(Finding(line: line, key: key, message: "the Hetzner API refused: \(error)"))
+                    found.append(Finding(line: line, key: key, message: "the \(api.cloud) API refused: \(error)"))
                 }
             case .wol:
                 // A machine that sleeps does not answer, as it should; --probe does not wake it.
@@ -101,6 +101,16 @@ struct Readiness {
                 } catch {
                     found.append(Finding(line: line, key: key, message: error.reason))
                 }
+            }
+        }
+        // A fleet's token is tried by listing the servers it would make (nothing is made).
+        for fleet in config.fleets where probe {
+            guard let account = fleet.account, let api = ServerHostProvider.api(fleet.provider, account) else { continue }
+            do throws(CloudError) {
+                _ = try await api.managedServers()
+            } catch {
+                let key = "fleets[\"\(fleet.name)\"]"
+                found.append(Finding(line: config.lines[key], key: key, message: "the \(api.cloud) API refused: \(error)"))
             }
         }
         return found

@@ -353,9 +353,9 @@ struct ConfigLoaderTests {
         let config = try ConfigLoader(environment: ["HOOK_SECRET": "s", "HCLOUD_TOKEN": "t0ken"]).load(text: cloud, baseDirectory: dir)
         let host = try #require(config.host(named: "hz"))
         #expect(host.provider == .hetzner)
-        #expect(host.hetzner == HetznerServer(id: 42, token: "t0ken", tokenEnv: "HCLOUD_TOKEN"))
+        #expect(host.server == CloudServer(id: "42", account: CloudAccount(token: "t0ken", tokenEnv: "HCLOUD_TOKEN")))
         #expect(host.address.isEmpty)
-        #expect(!"\(host.hetzner!)".contains("t0ken"))
+        #expect(!"\(host.server!)".contains("t0ken"))
         // The variable not set: a problem naming it.
         let unset = #expect(throws: ConfigError.self) { try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: cloud, baseDirectory: dir) }
         let problem = unset?.problems.first { $0.key == #"hosts["hz"].token_env"# }
@@ -374,6 +374,87 @@ struct ConfigLoaderTests {
         let error = #expect(throws: ConfigError.self) { try ConfigLoader(environment: ["HOOK_SECRET": "s"]).load(text: broken, baseDirectory: dir) }
         let keys = Set(error?.problems.map(\.key) ?? [])
         #expect(keys == [#"hosts["hz-bad"].server_id"#, #"hosts["hz-bad"].token_env"#, #"hosts["hz-bad"].endpoint"#], "\(keys)")
+    }
+
+    @Test func readsDigitalOceanHostsAndTheirProblems() throws {
+        let cloud = valid.replacingOccurrences(of: "hosts = [\"builder-1\"]", with: "hosts = [\"builder-1\", \"drop\"]") + """
+
+            [[hosts]]
+            name = "drop"
+            provider = "digitalocean"
+            droplet_id = 3164444
+            token_env = "DIGITALOCEAN_TOKEN"
+            endpoint = "http://127.0.0.1:9/v2"
+            user = "root"
+            identity = "key"
+            known_hosts = "known_hosts"
+            """
+        let config = try ConfigLoader(environment: ["HOOK_SECRET": "s", "DIGITALOCEAN_TOKEN": "dop_v1_x"]).load(text: cloud, baseDirectory: dir)
+        let host = try #require(config.host(named: "drop"))
+        #expect(host.provider == .digitalocean)
+        #expect(host.server == CloudServer(id: "3164444", account: CloudAccount(token: "dop_v1_x", tokenEnv: "DIGITALOCEAN_TOKEN", endpoint: "http://127.0.0.1:9/v2")))
+        // A Hetzner key on a droplet is not read: it is reported, and the droplet's own is missing.
+        let wrongKey = cloud.replacingOccurrences(of: "droplet_id = 3164444", with: "server_id = 3164444")
+        let error = #expect(throws: ConfigError.self) {
+            try ConfigLoader(environment: ["HOOK_SECRET": "s", "DIGITALOCEAN_TOKEN": "dop_v1_x"]).load(text: wrongKey, baseDirectory: dir)
+        }
+        let keys = Set(error?.problems.map(\.key) ?? [])
+        // The project then lists a host that is not there: said too.
+        #expect(keys == [#"hosts["drop"].droplet_id"#, #"hosts["drop"].server_id"#, #"projects["resume"].hosts"#], "\(keys)")
+    }
+
+    /// Hetzner and DigitalOcean fleets: their own keys, `delete` when idle by default (a
+    /// server that is off is still billed), and each one's missing keys named.
+    @Test func readsServerCloudFleetsAndTheirProblems() throws {
+        try "#!/bin/sh\n".write(toFile: dir + "/host.sh", atomically: true, encoding: .utf8)
+        let fleets = valid.replacingOccurrences(of: "hosts = [\"builder-1\"]", with: "hosts = [\"builder-1\", \"hz\", \"do\"]") + """
+
+            [[fleets]]
+            name = "hz"
+            provider = "hetzner"
+            token_env = "HCLOUD_TOKEN"
+            image = "debian-12"
+            server_type = "cx22"
+            location = "fsn1"
+            ssh_keys = ["deferred"]
+            max_hosts = 2
+            bootstrap = "host.sh"
+            user = "root"
+            identity = "key"
+            known_hosts = "known_hosts"
+
+            [[fleets]]
+            name = "do"
+            provider = "digitalocean"
+            token_env = "DIGITALOCEAN_TOKEN"
+            image = "123456"
+            size = "s-2vcpu-4gb"
+            region = "fra1"
+            when_idle = "stop"
+            bootstrap = "host.sh"
+            user = "root"
+            identity = "key"
+            known_hosts = "known_hosts"
+            """
+        let environment = ["HOOK_SECRET": "s", "HCLOUD_TOKEN": "h", "DIGITALOCEAN_TOKEN": "d"]
+        let config = try ConfigLoader(environment: environment).load(text: fleets, baseDirectory: dir)
+        let hz = try #require(config.fleet(named: "hz")), ocean = try #require(config.fleet(named: "do"))
+        #expect(hz.provider == .hetzner && hz.account == CloudAccount(token: "h", tokenEnv: "HCLOUD_TOKEN"))
+        #expect(hz.imageID == "debian-12" && hz.instanceType == "cx22" && hz.region == "fsn1" && hz.sshKeys == ["deferred"])
+        #expect(hz.whenIdle == .terminate && hz.maxHosts == 2)
+        #expect(ocean.provider == .digitalocean && ocean.region == "fra1" && ocean.instanceType == "s-2vcpu-4gb" && ocean.whenIdle == .stop)
+        let host = hz.host(named: "hz-1a2b", instanceID: "5001")
+        #expect(host.provider == .hetzner && host.server?.id == "5001" && host.instance == nil && host.server?.account.tokenEnv == "HCLOUD_TOKEN")
+
+        let broken = fleets.replacingOccurrences(of: "server_type = \"cx22\"\n", with: "instance_type = \"cx22\"\n")
+            .replacingOccurrences(of: "region = \"fra1\"\nwhen_idle = \"stop\"", with: "when_idle = \"terminated\"")
+        let error = #expect(throws: ConfigError.self) { try ConfigLoader(environment: environment).load(text: broken, baseDirectory: dir) }
+        let keys = Set(error?.problems.map(\.key) ?? [])
+        #expect(keys == [#"fleets["hz"].server_type"#, #"fleets["hz"].instance_type"#, #"fleets["do"].region"#, #"fleets["do"].when_idle"#,
+                         #"projects["resume"].hosts"#], "\(keys)")
+        let wol = fleets.replacingOccurrences(of: "provider = \"digitalocean\"", with: "provider = \"wol\"")
+        let refused = #expect(throws: ConfigError.self) { try ConfigLoader(environment: environment).load(text: wol, baseDirectory: dir) }
+        #expect(refused?.problems.contains { $0.key == #"fleets["do"].provider"# && $0.message.contains("cannot make hosts") } == true)
     }
 
     @Test func readsFleetsAndTheirProblems() throws {

@@ -20,7 +20,8 @@ import Testing
         let base = folder + "/run-" + UUID().uuidString.prefix(8)
         let process = try SpawnedProcess(executable: try program ?? BuiltServer.executable(), arguments: arguments,
                                          stdoutPath: base + ".out", stderrPath: base + ".err", environment: environment)
-        let status = await Task.detached { process.waitForExit() }.value
+        // Off the concurrency pool: a wait there could starve a fake API the child is calling.
+        let status = await OffPool.run { process.waitForExit() }
         func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
         return Ran(status: status, stdout: read(base + ".out"), stderr: read(base + ".err"))
     }
@@ -241,6 +242,48 @@ import Testing
         let missing = try await Self.deferred(["check-config", "--config", try desk(status: "says-stopped", sleep: false)], in: folder)
         #expect(missing.status == 1 && missing.stderr.contains(#"hosts["desk"].sleep: is missing"#), "\(missing)")
         #expect(!FileManager.default.fileExists(atPath: touched), "check-config ran the wake command")
+    }
+
+    /// Hetzner and DigitalOcean: check-config names each provider's missing keys; --probe reads
+    /// the host's server and lists the fleet's (making nothing), and a refused token is a
+    /// warning that names token_env, never the token.
+    @Test(arguments: CloudUnderTest.allCases)
+    func checkConfigKnowsEachCloudsKeysAndProbesItsToken(_ cloud: CloudUnderTest) async throws {
+        let harness = try await ServerHarness()
+        let folder = harness.folder
+        let api = try await cloud.fake(token: "the-token", servers: [42: .init(name: "builder", status: "off", ip: "127.0.0.1")])
+        defer { api.stop() }
+        try "#!/bin/sh\n".write(toFile: folder + "/host.sh", atomically: true, encoding: .utf8)
+        let login = [#"user = "root""#, #"identity = "\#(harness.sshd.clientKey)""#, #"known_hosts = "\#(harness.sshd.knownHosts)""#]
+        let idKey = cloud == .hetzner ? "server_id" : "droplet_id"
+        let machine = cloud == .hetzner ? [#"image = "debian-12""#, #"server_type = "cx22""#]
+                                        : [#"image = "debian-12-x64""#, #"size = "s-1vcpu-1gb""#, #"region = "fra1""#]
+        func config(withID: Bool = true, fleetKeys: [String]? = nil) throws -> String {
+            try Self.config(harness, extra: ["[[hosts]]", #"name = "cloudy""#, #"provider = "\#(cloud.kind.rawValue)""#]
+                            + (withID ? ["\(idKey) = 42"] : []) + [#"token_env = "\#(cloud.tokenEnv)""#, #"endpoint = "\#(api.url)""#] + login
+                            + ["[[fleets]]", #"name = "more""#, #"provider = "\#(cloud.kind.rawValue)""#, #"token_env = "\#(cloud.tokenEnv)""#,
+                               #"endpoint = "\#(api.url)""#, #"bootstrap = "\#(folder)/host.sh""#] + (fleetKeys ?? machine) + login)
+        }
+        var environment = BuiltServer.environment()
+        environment[cloud.tokenEnv] = "the-token"
+        let fine = try await Self.deferred(["check-config", "--probe", "--config", try config()], in: folder, environment: environment)
+        #expect(fine.status == 0 && fine.stdout.contains("is fine") && !fine.stdout.contains("warning"), "\(fine)")
+        let calls = await api.state.calls
+        #expect(calls.contains("GET \(cloud.serverPath)") && calls.count == 2, "\(calls)")
+
+        let missing = try await Self.deferred(["check-config", "--config", try config(withID: false, fleetKeys: [])], in: folder, environment: environment)
+        let fleetKeys = cloud == .hetzner ? ["image", "server_type"] : ["image", "size", "region"]
+        for key in [#"hosts["cloudy"].\#(idKey)"#] + fleetKeys.map({ #"fleets["more"].\#($0)"# }) {
+            #expect(missing.status == 1 && missing.stderr.contains("\(key): is missing"), "\(key): \(missing)")
+        }
+
+        environment[cloud.tokenEnv] = "a-wrong-token"
+        let refused = try await Self.deferred(["check-config", "--probe", "--config", try config()], in: folder, environment: environment)
+        #expect(refused.status == 0 && refused.stdout.contains(#"hosts["cloudy"]: the \#(cloud.cloud) API refused"#), "\(refused)")
+        #expect(refused.stdout.contains(#"fleets["more"]: the \#(cloud.cloud) API refused"#), "\(refused)")
+        #expect(!refused.stdout.contains("a-wrong-token") && !refused.stderr.contains("a-wrong-token"))
+        #expect(await api.state.made().isEmpty)
+        #expect(await api.state.powered.isEmpty)
     }
 
     /// check-config --probe connects to a PostgreSQL store as serve would and says what it found,

@@ -37,16 +37,7 @@ import Testing
         try useFleet(harness, moto: moto, maxHosts: 2, whenIdle: .terminate)
         let store = harness.store
         try await harness.serve { client in
-            let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\nsleep 1\necho built\n"])
-            var urls: [String] = []
-            for n in 0..<5 {
-                // Five pushes, not one sent five times: the same body again is a replay, deduped.
-                let body = harness.repo.pushPayload(repository: ServerHarness.repository, ref: "refs/heads/main", commit: commit, pusher: "octocat\(n)")
-                let response = try await ServerHarness.post(client, body)
-                urls.append(try #require(ServerHarness.json(response)["result_url"] as? String))
-            }
-            for url in urls {
-                let results = try await ServerHarness.results(client, resultURL: url)
+            for results in try await harness.runPushes(client, count: 5, files: ["script/job.sh": "#!/bin/sh\nsleep 1\necho built\n"]) {
                 #expect(results["status"] as? String == "succeeded", "\(results)")
                 #expect(results["stdout"] as? String == "built\n")
             }

@@ -153,4 +153,41 @@ import Testing
         #expect((Self.series(text, MetricName.cloudCalls, calls.merging(["action": "StartInstances", "outcome": "ok"]) { $1 }) ?? 0) >= 1, "\(text)")
         #expect(await proxy.faults.injected == 2)
     }
+
+    /// Hetzner and DigitalOcean hosts are counted as every host is: the wake by outcome, and
+    /// each API call by the cloud's own service, its path's shape, outcome and retry.
+    @Test(arguments: CloudUnderTest.allCases)
+    func aServerCloudsWakeAndCallsAreCountedLikeAnyHosts(_ cloud: CloudUnderTest) async throws {
+        let api = try await cloud.fake(token: "metrics-token", servers: [42: .init(name: "builder", status: "off", ip: "127.0.0.1")])
+        defer { api.stop() }
+        await api.state.inject([503])
+        let harness = try await ServerHarness()
+        var environment = BuiltServer.environment()
+        environment[cloud.tokenEnv] = "metrics-token"
+        let server = try await BuiltServer.start(
+            harness, project: [#"command = "sh script/job.sh""#], host: [#"provider = "\#(cloud.kind.rawValue)""#, "\(cloud == .hetzner ? "server_id" : "droplet_id") = 42",
+                            #"token_env = "\#(cloud.tokenEnv)""#, #"endpoint = "\#(api.url)""#],
+            environment: environment)
+        defer { server.stop() }
+        let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\necho counted\n"])
+        let body = harness.repo.pushPayload(repository: ServerHarness.repository, ref: "refs/heads/main", commit: commit)
+        let pushed = try await HTTPClient().send(HTTPClientRequest(
+            method: "POST", url: server.base + "/hooks/github",
+            headers: [("Content-Type", "application/json"), ("X-GitHub-Event", "push"), ("X-GitHub-Delivery", UUID().uuidString),
+                      ("X-Hub-Signature-256", WebhookSignature.sign(body: body, secret: BuiltServer.webhookSecret))],
+            body: body, timeout: .seconds(30)))
+        let answer = (try? JSONSerialization.jsonObject(with: pushed.body)) as? [String: Any] ?? [:]
+        let resultURL = try #require(answer["result_url"] as? String)
+        let results = try await server.results(at: String(resultURL.dropFirst(server.base.count)))
+        #expect(results["stdout"] as? String == "counted\n", "\(results)")
+
+        let scraped = try await HTTPClient().send(HTTPClientRequest(url: server.base + "/metrics", timeout: .seconds(10)))
+        let text = String(decoding: scraped.body, as: UTF8.self)
+        #expect(Self.series(text, MetricName.hostWakes, ["host": "loopback", "outcome": "woken"]) == 1, "\(text)")
+        let read = ["service": cloud.rawValue, "action": "GET /\(cloud == .hetzner ? "servers" : "droplets")/{id}"]
+        #expect(Self.series(text, MetricName.cloudCalls, read.merging(["outcome": "server_error", "retry": "false"]) { $1 }) == 1, "\(text)")
+        #expect((Self.series(text, MetricName.cloudCalls, read.merging(["outcome": "ok", "retry": "true"]) { $1 }) ?? 0) == 1, "\(text)")
+        #expect(!text.contains("metrics-token"))
+        #expect(await api.state.powered == ["on 42"])
+    }
 }

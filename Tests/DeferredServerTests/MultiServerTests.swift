@@ -141,7 +141,7 @@ import Testing
         #expect(results["status"] as? String == "succeeded", "\(results)\n\(OutOfFilesTests.tail(owner.said))")
         #expect(results["stdout"] as? String == ServerRestartTests.Marked.stdout, "\(results)")
         #expect(marked.runCount == 1, "the command ran \(marked.runCount) times")
-        let exit = await Task.detached { owner.process.waitForExit() }.value
+        let exit = await OffPool.run { owner.process.waitForExit() }
         #expect(exit == 75, "\(OutOfFilesTests.tail(owner.said))")
         let stored = try await ServerRestartTests.storedOutput(of: id, in: opened)
         #expect(stored.stdout == ServerRestartTests.Marked.stdout && stored.stderr == "to stderr\n", "\(stored)")

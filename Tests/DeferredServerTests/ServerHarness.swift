@@ -265,6 +265,22 @@ final class ServerHarness: @unchecked Sendable {
         let url = try #require(answer["result_url"] as? String)
         return try await Self.results(client, resultURL: url)
     }
+
+    /// `count` pushes of one commit holding `files`, all sent before any is waited for, and
+    /// each one's results. Distinct pushes (each its pusher), not one sent again: the same
+    /// body again is a replay, deduplicated.
+    func runPushes(_ client: any TestClientProtocol, count: Int, files: [String: String]) async throws -> [[String: Any]] {
+        let commit = try await repo.commit(files)
+        var urls: [String] = []
+        for n in 0..<count {
+            let body = repo.pushPayload(repository: Self.repository, ref: "refs/heads/main", commit: commit, pusher: "octocat\(n)")
+            let response = try await Self.post(client, body)
+            urls.append(try #require(Self.json(response)["result_url"] as? String))
+        }
+        var results: [[String: Any]] = []
+        for url in urls { results.append(try await Self.results(client, resultURL: url)) }
+        return results
+    }
 }
 
 extension Data {

@@ -306,6 +306,26 @@ struct StoreConformanceTests {
         }
     }
 
+    /// A job sent back after its host's wake failed leaves the host `unknown` in the same
+    /// transaction: the next lease finds it not up (so it wakes it), never `ready` in between.
+    @Test(arguments: StoreUnderTest.all)
+    func aRequeueSetsItsHostsStateInTheSameWrite(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            try await store.register(hosts: [Sample.host("box")], at: Date())
+            try await store.markHost("box", .ready)
+            let job = Sample.push()
+            _ = try await store.enqueue(job, delivery: nil)
+            let targets: @Sendable (String) -> [LeaseTarget] = { _ in [.host(name: "box", maxJobs: 1)] }
+            #expect(try await store.leaseNext(now: Date(), targetsFor: targets)?.hostWasUp == true)
+            try await store.requeue(job.id, reason: "wake failed", notBefore: Date(), countAttempt: true, hostState: .unknown, at: Date())
+            #expect(try await store.host(named: "box")?.state == .unknown)
+            #expect(try await store.leaseNext(now: Date().addingTimeInterval(1), targetsFor: targets)?.hostWasUp == false)
+            // Without a state, the host is freed as ready, as before.
+            try await store.requeue(job.id, reason: "ssh dropped", notBefore: Date(), countAttempt: false, at: Date())
+            #expect(try await store.host(named: "box")?.state == .ready)
+        }
+    }
+
     /// However many leases run at once, a fleet never has more hosts than `max_hosts`: the
     /// count is taken in the lease's own transaction.
     @Test(arguments: StoreUnderTest.all)

@@ -2,7 +2,7 @@
 /// made no sense.
 public enum CloudError: Error, Sendable, CustomStringConvertible {
     case api(AWSError)
-    /// A JSON REST API's error answer (Hetzner Cloud).
+    /// A JSON REST API's error answer (Hetzner Cloud, DigitalOcean).
     case rest(RESTAPIError)
     case transport(HTTPClientError)
     case unreadable(action: String, status: Int, body: String)

@@ -1,72 +1,130 @@
 import DeferredCore
 import Foundation
 
-/// Hetzner Cloud's API (docs.hetzner.cloud): a server, its power actions and their progress,
-/// with a bearer token. Calls are retried with jittered backoff on throttling (429: after the
-/// `Retry-After` or `RateLimit-Reset` it gives, up to a minute), on 5xx, and while the server
-/// is locked by another action. The token is never part of a message.
-public struct HetznerClient: Sendable {
-    public let endpoint: String
-    let token: String
-    let http: HTTPClient
-    public var retry: RetryPolicy
-    /// The longest a rate limit's reset is waited for before the next try.
-    public var longestRateLimitWait: Duration = .seconds(60)
+/// Hetzner Cloud's API (docs.hetzner.cloud): servers, their power actions and the actions'
+/// progress, server creation from an image or snapshot with labels, deletion, and listing by
+/// label. Retries and rate limits as `BearerJSONAPI` has them.
+public struct HetznerClient: ServerAPI {
+    var api: BearerJSONAPI
+    public var cloud: String { "Hetzner" }
+    public var endpoint: String { api.endpoint }
+    public var retry: RetryPolicy {
+        get { api.retry }
+        set { api.retry = newValue }
+    }
 
     public init(token: String, endpoint: String? = nil, http: HTTPClient = HTTPClient(), retry: RetryPolicy = RetryPolicy()) {
-        var base = endpoint ?? "https://api.hetzner.cloud/v1"
-        while base.hasSuffix("/") { base.removeLast() }
-        self.endpoint = base
-        self.token = token
-        self.http = http
-        self.retry = retry
+        api = BearerJSONAPI(service: "hetzner", endpoint: endpoint ?? "https://api.hetzner.cloud/v1", token: token, http: http, retry: retry) { body in
+            (try? JSONDecoder().decode(ErrorAnswer.self, from: body)).map { ($0.error.code, $0.error.message) }
+        }
     }
 
-    /// A server as the API shows it: `status` is running, off, starting, stopping,
-    /// initializing, migrating, rebuilding, deleting or unknown.
-    public struct Server: Sendable, Equatable {
-        public var id: Int
-        public var name: String
-        public var status: String
-        public var publicIPv4: String?
+    public func server(_ id: String) async throws(CloudError) -> CloudServerState {
+        try await api.call("GET", "/servers/\(try Self.number(id))", as: ServerAnswer.self).server.state
     }
 
-    /// An action the API runs: `status` is running, success or error.
-    public struct Action: Sendable, Equatable {
-        public var id: Int
-        public var command: String
-        public var status: String
-        public var error: String?
+    /// `poweron`, `shutdown` (ACPI) or `poweroff`.
+    public func power(_ step: PowerStep, server id: String) async throws(CloudError) -> CloudAction {
+        let command = switch step { case .on: "poweron"; case .shutdown: "shutdown"; case .off: "poweroff" }
+        return try await api.call("POST", "/servers/\(try Self.number(id))/actions/\(command)", as: ActionAnswer.self).action.value
     }
 
-    public func server(_ id: Int) async throws(CloudError) -> Server {
-        let shape = try await call("GET", "/servers/\(id)", as: ServerAnswer.self)
-        return Server(id: shape.server.id, name: shape.server.name, status: shape.server.status, publicIPv4: shape.server.public_net?.ipv4?.ip)
+    public func action(_ action: CloudAction) async throws(CloudError) -> CloudAction {
+        try await api.call("GET", "/actions/\(try Self.number(action.id))", as: ActionAnswer.self).action.value
     }
 
-    /// `poweron`, `shutdown` (ACPI) or `poweroff` on a server: the action it started.
-    public func power(_ command: String, server id: Int) async throws(CloudError) -> Action {
-        try await call("POST", "/servers/\(id)/actions/\(command)", as: ActionAnswer.self).action.value
+    /// `POST /servers`, started at once. Label values are made to fit Hetzner's rules.
+    public func create(_ order: ServerOrder) async throws(CloudError) -> CloudServerState {
+        let request = CreateRequest(name: order.name, server_type: order.type, image: order.image, location: order.location,
+                                    ssh_keys: order.sshKeys.isEmpty ? nil : order.sshKeys, user_data: order.userData,
+                                    labels: order.labels.reduce(into: [:]) { $0[$1.key] = Self.labelValue($1.value) }, start_after_create: true)
+        let body = (try? JSONEncoder().encode(request)) ?? Data()
+        return try await api.call("POST", "/servers", body: body, once: true, as: ServerAnswer.self).server.state
     }
 
-    public func action(_ id: Int) async throws(CloudError) -> Action {
-        try await call("GET", "/actions/\(id)", as: ActionAnswer.self).action.value
+    public func delete(_ id: String) async throws(CloudError) {
+        try await api.send("DELETE", "/servers/\(try Self.number(id))")
     }
+
+    /// Every page of `GET /servers?label_selector=managed-by=deferred`.
+    public func managedServers() async throws(CloudError) -> [CloudServerState] {
+        var found: [CloudServerState] = [], page: Int? = 1
+        // A bound on pages, so an answer that always has a next page cannot hold us forever.
+        for _ in 0..<100 {
+            guard let current = page else { break }
+            let answer = try await api.call("GET", "/servers?label_selector=\(BearerJSONAPI.query("managed-by=deferred"))&per_page=50&page=\(current)",
+                                            as: ServerList.self)
+            found += answer.servers.map(\.state)
+            page = answer.meta?.pagination?.next_page
+            if let next = page, next <= current { break }
+        }
+        return found
+    }
+
+    public func kept(label value: String) -> String { Self.labelValue(value) }
 
     // MARK: The wire
 
-    private struct ServerAnswer: Decodable {
-        struct Shape: Decodable {
-            struct Net: Decodable {
-                struct IPv4: Decodable { var ip: String }
-                var ipv4: IPv4?
-            }
-            var id: Int
-            var name: String
-            var status: String
-            var public_net: Net?
+    private static func number(_ id: String) throws(CloudError) -> Int {
+        guard let number = Int(id), number > 0 else { throw .unreadable(action: "a Hetzner id", status: 0, body: "'\(id)' is not a server or action id") }
+        return number
+    }
+
+    /// Hetzner's label values: at most 63 of letters, digits, `-`, `_` and `.`, starting and
+    /// ending with a letter or digit.
+    static func labelValue(_ text: String) -> String {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+        var value = String(text.map { allowed.contains($0) ? $0 : "_" }.prefix(63))
+        while let last = value.last, !(last.isLetter || last.isNumber) { value.removeLast() }
+        while let first = value.first, !(first.isLetter || first.isNumber) { value.removeFirst() }
+        return value
+    }
+
+    private struct CreateRequest: Encodable {
+        var name: String
+        var server_type: String
+        var image: String
+        var location: String?
+        var ssh_keys: [String]?
+        var user_data: String?
+        var labels: [String: String]
+        var start_after_create: Bool
+    }
+
+    private struct ServerShape: Decodable {
+        struct Net: Decodable {
+            struct IPv4: Decodable { var ip: String }
+            var ipv4: IPv4?
         }
-        var server: Shape
+        var id: Int
+        var name: String
+        var status: String
+        var public_net: Net?
+        var labels: [String: String]?
+        var created: String?
+
+        var state: CloudServerState {
+            let power: ServerPower = switch status {
+            case "running": .running
+            case "off": .off
+            case "starting", "initializing": .starting
+            case "stopping", "migrating", "rebuilding": .settling
+            default: .unusable
+            }
+            return CloudServerState(id: String(id), name: name, status: status, power: power, publicIPv4: public_net?.ipv4?.ip,
+                                    labels: labels ?? [:], created: CloudDate.parse(created))
+        }
+    }
+
+    private struct ServerAnswer: Decodable { var server: ServerShape }
+
+    private struct ServerList: Decodable {
+        struct Meta: Decodable {
+            struct Pagination: Decodable { var next_page: Int? }
+            var pagination: Pagination?
+        }
+        var servers: [ServerShape]
+        var meta: Meta?
     }
 
     private struct ActionAnswer: Decodable {
@@ -76,7 +134,14 @@ public struct HetznerClient: Sendable {
             var command: String
             var status: String
             var error: Failure?
-            var value: Action { Action(id: id, command: command, status: status, error: error.map { "\($0.code): \($0.message)" }) }
+            var value: CloudAction {
+                let progress: CloudAction.Progress = switch status {
+                case "running": .running
+                case "success": .succeeded
+                default: .failed(error.map { "\($0.code): \($0.message)" } ?? "no reason given")
+                }
+                return CloudAction(id: String(id), command: command, progress: progress)
+            }
         }
         var action: Shape
     }
@@ -84,40 +149,5 @@ public struct HetznerClient: Sendable {
     private struct ErrorAnswer: Decodable {
         struct Shape: Decodable { var code: String; var message: String }
         var error: Shape
-    }
-
-    private func call<Answer: Decodable>(_ method: String, _ path: String, as: Answer.Type) async throws(CloudError) -> Answer {
-        let name = "\(method) \(path)"
-        // The metric's action: the path's shape, not each server's id.
-        let action = method + " " + path.split(separator: "/").map { $0.allSatisfy(\.isNumber) ? "{id}" : String($0) }.joined(separator: "/")
-        return try await CloudCallCount.retrying(retry, service: "hetzner", action: action) { () async throws(CloudError) -> Answer in
-            let request = HTTPClientRequest(method: method, url: endpoint + path, headers: [
-                (name: "Authorization", value: "Bearer \(token)"), (name: "Accept", value: "application/json"),
-            ])
-            let response: HTTPClientResponse
-            do throws(HTTPClientError) { response = try await http.send(request) } catch { throw .transport(error) }
-            guard (200..<300).contains(response.status) else {
-                let said = try? JSONDecoder().decode(ErrorAnswer.self, from: response.body)
-                let error = RESTAPIError(status: response.status, code: said?.error.code ?? "http_\(response.status)",
-                                         message: said?.error.message ?? String(decoding: response.body.prefix(300), as: UTF8.self),
-                                         call: name, retryAfter: Self.retryAfter(response))
-                if error.isThrottling, let wait = error.retryAfter { try? await Task.sleep(for: min(wait, longestRateLimitWait)) }
-                throw .rest(error)
-            }
-            do {
-                return try JSONDecoder().decode(Answer.self, from: response.body)
-            } catch {
-                throw .unreadable(action: name, status: response.status, body: String(decoding: response.body.prefix(300), as: UTF8.self))
-            }
-        }
-    }
-
-    /// How long a 429 says to wait: `Retry-After` seconds, or until `RateLimit-Reset` (a Unix time).
-    static func retryAfter(_ response: HTTPClientResponse, now: Date = Date()) -> Duration? {
-        if let seconds = response.header("Retry-After").flatMap(Double.init), seconds >= 0 { return .milliseconds(Int64(seconds * 1000)) }
-        if let reset = response.header("RateLimit-Reset").flatMap(Double.init) {
-            return .milliseconds(Int64(max(reset - now.timeIntervalSince1970, 0) * 1000))
-        }
-        return nil
     }
 }

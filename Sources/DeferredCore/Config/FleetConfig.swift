@@ -1,13 +1,25 @@
 import Foundation
 
-/// Hosts made on demand from an image, up to `maxHosts`, and stopped or terminated when idle.
+/// Hosts made on demand from an image, up to `maxHosts`, and stopped or terminated when idle:
+/// EC2 instances, Hetzner Cloud servers or DigitalOcean droplets.
 public struct FleetConfig: Sendable {
-    public enum WhenIdle: String, Sendable { case stop, terminate }
+    /// `terminate` is EC2's word; Hetzner and DigitalOcean say `delete`, which means the same.
+    public enum WhenIdle: String, Sendable {
+        case stop, terminate
+
+        public init?(text: String) {
+            self.init(rawValue: text == "delete" ? "terminate" : text)
+        }
+    }
 
     public var name: String
+    public var provider: ProviderKind
+    /// EC2's region; Hetzner's location (empty: Hetzner picks); DigitalOcean's region.
     public var region: String
     public var endpoint: String?
+    /// EC2's AMI; Hetzner's image or snapshot (name or id); DigitalOcean's snapshot id or image slug.
     public var imageID: String
+    /// EC2's instance type; Hetzner's server type; DigitalOcean's size.
     public var instanceType: String
     public var spot: Bool
     public var maxHosts: Int
@@ -19,6 +31,10 @@ public struct FleetConfig: Sendable {
     public var keyName: String?
     public var subnetID: String?
     public var securityGroupIDs: [String]
+    /// Hetzner and DigitalOcean: the token that makes and deletes the fleet's servers.
+    public var account: CloudAccount?
+    /// Hetzner and DigitalOcean: the SSH keys (names, ids or fingerprints) a new server gets.
+    public var sshKeys: [String] = []
     /// How SSH reaches every instance (the same keys as a host's); `address` empty means
     /// each instance's own, and the wake timeout is the fleet's boot timeout.
     public var login: HostConfig
@@ -31,6 +47,7 @@ public struct FleetConfig: Sendable {
                 subnetID: String? = nil, securityGroupIDs: [String] = [], address: String? = nil, port: Int = 22, user: String,
                 identity: String?, knownHosts: String, maxJobs: Int = 1, bootTimeoutMinutes: Double = 10) {
         self.name = name
+        provider = .ec2
         self.region = region
         self.endpoint = endpoint
         self.imageID = imageID
@@ -48,11 +65,38 @@ public struct FleetConfig: Sendable {
         login.wakeTimeoutKey = "boot_timeout_minutes"
     }
 
-    /// The host one of this fleet's instances is, once it has an id.
+    /// A fleet of Hetzner servers or DigitalOcean droplets, made by `account`'s token.
+    public init(name: String, provider: ProviderKind, account: CloudAccount, region: String, image: String, serverType: String,
+                sshKeys: [String] = [], maxHosts: Int = 1, whenIdle: WhenIdle = .terminate, bootstrap: String, userData: String? = nil,
+                address: String? = nil, port: Int = 22, user: String, identity: String?, knownHosts: String, maxJobs: Int = 1,
+                bootTimeoutMinutes: Double = 10) {
+        self.init(name: name, region: region, endpoint: account.endpoint, imageID: image, instanceType: serverType, maxHosts: maxHosts,
+                  whenIdle: whenIdle, bootstrap: bootstrap, userData: userData, address: address, port: port, user: user,
+                  identity: identity, knownHosts: knownHosts, maxJobs: maxJobs, bootTimeoutMinutes: bootTimeoutMinutes)
+        self.provider = provider
+        self.account = account
+        self.sshKeys = sshKeys
+        login.provider = provider
+    }
+
+    /// The host one of this fleet's machines is, once it has an id.
     public func host(named name: String, instanceID: String) -> HostConfig {
         var host = login
         host.name = name
-        host.instance = CloudInstance(instanceID: instanceID, region: region, endpoint: endpoint)
+        if let account, provider.hasServerAPI {
+            host.server = CloudServer(id: instanceID, account: account)
+        } else {
+            host.instance = CloudInstance(instanceID: instanceID, region: region, endpoint: endpoint)
+        }
         return host
+    }
+
+    /// What a message calls one of its machines.
+    public var machineNoun: String {
+        switch provider {
+        case .hetzner: "server"
+        case .digitalocean: "droplet"
+        default: "instance"
+        }
     }
 }

@@ -10,6 +10,11 @@ public enum ProviderKind: String, Sendable, CaseIterable {
     case wol
     /// A Hetzner Cloud server, powered on and shut down through its API.
     case hetzner
+    /// A DigitalOcean droplet, powered on and shut down through its API.
+    case digitalocean
+
+    /// The clouds whose servers are powered through a JSON API with a token.
+    public var hasServerAPI: Bool { self == .hetzner || self == .digitalocean }
 }
 
 /// The cloud instance behind a host of provider `ec2`.
@@ -44,8 +49,8 @@ public struct HostConfig: Sendable {
     public var commands: HostCommandLines?
     /// The magic packet and sleep command of a host of provider `wol`.
     public var wakeOnLAN: WakeOnLAN?
-    /// The server of a host of provider `hetzner`.
-    public var hetzner: HetznerServer?
+    /// The server of a host of provider `hetzner`, or the droplet of one of `digitalocean`.
+    public var server: CloudServer?
     /// How long a wake may take, instance start and SSH together, before the job goes back.
     public var wakeTimeoutMinutes: Double
     /// The deferred.toml key that sets it: a fleet's instances take the fleet's
@@ -53,6 +58,9 @@ public struct HostConfig: Sendable {
     public var wakeTimeoutKey = "wake_timeout_minutes"
     /// How long jobs wait for a host whose SSH does not answer before they end as `error`.
     public var hostWaitMinutes: Double = 30
+
+    /// The cloud's id of the machine, for messages: an instance, server or droplet id.
+    public var machineID: String? { instance?.instanceID ?? server?.id }
 
     public init(
         name: String, provider: ProviderKind = .static, address: String, port: Int = 22, user: String,

@@ -31,7 +31,7 @@ public struct HostControl: HostCommands {
         var rows = [["NAME", "PROVIDER", "STATE", "JOBS", "IDLE FOR", "LAST JOB"]]
         for host in try await store.hosts() where config.host(named: host.name) != nil || host.fleet != nil {
             let idle = host.activeJobs == 0 ? host.idleSince.map { DurationText.minutes(now.timeIntervalSince($0)) } ?? "-" : "-"
-            rows.append([host.name, host.fleet.map { "ec2 (\($0))" } ?? host.provider, host.state.rawValue,
+            rows.append([host.name, host.fleet.map { "\(host.provider) (\($0))" } ?? host.provider, host.state.rawValue,
                          String(host.activeJobs), idle, host.lastJobID?.rawValue ?? "-"])
         }
         return rows

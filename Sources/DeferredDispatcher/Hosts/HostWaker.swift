@@ -57,21 +57,21 @@ public actor HostWaker {
         await progress("launching \(fleet.instanceType) from \(fleet.imageID)\(fleet.spot ? " (spot)" : "")", .booting)
         let launch: FleetLaunch
         do throws(ProviderError) {
-            launch = try await providers.fleets.launch(fleet, tags: tags)
+            launch = try await providers.provider(for: fleet).launch(fleet, tags: tags)
         } catch {
             try? await store.removeHost(hostName)
             throw .wake(error)
         }
         try? await store.recordInstance(hostName, instanceID: launch.instanceID)
         if let note = launch.note { await progress(note, .booting) }
-        await progress("launched instance \(launch.instanceID)", .booting)
+        await progress("launched \(fleet.machineNoun) \(launch.instanceID)", .booting)
         return fleet.host(named: hostName, instanceID: launch.instanceID)
     }
 
     /// An instance that never came up is of no use: it goes, with its host, and counts as a
     /// boot failure of its fleet, which holds the fleet's next launch back.
     func discard(_ host: HostConfig, of fleet: String, reason: String) async {
-        try? await providers.fleets.sleep(host, terminate: true)
+        try? await providers.provider(for: host).sleep(host, terminate: true)
         try? await store.removeHost(host.name)
         try? await store.recordBootFailure(fleet: fleet, reason: reason, at: time.now)
     }

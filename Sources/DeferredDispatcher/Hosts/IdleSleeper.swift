@@ -3,7 +3,7 @@ import DeferredProviders
 import DeferredStore
 import Foundation
 
-/// Puts cloud hosts to sleep once they have been idle longer than `[idle] timeout_minutes`.
+/// Puts hosts that can sleep once they have been idle longer than `[idle] timeout_minutes`.
 /// The choice of hosts and their `stopping` mark are one store transaction, the same kind
 /// the dispatcher leases in, so a host that has a job is never stopped. Run by `serve` on
 /// a timer and by `deferred idle-sleep` from cron; both share the store.
@@ -67,8 +67,9 @@ public struct IdleSleeper: Sendable {
                 reports.append(Report(host: host.name, idleMinutes: minutes, slept: false, problem: error.description, terminated: false))
             }
         }
-        return reports + (await reconcile(dryRun: dryRun)).map {
-            Report(host: "-", idleMinutes: 0, slept: !dryRun && $0.hasPrefix("stopped"), problem: nil, terminated: false, note: $0)
+        return reports + (await reconcile(dryRun: dryRun, now: now)).map {
+            Report(host: "-", idleMinutes: 0, slept: !dryRun && ($0.hasPrefix("stopped") || $0.hasPrefix("deleted")), problem: nil,
+                   terminated: $0.hasPrefix("deleted"), note: $0)
         }
     }
 
@@ -79,23 +80,20 @@ public struct IdleSleeper: Sendable {
         return fleet.host(named: name, instanceID: id)
     }
 
-    /// Instances tagged as deferred's that run although the store does not know them, or
-    /// has them stopped, in every region and endpoint the configuration uses.
-    func reconcile(dryRun: Bool) async -> [String] {
-        var locations: [String: CloudInstance] = [:]
-        for host in config.hosts { if let instance = host.instance { locations["\(instance.region) \(instance.endpoint ?? "")"] = instance } }
-        for fleet in config.fleets {
-            locations["\(fleet.region) \(fleet.endpoint ?? "")"] = CloudInstance(instanceID: "", region: fleet.region, endpoint: fleet.endpoint)
-        }
-        guard !locations.isEmpty, let statuses = try? await store.hosts() else { return [] }
-        var tracked: [String: Bool] = [:]
+    /// Machines labelled as deferred's that run although the store does not know them, or
+    /// has them stopped, asked of each provider the configuration uses.
+    func reconcile(dryRun: Bool, now: Date) async -> [String] {
+        let kinds = Set(config.hosts.map(\.provider) + config.fleets.map(\.provider))
+        guard !kinds.isEmpty, let statuses = try? await store.hosts() else { return [] }
+        var tracked: [ProviderKind: [String: Bool]] = [:]
         for status in statuses {
-            let id = status.instanceID ?? config.host(named: status.name)?.instance?.instanceID
-            if let id { tracked[id] = status.state != .stopped }
+            let host = config.host(named: status.name) ?? status.fleet.flatMap(config.fleet(named:))?.login
+            guard let host, let id = status.instanceID ?? host.machineID else { continue }
+            tracked[host.provider, default: [:]][id] = status.state != .stopped
         }
         var reports: [String] = []
-        for key in locations.keys.sorted() {
-            reports += await providers.fleets.reconcile(locations[key]!, tracked: tracked, dryRun: dryRun)
+        for kind in ProviderKind.allCases where kinds.contains(kind) {
+            reports += await providers.provider(of: kind).reconcile(config, tracked: tracked[kind] ?? [:], dryRun: dryRun, now: now)
         }
         return reports
     }

@@ -158,7 +158,7 @@ struct JobAttempt: Sendable {
                 await waker.discard(host, of: fleet.name, reason: error.description)
                 let failures = (try? await store.fleetBootFailures())?.first { $0.fleet == fleet.name }
                 if let failures {
-                    try? await store.note(lease.job.id, waiting: "fleet \(fleet.name): instance \(host.instance?.instanceID ?? "-") never answered and was terminated (\(failures.count) in a row); the fleet launches again no sooner than \(RFC3339.string(failures.nextLaunch))", host: nil)
+                    try? await store.note(lease.job.id, waiting: "fleet \(fleet.name): \(fleet.machineNoun) \(host.machineID ?? "-") never answered and was terminated (\(failures.count) in a row); the fleet launches again no sooner than \(RFC3339.string(failures.nextLaunch))", host: nil)
                 }
             }
             throw error
@@ -382,11 +382,12 @@ struct JobAttempt: Sendable {
         let delay = Self.requeueBackoff.delay(beforeRetry: attempts)
         log.warning("machinery failed, trying again in \(delay): \(error)")
         let store = self.store, reason = "\(error); trying again", notBefore = Date().addingTimeInterval(delay.timeInterval)
+        // A host whose wake failed is in a state only its provider knows: marked so in the
+        // requeue's own transaction, so no lease between finds it `ready` and skips the wake.
+        let after: HostState? = error.isWakeFailure ? .unknown : nil
         _ = await results.outlastingLocks("queue the job again", log: log) { () async throws(StoreError) in
-            try await store.requeue(job.id, reason: reason, notBefore: notBefore, countAttempt: true)
+            try await store.requeue(job.id, reason: reason, notBefore: notBefore, countAttempt: true, hostState: after)
         }
-        // A host whose wake failed is in a state only its provider knows.
-        if error.isWakeFailure { try? await store.markHost(host, .unknown) }
         return false
     }
 
@@ -408,9 +409,7 @@ struct JobAttempt: Sendable {
         let store = self.store, notBefore = Date().addingTimeInterval(delay.timeInterval)
         let detail = "host \(host.name) does not answer: \(reason); waiting for it (up to \(minutes) minutes, host_wait_minutes)"
         _ = await results.outlastingLocks("queue the job again", log: log) { () async throws(StoreError) in
-            try await store.requeue(job.id, reason: detail, notBefore: notBefore, countAttempt: false)
+            try await store.requeue(job.id, reason: detail, notBefore: notBefore, countAttempt: false, hostState: .unreachable)
         }
-        // After the requeue, which frees the host as `ready`.
-        try? await store.markHost(host.name, .unreachable)
     }
 }

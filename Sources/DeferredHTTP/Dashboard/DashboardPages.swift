@@ -62,7 +62,7 @@ struct HostRow: Sendable {
 
     init(_ host: HostStatus, note: HostActions.Note?, waking: Bool, now: Date = Date()) {
         name = host.name
-        provider = host.fleet.map { "ec2 (fleet \($0))" } ?? host.provider
+        provider = host.fleet.map { "\(host.provider) (fleet \($0))" } ?? host.provider
         state = host.state.rawValue
         jobs = host.activeJobs
         idleFor = host.activeJobs == 0 ? host.idleSince.map { DurationText.minutes(now.timeIntervalSince($0)) } ?? "-" : "-"

@@ -34,7 +34,7 @@ extension PostgresJobStore {
                 switch target {
                 case .host(let name, let maxJobs):
                     return try await lease(id, to: name, maxJobs: maxJobs)
-                case .fleet(let fleet, let maxHosts, let maxJobs):
+                case .fleet(let fleet, let maxHosts, let maxJobs, let provider):
                     try await c.sql("SELECT pg_advisory_xact_lock(\(AdvisoryLock.fleetSize), hashtext(\(fleet)))")
                     let members = try await Self.values(c, "SELECT name FROM host WHERE fleet = \(fleet) ORDER BY name", as: String.self)
                     for member in members {
@@ -45,7 +45,7 @@ extension PostgresJobStore {
                     if let failures = try await Self.bootFailures(c, fleet: fleet).first, failures.nextLaunch > now { return nil }
                     let name = "\(fleet)-\(Hex.encode((0..<4).map { _ in UInt8.random(in: 0...255) }))"
                     try await c.sql("""
-                        INSERT INTO host (name, provider, state, fleet) VALUES (\(name), 'ec2', \(HostState.provisioning.rawValue), \(fleet))
+                        INSERT INTO host (name, provider, state, fleet) VALUES (\(name), \(provider), \(HostState.provisioning.rawValue), \(fleet))
                         """)
                     return try await lease(id, to: name, maxJobs: maxJobs)
                 }
@@ -141,7 +141,7 @@ extension PostgresJobStore {
         changes.notify(id)
     }
 
-    public func requeue(_ id: JobID, reason: String, notBefore: Date, countAttempt: Bool, at: Date) async throws(StoreError) {
+    public func requeue(_ id: JobID, reason: String, notBefore: Date, countAttempt: Bool, hostState: HostState?, at: Date) async throws(StoreError) {
         let me = membership?.id
         try await transaction { c in
             try await Self.lockFollowed(c, id, by: me)
@@ -150,6 +150,7 @@ extension PostgresJobStore {
             try await Self.update(c, record)
             try await Self.record(c, id, .queued, detail: reason, at: at)
             if let host { try await Self.release(c, host: host, lastJob: id, at: at) }
+            if let host, let hostState { try await c.sql("UPDATE host SET state = \(hostState.rawValue) WHERE name = \(host)") }
         }
         changes.notify(id)
     }

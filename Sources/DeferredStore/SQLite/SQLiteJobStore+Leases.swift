@@ -35,7 +35,7 @@ extension SQLiteJobStore {
                     switch target {
                     case .host(let name, let maxJobs):
                         if let lease = try lease(candidate.id, to: name, maxJobs: maxJobs) { return lease }
-                    case .fleet(let fleet, let maxHosts, let maxJobs):
+                    case .fleet(let fleet, let maxHosts, let maxJobs, let provider):
                         let members = try HostRecord.filter(Column("fleet") == fleet).order(Column("name")).fetchAll(db)
                         for member in members {
                             if let lease = try lease(candidate.id, to: member.name, maxJobs: maxJobs) { return lease }
@@ -46,7 +46,7 @@ extension SQLiteJobStore {
                                                            arguments: [fleet]).map(Self.bootFailures),
                            failures.nextLaunch > now { continue }
                         let name = "\(fleet)-\(Hex.encode((0..<4).map { _ in UInt8.random(in: 0...255) }))"
-                        try HostRecord(name: name, provider: "ec2", state: HostState.provisioning.rawValue, idleSince: nil,
+                        try HostRecord(name: name, provider: provider, state: HostState.provisioning.rawValue, idleSince: nil,
                                        lastJobID: nil, fleet: fleet, instanceID: nil).insert(db)
                         if let lease = try lease(candidate.id, to: name, maxJobs: maxJobs) { return lease }
                     }
@@ -111,13 +111,16 @@ extension SQLiteJobStore {
 
     /// Sends a leased job back to the queue after the machinery failed (SSH, host), to be
     /// tried again from `notBefore`. Counts an attempt when `countAttempt` is set.
-    public func requeue(_ id: JobID, reason: String, notBefore: Date, countAttempt: Bool, at: Date) async throws(StoreError) {
+    public func requeue(_ id: JobID, reason: String, notBefore: Date, countAttempt: Bool, hostState: HostState?, at: Date) async throws(StoreError) {
         try await write { db in
             guard var record = try JobRecord.fetchOne(db, key: id.rawValue) else { throw StoreError.unknownJob(id.rawValue) }
             let host = record.requeue(notBefore: notBefore, countAttempt: countAttempt)
             try record.update(db)
             try Self.record(db, id, .queued, detail: reason, at: at)
             if let host { try Self.release(db, host: host, lastJob: id, at: at) }
+            if let host, let hostState {
+                try db.execute(sql: "UPDATE host SET state = ? WHERE name = ?", arguments: [hostState.rawValue, host])
+            }
         }
         changes.notify(id)
     }

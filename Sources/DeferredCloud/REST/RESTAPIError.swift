@@ -1,5 +1,5 @@
-/// The error answer of a JSON REST cloud API (Hetzner Cloud): `{"error": {"code", "message"}}`
-/// with its HTTP status, and when the API said to come back.
+/// The error answer of a JSON REST cloud API (Hetzner Cloud, DigitalOcean): its code and message
+/// with the HTTP status, and when the API said to come back.
 public struct RESTAPIError: Error, Sendable, CustomStringConvertible {
     public var status: Int
     public var code: String
