@@ -169,7 +169,7 @@ let package = Package(
         // Fuzz/Package.swift, and replayed over Fuzz/Corpus and Fuzz/Regressions by the tests.
         .target(
             name: "DeferredFuzzTargets",
-            dependencies: ["DeferredConfigFile", "DeferredCore", "DeferredRunner", "DeferredSignatures"],
+            dependencies: ["DeferredCloud", "DeferredConfigFile", "DeferredCore", "DeferredRunner", "DeferredSignatures"],
             path: "Fuzz/Targets"
         ),
         // What tests and benchmarks start beside deferred: moto, a slow TCP proxy, an SSH agent,

@@ -22,6 +22,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case toml
     /// The JSON API's list cursor (`/api/jobs?cursor=`).
     case jobCursor = "job-cursor"
+    /// A cloud API's answers (Hetzner, DigitalOcean): servers, actions, errors, rate limits.
+    case cloudAnswer = "cloud-answer"
 
     public func run(_ bytes: [UInt8]) {
         switch self {
@@ -35,6 +37,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .allowedSigners: SignatureFuzzing.allowedSigners(bytes)
         case .toml: ConfigFuzzing.run(bytes)
         case .jobCursor: CursorFuzzing.run(bytes)
+        case .cloudAnswer: CloudAnswerFuzzing.run(bytes)
         }
     }
 }

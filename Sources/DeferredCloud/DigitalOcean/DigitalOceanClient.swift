@@ -11,12 +11,26 @@ public struct DigitalOceanClient: ServerAPI {
 
     public init(token: String, endpoint: String? = nil, http: HTTPClient = HTTPClient(), retry: RetryPolicy = RetryPolicy()) {
         api = BearerJSONAPI(service: "digitalocean", endpoint: endpoint ?? "https://api.digitalocean.com/v2", token: token, http: http,
-                            retry: retry) { body in
-            guard let said = try? JSONDecoder().decode(ErrorAnswer.self, from: body) else { return nil }
-            // A droplet busy with another action answers 422 "already has a pending event":
-            // the same as Hetzner's `locked`, worth another try.
-            return (said.message.contains("pending event") ? "locked" : said.id, said.message)
-        }
+                            retry: retry, readError: Self.readError)
+    }
+
+    @Sendable static func readError(_ body: Data) -> (code: String, message: String)? {
+        guard let said = try? JSONDecoder().decode(ErrorAnswer.self, from: body) else { return nil }
+        // A droplet busy with another action answers 422 "already has a pending event": the
+        // same as Hetzner's `locked`, worth another try.
+        return (said.message.contains("pending event") ? "locked" : said.id, said.message)
+    }
+
+    /// `body` read as each answer this client reads: how many shapes it fits (for the fuzzer).
+    static func readAnswers(_ body: Data) -> Int {
+        let decoder = JSONDecoder()
+        let shapes: [Bool] = [
+            (try? decoder.decode(DropletAnswer.self, from: body)).map { _ = $0.droplet.state } != nil,
+            (try? decoder.decode(DropletList.self, from: body)).map { _ = $0.droplets.map(\.state) } != nil,
+            (try? decoder.decode(ActionAnswer.self, from: body)).map { _ = $0.action.value } != nil,
+            readError(body) != nil,
+        ]
+        return shapes.filter { $0 }.count
     }
 
     public func server(_ id: String) async throws(CloudError) -> CloudServerState {

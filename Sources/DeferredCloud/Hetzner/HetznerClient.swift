@@ -14,9 +14,24 @@ public struct HetznerClient: ServerAPI {
     }
 
     public init(token: String, endpoint: String? = nil, http: HTTPClient = HTTPClient(), retry: RetryPolicy = RetryPolicy()) {
-        api = BearerJSONAPI(service: "hetzner", endpoint: endpoint ?? "https://api.hetzner.cloud/v1", token: token, http: http, retry: retry) { body in
-            (try? JSONDecoder().decode(ErrorAnswer.self, from: body)).map { ($0.error.code, $0.error.message) }
-        }
+        api = BearerJSONAPI(service: "hetzner", endpoint: endpoint ?? "https://api.hetzner.cloud/v1", token: token, http: http, retry: retry,
+                            readError: Self.readError)
+    }
+
+    @Sendable static func readError(_ body: Data) -> (code: String, message: String)? {
+        (try? JSONDecoder().decode(ErrorAnswer.self, from: body)).map { ($0.error.code, $0.error.message) }
+    }
+
+    /// `body` read as each answer this client reads: how many shapes it fits (for the fuzzer).
+    static func readAnswers(_ body: Data) -> Int {
+        let decoder = JSONDecoder()
+        let shapes: [Bool] = [
+            (try? decoder.decode(ServerAnswer.self, from: body)).map { _ = $0.server.state } != nil,
+            (try? decoder.decode(ServerList.self, from: body)).map { _ = $0.servers.map(\.state) } != nil,
+            (try? decoder.decode(ActionAnswer.self, from: body)).map { _ = $0.action.value } != nil,
+            readError(body) != nil,
+        ]
+        return shapes.filter { $0 }.count
     }
 
     public func server(_ id: String) async throws(CloudError) -> CloudServerState {
