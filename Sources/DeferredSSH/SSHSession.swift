@@ -264,20 +264,23 @@ public actor SSHSession {
     /// streams end (then the exit) or `deliver` answers false, and closes the channel.
     private func pump(_ command: String, stdin: [UInt8], deliver: (SSHChannelOutput) -> Bool) async throws {
         let record = ChannelExitRecord()
-        let channel = try openChannel(command, stdin: stdin, record: record)
+        let channel = try openChannel(command, record: record)
         defer { closeChannel(channel, record: record) }
+        var input = PendingInput(bytes: stdin)
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
             if Task.isCancelled { throw CancellationError() }
             // Another job's failure may have closed the connection while this one waited.
             if closing { throw SSHError.connectionLost(host: endpoint.host, reason: "the connection was closed") }
+            try feed(channel, &input)
             let read = try readAvailable(channel, buffer: &buffer, deliver: deliver)
             if !read.wanted { return }
             if read.finished {
                 _ = deliver(.exit(awaitExit(channel, record: record)))
                 return
             }
-            if read.moved {
+            // The read may have brought a window adjustment: more input goes at once.
+            if read.moved || (!input.done && ssh_channel_window_size(channel) > 0) {
                 // The packets this read took off the socket may hold other channels' bytes
                 // too; the socket will not say so again.
                 wakeInputWaitersWithInput()
@@ -289,7 +292,43 @@ public actor SSHSession {
         }
     }
 
-    private func openChannel(_ command: String, stdin: [UInt8], record: ChannelExitRecord) throws(SSHError) -> ssh_channel {
+    /// Standard input not yet written: it goes as the channel's window lets it, between reads,
+    /// so a command that ends without reading it all is answered by its own exit, not taken
+    /// for a lost connection, and a large input never blocks the session's queue.
+    private struct PendingInput {
+        let bytes: [UInt8]
+        var offset = 0
+        var done = false
+    }
+
+    private func feed(_ channel: ssh_channel, _ input: inout PendingInput) throws(SSHError) {
+        guard !input.done else { return }
+        // The command ended (closing the channel) before reading the rest: its exit says why.
+        if ssh_channel_is_closed(channel) != 0 {
+            input.done = true
+            return
+        }
+        let room = min(Int(ssh_channel_window_size(channel)), input.bytes.count - input.offset)
+        if room > 0 {
+            let written = input.bytes.withUnsafeBytes { ssh_channel_write(channel, $0.baseAddress! + input.offset, UInt32(room)) }
+            guard written >= 0 else {
+                // With the connection up, it is the channel that refuses: the remote closed it
+                // (libssh's delayed close, with output still to read). The read goes on.
+                guard let session, ssh_is_connected(session) == 1 else {
+                    throw .connectionLost(host: endpoint.host, reason: "writing standard input: \(session.map(lastError) ?? "the session is closed")")
+                }
+                input.done = true
+                return
+            }
+            input.offset += Int(written)
+        }
+        if input.offset == input.bytes.count {
+            _ = ssh_channel_send_eof(channel)
+            input.done = true
+        }
+    }
+
+    private func openChannel(_ command: String, record: ChannelExitRecord) throws(SSHError) -> ssh_channel {
         guard let session, !closing, ssh_is_connected(session) == 1 else {
             throw .connectionLost(host: endpoint.host, reason: "the session is closed")
         }
@@ -309,15 +348,6 @@ public actor SSHSession {
             closeChannel(channel, record: record)
             throw .channelFailed(host: endpoint.host, reason: reason)
         }
-        if !stdin.isEmpty {
-            let written = stdin.withUnsafeBytes { ssh_channel_write(channel, $0.baseAddress, UInt32($0.count)) }
-            guard written == stdin.count else {
-                let reason = lastError(session)
-                closeChannel(channel, record: record)
-                throw .connectionLost(host: endpoint.host, reason: "writing standard input: \(reason)")
-            }
-        }
-        _ = ssh_channel_send_eof(channel)
         return channel
     }
 

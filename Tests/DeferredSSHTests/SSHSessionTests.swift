@@ -26,6 +26,32 @@ import Testing
         await session.disconnect()
     }
 
+    /// A command that ends without reading all its standard input (a set-up script that ran
+    /// before, a job folder that cannot be made) is that command's answer, with its output
+    /// and exit status, not a lost connection: the connection serves the next command.
+    @Test func aCommandThatEndsWithoutReadingItsInputIsItsOwnAnswer() async throws {
+        let sshd = try await ThrowawaySSHD.start(isolatedHome: true)
+        defer { sshd.stop(); sshd.removeFiles() }
+        let session = try await SSHSession.connect(to: Self.endpoint(sshd))
+        // More than the channel's window, so the write cannot be done before the command ends.
+        let input = [UInt8](repeating: 0x61, count: 8 << 20)
+        let result = try await session.run("echo 'ran before'; exit 7", stdin: input)
+        #expect(String(decoding: result.stdout, as: UTF8.self) == "ran before\n")
+        #expect(result.exit == SSHExit(status: 7, signal: nil))
+        let again = try await session.run("echo still here")
+        #expect(String(decoding: again.stdout, as: UTF8.self) == "still here\n")
+        // A command that ends at once, its close arriving with the answer to the exec request
+        // (a set-up script whose marker says it ran before): its exit, every time.
+        for _ in 0..<30 {
+            let quick = try await session.run("exit 0", stdin: Array("#!/bin/sh\necho set up\n".utf8))
+            #expect(quick.exit == SSHExit(status: 0, signal: nil))
+        }
+        // Input larger than many windows, read whole, arrives whole.
+        let counted = try await session.run("wc -c", stdin: input)
+        #expect(String(decoding: counted.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == String(input.count))
+        await session.disconnect()
+    }
+
     @Test func reportsTheSignalThatKilledACommand() async throws {
         let sshd = try await ThrowawaySSHD.start(isolatedHome: true)
         defer { sshd.stop(); sshd.removeFiles() }
