@@ -72,7 +72,7 @@ struct Init: ParsableCommand {
 
         [[hosts]]
         name = "builder"
-        provider = "static"                            # always on; "ec2" for an instance deferred wakes and stops
+        provider = "static"                            # always on; "ec2", "hetzner", "digitalocean", "wol" or "command" for a machine deferred wakes and puts to sleep (README)
         address = \(quoted(address))
         port = \(port)
         user = \(quoted(user))
