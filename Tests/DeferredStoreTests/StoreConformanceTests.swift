@@ -332,7 +332,7 @@ struct StoreConformanceTests {
     func aFleetGrowsToItsMaxHostsAndNoFurtherUnderConcurrentLeases(_ kind: StoreUnderTest) async throws {
         try await kind.with { store in
             for _ in 0..<12 { _ = try await store.enqueue(Sample.push(), delivery: nil) }
-            let targets: @Sendable (String) -> [LeaseTarget] = { _ in [.fleet(name: "fl", maxHosts: 3, maxJobs: 2)] }
+            let targets: @Sendable (String) -> [LeaseTarget] = { _ in [.fleet(name: "fl", maxHosts: 3, maxJobs: 2, provider: "hetzner")] }
             let leases = try await withThrowingTaskGroup(of: Lease?.self) { group in
                 for _ in 0..<12 { group.addTask { try await store.leaseNext(now: Date(), targetsFor: targets) } }
                 return try await group.reduce(into: [Lease]()) { if let lease = $1 { $0.append(lease) } }
@@ -341,6 +341,8 @@ struct StoreConformanceTests {
             #expect(hosts.count == 3, "\(hosts.map(\.name))")
             #expect(leases.count == 6)
             #expect(hosts.allSatisfy { $0.activeJobs == 2 && $0.state == .provisioning })
+            // Recorded as the fleet's own provider's, for `deferred hosts` and the dashboard.
+            #expect(hosts.allSatisfy { $0.provider == "hetzner" }, "\(hosts.map(\.provider))")
             #expect(leases.allSatisfy { !$0.hostWasUp })
             #expect(Set(leases.map(\.job.id)).count == 6)
         }
