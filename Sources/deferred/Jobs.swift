@@ -1,5 +1,6 @@
 import ArgumentParser
 import DeferredClient
+import DeferredCore
 import Foundation
 import Synchronization
 
@@ -188,9 +189,8 @@ struct Jobs: AsyncParsableCommand {
 
     /// From start to end, for an ended job.
     static func took(_ job: [String: Any]) -> String {
-        let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-        guard let started = (job["started_at"] as? String).flatMap({ try? style.parse($0) }),
-              let finished = (job["finished_at"] as? String).flatMap({ try? style.parse($0) }) else { return "-" }
+        guard let started = (job["started_at"] as? String).flatMap(RFC3339.date),
+              let finished = (job["finished_at"] as? String).flatMap(RFC3339.date) else { return "-" }
         let seconds = finished.timeIntervalSince(started)
         return seconds < 60 ? String(format: "%.1fs", seconds) : "\(Int(seconds) / 60)m\(Int(seconds) % 60)s"
     }

@@ -1,4 +1,5 @@
 @testable import DeferredCloud
+import DeferredCore
 import Foundation
 import Testing
 
@@ -39,10 +40,10 @@ import Testing
     }
 
     @Test func datesAreReadAsEitherCloudWritesThem() throws {
-        let hetzner = try #require(CloudDate.parse("2016-01-30T23:50:00+00:00"))
-        let ocean = try #require(CloudDate.parse("2016-01-30T23:50:00Z"))
+        let hetzner = try #require(RFC3339.date("2016-01-30T23:50:00+00:00"))
+        let ocean = try #require(RFC3339.date("2016-01-30T23:50:00Z"))
         #expect(hetzner == ocean)
-        #expect(CloudDate.parse("2016-01-30T23:50:00.123Z") != nil)
-        #expect(CloudDate.parse("yesterday") == nil)
+        #expect(RFC3339.date("2016-01-30T23:50:00.123Z") != nil)
+        #expect(RFC3339.date("yesterday") == nil)
     }
 }

@@ -16,6 +16,12 @@ public enum CloudError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The API said no to what was asked (4xx other than throttling), rather than failing.
+    public var isRefusal: Bool {
+        if case .rest(let refusal) = self { return (400..<500).contains(refusal.status) && !refusal.isThrottling }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .api(let error): error.description

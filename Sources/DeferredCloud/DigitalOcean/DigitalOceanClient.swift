@@ -137,7 +137,7 @@ public struct DigitalOceanClient: ServerAPI {
             }
             return CloudServerState(id: String(id), name: name, status: status, power: power,
                                     publicIPv4: networks?.v4?.first { $0.type == "public" }?.ip_address, labels: labels,
-                                    created: CloudDate.parse(created_at))
+                                    created: created_at.flatMap(RFC3339.date))
         }
     }
 

@@ -127,7 +127,7 @@ public struct HetznerClient: ServerAPI {
             default: .unusable
             }
             return CloudServerState(id: String(id), name: name, status: status, power: power, publicIPv4: public_net?.ipv4?.ip,
-                                    labels: labels ?? [:], created: CloudDate.parse(created))
+                                    labels: labels ?? [:], created: created.flatMap(RFC3339.date))
         }
     }
 

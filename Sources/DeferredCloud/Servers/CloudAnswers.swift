@@ -1,3 +1,4 @@
+import DeferredCore
 import Foundation
 
 /// Everything deferred reads from a JSON cloud API's answer (servers, lists, actions, error
@@ -17,7 +18,7 @@ public enum CloudAnswers {
             precondition(wait >= .zero && wait <= .seconds(86_400), "a rate limit's wait out of bounds: \(wait)")
             read += 1
         }
-        if CloudDate.parse(line) != nil { read += 1 }
+        if RFC3339.date(line) != nil { read += 1 }
         _ = DigitalOceanClient.tag(line, line)
         _ = HetznerClient.labelValue(line)
         return read

@@ -100,11 +100,3 @@ public struct ServerOrder: Sendable, Equatable {
         self.labels = labels
     }
 }
-
-/// Dates as both clouds write them (RFC 3339, with or without fractions).
-enum CloudDate {
-    static func parse(_ text: String?) -> Date? {
-        guard let text else { return nil }
-        return (try? Date(text, strategy: .iso8601)) ?? (try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
-    }
-}

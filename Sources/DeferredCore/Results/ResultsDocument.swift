@@ -157,4 +157,12 @@ public enum RFC3339 {
     public static func string(_ date: Date) -> String {
         Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)
     }
+
+    /// A time as others write it: with or without fractions of a second, `Z` or an offset.
+    public static func date(_ text: String) -> Date? {
+        for style in [Date.ISO8601FormatStyle(includingFractionalSeconds: true), Date.ISO8601FormatStyle()] {
+            if let date = try? style.parse(text) { return date }
+        }
+        return nil
+    }
 }

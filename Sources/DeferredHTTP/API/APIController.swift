@@ -97,9 +97,7 @@ struct APIController: Sendable {
     }
 
     static func date(_ text: String, _ name: String) throws -> Date {
-        for style in [Date.ISO8601FormatStyle(includingFractionalSeconds: true), Date.ISO8601FormatStyle()] {
-            if let date = try? style.parse(text) { return date }
-        }
+        if let date = RFC3339.date(text) { return date }
         throw APIError(.badRequest, "\(name): '\(text)' is not an RFC 3339 time such as 2026-12-01T09:30:00Z")
     }
 }

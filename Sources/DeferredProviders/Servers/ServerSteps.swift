@@ -83,11 +83,3 @@ extension ServerHostProvider {
         }
     }
 }
-
-extension CloudError {
-    /// The API said no to what was asked (4xx other than throttling), rather than failing.
-    var isRefusal: Bool {
-        if case .rest(let refusal) = self { return (400..<500).contains(refusal.status) && !refusal.isThrottling }
-        return false
-    }
-}
