@@ -8,6 +8,8 @@ public struct SSHEndpoint: Sendable, Hashable, CustomStringConvertible {
     /// OpenSSH known_hosts file the host key must be in.
     public var knownHostsFile: String
     public var connectTimeoutSeconds: Int
+    /// The ssh-agent's socket when there is no identity file; nil means `SSH_AUTH_SOCK`'s.
+    public var agentSocket: String?
 
     public init(host: String, port: Int = 22, user: String, identityFile: String?, knownHostsFile: String, connectTimeoutSeconds: Int = 10) {
         self.host = host

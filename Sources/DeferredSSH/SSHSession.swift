@@ -119,6 +119,7 @@ public actor SSHSession {
         _ = deferred_ssh_set_uint(s, SSH_OPTIONS_PORT, UInt32(endpoint.port))
         _ = deferred_ssh_set_string(s, SSH_OPTIONS_USER, endpoint.user)
         _ = deferred_ssh_set_string(s, SSH_OPTIONS_KNOWNHOSTS, endpoint.knownHostsFile)
+        if let agent = endpoint.agentSocket { _ = deferred_ssh_set_string(s, SSH_OPTIONS_IDENTITY_AGENT, agent) }
         // No global known_hosts: only the file the config names vouches for a host.
         _ = deferred_ssh_set_string(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null")
         _ = deferred_ssh_set_long(s, SSH_OPTIONS_TIMEOUT, endpoint.connectTimeoutSeconds)

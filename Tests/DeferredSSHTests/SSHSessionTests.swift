@@ -121,15 +121,16 @@ import Testing
 }
 
 @Suite struct SSHAgentTests {
-    /// Without an identity file the session asks ssh-agent, found through SSH_AUTH_SOCK.
+    /// Without an identity file the session asks ssh-agent: here at the socket the endpoint
+    /// names, since setting SSH_AUTH_SOCK would change the environment under the other tests'
+    /// threads (a Process.run copying it crashed once in a full run).
     @Test func authenticatesThroughSSHAgent() async throws {
         let sshd = try await ThrowawaySSHD.start(isolatedHome: true)
         defer { sshd.stop(); sshd.removeFiles() }
         let agent = try await ThrowawaySSHAgent.start(socketIn: sshd.directory, holding: sshd.clientKey)
         defer { agent.stop() }
-        setenv("SSH_AUTH_SOCK", agent.socket, 1)
-        defer { unsetenv("SSH_AUTH_SOCK") }
-        let endpoint = SSHEndpoint(host: "127.0.0.1", port: sshd.port, user: sshd.user, identityFile: nil, knownHostsFile: sshd.knownHosts)
+        var endpoint = SSHEndpoint(host: "127.0.0.1", port: sshd.port, user: sshd.user, identityFile: nil, knownHostsFile: sshd.knownHosts)
+        endpoint.agentSocket = agent.socket
         let session = try await SSHSession.connect(to: endpoint)
         let result = try await session.run("echo via-agent")
         #expect(String(decoding: result.stdout, as: UTF8.self) == "via-agent\n")
