@@ -187,7 +187,7 @@ let package = Package(
         // The store conformance suite: what every JobStore implementation must do.
         .testTarget(
             name: "DeferredStoreTests",
-            dependencies: ["DeferredCore", "DeferredStore", "DeferredTestSupport"]
+            dependencies: ["DeferredCore", "DeferredStore", "DeferredTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "DeferredConfigFileTests",

@@ -10,7 +10,9 @@ extension SQLiteJobStore {
     /// webhook's body, is kept for the job's page.
     public func enqueue(_ job: Job, delivery: String?, payload: Data?, bodySHA256: String?,
                         maxQueued: Int, detail: String?) async throws(StoreError) -> EnqueueResult {
-        try await intakeWrite { db in
+        // Built here, not on the writer's queue that every intake write waits for.
+        let record = try Self.record(of: job, delivery: delivery)
+        return try await intakeWrite { db in
             // Statements every delivery runs are prepared once per connection, not built again.
             if let delivery, let seen = try String.fetchOne(db.cachedStatement(sql: "SELECT job_id FROM delivery WHERE guid = ?"),
                                                             arguments: [delivery]),
@@ -25,11 +27,11 @@ extension SQLiteJobStore {
             }
             let waiting = try Self.waitingJobs(db, project: job.project)
             guard waiting < maxQueued else { return .queueFull(queued: waiting) }
-            try Self.insert(db, job, delivery: delivery, detail: detail)
-            if let payload { try JobPayloadRecord(jobID: job.id.rawValue, body: payload).insert(db) }
+            try Self.insert(db, job, as: record, detail: detail)
+            if let payload { try JobPayloadRecord(jobID: job.id.rawValue, body: payload).insertPrepared(db) }
             if let delivery {
                 try DeliveryRecord(guid: delivery, jobID: job.id.rawValue, receivedAt: job.queuedAt.timeIntervalSince1970,
-                                   bodySHA256: bodySHA256).insert(db)
+                                   bodySHA256: bodySHA256).insertPrepared(db)
             }
             return .created(job)
         }
@@ -38,7 +40,8 @@ extension SQLiteJobStore {
     /// Stores a posted script's job, in one transaction with its checks: a repeated
     /// idempotency key answers with its job (or a conflict), a full queue of its project refuses.
     public func enqueueScript(_ job: Job, idempotency: IdempotencyClaim?, maxQueued: Int) async throws(StoreError) -> ScriptEnqueueResult {
-        try await intakeWrite { db in
+        let record = try Self.record(of: job, delivery: nil)
+        return try await intakeWrite { db in
             if let idempotency, let seen = try IdempotencyRecord.fetchOne(db, key: ["project": job.project, "key": idempotency.key]) {
                 if seen.createdAt >= job.queuedAt.timeIntervalSince1970 - StorePolicy.idempotencyWindow,
                    let existing = try Self.jobRecord(db, seen.jobID) {
@@ -48,7 +51,7 @@ extension SQLiteJobStore {
             }
             let waiting = try Self.waitingJobs(db, project: job.project)
             guard waiting < maxQueued else { return .queueFull(queued: waiting) }
-            try Self.insert(db, job, delivery: nil, detail: "script")
+            try Self.insert(db, job, as: record, detail: "script")
             if let idempotency {
                 try IdempotencyRecord(project: job.project, key: idempotency.key, bodySHA256: idempotency.bodySHA256,
                                       jobID: job.id.rawValue, createdAt: job.queuedAt.timeIntervalSince1970).insert(db)
@@ -61,8 +64,13 @@ extension SQLiteJobStore {
         try JobRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM job WHERE id = ?"), arguments: [id])
     }
 
-    static func insert(_ db: Database, _ job: Job, delivery: String?, detail: String?) throws {
-        try JobRecord(job, delivery: delivery).insert(db)
-        try record(db, job.id, job.status, detail: detail, at: job.queuedAt)
+    static func record(of job: Job, delivery: String?) throws(StoreError) -> JobRecord {
+        do { return try JobRecord(job, delivery: delivery) } catch { throw .database("job \(job.id) cannot be stored: \(error)") }
+    }
+
+    /// A new job's row (`record`, made by `record(of:delivery:)`) and its first event.
+    static func insert(_ db: Database, _ job: Job, as record: JobRecord, detail: String?) throws {
+        try record.insertPrepared(db)
+        try Self.record(db, job.id, job.status, detail: detail, at: job.queuedAt)
     }
 }

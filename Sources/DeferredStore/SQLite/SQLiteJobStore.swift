@@ -54,6 +54,15 @@ public final class SQLiteJobStore: JobStore {
             // not so long that a webhook's sender (GitHub waits 10 s) hears nothing: past this
             // the intake answers 503 with Retry-After, and the dispatcher tries its writes again.
             config.busyMode = .timeout(Self.lockWait)
+            config.prepareDatabase { db in
+                // Each intake write runs in a savepoint of its batch; SQLite keeps what a
+                // savepoint would undo in a temporary file once it passes 64 KiB, and a batch's
+                // writes made, filled and deleted hundreds of those files a second.
+                try db.execute(sql: "PRAGMA temp_store = MEMORY")
+                // The writer's batches touch more pages than the default 2 MiB cache holds; a
+                // page spilled to the WAL mid-transaction is written there again at the commit.
+                if !db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -32768") }
+            }
             pool = try DatabasePool(path: path, configuration: config)
             try Schema.migrator.migrate(pool)
             intake = GroupCommit(pool: pool, deadline: Self.intakeDeadline)
@@ -75,8 +84,12 @@ public final class SQLiteJobStore: JobStore {
         try Int.fetchOne(db.cachedStatement(sql: "SELECT jobs FROM project_waiting WHERE project = ?"), arguments: [project]) ?? 0
     }
 
+    private static let activeJobsSQL = "SELECT COUNT(*) FROM job WHERE host_name = ? AND status IN ("
+        + JobStatus.leased.map { "'\($0.rawValue)'" }.joined(separator: ", ") + ")"
+
     static func activeJobs(_ db: Database, host: String) throws -> Int {
-        try JobRecord.filter(Column("host_name") == host && JobStatus.leased.map(\.rawValue).contains(Column("status"))).fetchCount(db)
+        // Asked on every lease: a statement prepared once, not built from the query interface.
+        try Int.fetchOne(db.cachedStatement(sql: activeJobsSQL), arguments: [host]) ?? 0
     }
 
     static func release(_ db: Database, host: String, lastJob: JobID, at: Date) throws {
@@ -90,7 +103,7 @@ public final class SQLiteJobStore: JobStore {
 
     static func record(_ db: Database, _ id: JobID, _ status: JobStatus, detail: String?, hostState: HostProgress? = nil, at: Date) throws {
         try JobEventRecord(id: nil, jobID: id.rawValue, at: at.timeIntervalSince1970, status: status.rawValue, detail: detail,
-                           hostState: hostState?.rawValue).insert(db)
+                           hostState: hostState?.rawValue).insertPrepared(db)
     }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(StoreError) -> T {
