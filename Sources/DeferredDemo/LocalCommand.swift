@@ -43,11 +43,7 @@ extension LocalCommand {
     @discardableResult
     public static func runOffPool(_ arguments: [String], in directory: String? = nil,
                                   environment: [String: String]? = nil) async throws -> String {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result { try run(arguments, in: directory, environment: environment) })
-            }
-        }
+        try await OwnThread.run { try run(arguments, in: directory, environment: environment) }
     }
 }
 

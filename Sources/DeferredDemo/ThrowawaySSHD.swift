@@ -144,7 +144,8 @@ public final class ThrowawaySSHD: @unchecked Sendable {
     private static func answers(port: Int, while process: SpawnedProcess) async -> Bool {
         for _ in 0..<100 {
             guard process.isRunning else { return false }
-            if FreePort.banner(port: port)?.hasPrefix("SSH-") == true { return true }
+            // Its read waits up to a second for a slow sshd: not on the concurrency pool.
+            if await OwnThread.run({ FreePort.banner(port: port) })?.hasPrefix("SSH-") == true { return true }
             try? await Task.sleep(for: .milliseconds(50))
         }
         return false

@@ -37,25 +37,31 @@ enum RemoteScripts {
     private static let follower = collector + #"""
     follow() {
       o1=$1 o2=$2 idle=0
+      # Each look costs the host two programs started (wc, sleep); the rest is the shell's own
+      # (read, kill, test), so that a job followed for hours does not fork a hundred times a second.
       while :; do
         ended=0
         if [ -e "$job_dir/exit" ]; then ended=1
         else
-          pg=$(cat "$job_dir/pgid" 2>/dev/null)
+          pg=
+          { read -r pg < "$job_dir/pgid"; } 2>/dev/null
           [ -n "$pg" ] && ! kill -0 "-$pg" 2>/dev/null && [ ! -e "$job_dir/exit" ] && ended=2
         fi
         moved=0
-        n=$(wc -c < "$job_dir/stdout") || exit 90
-        if [ "$n" -gt "$o1" ]; then printf 'o %s\n' $((n - o1)); tail -c +$((o1 + 1)) "$job_dir/stdout" | head -c $((n - o1)); o1=$n; moved=1; fi
-        n=$(wc -c < "$job_dir/stderr") || exit 90
-        if [ "$n" -gt "$o2" ]; then printf 'e %s\n' $((n - o2)); tail -c +$((o2 + 1)) "$job_dir/stderr" | head -c $((n - o2)); o2=$n; moved=1; fi
+        sizes=$(wc -c "$job_dir/stdout" "$job_dir/stderr") || exit 90
+        { read -r n1 _; read -r n2 _; } <<SIZES
+    $sizes
+    SIZES
+        if [ "$n1" -gt "$o1" ]; then printf 'o %s\n' $((n1 - o1)); tail -c +$((o1 + 1)) "$job_dir/stdout" | head -c $((n1 - o1)); o1=$n1; moved=1; fi
+        if [ "$n2" -gt "$o2" ]; then printf 'e %s\n' $((n2 - o2)); tail -c +$((o2 + 1)) "$job_dir/stderr" | head -c $((n2 - o2)); o2=$n2; moved=1; fi
         [ $ended = 1 ] && return 0
         [ $ended = 2 ] && return 92
         # Quiet: look again soon at first (most of a short job's wait is for its end, which
-        # comes just after its last output or its start), then every 50 ms.
+        # comes just after its last output or its start), then every 50 ms, and after 2 s of
+        # quiet every 100 ms: a long quiet job's next line or end shows at most that late.
         if [ $moved = 1 ]; then idle=0; else
           idle=$((idle + 1))
-          case $idle in 1|2) nap=0.01 ;; 3|4) nap=0.02 ;; *) nap=0.05 ;; esac
+          case $idle in 1|2) nap=0.01 ;; 3|4) nap=0.02 ;; ?|[1-3]?|4[0-4]) nap=0.05 ;; *) nap=0.1 ;; esac
           sleep $nap 2>/dev/null || sleep 1
         fi
       done
