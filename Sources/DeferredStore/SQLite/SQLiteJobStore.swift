@@ -59,9 +59,6 @@ public final class SQLiteJobStore: JobStore {
                 // savepoint would undo in a temporary file once it passes 64 KiB, and a batch's
                 // writes made, filled and deleted hundreds of those files a second.
                 try db.execute(sql: "PRAGMA temp_store = MEMORY")
-                // The writer's batches touch more pages than the default 2 MiB cache holds; a
-                // page spilled to the WAL mid-transaction is written there again at the commit.
-                if !db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -32768") }
             }
             pool = try DatabasePool(path: path, configuration: config)
             try Schema.migrator.migrate(pool)
