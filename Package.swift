@@ -14,7 +14,7 @@ import PackageDescription
 //   DeferredConfigFile ───────→ DeferredCore, DeferredSignatures
 //   DeferredCore ─────────────→ DeferredSignatures
 //   DeferredStore, DeferredArtifacts, DeferredRunner, DeferredDispatcher ──→ DeferredFiles (private files on the server's disk)
-//   DeferredSSH ──→ CLibSSH (libssh);  DeferredCloud ──→ CCurl (libcurl);  DeferredDemo ──→ nothing of ours
+//   DeferredSSH ──→ CLibSSH (libssh);  DeferredCloud ──→ CCurl (libcurl);  DeferredDemo ──→ DeferredCore (OffPool)
 //
 // DeferredTestSupport (Tests/Support) and deferred-bench sit beside the product, never in it.
 let package = Package(
@@ -140,7 +140,7 @@ let package = Package(
         // A throwaway sshd and sample repository: the build host of `deferred demo` and of the tests.
         .target(
             name: "DeferredDemo",
-            dependencies: []
+            dependencies: ["DeferredCore"]
         ),
         .executableTarget(
             name: "deferred",

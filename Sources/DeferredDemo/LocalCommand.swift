@@ -1,3 +1,4 @@
+import DeferredCore
 import Foundation
 
 /// Runs a program on this machine and collects its output. For setting up demo and test
@@ -43,7 +44,7 @@ extension LocalCommand {
     @discardableResult
     public static func runOffPool(_ arguments: [String], in directory: String? = nil,
                                   environment: [String: String]? = nil) async throws -> String {
-        try await OwnThread.run { try run(arguments, in: directory, environment: environment) }
+        try await OffPool.run { Result { try run(arguments, in: directory, environment: environment) } }.get()
     }
 }
 

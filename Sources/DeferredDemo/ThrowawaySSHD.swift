@@ -1,3 +1,4 @@
+import DeferredCore
 import Foundation
 
 /// A real OpenSSH `sshd` on loopback with a config, host key, client key and known_hosts made
@@ -145,7 +146,7 @@ public final class ThrowawaySSHD: @unchecked Sendable {
         for _ in 0..<100 {
             guard process.isRunning else { return false }
             // Its read waits up to a second for a slow sshd: not on the concurrency pool.
-            if await OwnThread.run({ FreePort.banner(port: port) })?.hasPrefix("SSH-") == true { return true }
+            if await OffPool.run({ FreePort.banner(port: port) })?.hasPrefix("SSH-") == true { return true }
             try? await Task.sleep(for: .milliseconds(50))
         }
         return false

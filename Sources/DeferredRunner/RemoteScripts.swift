@@ -48,10 +48,11 @@ enum RemoteScripts {
           [ -n "$pg" ] && ! kill -0 "-$pg" 2>/dev/null && [ ! -e "$job_dir/exit" ] && ended=2
         fi
         moved=0
-        sizes=$(wc -c "$job_dir/stdout" "$job_dir/stderr") || exit 90
-        { read -r n1 _; read -r n2 _; } <<SIZES
-    $sizes
-    SIZES
+        # "n1 stdout n2 stderr total": names without spaces, whatever the folder's path; no
+        # here-document, which some shells write to a temporary file (and a full disk refuses).
+        sizes=$(cd "$job_dir" && wc -c stdout stderr) || exit 90
+        set -- $sizes
+        n1=$1 n2=$3
         if [ "$n1" -gt "$o1" ]; then printf 'o %s\n' $((n1 - o1)); tail -c +$((o1 + 1)) "$job_dir/stdout" | head -c $((n1 - o1)); o1=$n1; moved=1; fi
         if [ "$n2" -gt "$o2" ]; then printf 'e %s\n' $((n2 - o2)); tail -c +$((o2 + 1)) "$job_dir/stderr" | head -c $((n2 - o2)); o2=$n2; moved=1; fi
         [ $ended = 1 ] && return 0
@@ -61,7 +62,7 @@ enum RemoteScripts {
         # quiet every 100 ms: a long quiet job's next line or end shows at most that late.
         if [ $moved = 1 ]; then idle=0; else
           idle=$((idle + 1))
-          case $idle in 1|2) nap=0.01 ;; 3|4) nap=0.02 ;; ?|[1-3]?|4[0-4]) nap=0.05 ;; *) nap=0.1 ;; esac
+          if [ $idle -le 2 ]; then nap=0.01; elif [ $idle -le 4 ]; then nap=0.02; elif [ $idle -le 44 ]; then nap=0.05; else nap=0.1; fi
           sleep $nap 2>/dev/null || sleep 1
         fi
       done
