@@ -40,6 +40,8 @@ func intakeBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
                  String(format: "%.2f×", mine.perSecond / theirs.perSecond)],
                 ["latency p50", milliseconds(mine.p50), milliseconds(theirs.p50), String(format: "%.2f×", mine.p50 / theirs.p50)],
                 ["latency p99", milliseconds(mine.p99), milliseconds(theirs.p99), String(format: "%.2f×", mine.p99 / theirs.p99)],
+                ["server CPU per request", String(format: "%.0f µs", mine.cpuPerRequest * 1e6), String(format: "%.0f µs", theirs.cpuPerRequest * 1e6),
+                 String(format: "%.2f×", mine.cpuPerRequest / theirs.cpuPerRequest)],
                 ["non-2xx answers", "\(mine.refused)", "\(theirs.refused)", ""],
                 ["socket errors", "\(mine.socketErrors)", "\(theirs.socketErrors)", ""],
                 ["server RSS before / after", "\(mib(mine.rssBefore)) / \(mib(mine.rssAfter))",
@@ -93,7 +95,7 @@ struct WrkLoad {
             guard let value = fields[name] else { throw BenchFailure("wrk's RESULT line has no \(name): \(line)") }
             return value
         }
-        return IntakeFigures(perSecond: try number("requests") / max(try number("seconds"), 0.001),
+        return IntakeFigures(perSecond: try number("requests") / max(try number("seconds"), 0.001), requests: Int(try number("requests")),
                              p50: try number("p50_us") / 1000, p99: try number("p99_us") / 1000,
                              accepted: Int(try number("accepted")), refused: Int(try number("refused")),
                              socketErrors: Int(try number("socket_errors")), wrapped: Int(try number("wrapped")))
@@ -103,6 +105,7 @@ struct WrkLoad {
 /// One server's figures in one round.
 struct IntakeFigures {
     var perSecond: Double
+    var requests: Int
     var p50: Double
     var p99: Double
     var accepted: Int
@@ -111,6 +114,8 @@ struct IntakeFigures {
     var wrapped: Int
     var rssBefore: Int64 = 0
     var rssAfter: Int64 = 0
+    /// The server's CPU time (its children's included) over the run, per request answered.
+    var cpuPerRequest: Double = 0
     var stored: Int?
 
     /// Every 202 is a stored job (at most `connections` more jobs: requests in flight when wrk
@@ -123,10 +128,11 @@ struct IntakeFigures {
     /// Each figure's median over the rounds (the middle round of each, not of one round).
     static func median(_ rounds: [IntakeFigures]) -> IntakeFigures {
         func middle<T: Comparable>(_ values: [T]) -> T { values.sorted()[values.count / 2] }
-        return IntakeFigures(perSecond: middle(rounds.map(\.perSecond)), p50: middle(rounds.map(\.p50)), p99: middle(rounds.map(\.p99)),
+        return IntakeFigures(perSecond: middle(rounds.map(\.perSecond)), requests: middle(rounds.map(\.requests)), p50: middle(rounds.map(\.p50)), p99: middle(rounds.map(\.p99)),
                              accepted: middle(rounds.map(\.accepted)), refused: middle(rounds.map(\.refused)),
                              socketErrors: middle(rounds.map(\.socketErrors)), wrapped: middle(rounds.map(\.wrapped)),
-                             rssBefore: middle(rounds.map(\.rssBefore)), rssAfter: middle(rounds.map(\.rssAfter)))
+                             rssBefore: middle(rounds.map(\.rssBefore)), rssAfter: middle(rounds.map(\.rssAfter)),
+                             cpuPerRequest: middle(rounds.map(\.cpuPerRequest)))
     }
 }
 
@@ -228,11 +234,25 @@ struct WebhookRig {
 
 /// RSS of `pid` around `work`.
 func measure(pid: pid_t, _ work: () async throws -> IntakeFigures) async throws -> IntakeFigures {
-    let before = memory(of: pid).rss
+    let before = memory(of: pid).rss, cpuBefore = cpuSeconds(of: pid)
     var figures = try await work()
     figures.rssBefore = before
     figures.rssAfter = memory(of: pid).rss
+    figures.cpuPerRequest = (cpuSeconds(of: pid) - cpuBefore) / Double(max(figures.requests, 1))
     return figures
+}
+
+/// A process's user and system CPU time so far, its waited-for children's included
+/// (/proc/PID/stat: utime, stime, cutime, cstime, in clock ticks).
+func cpuSeconds(of pid: pid_t) -> Double {
+    let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+    // The name in parentheses may hold spaces; the fields after it are plain numbers.
+    guard let close = stat.lastIndex(of: ")") else { return 0 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    // After the name: state is field 3, so utime (14) … cstime (17) are at 11…14 here.
+    guard fields.count > 14 else { return 0 }
+    let ticks = fields[11...14].compactMap { Double($0) }.reduce(0, +)
+    return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 /// Waits until `url` answers HTTP at all (any status): the server listens.

@@ -95,7 +95,7 @@ struct SharedIntakeRig {
             for (load, url) in zip(loads, urls) { group.addTask { try await load.run(url) } }
             return try await group.reduce(into: [IntakeFigures]()) { $0.append($1) }
         }
-        var figures = IntakeFigures(perSecond: each.map(\.perSecond).reduce(0, +), p50: each.map(\.p50).max() ?? 0,
+        var figures = IntakeFigures(perSecond: each.map(\.perSecond).reduce(0, +), requests: each.map(\.requests).reduce(0, +), p50: each.map(\.p50).max() ?? 0,
                                     p99: each.map(\.p99).max() ?? 0, accepted: each.map(\.accepted).reduce(0, +),
                                     refused: each.map(\.refused).reduce(0, +), socketErrors: each.map(\.socketErrors).reduce(0, +),
                                     wrapped: each.map(\.wrapped).reduce(0, +))

@@ -6,6 +6,7 @@ import Foundation
 // deferred-bench intake [S] [C] [R]         signed pushes under wrk for S seconds over C connections, R rounds, beside adnanh/webhook
 // deferred-bench exec [N]                  N execs of `true` over one connection, beside ssh over a ControlMaster
 // deferred-bench reattach [N]               N running jobs followed again after a kill -9; 20 dropped connections
+// deferred-bench push [N]                  a push's parse (beside Foundation's JSONDecoder) and decision, N times
 // deferred-bench stores [S] [C] [T]         intake on SQLite, PostgreSQL with 1 and 3 servers, beside adnanh/webhook; takeover time, median of T
 let arguments = CommandLine.arguments.dropFirst()
 switch arguments.first {
@@ -23,6 +24,8 @@ case "reattach":
     exit(try await reattachBench(arguments.dropFirst()))
 case "stores":
     exit(try await storesBench(arguments.dropFirst()))
+case "push":
+    exit(try await pushBench(arguments.dropFirst()))
 case "artifacts":
     exit(try await artifactBench(arguments.dropFirst()))
 default:

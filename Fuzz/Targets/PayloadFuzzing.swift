@@ -12,6 +12,9 @@ enum PayloadFuzzing {
         let body = Data(bytes)
         _ = try? WebhookSignature.verify(header: String(decoding: bytes.prefix(71), as: UTF8.self), body: body, secret: "s")
         guard let event = try? PushEvent.parse(body) else { return }
+        // Differential: what the strict reader takes, Foundation's decoder reads the same way.
+        let foundation = try? JSONDecoder().decode(PushEvent.self, from: body)
+        precondition(foundation == event, "PushEvent.parse read \(event), Foundation's JSONDecoder \(String(describing: foundation))")
         _ = try? event.decide(for: project, delivery: "fuzz-delivery")
         _ = CloneURL.isAllowed(event.repository.cloneURL ?? "")
     }

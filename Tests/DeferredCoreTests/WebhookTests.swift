@@ -81,4 +81,35 @@ struct WebhookTests {
     func gitRefNames(ref: String, valid: Bool) {
         #expect(GitRefName.isValid(ref) == valid)
     }
+
+    /// The same verdict as git's own `git check-ref-format` on names at each rule's edge.
+    @Test func refNamesAsGitJudgesThem() throws {
+        let names = [
+            "refs/heads/main", "refs/heads/feature/x-1", "refs/heads/ümlaut", "refs/heads/x.locked", "refs/heads/lock",
+            "refs/heads/a.b", "refs/tags/v1.0", "refs/heads/.hidden", "refs/heads/a/.b", "refs/heads/a.lock", "refs/heads/a.lock/b",
+            "refs/heads/.lock", "refs/heads/a..b", "refs/heads/a@{1}", "refs/heads/a@b", "refs/heads//x", "refs/heads/x/",
+            "refs/heads/x.", "refs/heads/a~1", "refs/heads/a^", "refs/heads/a:b", "refs/heads/a?", "refs/heads/a*", "refs/heads/a[b",
+            "refs/heads/a\\b", "refs/heads/a b", "refs/heads/a\u{7f}", "refs/heads/a\u{1f}", "refs/heads/a\u{85}",
+        ]
+        for name in names {
+            let git = Process()
+            git.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+            git.arguments = ["check-ref-format", name]
+            try git.run()
+            git.waitUntilExit()
+            #expect(GitRefName.isValid(name) == (git.terminationStatus == 0), "\(name.debugDescription)")
+        }
+    }
+
+    @Test func aCommitIdIsFortyASCIIHexDigits() throws {
+        let fullwidth = String(repeating: "\u{FF10}", count: 40)   // fullwidth 0: a hex digit to Character, not to git
+        for after in [fullwidth, String(repeating: "g", count: 40), String(repeating: "a", count: 39)] {
+            let event = PushEvent(ref: "refs/heads/main", after: after, repository: .init(fullName: "Codertocat/Hello-World", cloneURL: "https://x/y.git"))
+            #expect(throws: PushRejection.malformed("'after' is not a 40-digit commit SHA")) { try event.decide(for: project, delivery: "d") }
+        }
+        let upper = PushEvent(ref: "refs/heads/main", after: String(repeating: "AB", count: 20),
+                              repository: .init(fullName: "Codertocat/Hello-World", cloneURL: "https://x/y.git", defaultBranch: "main"))
+        guard case .run(let trigger) = try upper.decide(for: project, delivery: "d") else { Issue.record("not run"); return }
+        #expect(trigger.commit == String(repeating: "ab", count: 20))
+    }
 }

@@ -1,8 +1,8 @@
 import Foundation
 
 /// The parts of GitHub's `push` payload that deferred reads.
-public struct PushEvent: Sendable, Decodable {
-    public struct Repository: Sendable, Decodable {
+public struct PushEvent: Sendable, Equatable, Decodable {
+    public struct Repository: Sendable, Equatable, Decodable {
         public var fullName: String
         public var cloneURL: String?
         public var defaultBranch: String?
@@ -12,7 +12,7 @@ public struct PushEvent: Sendable, Decodable {
         }
     }
 
-    public struct Pusher: Sendable, Decodable {
+    public struct Pusher: Sendable, Equatable, Decodable {
         public var name: String?
     }
 
@@ -22,19 +22,74 @@ public struct PushEvent: Sendable, Decodable {
     public var repository: Repository
     public var pusher: Pusher?
 
-    /// Parses a payload. Malformed JSON or a payload without the fields a push has is a
-    /// `PushRejection.malformed` carrying what was missing.
+    /// Parses a payload. A body that is not JSON (RFC 8259, strictly: see JSONFieldReader) or a
+    /// payload without the fields a push has is a `PushRejection.malformed` carrying what was
+    /// missing. Only the fields above are read; nothing is built for the rest of the payload.
     public static func parse(_ body: Data) throws(PushRejection) -> PushEvent {
-        do {
-            return try JSONDecoder().decode(PushEvent.self, from: body)
-        } catch let DecodingError.keyNotFound(key, context) {
-            let path = (context.codingPath + [key]).map(\.stringValue).joined(separator: ".")
-            throw .malformed("the payload has no '\(path)'")
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            throw .malformed("'\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
-        } catch {
-            throw .malformed("the body is not valid JSON")
+        let values: [JSONFieldReader.Value?]
+        do { values = try fields.read(body) } catch { throw .malformed("the body is not valid JSON: \(error)") }
+        var read = FieldValues(values: values)
+        guard read.next() == .object else { throw .malformed("the payload is not a JSON object") }
+        let ref = try read.string("ref"), after = try read.string("after"), deleted = try read.bool("deleted")
+        guard try read.object("repository", required: true) else { throw .malformed("the payload has no 'repository'") }
+        let repository = Repository(fullName: try read.string("repository.full_name"), cloneURL: try read.optionalString("repository.clone_url"),
+                                    defaultBranch: try read.optionalString("repository.default_branch"))
+        let pusher = try read.object("pusher", required: false) ? Pusher(name: try read.optionalString("pusher.name")) : nil
+        return PushEvent(ref: ref, after: after, deleted: deleted, repository: repository, pusher: pusher)
+    }
+
+    /// The paths `parse` reads, in the order it takes them.
+    private static let fields = JSONFieldReader(paths: [
+        [], ["ref"], ["after"], ["deleted"], ["repository"], ["repository", "full_name"], ["repository", "clone_url"],
+        ["repository", "default_branch"], ["pusher"], ["pusher", "name"],
+    ])
+
+    /// The read values taken in order, each checked for the type its field has.
+    private struct FieldValues {
+        let values: [JSONFieldReader.Value?]
+        var index = 0
+
+        mutating func next() -> JSONFieldReader.Value? {
+            defer { index += 1 }
+            return values[index]
         }
+
+        mutating func string(_ path: String) throws(PushRejection) -> String {
+            guard let value = next() else { throw .malformed("the payload has no '\(path)'") }
+            guard case .string(let text) = value else { throw .malformed("'\(path)' has the wrong type") }
+            return text
+        }
+
+        mutating func optionalString(_ path: String) throws(PushRejection) -> String? {
+            switch next() {
+            case nil, .null: return nil
+            case .string(let text): return text
+            default: throw .malformed("'\(path)' has the wrong type")
+            }
+        }
+
+        mutating func bool(_ path: String) throws(PushRejection) -> Bool? {
+            switch next() {
+            case nil, .null: return nil
+            case .bool(let flag): return flag
+            default: throw .malformed("'\(path)' has the wrong type")
+            }
+        }
+
+        /// Whether an object is there: missing is false, and so is null where it is optional.
+        mutating func object(_ path: String, required: Bool) throws(PushRejection) -> Bool {
+            switch next() {
+            case .object: return true
+            case nil: return false
+            case .null where !required: return false
+            default: throw .malformed("'\(path)' has the wrong type")
+            }
+        }
+    }
+
+    private static func isASCIIHexDigit(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+            || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
     }
 
     /// What to do with this push for `project`: a trigger to queue, or why it is ignored.
@@ -42,13 +97,13 @@ public struct PushEvent: Sendable, Decodable {
         guard GitRefName.isValid(ref) else {
             throw .malformed("ref '\(ref)' is not a valid git ref name")
         }
-        if deleted == true || after.allSatisfy({ $0 == "0" }) {
+        if deleted == true || after.utf8.allSatisfy({ $0 == UInt8(ascii: "0") }) {
             return .ignore("the push deletes \(ref); there is nothing to run")
         }
         guard ref.hasPrefix("refs/heads/") else {
             return .ignore("\(ref) is not a branch; deferred runs pushes to branches only")
         }
-        guard after.count == 40, after.allSatisfy({ $0.isHexDigit }) else {
+        guard after.utf8.count == 40, after.utf8.allSatisfy(Self.isASCIIHexDigit) else {
             throw .malformed("'after' is not a 40-digit commit SHA")
         }
         let branch = String(ref.dropFirst("refs/heads/".count))
@@ -90,16 +145,32 @@ public enum PushRejection: Error, Sendable, Equatable, CustomStringConvertible {
 /// reaches a host.
 public enum GitRefName {
     public static func isValid(_ ref: String) -> Bool {
-        guard ref.hasPrefix("refs/"), !ref.hasSuffix("/"), !ref.hasSuffix("."), ref != "@",
-              !ref.contains(".."), !ref.contains("@{"), !ref.contains("//"), ref.utf8.count <= 1024
+        // One pass over the bytes: every rule is about ASCII, and a multi-byte character's
+        // bytes are all ≥ 0x80.
+        let bytes = ref.utf8
+        guard ref.hasPrefix("refs/"), bytes.count <= 1024, bytes.last != UInt8(ascii: "/"), bytes.last != UInt8(ascii: ".")
         else { return false }
-        for scalar in ref.unicodeScalars {
-            if scalar.value < 0x20 || scalar.value == 0x7f { return false }
-            if " ~^:?*[\\".unicodeScalars.contains(scalar) { return false }
+        var previous: UInt8 = 0
+        var componentStart = bytes.startIndex
+        for index in bytes.indices {
+            let byte = bytes[index]
+            if byte < 0x20 || byte == 0x7F || forbidden.contains(byte) { return false }
+            switch (previous, byte) {
+            case (UInt8(ascii: "."), UInt8(ascii: ".")), (UInt8(ascii: "@"), UInt8(ascii: "{")), (UInt8(ascii: "/"), UInt8(ascii: "/")),
+                 (UInt8(ascii: "/"), UInt8(ascii: ".")):
+                return false
+            default: break
+            }
+            if byte == UInt8(ascii: "/") {
+                if bytes[componentStart..<index].reversed().starts(with: lockSuffix.reversed()) { return false }
+                componentStart = bytes.index(after: index)
+            }
+            previous = byte
         }
-        for component in ref.split(separator: "/") {
-            if component.hasPrefix(".") || component.hasSuffix(".lock") { return false }
-        }
-        return true
+        return !bytes[componentStart...].reversed().starts(with: lockSuffix.reversed())
     }
+
+    /// Bytes git refuses anywhere in a ref name.
+    private static let forbidden = Array(" ~^:?*[\\".utf8)
+    private static let lockSuffix = Array(".lock".utf8)
 }

@@ -1,0 +1,36 @@
+import DeferredCore
+import DeferredTestSupport
+import Foundation
+
+// The CPU a webhook's push costs before the store: its parse and the project's decision about
+// it, on the fixture push (8.8 KB), one thread, N times each; parse beside Foundation's
+// JSONDecoder decoding the same fields, which parse used before.
+// Usage: deferred-bench push [N]
+func pushBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
+    let count = arguments.compactMap { Int($0) }.first ?? 20_000
+    let body = try Fixtures.data("github/push-new-branch.json")
+    let project = ProjectConfig(name: "hello", repository: "Codertocat/Hello-World", command: "true", hosts: ["h"])
+    let event = try PushEvent.parse(body)
+    guard try JSONDecoder().decode(PushEvent.self, from: body) == event else {
+        print("FAILED: PushEvent.parse and JSONDecoder read the fixture differently")
+        return 2
+    }
+    let parse = try perCall(count) { _ = try PushEvent.parse(body) }
+    let foundation = try perCall(count) { _ = try JSONDecoder().decode(PushEvent.self, from: body) }
+    let decide = try perCall(count) { _ = try event.decide(for: project, delivery: "d") }
+    print("")
+    print("a push's fields from \(body.count) bytes of JSON and the decision on them, \(count) times each, one thread, on this machine")
+    print(String(format: "parse (JSONFieldReader)      %7.1f µs", parse))
+    print(String(format: "peer: Foundation JSONDecoder %7.1f µs   ratio %.2f×", foundation, parse / foundation))
+    print(String(format: "decide                       %7.1f µs", decide))
+    return 0
+}
+
+/// Microseconds per call of `body`, after a warm-up of a tenth as many calls.
+private func perCall(_ count: Int, _ body: () throws -> Void) throws -> Double {
+    for _ in 0..<max(1, count / 10) { try body() }
+    let start = ContinuousClock.now
+    for _ in 0..<count { try body() }
+    let elapsed = ContinuousClock.now - start
+    return (Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12) / Double(count)
+}
