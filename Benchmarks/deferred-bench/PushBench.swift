@@ -31,6 +31,5 @@ private func perCall(_ count: Int, _ body: () throws -> Void) throws -> Double {
     for _ in 0..<max(1, count / 10) { try body() }
     let start = ContinuousClock.now
     for _ in 0..<count { try body() }
-    let elapsed = ContinuousClock.now - start
-    return (Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12) / Double(count)
+    return (ContinuousClock.now - start).timeInterval * 1e6 / Double(count)
 }

@@ -1,4 +1,5 @@
 @testable import DeferredHTTP
+import DeferredTestSupport
 import Foundation
 import Testing
 
@@ -34,17 +35,5 @@ struct FormFieldsTests {
             }
         }
         #expect(refused > 0, "some of the bodies are not forms")
-    }
-}
-
-/// xorshift64*: the same bodies at every run.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state ^= state >> 12
-        state ^= state << 25
-        state ^= state >> 27
-        return state &* 2_685_821_657_736_338_717
     }
 }

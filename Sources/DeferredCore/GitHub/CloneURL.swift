@@ -10,7 +10,7 @@ public enum CloneURL {
         }
         if url.hasPrefix("/") { return true }
         // scp-like: user@host:path, with no "::" transport marker.
-        if let at = url.firstIndex(of: "@"), let colon = url[at...].firstIndex(of: ":"), !zip(url.utf8, url.utf8.dropFirst()).contains(where: { $0 == UInt8(ascii: ":") && $1 == UInt8(ascii: ":") }) {
+        if let at = url.firstIndex(of: "@"), let colon = url[at...].firstIndex(of: ":"), !url.contains("::") {
             return url.distance(from: url.startIndex, to: at) > 0 && url.index(after: colon) < url.endIndex
         }
         return false

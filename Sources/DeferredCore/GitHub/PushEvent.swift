@@ -87,11 +87,6 @@ public struct PushEvent: Sendable, Equatable, Decodable {
         }
     }
 
-    private static func isASCIIHexDigit(_ byte: UInt8) -> Bool {
-        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
-            || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
-    }
-
     /// What to do with this push for `project`: a trigger to queue, or why it is ignored.
     public func decide(for project: ProjectConfig, delivery: String) throws(PushRejection) -> PushDecision {
         guard GitRefName.isValid(ref) else {
@@ -103,7 +98,7 @@ public struct PushEvent: Sendable, Equatable, Decodable {
         guard ref.hasPrefix("refs/heads/") else {
             return .ignore("\(ref) is not a branch; deferred runs pushes to branches only")
         }
-        guard after.utf8.count == 40, after.utf8.allSatisfy(Self.isASCIIHexDigit) else {
+        guard after.utf8.count == 40, after.utf8.allSatisfy({ Hex.nibble($0) != nil }) else {
             throw .malformed("'after' is not a 40-digit commit SHA")
         }
         let branch = String(ref.dropFirst("refs/heads/".count))
