@@ -81,8 +81,11 @@ import Testing
         try await harness.serve { client in
             let results = try await harness.runPush(client, files: ["script/job.sh": "#!/bin/sh\necho then idle\n"])
             #expect(results["status"] as? String == "succeeded")
+            // Minutes counted from when the host fell idle, which is as late after the clock's
+            // start as the machine made the push take.
+            let idleSince = try #require(try await store.hosts().first?.idleSince)
             // Idle 29 minutes: not yet.
-            time.advance(by: .seconds(29 * 60))
+            time.advance(by: .seconds(idleSince.addingTimeInterval(29 * 60).timeIntervalSince(time.now)))
             try await time.waitUntilSleeping()
             #expect(try await store.hosts().first?.state != .stopped)
             #expect(try await Self.state(id, ec2) == "running")

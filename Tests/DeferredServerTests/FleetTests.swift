@@ -85,7 +85,9 @@ import Testing
 
     /// One launch, not one per retry: the fleet holds its next launch back (30 s after the
     /// first instance that never answered), the job waits in the queue meanwhile, and the
-    /// host list says why.
+    /// host list says why. Judged on the job's event log against the hold's end the note
+    /// names, so a machine slow enough to let the hold run out still shows only what happened
+    /// inside it.
     @Test func anInstanceThatNeverAnswersSSHIsTerminatedAndItsJobQueuedAgain() async throws {
         let moto = try await ThrowawayMoto.account()
         let ec2 = EC2Client(region: "us-east-1", credentials: moto.credentials, endpoint: moto.endpoint)
@@ -96,31 +98,40 @@ import Testing
         try await harness.serve { client in
             let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\necho never\n"])
             _ = try await ServerHarness.post(client, harness.pushPayload(commit: commit))
-            var requeued = false
-            for _ in 0..<1200 where !requeued {
+            var requeuedAt: Date?
+            for _ in 0..<1200 where requeuedAt == nil {
                 try await Task.sleep(for: .milliseconds(50))
                 let job = try #require(try await store.jobs().first)
-                requeued = try await store.events(of: job.id).contains { $0.status == .queued && ($0.detail ?? "").contains("wake timeout") }
+                requeuedAt = try await store.events(of: job.id).first { $0.status == .queued && ($0.detail ?? "").contains("wake timeout") }?.at
             }
-            #expect(requeued)
-            // The message names the fleet's own setting.
+            let requeued = try #require(requeuedAt)
             let job = try #require(try await store.jobs().first)
-            let notes = try await store.events(of: job.id).compactMap(\.detail).filter { $0.contains("wake timeout") }
-            #expect(notes.allSatisfy { $0.contains("(boot_timeout_minutes)") }, "\(notes)")
-            let events = try await store.events(of: job.id).compactMap(\.detail)
-            #expect(events.contains { $0.contains("never answered and was terminated (1 in a row); the fleet launches again no sooner than") },
-                    "\(events)")
-            // Past the job's own requeue backoff (2 s): still queued, no second instance.
+            // The message names the fleet's own setting.
+            let notes = try await store.events(of: job.id).compactMap(\.detail)
+            #expect(notes.filter { $0.contains("wake timeout") }.allSatisfy { $0.contains("(boot_timeout_minutes)") }, "\(notes)")
+            let terminated = try #require(notes.first { $0.contains("never answered and was terminated") }, "\(notes)")
+            #expect(terminated.contains("never answered and was terminated (1 in a row); the fleet launches again no sooner than "), "\(terminated)")
+            let holdEnds = try #require(terminated.split(separator: " ").last.flatMap { RFC3339.date(String($0)) }, "\(terminated)")
+            let discarded = String(terminated.split(separator: " ")[3])
+            // Past the job's own requeue backoff (2 s).
             try await Task.sleep(for: .seconds(4))
-            #expect(try await store.jobs().first?.status == .queued)
             let notesOnHostList = try await HostControl(config: harness.config, store: store, providers: harness.providers).fleetNotes()
-            #expect(notesOnHostList.count == 1 && notesOnHostList[0].hasPrefix("fleet builders: 1 new instance in a row never answered"),
-                    "\(notesOnHostList)")
+            #expect(notesOnHostList.count == 1 && notesOnHostList[0].hasPrefix("fleet builders: ")
+                        && notesOnHostList[0].contains(" in a row never answered"), "\(notesOnHostList)")
+
+            let events = try await store.events(of: job.id)
+            let log = events.map { "\(RFC3339.string($0.at)) \($0.status.rawValue) \($0.detail ?? "")" }.joined(separator: "\n")
+            // About 30 s after the instance went: the hold is the fleet's, not the job's 2 s backoff.
+            #expect(holdEnds.timeIntervalSince(requeued) > 20, "hold ends \(RFC3339.string(holdEnds))\n\(log)")
+            // Until the hold ended, the job stayed in the queue: not leased, not ended.
+            #expect(events.filter { $0.at > requeued && $0.at < holdEnds }.allSatisfy { $0.status == .queued }, "\(log)")
+            let launches = events.filter { ($0.detail ?? "").contains(": launched instance ") }
+            #expect(launches.filter { $0.at < holdEnds }.count == 1, "one launch for the job, not one per retry:\n\(log)")
+            // The instance that never answered is gone.
+            let instances = try await Self.fleetInstances(ec2)
+            let gone = try #require(instances.first { $0.id == discarded }, "\(discarded) not among \(instances.map(\.id))")
+            #expect(gone.state == "terminated" || gone.state == "shutting-down", "\(gone.state)")
         }
-        let instances = try await Self.fleetInstances(ec2)
-        #expect(instances.count == 1, "one launch for the job, not one per retry: \(instances.map(\.id))")
-        #expect(instances.allSatisfy { $0.state == "terminated" || $0.state == "shutting-down" }, "\(instances.map(\.state))")
-        #expect(try await store.jobs().first?.status.isFinal == false)
     }
 
     @Test func reconciliationStopsTaggedInstancesTheStoreDoesNotKnow() async throws {
