@@ -43,12 +43,8 @@ final class GroupCommit: Sendable {
                 arrived: .now,
                 attempt: { db in
                     do {
-                        var value: T?
-                        try db.inSavepoint {
-                            value = try body(db)
-                            return .commit
-                        }
-                        if let value { answer.withLock { $0 = .success(value) } }
+                        let value = try Self.inSavepoint(db) { try body(db) }
+                        answer.withLock { $0 = .success(value) }
                     } catch {
                         answer.withLock { $0 = .failure(StoreError(sqlite: error)) }
                     }
@@ -66,6 +62,25 @@ final class GroupCommit: Sendable {
             if start { commitNextBatch() }
         }
         return try result.get()
+    }
+
+    /// Runs `body` in a savepoint of the batch's transaction, undone alone if it throws. Its
+    /// statements are prepared once per connection: GRDB's `inSavepoint` parses its SAVEPOINT
+    /// and RELEASE again for every write (about 1 % of the server's CPU in the intake bench).
+    private static func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+        try db.cachedStatement(sql: "SAVEPOINT intake").execute()
+        let value: T
+        do {
+            value = try body()
+        } catch {
+            // An error that ended the whole transaction (a full disk, say) leaves no savepoint
+            // to go back to; the batch's commit then fails and tells every writer.
+            try? db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT intake").execute()
+            try? db.cachedStatement(sql: "RELEASE SAVEPOINT intake").execute()
+            throw error
+        }
+        try db.cachedStatement(sql: "RELEASE SAVEPOINT intake").execute()
+        return value
     }
 
     /// Commits the writes waiting now, on the database's own writer queue, behind the other

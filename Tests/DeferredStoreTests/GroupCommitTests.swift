@@ -1,0 +1,42 @@
+@testable import DeferredStore
+import Foundation
+import GRDB
+import Testing
+
+/// Intake writes committed together: each in a savepoint of its own, so one that fails after
+/// it wrote undoes its own rows and keeps none of the others from being stored.
+@Suite struct GroupCommitTests {
+    struct Refused: Error {}
+
+    @Test func aWriteThatFailsAfterWritingUndoesOnlyItsOwnRows() async throws {
+        let folder = NSTemporaryDirectory() + "deferred-group-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteJobStore(path: folder + "/state.sqlite")
+        // Sent at once, so most share a batch: every third fails after its insert.
+        let outcomes = await withTaskGroup(of: (Int, Bool).self) { group in
+            for index in 0..<120 {
+                group.addTask {
+                    do throws(StoreError) {
+                        try await store.intakeWrite { db in
+                            try db.execute(sql: "INSERT INTO host (name, provider, state) VALUES (?, 'static', 'ready')", arguments: ["h-\(index)"])
+                            if index % 3 == 0 { throw Refused() }
+                        }
+                        return (index, true)
+                    } catch {
+                        return (index, false)
+                    }
+                }
+            }
+            return await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+        }
+        #expect(outcomes.count == 120)
+        #expect(outcomes.allSatisfy { $0.value == ($0.key % 3 != 0) }, "\(outcomes.filter { $0.value == ($0.key % 3 == 0) })")
+        let stored = try await store.pool.read { try String.fetchSet($0, sql: "SELECT name FROM host") }
+        let expected = Set((0..<120).filter { $0 % 3 != 0 }.map { "h-\($0)" })
+        #expect(stored == expected, "kept from failed writes: \(stored.subtracting(expected).sorted()); lost: \(expected.subtracting(stored).sorted())")
+        // The connection is left outside any transaction or savepoint: a write after them works.
+        try await store.intakeWrite { db in try db.execute(sql: "INSERT INTO host (name, provider, state) VALUES ('after', 'static', 'ready')") }
+        #expect(try await store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM host") } == 81)
+    }
+}
