@@ -11,15 +11,18 @@ struct IntakeLog {
     let logger: Logger
     /// `webhook` or `script`, as `/metrics` counts them.
     let kind: String
+    /// What identifies the request, given with the one line logged about it. Not set on the
+    /// logger: swift-log's text handler formats all of a logger's metadata again at each change.
+    let fields: Logger.Metadata
 
     init(_ logger: Logger, kind: String, delivery: String? = nil, project: String? = nil, idempotencyKey: String? = nil) {
-        var logger = logger
-        logger[metadataKey: "intake"] = .string(kind)
-        if let delivery { logger[metadataKey: "delivery"] = .string(Self.clean(delivery)) }
-        if let project { logger[metadataKey: "project"] = .string(Self.clean(project)) }
-        if let idempotencyKey { logger[metadataKey: "idempotency_key"] = .string(Self.clean(idempotencyKey)) }
+        var fields: Logger.Metadata = ["intake": .string(kind)]
+        if let delivery { fields["delivery"] = .string(Self.clean(delivery)) }
+        if let project { fields["project"] = .string(Self.clean(project)) }
+        if let idempotencyKey { fields["idempotency_key"] = .string(Self.clean(idempotencyKey)) }
         self.logger = logger
         self.kind = kind
+        self.fields = fields
     }
 
     /// Runs a request's decision: a refusal (any error) is logged here; an acceptance or an
@@ -40,27 +43,39 @@ struct IntakeLog {
 
     func accepted(_ job: Job, again: Bool = false) {
         ServerMetrics.received(kind, outcome: again ? "accepted_again" : "accepted")
-        logger.info(again ? "accepted again: the job this delivery made before" : "accepted", metadata: ["job": .string(job.id.rawValue)])
+        logger.info(again ? "accepted again: the job this delivery made before" : "accepted",
+                    metadata: fields.merging(["job": .string(job.id.rawValue)]) { $1 })
     }
 
     func ignored(_ why: String) {
         ServerMetrics.received(kind, outcome: "ignored")
-        logger.info("ignored: \(Self.clean(why, limit: 300))")
+        logger.info("ignored: \(Self.clean(why, limit: 300))", metadata: fields)
     }
 
     func refused(_ error: any Error) {
         ServerMetrics.received(kind, outcome: "refused", reason: (error as? APIError).map { String($0.status.code) } ?? "error")
         if let error = error as? APIError {
-            logger.notice("refused \(error.status.code): \(Self.clean(error.message, limit: 300))", metadata: ["status": .stringConvertible(error.status.code)])
+            logger.notice("refused \(error.status.code): \(Self.clean(error.message, limit: 300))",
+                          metadata: fields.merging(["status": .stringConvertible(error.status.code)]) { $1 })
         } else {
-            logger.error("failed: \(Self.clean("\(error)", limit: 300))")
+            logger.error("failed: \(Self.clean("\(error)", limit: 300))", metadata: fields)
         }
     }
 
-    /// Printable ASCII and other printable characters, at most `limit` of them.
+    /// Printable ASCII and other printable characters, at most `limit` of them; a control
+    /// character or a line or paragraph separator becomes `?`. Every intake request passes its
+    /// delivery id through here: text that needs no change (printable ASCII, the usual case) is
+    /// returned as it is, without building a string a character at a time.
     static func clean(_ text: String, limit: Int = 100) -> String {
-        let kept = text.unicodeScalars.map { $0.properties.generalCategory == .control || $0.properties.generalCategory == .lineSeparator
-            || $0.properties.generalCategory == .paragraphSeparator ? "?" : String($0) }.joined()
-        return kept.count > limit ? String(kept.prefix(limit)) + "…" : kept
+        if text.utf8.count <= limit, text.utf8.allSatisfy({ (0x20...0x7e).contains($0) }) { return text }
+        var kept = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            switch scalar.properties.generalCategory {
+            case .control, .lineSeparator, .paragraphSeparator: kept.append("?")
+            default: kept.append(scalar)
+            }
+        }
+        let cleaned = String(kept)
+        return cleaned.count > limit ? String(cleaned.prefix(limit)) + "…" : cleaned
     }
 }
