@@ -74,7 +74,8 @@ final class GroupCommit: Sendable {
             value = try body()
         } catch {
             // An error that ended the whole transaction (a full disk, say) leaves no savepoint
-            // to go back to; the batch's commit then fails and tells every writer.
+            // to go back to: GRDB refuses every later statement of the batch as aborted, so no
+            // write after it is committed on its own, and the commit fails for every writer.
             try? db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT intake").execute()
             try? db.cachedStatement(sql: "RELEASE SAVEPOINT intake").execute()
             throw error
