@@ -24,6 +24,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case jobCursor = "job-cursor"
     /// A cloud API's answers (Hetzner, DigitalOcean): servers, actions, errors, rate limits.
     case cloudAnswer = "cloud-answer"
+    /// Text from a request (delivery id, project, idempotency key, error) as the log prints it.
+    case logText = "log-text"
 
     public func run(_ bytes: [UInt8]) {
         switch self {
@@ -38,6 +40,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .toml: ConfigFuzzing.run(bytes)
         case .jobCursor: CursorFuzzing.run(bytes)
         case .cloudAnswer: CloudAnswerFuzzing.run(bytes)
+        case .logText: LogTextFuzzing.run(bytes)
         }
     }
 }

@@ -17,9 +17,9 @@ struct IntakeLog {
 
     init(_ logger: Logger, kind: String, delivery: String? = nil, project: String? = nil, idempotencyKey: String? = nil) {
         var fields: Logger.Metadata = ["intake": .string(kind)]
-        if let delivery { fields["delivery"] = .string(Self.clean(delivery)) }
-        if let project { fields["project"] = .string(Self.clean(project)) }
-        if let idempotencyKey { fields["idempotency_key"] = .string(Self.clean(idempotencyKey)) }
+        if let delivery { fields["delivery"] = .string(PrintableText.cleaned(delivery)) }
+        if let project { fields["project"] = .string(PrintableText.cleaned(project)) }
+        if let idempotencyKey { fields["idempotency_key"] = .string(PrintableText.cleaned(idempotencyKey)) }
         self.logger = logger
         self.kind = kind
         self.fields = fields
@@ -49,33 +49,16 @@ struct IntakeLog {
 
     func ignored(_ why: String) {
         ServerMetrics.received(kind, outcome: "ignored")
-        logger.info("ignored: \(Self.clean(why, limit: 300))", metadata: fields)
+        logger.info("ignored: \(PrintableText.cleaned(why, limit: 300))", metadata: fields)
     }
 
     func refused(_ error: any Error) {
         ServerMetrics.received(kind, outcome: "refused", reason: (error as? APIError).map { String($0.status.code) } ?? "error")
         if let error = error as? APIError {
-            logger.notice("refused \(error.status.code): \(Self.clean(error.message, limit: 300))",
+            logger.notice("refused \(error.status.code): \(PrintableText.cleaned(error.message, limit: 300))",
                           metadata: fields.merging(["status": .stringConvertible(error.status.code)]) { $1 })
         } else {
-            logger.error("failed: \(Self.clean("\(error)", limit: 300))", metadata: fields)
+            logger.error("failed: \(PrintableText.cleaned("\(error)", limit: 300))", metadata: fields)
         }
-    }
-
-    /// Printable ASCII and other printable characters, at most `limit` of them; a control
-    /// character or a line or paragraph separator becomes `?`. Every intake request passes its
-    /// delivery id through here: text that needs no change (printable ASCII, the usual case) is
-    /// returned as it is, without building a string a character at a time.
-    static func clean(_ text: String, limit: Int = 100) -> String {
-        if text.utf8.count <= limit, text.utf8.allSatisfy({ (0x20...0x7e).contains($0) }) { return text }
-        var kept = String.UnicodeScalarView()
-        for scalar in text.unicodeScalars {
-            switch scalar.properties.generalCategory {
-            case .control, .lineSeparator, .paragraphSeparator: kept.append("?")
-            default: kept.append(scalar)
-            }
-        }
-        let cleaned = String(kept)
-        return cleaned.count > limit ? String(cleaned.prefix(limit)) + "…" : cleaned
     }
 }
