@@ -13,26 +13,39 @@ import Hummingbird
 // connected, and at its peak while 20 output batches fan out, and the time from publishing
 // each batch to every listener having it.
 func listenerBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
-    let count = arguments.compactMap { Int($0) }.first ?? 1000
+    let numbers = arguments.compactMap { Int($0) }
+    let count = numbers.first ?? 1000, rounds = max(1, numbers.dropFirst().first ?? 3)
     raiseFileLimit(for: count)
 
-    guard let deferred = try await deferredFanOut(count: count), let peer = try await peerFanOut(count: count),
-          let floor = try await hummingbirdFloorApart(count: count) else { return 1 }
+    // Rounds taken in turn, so both see the same moods of the machine; each figure is the median of its rounds.
+    var ours: [FanOutFigures] = [], theirs: [FanOutFigures] = []
+    for round in 1...rounds {
+        guard let deferred = try await fanOutApart("listener-round", count: count), let peer = try await peerFanOut(count: count) else { return 1 }
+        ours.append(deferred)
+        theirs.append(peer)
+        print("round \(round): deferred \(perListener(deferred, count)) a listener, publish median \(milliseconds(deferred.median)); "
+              + "peer \(perListener(peer, count)), \(milliseconds(peer.median))")
+    }
+    guard let floor = try await fanOutApart("listener-floor", count: count) else { return 1 }
+    let deferred = FanOutFigures.median(ours), peer = FanOutFigures.median(theirs)
     print("")
-    print("\(count) listeners on one job's event stream, 20 batches of 21 lines")
-    let rows = [["", "deferred", "peer: asyncio SSE broadcaster", "Hummingbird alone (connect only)"],
-                ["RSS before", mib(deferred.before), mib(peer.before), mib(floor.before)],
-                ["RSS with \(count) listening", mib(deferred.connected), mib(peer.connected), mib(floor.connected)],
-                ["per listener", perListener(deferred, count), perListener(peer, count), perListener(floor, count)],
-                ["peak RSS during fan-out", mib(deferred.peak), mib(peer.peak), "-"],
-                ["publish → all listeners, median", milliseconds(deferred.median), milliseconds(peer.median), "-"],
-                ["publish → all listeners, worst", milliseconds(deferred.worst), milliseconds(peer.worst), "-"]]
-    let widths = (0..<4).map { column in rows.map { $0[column].count }.max() ?? 0 }
+    print("\(count) listeners on one job's event stream, 20 batches of 21 lines, medians of \(rounds) rounds")
+    let rows = [["", "deferred", "peer: asyncio SSE broadcaster", "ratio", "a Hummingbird route alone (connect only)"],
+                ["RSS before", mib(deferred.before), mib(peer.before), "", mib(floor.before)],
+                ["RSS with \(count) listening", mib(deferred.connected), mib(peer.connected), "", mib(floor.connected)],
+                ["per listener", perListener(deferred, count), perListener(peer, count),
+                 String(format: "%.2f×", Double(deferred.connected - deferred.before) / Double(max(1, peer.connected - peer.before))),
+                 perListener(floor, count)],
+                ["peak RSS during fan-out", mib(deferred.peak), mib(peer.peak), "", "-"],
+                ["publish → all listeners, median", milliseconds(deferred.median), milliseconds(peer.median),
+                 String(format: "%.2f×", deferred.median / max(0.001, peer.median)), "-"],
+                ["publish → all listeners, worst", milliseconds(deferred.worst), milliseconds(peer.worst), "", "-"]]
+    let widths = (0..<5).map { column in rows.map { $0[column].count }.max() ?? 0 }
     for row in rows {
         print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "   "))
     }
     print("(deferred also stores every batch in SQLite, keeps the backlog for late listeners and resumes after Last-Event-ID; the peer does none of that)")
-    print("(Hummingbird alone: the HTTP server deferred is built on, one route that writes a comment and waits; what any listener costs before deferred's own part)")
+    print("(a Hummingbird route alone: one route that writes a comment and waits, what a listener would cost served by the router; deferred serves streams below it)")
     return 0
 }
 
@@ -51,6 +64,14 @@ struct FanOutFigures {
     var peak: Int64
     var median: Double
     var worst: Double
+
+    /// Each figure the median of the rounds' (the memory a listener costs: of their differences).
+    static func median(_ rounds: [FanOutFigures]) -> FanOutFigures {
+        func middle<T: Comparable>(_ values: [T]) -> T { values.sorted()[values.count / 2] }
+        let before = middle(rounds.map(\.before))
+        return FanOutFigures(before: before, connected: before + middle(rounds.map { $0.connected - $0.before }),
+                             peak: middle(rounds.map(\.peak)), median: middle(rounds.map(\.median)), worst: middle(rounds.map(\.worst)))
+    }
 }
 
 func perListener(_ figures: FanOutFigures, _ count: Int) -> String {
@@ -74,8 +95,10 @@ func deferredFanOut(count: Int) async throws -> FanOutFigures? {
     let job = Job(project: "bench", trigger: .script(ScriptTrigger(script: "true\n", signer: "bench", interpreter: .program("/bin/sh"))))
     _ = try await store.enqueue(job, delivery: nil)
     try await store.markRunning(job.id)
-    let app = Application(router: ServerApplication.router(config: config, store: store, artifacts: FileArtifactStore(directory: config.artifacts.directory),
-                                                           onQueued: {}),
+    let artifacts = FileArtifactStore(directory: config.artifacts.directory)
+    // Served as `deferred serve` serves: event streams below the router.
+    let app = Application(router: ServerApplication.router(config: config, store: store, artifacts: artifacts, onQueued: {}),
+                          server: ServerApplication.server(config: config, store: store, artifacts: artifacts),
                           configuration: .init(address: .hostname("127.0.0.1", port: port)))
     let serving = Task { try await app.runService(gracefulShutdownSignals: []) }
     defer { serving.cancel() }
@@ -85,25 +108,29 @@ func deferredFanOut(count: Int) async throws -> FanOutFigures? {
                             end: { try await store.finish(job.id, outcome: JobOutcome(status: .succeeded, exitStatus: 0, startedAt: Date(), finishedAt: Date())) })
 }
 
-/// `hummingbirdFloor` in a process of its own (`deferred-bench listener-floor N`): in this one,
-/// memory the other servers freed would be reused and hide what the connections cost.
-func hummingbirdFloorApart(count: Int) async throws -> FanOutFigures? {
+/// A fan-out measured in a process of its own (`deferred-bench listener-round N` or
+/// `listener-floor N`): in this one, the memory an earlier server freed would be reused and
+/// hide what the connections cost.
+func fanOutApart(_ subcommand: String, count: Int) async throws -> FanOutFigures? {
     let own = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-    let output = try await LocalCommand.runOffPool([own, "listener-floor", String(count)])
-    let words = output.split(separator: "\n").last { $0.hasPrefix("floor ") }?.split(separator: " ") ?? []
-    guard words.count == 3, let before = Int64(words[1]), let connected = Int64(words[2]) else {
-        print("the bare Hummingbird server gave no figures: \(output.suffix(500))")
+    let output = try await LocalCommand.runOffPool([own, subcommand, String(count)])
+    if let clients = output.split(separator: "\n").last(where: { $0.hasPrefix("clients of deferred") }) { print(clients) }
+    let words = output.split(separator: "\n").last { $0.hasPrefix("figures ") }?.split(separator: " ") ?? []
+    guard words.count == 6, let before = Int64(words[1]), let connected = Int64(words[2]), let peak = Int64(words[3]),
+          let median = Double(words[4]), let worst = Double(words[5]) else {
+        print("\(subcommand) gave no figures: \(output.suffix(500))")
         return nil
     }
-    return FanOutFigures(before: before, connected: connected, peak: 0, median: 0, worst: 0)
+    return FanOutFigures(before: before, connected: connected, peak: peak, median: median, worst: worst)
 }
 
-/// `deferred-bench listener-floor N`: prints "floor <RSS before> <RSS with N listening>".
-func listenerFloor(_ arguments: ArraySlice<String>) async throws -> Int32 {
+/// One measurement in this process, printed as `fanOutApart` reads it:
+/// "figures <RSS before> <with N listening> <peak> <publish median ms> <worst ms>".
+func fanOutHere(_ arguments: ArraySlice<String>, _ measure: (Int) async throws -> FanOutFigures?) async throws -> Int32 {
     let count = arguments.compactMap { Int($0) }.first ?? 1000
     raiseFileLimit(for: count)
-    guard let floor = try await hummingbirdFloor(count: count) else { return 1 }
-    print("floor \(floor.before) \(floor.connected)")
+    guard let figures = try await measure(count) else { return 1 }
+    print("figures \(figures.before) \(figures.connected) \(figures.peak) \(figures.median) \(figures.worst)")
     return 0
 }
 

@@ -1,7 +1,7 @@
 import Foundation
 
 // deferred-bench artifacts [MiB] [--no-s3]   moving one large artifact, beside scp
-// deferred-bench listeners [N]              N event-stream listeners on one running job
+// deferred-bench listeners [N] [ROUNDS]     N event-stream listeners on one running job (medians of ROUNDS, 3)
 // deferred-bench dispatch [N] [M]           N jobs of `true` through one host with max_jobs M, beside xargs -P M ssh
 // deferred-bench intake [S] [C] [R]         signed pushes under wrk for S seconds over C connections, R rounds, beside adnanh/webhook
 // deferred-bench exec [N]                  N execs of `true` over one connection, beside ssh over a ControlMaster
@@ -13,7 +13,9 @@ switch arguments.first {
 case "listeners":
     exit(try await listenerBench(arguments.dropFirst()))
 case "listener-floor":
-    exit(try await listenerFloor(arguments.dropFirst()))
+    exit(try await fanOutHere(arguments.dropFirst(), hummingbirdFloor))
+case "listener-round":
+    exit(try await fanOutHere(arguments.dropFirst(), deferredFanOut))
 case "dispatch":
     exit(try await dispatchBench(arguments.dropFirst()))
 case "intake":

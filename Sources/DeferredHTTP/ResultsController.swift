@@ -4,6 +4,7 @@ import DeferredStore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import NIOCore
 
 /// A job's result URL and event stream. `GET /r/{token}/results.json` answers 202 with the
@@ -37,8 +38,7 @@ public struct ResultsController: Sendable {
     public func addRoutes(to router: Router<DeferredRequestContext>) {
         router.get("/r/{token}/results.json") { request, context in try await answer(request, context, results) }
         router.get("/r/{token}/events") { request, context in
-            // EventSource sends Last-Event-ID when it reconnects; a page may pass it in the query.
-            let last = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters.get("last_event_id")
+            let last = Self.lastEventID(header: request.headers[HTTPField.Name("Last-Event-ID")!], request.uri)
             return try await answer(request, context) { job in try await events(job, lastEventID: last) }
         }
         router.get("/r/{token}/output.log") { request, context in
@@ -149,73 +149,41 @@ public struct ResultsController: Sendable {
         }
     }
 
-    /// The job's feed as Server-Sent Events: its backlog first (a listener that sends
-    /// `Last-Event-ID`, or `?last_event_id=`, gets only what it missed), then live. `state` for
-    /// each state change (with the host's own state while waiting for it), `output` for batches
-    /// of lines, `done` with the summary of results.json, then the stream ends. A comment every
-    /// `heartbeatInterval` keeps proxies from closing a quiet stream.
+    /// The job's feed as Server-Sent Events (see `EventStream`): a listener that sends
+    /// `Last-Event-ID`, or `?last_event_id=`, gets only what it missed.
     func events(_ job: Job, lastEventID: String?) async throws -> Response {
-        let store = self.store, heartbeat = heartbeatInterval, artifacts = self.artifacts, formatted = self.formatted
-        let resultURL = Self.resultURL(config, job.token)
-        let start = lastEventID.flatMap(FeedCursor.init) ?? FeedCursor()
-        let body = ResponseBody { writer in
-            var cursor = start
-            while true {
-                let version = store.changes.version(of: job.id)
-                let feed = try await store.feed(of: job.id, after: cursor)
-                if let last = feed.items.last {
-                    try await writer.write(formatted.text(of: job.id, from: cursor, to: last.cursor) {
-                        feed.items.map(Self.serverSentEvent).joined()
-                    })
-                    cursor = last.cursor
-                }
-                // A listener far behind reads on at once, a page at a time.
-                if feed.hasMore { continue }
-                // The read that found the job ended also holds its last events: nothing follows.
-                if feed.jobEnded {
-                    let summary = await Self.summary(of: job, resultURL: resultURL, artifacts: artifacts)
-                    try await writer.write(ByteBuffer(string: "id: \(cursor)\nevent: done\ndata: \(summary)\n\n"))
-                    break
-                }
-                await store.changes.wait(for: job.id, after: version, upTo: heartbeat)
-                if Task.isCancelled { break }
-                if store.changes.version(of: job.id) == version {
-                    try await writer.write(ByteBuffer(string: ": keepalive\n\n"))
-                }
-            }
+        let stream = eventStream(job, lastEventID: lastEventID)
+        return Response(status: .ok, headers: EventStream.headers, body: ResponseBody { writer in
+            try await stream.run { try await writer.write($0) }
             try await writer.finish(nil)
-        }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+        })
     }
 
-    static func serverSentEvent(_ item: FeedItem) -> String {
-        let at = { (date: Date) in RFC3339.string(date) }
-        switch item.kind {
-        case .state(let event):
-            var payload = ["status": event.status.rawValue, "at": at(event.at), "detail": event.detail ?? ""]
-            if let host = event.hostState { payload["host_state"] = host.rawValue }
-            return "id: \(item.cursor)\nevent: state\ndata: \(json(payload))\n\n"
-        case .output(let chunk):
-            return "id: \(item.cursor)\nevent: output\ndata: \(json(["stream": chunk.stream.rawValue, "text": chunk.text, "at": at(chunk.at)]))\n\n"
-        }
+    private func eventStream(_ job: Job, lastEventID: String?) -> EventStream {
+        EventStream(job: job.id, token: job.token, status: job.status, start: lastEventID.flatMap(FeedCursor.init) ?? FeedCursor(),
+                    store: store, artifacts: artifacts,
+                    heartbeat: heartbeatInterval, formatted: formatted, resultURL: Self.resultURL(config, job.token))
     }
 
-    /// results.json's headline: status, exit, times, artifact count and where the rest is.
-    static func summary(of job: Job, resultURL: String, artifacts: any ArtifactStore) async -> String {
-        var summary: [String: JSONValue] = ["result_url": .string(resultURL)]
-        if let data = await artifacts.read(.results, token: job.token),
-           case .object(let results)? = JSONValue.parse(data) {
-            for key in ["status", "exit_status", "signal", "error", "wait_ms", "duration_ms", "output_truncated", "output_log"] {
-                summary[key] = results[key] ?? .null
-            }
-            if case .array(let list)? = results["artifacts"] { summary["artifacts"] = .number(Double(list.count)) }
-        } else if let status = job.status.isFinal ? job.status : nil {
-            summary["status"] = .string(status.rawValue)
-        }
-        return json(JSONValue.object(summary))
+    /// EventSource sends Last-Event-ID when it reconnects; a page may pass it in the query.
+    private static func lastEventID(header: String?, _ uri: URI) -> String? {
+        header ?? uri.queryParameters.get("last_event_id")
     }
 
-    private static func json(_ value: some Encodable) -> String {
-        JSONBody.encode(value).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    /// For connections served below the router (`EventStreamChannel`): the stream a GET of
+    /// `target` opens and the headers of its answer, when it is a job's event stream that the
+    /// job's origin rule lets the page read. nil for everything else, which the router answers
+    /// as ever, its errors included.
+    func openEventStream(target: String, origin: String?, lastEventID: String?) async -> (headers: HTTPFields, stream: EventStream)? {
+        let uri = URI(target)
+        let parts = uri.path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0].isEmpty, parts[1] == "r", parts[3] == "events",
+              let token = ResultToken(validating: String(parts[2])),
+              let job = (try? await store.job(token: token)) ?? nil else { return nil }
+        let policy = policy(for: job)
+        guard policy.permits(origin) else { return nil }
+        var headers = EventStream.headers
+        headers.append(contentsOf: policy.headers(for: origin))
+        return (headers, eventStream(job, lastEventID: Self.lastEventID(header: lastEventID, uri)))
     }
 }

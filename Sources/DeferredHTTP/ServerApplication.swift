@@ -2,7 +2,9 @@ import DeferredArtifacts
 import DeferredCore
 import DeferredStore
 import Hummingbird
+import HummingbirdCore
 import Logging
+import NIOCore
 import Prometheus
 
 /// The HTTP side of `deferred serve`: routes, and the application that serves them.
@@ -31,6 +33,20 @@ public enum ServerApplication {
         return router
     }
 
+    public static let serverName = "deferred"
+
+    /// HTTP/1 as Hummingbird serves it, except connections that open with a job's event
+    /// stream: those are served below the router (`EventStreamChannel`), for their memory.
+    public static func server(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore,
+                              heartbeat: Duration = .seconds(15), serverName: String? = ServerApplication.serverName) -> HTTPServerBuilder {
+        let results = ResultsController(config: config, store: store, artifacts: artifacts, heartbeat: heartbeat)
+        let idleTimeout = TimeAmount.milliseconds(Int64(config.server.idleTimeoutSeconds * 1000))
+        return HTTPServerBuilder { responder in
+            EventStreamChannel(http1: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)),
+                               results: results, serverName: serverName)
+        }
+    }
+
     /// `maxConnections`: the open connections the file limit leaves room for.
     public static func make(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore, hostCommands: any HostCommands,
                             maxConnections: Int, logger: Logger, onQueued: @escaping @Sendable () -> Void,
@@ -39,9 +55,9 @@ public enum ServerApplication {
         Application(
             router: router(config: config, store: store, artifacts: artifacts, hostCommands: hostCommands,
                            onQueued: onQueued, onCancel: onCancel, metrics: metrics),
-            server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(config.server.idleTimeoutSeconds * 1000)))),
+            server: server(config: config, store: store, artifacts: artifacts, serverName: serverName),
             configuration: .init(address: .hostname(config.server.listenHost, port: config.server.listenPort),
-                                 serverName: "deferred", availableConnectionsDelegate: .maximum(maxConnections, logger: logger)),
+                                 serverName: serverName, availableConnectionsDelegate: .maximum(maxConnections, logger: logger)),
             logger: logger
         )
     }

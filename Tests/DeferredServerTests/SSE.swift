@@ -25,17 +25,56 @@ enum SSE {
         }
     }
 
+    /// The first HTTP/1.1 answer in `raw`: its head (lowercased), its body (chunks decoded),
+    /// whether the chunked body's last chunk came, and what follows it.
+    static func response(_ raw: ArraySlice<UInt8>) -> (head: String, text: String, complete: Bool, rest: ArraySlice<UInt8>) {
+        let separator = Array("\r\n\r\n".utf8)
+        guard raw.count >= 4, let start = (raw.startIndex...(raw.endIndex - 4)).first(where: { Array(raw[$0..<$0 + 4]) == separator }) else {
+            return ("", "", false, raw[raw.endIndex...])
+        }
+        let head = String(decoding: raw[..<start], as: UTF8.self).lowercased()
+        var rest = raw[(start + 4)...]
+        if let length = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") })
+            .flatMap({ Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) }) {
+            let end = min(rest.endIndex, rest.startIndex + length)
+            return (head, String(decoding: rest[..<end], as: UTF8.self), true, rest[end...])
+        }
+        guard head.contains("transfer-encoding: chunked") else { return (head, String(decoding: rest, as: UTF8.self), false, rest[rest.endIndex...]) }
+        var out: [UInt8] = []
+        while let lineEnd = rest.firstIndex(of: UInt8(ascii: "\n")) {
+            let sizeText = String(decoding: rest[rest.startIndex..<lineEnd], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let size = Int(sizeText, radix: 16) else { break }
+            if size == 0 {
+                let after = min(rest.endIndex, lineEnd + 3)  // the empty line that ends the body
+                return (head, String(decoding: out, as: UTF8.self), true, rest[after...])
+            }
+            let dataStart = lineEnd + 1
+            guard rest.endIndex - dataStart >= size + 2 else { break }
+            out += rest[dataStart..<dataStart + size]
+            rest = rest[(dataStart + size + 2)...]
+        }
+        return (head, String(decoding: out, as: UTF8.self), false, rest[rest.endIndex...])
+    }
+
     /// Reads an event stream from a socket on a thread of its own, as it arrives.
     final class Reader: @unchecked Sendable {
         private let lock = NSLock()
         private var received: [UInt8] = []
         private var closed = false
 
-        init(port: Int, path: String, lastEventID: String? = nil) throws {
-            guard let fd = FreePort.connectLoopback(port: port) else { throw POSIXError(.ECONNREFUSED) }
+        private let fd: Int32
+
+        convenience init(port: Int, path: String, lastEventID: String? = nil, origin: String? = nil) throws {
             var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nConnection: close\r\n"
             if let lastEventID { request += "Last-Event-ID: \(lastEventID)\r\n" }
-            request += "\r\n"
+            if let origin { request += "Origin: \(origin)\r\n" }
+            try self.init(port: port, request: request + "\r\n")
+        }
+
+        /// Sends `request` as it is (one or several, pipelined) and reads what comes back.
+        init(port: Int, request: String) throws {
+            guard let fd = FreePort.connectLoopback(port: port) else { throw POSIXError(.ECONNREFUSED) }
+            self.fd = fd
             _ = request.withCString { send(fd, $0, strlen($0), 0) }
             Thread.detachNewThread { [self] in
                 var buffer = [UInt8](repeating: 0, count: 4096)
@@ -51,28 +90,25 @@ enum SSE {
             }
         }
 
+        /// Leaves, as a browser tab that closes does.
+        func hangUp() { shutdown(fd, Int32(SHUT_RDWR)) }
+
+        /// Everything received so far, as it came.
+        var raw: [UInt8] { lock.withLock { received } }
+
         /// The body so far, its chunks decoded, and whether its last chunk came.
         private var body: (text: String, complete: Bool) {
-            let raw = lock.withLock { received }
-            let head = Array("\r\n\r\n".utf8)
-            guard let start = (0...max(0, raw.count - 4)).first(where: { raw.count >= 4 && Array(raw[$0..<$0 + 4]) == head }) else { return ("", false) }
-            let headers = String(decoding: raw[..<start], as: UTF8.self).lowercased()
-            var rest = raw[(start + 4)...]
-            guard headers.contains("transfer-encoding: chunked") else { return (String(decoding: rest, as: UTF8.self), false) }
-            var out: [UInt8] = []
-            while let lineEnd = rest.firstIndex(of: UInt8(ascii: "\n")) {
-                let sizeText = String(decoding: rest[rest.startIndex..<lineEnd], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-                guard let size = Int(sizeText, radix: 16) else { break }
-                if size == 0 { return (String(decoding: out, as: UTF8.self), true) }
-                let dataStart = lineEnd + 1
-                guard rest.endIndex - dataStart >= size + 2 else { break }
-                out += rest[dataStart..<dataStart + size]
-                rest = rest[(dataStart + size + 2)...]
-            }
-            return (String(decoding: out, as: UTF8.self), false)
+            let response = SSE.response(raw[...])
+            return (response.text, response.complete)
         }
 
+        /// The answer's head, lowercased.
+        var head: String { SSE.response(raw[...]).head }
+        /// The chunked body's last chunk came (a clean end, not a dropped connection).
+        var isComplete: Bool { body.complete }
         var text: String { body.text }
+        /// The server closed the connection.
+        var isClosed: Bool { lock.withLock { closed } }
         /// The last chunk came, or the server closed the connection.
         var isEnded: Bool { body.complete || lock.withLock { closed } }
         var events: [Event] { SSE.parse(text) }

@@ -96,7 +96,12 @@ final class ServerHarness: @unchecked Sendable {
                                               hostCommands: HostControl(config: config, store: store, providers: providers,
                                                                         waker: dispatcher.waker),
                                               onQueued: { dispatcher.jobQueued() }, onCancel: { dispatcher.cancelRequested($0) })
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        // The test client keeps one connection for a whole test, and some tests wait minutes
+        // between requests: no idle timeout here (ConnectionLimitTests checks it on the built server).
+        var served = config
+        served.server.idleTimeoutSeconds = 24 * 3600
+        let app = Application(router: router, server: ServerApplication.server(config: served, store: store, artifacts: artifacts, heartbeat: heartbeat),
+                              configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: ServerApplication.serverName))
         let result = try await app.test(.live) { client in try await body(client) }
         running.cancel()
         _ = await running.result

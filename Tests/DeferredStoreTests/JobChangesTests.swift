@@ -85,4 +85,47 @@ import Testing
         changes.notify(id)
         #expect(await Self.ends(within: 30) { await changes.wait(for: id, after: 0, upTo: .seconds(600)) })
     }
+
+    /// An observation (a listener with no task of its own) is woken once, by a change, by its
+    /// limit or at once for a version already passed; a cancelled one never, and is forgotten.
+    @Test func anObservationWakesOnceAndACancelledOneNever() async throws {
+        let changes = JobChanges()
+        let id = JobID.make()
+        let changed = Count(), cancelled = Count(), limited = Count(), passed = Count()
+        changes.observe(id, after: 0, upTo: .seconds(600)) { changed.add() }
+        let gone = changes.observe(id, after: 0, upTo: .seconds(600)) { cancelled.add() }
+        #expect(changes.observations(of: id) == 2)
+        changes.cancel(gone)
+        #expect(changes.observations(of: id) == 1)
+        changes.notify(id)
+        changes.notify(id)
+        #expect(changed.now == 1 && cancelled.now == 0)
+        #expect(changes.observations(of: id) == 0)
+
+        changes.observe(id, after: 0, upTo: .seconds(600)) { passed.add() }
+        #expect(passed.now == 1, "the version had passed 0: woken at once")
+        #expect(changes.observations(of: id) == 0)
+
+        changes.observe(id, after: changes.version(of: id), upTo: .milliseconds(50)) { limited.add() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while limited.now == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(limited.now == 1)
+        #expect(changes.observations(of: id) == 0)
+        changes.notify(id)
+        #expect(limited.now == 1 && changed.now == 1 && cancelled.now == 0)
+    }
+
+    /// A cancelled wait leaves no observation behind (a thousand listeners that come and go
+    /// must not pile up in the job's list).
+    @Test func aCancelledWaitLeavesNothingBehind() async {
+        let changes = JobChanges()
+        let id = JobID.make()
+        let waiting = Task { await changes.wait(for: id, after: 0, upTo: .seconds(600)) }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while changes.observations(of: id) == 0, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        #expect(changes.observations(of: id) == 1)
+        waiting.cancel()
+        await waiting.value
+        #expect(changes.observations(of: id) == 0)
+    }
 }

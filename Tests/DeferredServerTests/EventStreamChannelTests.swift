@@ -1,0 +1,138 @@
+import DeferredCore
+import DeferredStore
+import Foundation
+import HummingbirdTesting
+import Testing
+
+/// Event streams served below the router (`EventStreamChannel`): a connection whose first
+/// request is a job's stream is answered by the stream alone, the same events as the router's;
+/// what the stream cannot answer goes to the router as before; a listener that leaves is
+/// forgotten, and a graceful stop ends the streams still open.
+@Suite struct EventStreamChannelTests {
+    /// The same finished job read both ways gives the same events: on a connection of its own
+    /// (below the router: chunked, closed after the last chunk) and behind another request on
+    /// one connection (the router's route, as Hummingbird serves it).
+    @Test func aStreamBelowTheRouterSendsWhatTheRoutersStreamSends() async throws {
+        let harness = try await ServerHarness()
+        try await harness.serve { client in
+            let port = try #require(client.port)
+            let path = try await Self.eventsPath(ofPush: "#!/bin/sh\nfor i in 1 2 3; do echo line $i; done\nexit 2\n", harness, client)
+
+            let below = try SSE.Reader(port: port, path: path, origin: "https://page.example")
+            #expect(try await below.wait { $0.isComplete && $0.isClosed })
+            #expect(below.head.hasPrefix("http/1.1 200 ok"))
+            for field in ["content-type: text/event-stream", "cache-control: no-cache", "server: deferred", "transfer-encoding: chunked",
+                          "access-control-allow-origin: *", "date: "] {
+                #expect(below.head.contains(field), "\(field) missing from \(below.head)")
+            }
+            let events = below.events
+            #expect(events.last?.event == "done" && events.last?.json["exit_status"] as? Int == 2)
+            #expect(events.filter { $0.event == "output" }.compactMap { $0.json["text"] as? String }.joined().contains("line 1\nline 2\nline 3\n"))
+
+            // Behind /healthz on the same connection, the router serves the stream.
+            let behind = try SSE.Reader(port: port, request: "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                                        + "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: https://page.example\r\nConnection: close\r\n\r\n")
+            #expect(try await behind.wait { $0.isClosed })
+            let health = SSE.response(behind.raw[...])
+            #expect(health.head.hasPrefix("http/1.1 200") && health.text.contains("\"ok\""))
+            let routed = SSE.response(health.rest)
+            #expect(routed.complete)
+            // The same head, field for field, but the date's value.
+            let fields = { (head: String) in Set(head.split(separator: "\r\n").dropFirst().map { $0.hasPrefix("date: ") ? "date" : String($0) }) }
+            #expect(fields(routed.head) == fields(below.head), "\(routed.head)\n---\n\(below.head)")
+            #expect(SSE.parse(routed.text) == events)
+
+            // Resuming below the router gives exactly what came after the id, as the router's does.
+            let first = try #require(events.firstIndex { $0.event == "output" })
+            let resumed = try SSE.Reader(port: port, path: path, lastEventID: events[first].id)
+            #expect(try await resumed.wait { $0.isComplete })
+            #expect(resumed.events == Array(events[(first + 1)...]))
+        }
+    }
+
+    /// Requests shaped like a stream's that the stream cannot serve are the router's: its
+    /// errors, as JSON, and an HTTP/1.0 listener (no chunked bodies there).
+    @Test func whatTheStreamCannotServeTheRouterAnswers() async throws {
+        let harness = try await ServerHarness()
+        harness.config.projects[0].allowedOrigins = ["https://ours.example"]
+        try await harness.serve { client in
+            let port = try #require(client.port)
+            let path = try await Self.eventsPath(ofPush: "#!/bin/sh\necho done\n", harness, client)
+
+            func answer(_ request: String) async throws -> (head: String, text: String) {
+                let reader = try SSE.Reader(port: port, request: request)
+                #expect(try await reader.wait { $0.isClosed })
+                let response = SSE.response(reader.raw[...])
+                return (response.head, response.text)
+            }
+            let unknown = try await answer("GET /r/\(ResultToken.make().rawValue)/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(unknown.head.hasPrefix("http/1.1 404"))
+            #expect(unknown.text.contains("\"error\"") && unknown.text.contains("no job has this result URL"), "\(unknown.text)")
+            let malformed = try await answer("GET /r/not-a-token/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(malformed.head.hasPrefix("http/1.1 404") && malformed.text.contains("\"error\""))
+            let refused = try await answer("GET \(path) HTTP/1.1\r\nHost: x\r\nOrigin: https://elsewhere.example\r\nConnection: close\r\n\r\n")
+            #expect(refused.head.hasPrefix("http/1.1 403") && refused.text.contains("allowed_origins"), "\(refused.text)")
+            let allowed = try await answer("GET \(path) HTTP/1.1\r\nHost: x\r\nOrigin: https://ours.example\r\nConnection: close\r\n\r\n")
+            #expect(allowed.head.hasPrefix("http/1.1 200") && allowed.head.contains("transfer-encoding: chunked"))
+            #expect(SSE.parse(allowed.text).last?.event == "done")
+            // HTTP/1.0 has no chunked bodies: such a listener is the router's, as it always was.
+            let old = try SSE.Reader(port: port, request: "GET \(path) HTTP/1.0\r\nHost: x\r\n\r\n")
+            #expect(try await old.wait { $0.events.last?.event == "done" })
+            #expect(old.head.contains("server: deferred") && old.head.contains("date: "))
+            let garbage = try await answer("NOT HTTP AT ALL\r\n\r\n")
+            #expect(garbage.head.hasPrefix("http/1.1 400"), "\(garbage.head)")
+        }
+    }
+
+    /// A listener that leaves is forgotten by the job's changes at once (not at its next
+    /// heartbeat), and one still listening when the server stops gracefully gets the stream's
+    /// end, not a dropped connection.
+    @Test func aListenerThatLeavesIsForgottenAndAGracefulStopEndsOpenStreams() async throws {
+        let harness = try await ServerHarness()
+        // No heartbeat within the test: a listener that left must be noticed without one.
+        harness.heartbeat = .seconds(600)
+        let release = harness.folder + "/release"
+        defer { FileManager.default.createFile(atPath: release, contents: Data()) }
+        let script = "#!/bin/sh\necho started\nwhile [ ! -e '\(release)' ]; do sleep 0.1; done\n"
+        let key = try await harness.addSigner("events", principal: "ci@example.com")
+        let signature = try await harness.sign(script, key: key)
+        let store = harness.store
+        let staying = try await harness.serve { client -> SSE.Reader in
+            let port = try #require(client.port)
+            let accepted = try await ServerHarness.postScript(client, ["script": script, "signature": signature])
+            let id = JobID(rawValue: try #require(ServerHarness.json(accepted)["id"] as? String))
+            let job = try #require(try await store.job(id: id))
+            let path = "/r/\(job.token.rawValue)/events"
+            let leaving = try SSE.Reader(port: port, path: path)
+            let staying = try SSE.Reader(port: port, path: path)
+            for reader in [leaving, staying] {
+                #expect(try await reader.wait { $0.text.contains("started\\n") })
+            }
+            #expect(try await Self.eventually { store.changes.observations(of: id) == 2 })
+            leaving.hangUp()
+            #expect(try await Self.eventually { store.changes.observations(of: id) == 1 }, "the listener that left is still observed")
+            #expect(!staying.isEnded)
+            return staying
+        }
+        #expect(try await staying.wait { $0.isClosed })
+        #expect(staying.isComplete, "the stream was dropped, not ended: \(staying.text.suffix(300))")
+    }
+
+    /// The event stream's path of a push that ran `script` to its end.
+    static func eventsPath(ofPush script: String, _ harness: ServerHarness, _ client: any TestClientProtocol) async throws -> String {
+        let results = try await harness.runPush(client, files: ["script/job.sh": script])
+        let id = try #require(results["id"] as? String)
+        let job = try #require(try await harness.store.job(id: JobID(rawValue: id)))
+        return "/r/\(job.token.rawValue)/events"
+    }
+
+    /// Waits (a bound against hanging, not a speed check) until `condition` holds.
+    static func eventually(_ condition: () -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return condition()
+    }
+}
