@@ -47,9 +47,14 @@ public enum FreePort {
     }
 
     /// A TCP socket connected to 127.0.0.1:port, or nil.
-    public static func connectLoopback(port: Int) -> Int32? {
+    /// `receiveBuffer`: the socket's receive buffer in bytes, set before connecting (so the
+    /// window it offers is small from the start), for a peer that reads slowly.
+    public static func connectLoopback(port: Int, receiveBuffer: Int32? = nil) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = loopback(port: port)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }

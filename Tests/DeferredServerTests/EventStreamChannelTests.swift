@@ -6,8 +6,8 @@ import Testing
 
 /// Event streams served below the router (`EventStreamChannel`): a connection whose first
 /// request is a job's stream is answered by the stream alone, the same events as the router's;
-/// what the stream cannot answer goes to the router as before; a listener that leaves is
-/// forgotten, and a graceful stop ends the streams still open.
+/// what the stream cannot answer goes to the router as before; a stalled listener holds back
+/// no one; a listener that leaves is forgotten, and a graceful stop ends the streams still open.
 @Suite struct EventStreamChannelTests {
     /// The same finished job read both ways gives the same events: on a connection of its own
     /// (below the router: chunked, closed after the last chunk) and behind another request on
@@ -116,6 +116,36 @@ import Testing
         }
         #expect(try await staying.wait { $0.isClosed })
         #expect(staying.isComplete, "the stream was dropped, not ended: \(staying.text.suffix(300))")
+    }
+
+    /// A listener that stops reading holds back only itself: another reads the whole stream
+    /// (megabytes of output, far past the socket buffers) meanwhile, and the stalled one, once
+    /// it reads again, gets every byte of it too.
+    @Test func aStalledListenerHoldsBackNoOneAndLosesNothing() async throws {
+        let harness = try await ServerHarness()
+        try await harness.serve { client in
+            let port = try #require(client.port)
+            let path = try await Self.eventsPath(ofPush: "#!/bin/sh\nyes 'a line of build output, again and again' | head -c 3145728\n", harness, client)
+            let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            let stalled = try SSE.Reader(port: port, request: request, paused: true)
+            // Long enough for the stalled listener's turns to fill its socket and wait.
+            try await Task.sleep(for: .milliseconds(500))
+            let reading = try SSE.Reader(port: port, request: request)
+            #expect(try await reading.wait(upTo: 120) { $0.isClosed })
+            #expect(reading.isComplete)
+            let events = reading.events
+            #expect(events.last?.event == "done")
+            let output = events.filter { $0.event == "output" }.compactMap { $0.json["text"] as? String }.joined()
+            #expect(output.utf8.count == 3_145_728, "\(output.utf8.count) bytes of output")
+            #expect(!stalled.isClosed && stalled.raw.isEmpty)
+
+            stalled.resume()
+            #expect(try await stalled.wait(upTo: 120) { $0.isClosed })
+            #expect(stalled.isComplete)
+            let received = stalled.events
+            let same = received == events  // not in the expectation: it would print megabytes
+            #expect(same, "the stalled listener got \(received.count) events of \(events.count)")
+        }
     }
 
     /// The event stream's path of a push that ran `script` to its end.

@@ -71,12 +71,18 @@ enum SSE {
             try self.init(port: port, request: request + "\r\n")
         }
 
-        /// Sends `request` as it is (one or several, pipelined) and reads what comes back.
-        init(port: Int, request: String) throws {
-            guard let fd = FreePort.connectLoopback(port: port) else { throw POSIXError(.ECONNREFUSED) }
+        private let reading = DispatchSemaphore(value: 0)
+
+        /// Sends `request` as it is (one or several, pipelined) and reads what comes back;
+        /// `paused`: reads nothing until `resume()`, as a listener that stalls.
+        init(port: Int, request: String, paused: Bool = false) throws {
+            // A paused reader offers a small window, so the server's side fills up soon.
+            guard let fd = FreePort.connectLoopback(port: port, receiveBuffer: paused ? 4096 : nil) else { throw POSIXError(.ECONNREFUSED) }
             self.fd = fd
             _ = request.withCString { send(fd, $0, strlen($0), 0) }
+            if !paused { reading.signal() }
             Thread.detachNewThread { [self] in
+                reading.wait()
                 var buffer = [UInt8](repeating: 0, count: 4096)
                 while true {
                     let n = recv(fd, &buffer, buffer.count, 0)
@@ -89,6 +95,9 @@ enum SSE {
                 lock.withLock { closed = true }
             }
         }
+
+        /// Starts reading, for a reader made `paused`.
+        func resume() { reading.signal() }
 
         /// Leaves, as a browser tab that closes does.
         func hangUp() { shutdown(fd, Int32(SHUT_RDWR)) }
