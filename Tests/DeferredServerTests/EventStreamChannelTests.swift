@@ -81,6 +81,12 @@ import Testing
             #expect(old.head.contains("server: deferred") && old.head.contains("date: "))
             let garbage = try await answer("NOT HTTP AT ALL\r\n\r\n")
             #expect(garbage.head.hasPrefix("http/1.1 400"), "\(garbage.head)")
+            // A peer that closes its side before sending a request is closed at once (the
+            // harness has no idle timeout: nothing else would close it).
+            let silent = try SSE.Reader(port: port, request: "")
+            silent.finishSending()
+            #expect(try await silent.wait { $0.isClosed })
+            #expect(silent.raw.isEmpty)
         }
     }
 

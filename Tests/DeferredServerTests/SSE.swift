@@ -99,6 +99,9 @@ enum SSE {
         /// Starts reading, for a reader made `paused`.
         func resume() { reading.signal() }
 
+        /// Closes its sending side only, and goes on reading.
+        func finishSending() { shutdown(fd, Int32(SHUT_WR)) }
+
         /// Leaves, as a browser tab that closes does.
         func hangUp() { shutdown(fd, Int32(SHUT_RDWR)) }
 

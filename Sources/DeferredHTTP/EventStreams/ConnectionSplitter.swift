@@ -143,9 +143,15 @@ final class ConnectionSplitter: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .asking(let parts, _) = state, let event = event as? ChannelEvent, event == .inputClosed {
+        switch (state, event as? ChannelEvent) {
+        case (.waiting, .inputClosed?):
+            // The peer closed its side before a whole request: none will come.
+            state = .done
+            handedOver.succeed(nil)
+            context.close(promise: nil)
+        case (.asking(let parts, _), .inputClosed?):
             state = .asking(parts: parts, inputClosed: true)
-        } else {
+        default:
             context.fireUserInboundEventTriggered(event)
         }
     }
