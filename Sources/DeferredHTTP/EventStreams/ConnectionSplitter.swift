@@ -51,7 +51,7 @@ final class ConnectionSplitter: ChannelDuplexHandler, RemovableChannelHandler {
             }
             state = .asking(parts: [part], inputClosed: false)
             let results = self.results, splitter = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let target = head.uri, origin = head.headers.first(name: "Origin"), lastEventID = head.headers.first(name: "Last-Event-ID")
+            let target = head.uri, origin = Self.field("Origin", of: head), lastEventID = Self.field("Last-Event-ID", of: head)
             Task {
                 let opened = await results.openEventStream(target: target, origin: origin, lastEventID: lastEventID)
                 splitter.eventLoop.execute {
@@ -67,6 +67,12 @@ final class ConnectionSplitter: ChannelDuplexHandler, RemovableChannelHandler {
         case .done:
             break
         }
+    }
+
+    /// A field's value as the router reads it: repeated fields joined by commas.
+    private static func field(_ name: String, of head: HTTPRequestHead) -> String? {
+        let values = head.headers[name]
+        return values.isEmpty ? nil : values.joined(separator: ", ")
     }
 
     /// Only an HTTP/1.1 GET of `/r/…/events` is worth a look in the store; the rest goes at
