@@ -26,6 +26,8 @@ public actor Dispatcher: Service {
     let results: ResultsWriter
     /// Ended jobs' folders, removed with the next exec to their host.
     private let forgets: FolderForgets
+    /// Static hosts that did not answer, held back from new jobs for a while.
+    private let holds = HostHolds()
     private let wakeup: Wakeup
     private var running: [JobID: Task<Void, Never>] = [:]
     /// Jobs someone asked to cancel, raised for their attempts (made before the attempt when
@@ -174,13 +176,15 @@ public actor Dispatcher: Service {
 
     /// Leases every job that can start now and starts it.
     func dispatchReady() async {
-        let config = self.config
+        let config = self.config, holds = self.holds
         while true {
             let lease: Lease?
             do {
                 lease = try await store.leaseNext { project in
                     (config.project(named: project)?.hosts ?? []).compactMap { name -> LeaseTarget? in
-                        if let host = config.host(named: name) { return .host(name: host.name, maxJobs: host.maxJobs) }
+                        if let host = config.host(named: name) {
+                            return .host(name: host.name, maxJobs: host.maxJobs, queuedBefore: holds.takesOnlyQueuedBefore(host))
+                        }
                         return config.fleet(named: name).map { .fleet(name: $0.name, maxHosts: $0.maxHosts, maxJobs: $0.maxJobs, provider: $0.provider.rawValue) }
                     }
                 }
@@ -212,7 +216,7 @@ public actor Dispatcher: Service {
 
     private func attempt(_ lease: Lease, cancel: CancelSignal = CancelSignal(), log: Logger) -> JobAttempt {
         JobAttempt(lease: lease, config: config, store: store, artifacts: artifacts, runner: runner,
-                   waker: waker, results: results, forgets: forgets, maxAttempts: maxAttempts, cancel: cancel, log: log)
+                   waker: waker, results: results, forgets: forgets, holds: holds, maxAttempts: maxAttempts, cancel: cancel, log: log)
     }
 
     /// An attempt is over. A cancel asked for while the attempt sent its job back to the queue

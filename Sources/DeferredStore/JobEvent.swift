@@ -175,7 +175,9 @@ public struct FleetBootFailures: Sendable, Equatable {
 /// Where a project's jobs may go, in the project's order: a configured host, or a fleet that
 /// may make another host while it has fewer than `maxHosts`.
 public enum LeaseTarget: Sendable {
-    case host(name: String, maxJobs: Int)
+    /// `queuedBefore`, when set, takes only jobs queued before it: the host is held back after
+    /// it did not answer, and gets only the jobs whose wait for it is up, to end them.
+    case host(name: String, maxJobs: Int, queuedBefore: Date? = nil)
     /// `provider`: what the fleet's new hosts are recorded as (`ec2`, `hetzner`, `digitalocean`).
     case fleet(name: String, maxHosts: Int, maxJobs: Int, provider: String = "ec2")
 }

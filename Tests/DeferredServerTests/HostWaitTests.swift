@@ -97,6 +97,71 @@ import Testing
         #expect(runs == ["at-0s", "at-40s", "at-80s", "first"], "\(runs)")
     }
 
+    /// The tries that met the host not answering, in time order: each sends its job back to
+    /// the queue with an event saying so.
+    static func missedTries(_ store: any JobStore) async throws -> [(job: JobID, at: Date)] {
+        var tries: [(job: JobID, at: Date)] = []
+        for job in try await store.jobs() {
+            tries += try await store.events(of: job.id).filter { $0.status == .queued && ($0.detail ?? "").contains("does not answer") }
+                .map { (job.id, $0.at) }
+        }
+        return tries.sorted { $0.at < $1.at }
+    }
+
+    /// A host that does not answer is tried once per step of its backoff, not once per job
+    /// behind it: ten jobs wait while it is down (down from the start: no connection to it
+    /// breaks under a job, which would hold its one slot while it waits), a few tries are
+    /// made, and each job runs once when it is back.
+    @Test func aHostThatDoesNotAnswerIsTriedOncePerBackoffNotOncePerJob() async throws {
+        let harness = try await ServerHarness()
+        let store = harness.store, sshd = harness.sshd
+        Self.takeDown(sshd)
+        try await harness.serve { client in
+            var urls: [String] = []
+            for index in 0..<10 { urls.append(try await Self.pushMarked("job-\(index)", in: harness, client)) }
+            try await StalledHostTests.eventually("the host is seen as unreachable") {
+                try await store.host(named: "loopback")?.state == .unreachable
+            }
+            // Tries 2 s, then 4 s after a miss: three in the 5 s from the first (without the hold
+            // one for each job as it arrives, and each again after its own backoff: ten or more,
+            // or five or more if pushes came a second apart on a loaded machine).
+            try await Task.sleep(for: .seconds(6))
+            let tries = try await Self.missedTries(store)
+            let first = try #require(tries.first).at
+            let early = tries.filter { $0.at < first.addingTimeInterval(5) }
+            #expect((1...4).contains(early.count), "\(early.count) tries at the host in the 5 s from the first: \(tries)")
+            #expect(try await store.jobs().allSatisfy { !$0.status.isFinal || $0.status == .succeeded })
+            try await sshd.startAgain()
+            for url in urls {
+                let results = try await ServerHarness.results(client, resultURL: url)
+                #expect(results["status"] as? String == "succeeded", "\(results)")
+            }
+        }
+        let runs = try String(contentsOfFile: harness.folder + "/runs", encoding: .utf8).split(separator: "\n").sorted()
+        #expect(runs == (0..<10).map { "job-\($0)" }.sorted(), "\(runs)")
+    }
+
+    /// Jobs held back behind a host that does not answer still end when their wait is up,
+    /// each after a try of its own, not one per step of the host's backoff (2 + 4 + 8 + 16 s
+    /// for the fifth).
+    @Test func jobsBehindAHeldHostEndAfterHostWaitMinutes() async throws {
+        let harness = try await ServerHarness()
+        harness.config.hosts[0].hostWaitMinutes = 0.05
+        Self.takeDown(harness.sshd)
+        try await harness.serve { client in
+            var urls: [String] = []
+            for index in 0..<5 { urls.append(try await Self.pushMarked("never-\(index)", in: harness, client)) }
+            for url in urls {
+                let results = try await ServerHarness.results(client, resultURL: url)
+                #expect(results["status"] as? String == "error", "\(results)")
+                #expect((results["error"] as? String)?.contains("did not answer for 0.05 minutes (host_wait_minutes)") == true, "\(results)")
+            }
+            let waits = try await harness.store.jobs().map { ($0.finishedAt ?? .distantFuture).timeIntervalSince($0.queuedAt) }
+            #expect(waits.allSatisfy { $0 < 20 }, "seconds from queued to ended: \(waits)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: harness.folder + "/runs"))
+    }
+
     @Test func aHostThatStaysDownEndsItsJobsAfterHostWaitMinutes() async throws {
         let harness = try await ServerHarness()
         harness.config.hosts[0].hostWaitMinutes = 0.05

@@ -76,4 +76,44 @@ import Testing
             #expect(!log.contains(value), "\(name)'s value is in the log")
         }
     }
+
+    /// `serve`'s text log, the default: each line `time level label: key=value … [source] message`
+    /// with the keys sorted, as swift-log's stream handler wrote it before deferred wrote its own,
+    /// and whole lines only, however many requests log at once.
+    @Test func theTextLogWritesWholeLinesInTheStreamHandlersFormat() async throws {
+        let harness = try await ServerHarness()
+        let server = try await BuiltServer.start(harness, arguments: ["--log-level", "debug"])
+        defer { server.stop() }
+        let http = HTTPClient()
+        let commit = try await harness.repo.commit(["README.md": "logged as text\n"])
+        let body = harness.repo.pushPayload(repository: ServerHarness.repository, ref: "refs/heads/main", commit: commit)
+        let signature = WebhookSignature.sign(body: body, secret: BuiltServer.webhookSecret)
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<40 {
+                group.addTask {
+                    try await http.send(HTTPClientRequest(
+                        method: "POST", url: server.base + "/hooks/github",
+                        headers: [("Content-Type", "application/json"), ("X-GitHub-Event", "push"), ("X-GitHub-Delivery", "text-\(index)"),
+                                  ("X-Hub-Signature-256", signature)],
+                        body: body, timeout: .seconds(30))).status
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(statuses.allSatisfy { $0 == 202 }, "\(statuses)")
+        try await StalledHostTests.eventually("every delivery is logged") {
+            server.said.components(separatedBy: "intake=webhook").count - 1 >= 40
+        }
+        let line = try Regex(#"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} (trace|debug|info|notice|warning|error|critical) deferred:( [^ =]+=.*)? \[[A-Za-z]+\] .+$"#)
+        let lines = server.said.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        #expect(lines.allSatisfy { $0.wholeMatch(of: line) != nil }, "not in the format: \(lines.filter { $0.wholeMatch(of: line) == nil })")
+        let decisions = lines.filter { $0.contains(" intake=webhook ") }
+        #expect(decisions.count == 40, "\(decisions)")
+        #expect(decisions.allSatisfy { $0.contains(" info deferred: delivery=text-") && $0.contains(" [DeferredHTTP] accepted") }, "\(decisions)")
+        // Keys sorted: delivery, hb.request.id, intake, job.
+        let keys = decisions.map { decision in
+            decision.split(separator: " ").dropFirst(3).prefix { !$0.hasPrefix("[") }.map { String($0.split(separator: "=")[0]) }
+        }
+        #expect(keys.allSatisfy { $0 == ["delivery", "hb.request.id", "intake", "job"] }, "\(keys)")
+    }
 }

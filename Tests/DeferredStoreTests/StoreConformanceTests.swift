@@ -288,6 +288,28 @@ struct StoreConformanceTests {
         }
     }
 
+    /// A host held back (it did not answer) takes only jobs queued before the target's
+    /// `queuedBefore`, the oldest first; a project with another host still places its newer jobs there.
+    @Test(arguments: StoreUnderTest.all)
+    func aHeldHostTakesOnlyJobsQueuedBeforeItsCutoff(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            try await store.register(hosts: [Sample.host("held", maxJobs: 5), Sample.host("spare", maxJobs: 5)], at: Date())
+            let base = Date().addingTimeInterval(-60)
+            let jobs = (0..<3).map { Sample.push(queuedAt: base.addingTimeInterval(Double(10 * $0))) }
+            for job in jobs.reversed() { _ = try await store.enqueue(job, delivery: nil) }
+            let cutoff = base.addingTimeInterval(15)
+            let heldOnly: @Sendable (String) -> [LeaseTarget] = { _ in [.host(name: "held", maxJobs: 5, queuedBefore: cutoff)] }
+            #expect(try await store.leaseNext(now: Date(), targetsFor: heldOnly)?.job.id == jobs[0].id)
+            #expect(try await store.leaseNext(now: Date(), targetsFor: heldOnly)?.job.id == jobs[1].id)
+            #expect(try await store.leaseNext(now: Date(), targetsFor: heldOnly) == nil, "the newest job waits out the hold")
+            let withSpare: @Sendable (String) -> [LeaseTarget] = { _ in
+                [.host(name: "held", maxJobs: 5, queuedBefore: cutoff), .host(name: "spare", maxJobs: 5)]
+            }
+            let placed = try await store.leaseNext(now: Date(), targetsFor: withSpare)
+            #expect(placed?.job.id == jobs[2].id && placed?.hostName == "spare", "\(String(describing: placed))")
+        }
+    }
+
     @Test(arguments: StoreUnderTest.all)
     func aJobSentBackWaitsOutItsNotBefore(_ kind: StoreUnderTest) async throws {
         try await kind.with { store in

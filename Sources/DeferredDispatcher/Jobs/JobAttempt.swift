@@ -23,6 +23,7 @@ struct JobAttempt: Sendable {
     let waker: HostWaker
     let results: ResultsWriter
     let forgets: FolderForgets
+    let holds: HostHolds
     let maxAttempts: Int
     /// Raised when someone asks to cancel the job.
     let cancel: CancelSignal
@@ -212,6 +213,7 @@ struct JobAttempt: Sendable {
             guard case .connectFailed = error, host.provider == .static else { throw .runner(.ssh(error)) }
             throw .unreachable(host: host, error)
         }
+        holds.answered(host.name)
         if (try? await store.host(named: host.name))?.state == .unreachable {
             await Self.answersAgain(host, job: lease.job.id, store: store)
         }
@@ -396,6 +398,7 @@ struct JobAttempt: Sendable {
     /// queued; then it ends as `error` saying so.
     private func waitForHost(_ host: HostConfig, _ reason: SSHError, started: Date) async {
         let job = lease.job, minutes = host.hostWaitMinutes.formatted()
+        holds.missed(host.name)
         guard Date().timeIntervalSince(job.queuedAt) < host.hostWaitMinutes * 60 else {
             log.error("giving up: host \(host.name) did not answer for \(minutes) minutes: \(reason)")
             await results.complete(job, host: host.name, outcome: JobOutcome(

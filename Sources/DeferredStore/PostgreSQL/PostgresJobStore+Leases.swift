@@ -13,13 +13,13 @@ extension PostgresJobStore {
         let lease = try await transaction { c -> Lease? in
             // Read without locks; each is locked only when its turn comes, and passed by if
             // another server's lease has it (so leases on several servers go side by side).
-            var candidates: [(id: String, project: String)] = []
-            for try await (id, project) in try await c.rows("""
-                SELECT id, project FROM job
+            var candidates: [(id: String, project: String, queuedAt: Double)] = []
+            for try await (id, project, queuedAt) in try await c.rows("""
+                SELECT id, project, queued_at FROM job
                 WHERE status = \(JobStatus.queued.rawValue) AND not_before <= \(now.timeIntervalSince1970) AND cancel_requested_by IS NULL
                 ORDER BY queued_at, id LIMIT 100
-                """).decode((String, String).self) {
-                candidates.append((id, project))
+                """).decode((String, String, Double).self) {
+                candidates.append((id, project, queuedAt))
             }
             // A host that refused one candidate refuses them all, and a project none of whose
             // targets took a job has no place for its next one: each is asked once.
@@ -30,9 +30,16 @@ extension PostgresJobStore {
                 refusedHosts.insert(host)
                 return nil
             }
-            func offer(_ id: String, to target: LeaseTarget) async throws -> Lease? {
+            func offer(_ candidate: (id: String, project: String, queuedAt: Double), to target: LeaseTarget) async throws -> Lease? {
+                let id = candidate.id
                 switch target {
-                case .host(let name, let maxJobs):
+                case .host(let name, let maxJobs, let queuedBefore):
+                    // Candidates come oldest first: a held host that this one is too new for
+                    // refuses every later one too.
+                    if let queuedBefore, candidate.queuedAt >= queuedBefore.timeIntervalSince1970 {
+                        refusedHosts.insert(name)
+                        return nil
+                    }
                     return try await lease(id, to: name, maxJobs: maxJobs)
                 case .fleet(let fleet, let maxHosts, let maxJobs, let provider):
                     try await c.sql("SELECT pg_advisory_xact_lock(\(AdvisoryLock.fleetSize), hashtext(\(fleet)))")
@@ -60,7 +67,7 @@ extension PostgresJobStore {
                     // of the locks it took at once, so a lease holds one host's lock at most, taken
                     // last, and leases and idle claims never wait on each other in a circle.
                     try await c.sql("SAVEPOINT target")
-                    if let lease = try await offer(candidate.id, to: target) { return lease }
+                    if let lease = try await offer(candidate, to: target) { return lease }
                     try await c.sql("ROLLBACK TO SAVEPOINT target")
                     try await c.sql("RELEASE SAVEPOINT target")
                 }

@@ -11,15 +11,16 @@ extension SQLiteJobStore {
     /// jobs arrive together a fleet never grows past its limit. Nil when nothing can run now.
     public func leaseNext(now: Date, targetsFor: @escaping @Sendable (String) -> [LeaseTarget]) async throws(StoreError) -> Lease? {
         let lease = try await write { db -> Lease? in
-            // Ids and projects only, in queue order (index job_by_status_in_order): the whole
-            // row is read for the one job leased. This runs on every wake-up of the dispatcher,
-            // however long the queue.
-            let candidates = try Row.fetchAll(db, sql: """
-                SELECT id, project FROM job
+            // Projects and ids in queue order (index job_by_status_in_order), stepped through
+            // without copying rows: the whole row is read for the one job leased. This runs on
+            // every wake-up of the dispatcher, however long the queue; behind a full host, each
+            // candidate after the first is its project's name compared and passed by. A lease
+            // returns at once, so the cursor never reads on past a change of the table.
+            let candidates = try Row.fetchCursor(db.cachedStatement(sql: """
+                SELECT project, id, queued_at FROM job
                 WHERE status = ? AND not_before <= ? AND cancel_requested_by IS NULL
                 ORDER BY queued_at, id LIMIT 100
-                """, arguments: [JobStatus.queued.rawValue, now.timeIntervalSince1970])
-                .map { (id: $0["id"] as String, project: $0["project"] as String) }
+                """), arguments: [JobStatus.queued.rawValue, now.timeIntervalSince1970])
             // A host that refused one candidate (full, or being put to sleep) refuses them all,
             // and a project none of whose targets took a job has no place for its next one:
             // each is asked once, not once per queued job.
@@ -30,10 +31,19 @@ extension SQLiteJobStore {
                 refusedHosts.insert(host)
                 return nil
             }
-            for candidate in candidates where !refusedProjects.contains(candidate.project) {
+            while let row = try candidates.next() {
+                let project: String = row[0]
+                guard !refusedProjects.contains(project) else { continue }
+                let candidate = (id: row[1] as String, project: project, queuedAt: row[2] as Double)
                 for target in targetsFor(candidate.project) {
                     switch target {
-                    case .host(let name, let maxJobs):
+                    case .host(let name, let maxJobs, let queuedBefore):
+                        // Candidates come oldest first: a held host that this one is too new
+                        // for refuses every later one too.
+                        if let queuedBefore, candidate.queuedAt >= queuedBefore.timeIntervalSince1970 {
+                            refusedHosts.insert(name)
+                            continue
+                        }
                         if let lease = try lease(candidate.id, to: name, maxJobs: maxJobs) { return lease }
                     case .fleet(let fleet, let maxHosts, let maxJobs, let provider):
                         let members = try HostRecord.filter(Column("fleet") == fleet).order(Column("name")).fetchAll(db)
