@@ -24,15 +24,13 @@ final class HostHolds: Sendable {
         self.backoff = backoff
     }
 
-    /// `host` did not answer at `now`: held from then for one more step of the backoff.
-    /// Returns how long.
-    @discardableResult
-    func missed(_ host: String, at now: Date = Date()) -> Duration {
+    /// `host` did not answer: held from now for one more step of the backoff. The steps grow
+    /// until a connection to it succeeds.
+    func missed(_ host: String) {
+        let now = Date()
         holds.withLock { holds in
             let misses = (holds[host]?.misses ?? 0) + 1
-            let delay = backoff.delay(beforeRetry: misses)
-            holds[host] = Hold(misses: misses, until: now.addingTimeInterval(delay.timeInterval))
-            return delay
+            holds[host] = Hold(misses: misses, until: now.addingTimeInterval(backoff.delay(beforeRetry: misses).timeInterval))
         }
     }
 
@@ -43,7 +41,8 @@ final class HostHolds: Sendable {
 
     /// While `host` is held: it takes only jobs queued before the returned date, those whose
     /// `host_wait_minutes` are up. Nil when it is not held and takes any job.
-    func takesOnlyQueuedBefore(_ host: HostConfig, at now: Date = Date()) -> Date? {
+    func takesOnlyQueuedBefore(_ host: HostConfig) -> Date? {
+        let now = Date()
         let held = holds.withLock { holds in holds[host.name].map { $0.until > now } ?? false }
         return held ? now.addingTimeInterval(-host.hostWaitMinutes * 60) : nil
     }
