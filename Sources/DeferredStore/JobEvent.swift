@@ -180,4 +180,12 @@ public enum LeaseTarget: Sendable {
     case host(name: String, maxJobs: Int, queuedBefore: Date? = nil)
     /// `provider`: what the fleet's new hosts are recorded as (`ec2`, `hetzner`, `digitalocean`).
     case fleet(name: String, maxHosts: Int, maxJobs: Int, provider: String = "ec2")
+
+    /// Whether the target may take a job queued at `queuedAt` (seconds since 1970): all but a
+    /// held host take any. Candidates come oldest first, so a held host that one is too new
+    /// for refuses every later one too.
+    func takes(queuedAt: Double) -> Bool {
+        guard case .host(_, _, let queuedBefore?) = self else { return true }
+        return queuedAt < queuedBefore.timeIntervalSince1970
+    }
 }

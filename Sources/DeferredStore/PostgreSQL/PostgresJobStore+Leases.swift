@@ -33,10 +33,8 @@ extension PostgresJobStore {
             func offer(_ candidate: (id: String, project: String, queuedAt: Double), to target: LeaseTarget) async throws -> Lease? {
                 let id = candidate.id
                 switch target {
-                case .host(let name, let maxJobs, let queuedBefore):
-                    // Candidates come oldest first: a held host that this one is too new for
-                    // refuses every later one too.
-                    if let queuedBefore, candidate.queuedAt >= queuedBefore.timeIntervalSince1970 {
+                case .host(let name, let maxJobs, _):
+                    guard target.takes(queuedAt: candidate.queuedAt) else {
                         refusedHosts.insert(name)
                         return nil
                     }

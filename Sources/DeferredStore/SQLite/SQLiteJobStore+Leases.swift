@@ -37,10 +37,8 @@ extension SQLiteJobStore {
                 let candidate = (id: row[1] as String, project: project, queuedAt: row[2] as Double)
                 for target in targetsFor(candidate.project) {
                     switch target {
-                    case .host(let name, let maxJobs, let queuedBefore):
-                        // Candidates come oldest first: a held host that this one is too new
-                        // for refuses every later one too.
-                        if let queuedBefore, candidate.queuedAt >= queuedBefore.timeIntervalSince1970 {
+                    case .host(let name, let maxJobs, _):
+                        guard target.takes(queuedAt: candidate.queuedAt) else {
                             refusedHosts.insert(name)
                             continue
                         }
