@@ -60,7 +60,7 @@ public actor Dispatcher: Service {
                                 notifier: ResultNotifier(post: post), reports: JobReports(), publishAttempts: publishAttempts,
                                 endStored: { job, outcome in
                                     if !outcome.leftOnHost, let host = job.hostName { await forgets.add(job.id, host: host) }
-                                    await wakeup.signal()
+                                    wakeup.signal()
                                 })
         self.wakeup = wakeup
         self.pollInterval = pollInterval
@@ -81,7 +81,7 @@ public actor Dispatcher: Service {
 
     /// Tells the dispatcher a job was queued. Cheap; callable from any context.
     public nonisolated func jobQueued() {
-        Task { await wakeup.signal() }
+        wakeup.signal()
     }
 
     /// Tells the dispatcher someone asked to cancel a job (the store has it). Callable from any context.
@@ -91,7 +91,7 @@ public actor Dispatcher: Service {
 
     public func run() async throws {
         // Jobs queued and places freed by other servers sharing the store wake this loop too.
-        store.whenQueueChanges { [wakeup] in Task { await wakeup.signal() } }
+        store.whenQueueChanges { [wakeup] in wakeup.signal() }
         try await store.register(hosts: config.hosts)
         try await recover()
         for job in (try? await store.cancelledInQueue()) ?? [] { await cancelInQueue(job) }
@@ -142,7 +142,7 @@ public actor Dispatcher: Service {
         if !recovered.resumed.isEmpty {
             logger.info("taking up again the jobs the last server left running", metadata: ["jobs": "\(recovered.resumed.map(\.job.id.rawValue))"])
         }
-        if !recovered.requeued.isEmpty { await wakeup.signal() }
+        if !recovered.requeued.isEmpty { wakeup.signal() }
         for lease in recovered.resumed { start(lease) }
     }
 

@@ -1,36 +1,62 @@
+import Synchronization
+
 /// Lets the intake tell the dispatcher that work arrived, without knowing it.
 /// `wait(upTo:)` returns at the first `signal()`, when the time is up, or when the waiting
 /// task is cancelled (a shutdown must not wait out a long poll).
-actor Wakeup {
-    private var pending = false
-    private var waiter: CheckedContinuation<Void, Never>?
-
-    func signal() {
-        if let waiter {
-            self.waiter = nil
-            waiter.resume()
-        } else {
-            pending = true
-        }
+///
+/// A lock rather than an actor: every accepted delivery signals, and a signal is a flag set or
+/// a continuation resumed where the caller is, not a task made to reach an actor (in the intake
+/// bench that task was most of the cost of telling the dispatcher).
+final class Wakeup: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
     }
 
-    func wait(upTo duration: Duration) async {
-        if pending || Task.isCancelled {
-            pending = false
-            return
+    private let state = Mutex(State())
+
+    func signal() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.pending = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
         }
+        waiter?.resume()
+    }
+
+    /// For one waiter at a time (the dispatcher's loop).
+    func wait(upTo duration: Duration) async {
+        if takePending() || Task.isCancelled { return }
         let timer = Task {
-            try? await Task.sleep(for: duration)
+            // Cancelled once the wait ended otherwise: then it has nothing to say.
+            guard (try? await Task.sleep(for: duration)) != nil else { return }
             self.signal()
         }
-        // The handler's signal reaches the actor only once this wait has suspended with its
-        // waiter set, so it is never lost.
         await withTaskCancellationHandler {
-            await withCheckedContinuation { waiter = $0 }
+            await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+                // A signal that came since the check above (the cancellation's own among them)
+                // left the flag set: the wait ends at once rather than missing it.
+                let signalled = state.withLock { state -> Bool in
+                    if state.pending { return true }
+                    state.waiter = waiter
+                    return false
+                }
+                if signalled { waiter.resume() }
+            }
         } onCancel: {
-            Task { await self.signal() }
+            self.signal()
         }
-        pending = false
+        _ = takePending()
         timer.cancel()
+    }
+
+    private func takePending() -> Bool {
+        state.withLock { state in
+            defer { state.pending = false }
+            return state.pending
+        }
     }
 }

@@ -46,10 +46,16 @@ enum JSONBody {
 
     /// Compact, keys sorted: every JSON the server writes, event stream data included.
     static func encode(_ value: some Encodable) -> Data? {
+        try? encoder.encode(value)
+    }
+
+    /// One, configured once and shared: a JSONEncoder is safe to use from several threads, and
+    /// making one for every answer cost more than encoding the intake's small ones.
+    private static let encoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return try? encoder.encode(value)
-    }
+        return encoder
+    }()
 
     static func raw(_ status: HTTPResponse.Status, _ data: Data) -> Response {
         Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],

@@ -40,7 +40,7 @@ extension JobRecord {
         id = job.id.rawValue
         token = job.token.rawValue
         project = job.project
-        trigger = String(decoding: try JSONEncoder().encode(job.trigger), as: UTF8.self)
+        trigger = String(decoding: try Self.triggerEncoder.encode(job.trigger), as: UTF8.self)
         status = job.status.rawValue
         hostName = job.hostName
         attempts = job.attempts
@@ -55,13 +55,18 @@ extension JobRecord {
         cancelRequestedBy = job.cancelRequestedBy
     }
 
+    /// Shared (both are safe to use from several threads): one made for every job written or
+    /// read cost more than the small trigger they code.
+    private static let triggerEncoder = JSONEncoder()
+    private static let triggerDecoder = JSONDecoder()
+
     func job() throws -> Job {
         guard let status = JobStatus(rawValue: status) else {
             throw StoreError.corrupt("job \(id) has unknown status '\(status)'")
         }
         return Job(
             id: JobID(rawValue: id), token: ResultToken(rawValue: token), project: project,
-            trigger: try JSONDecoder().decode(Trigger.self, from: Data(trigger.utf8)),
+            trigger: try Self.triggerDecoder.decode(Trigger.self, from: Data(trigger.utf8)),
             status: status, hostName: hostName, attempts: attempts,
             queuedAt: Date(timeIntervalSince1970: queuedAt), notBefore: Date(timeIntervalSince1970: notBefore),
             startedAt: startedAt.map(Date.init(timeIntervalSince1970:)),

@@ -49,6 +49,33 @@ struct JSONFieldReaderTests {
         #expect((try? reader.read(Data(good))) != nil)
     }
 
+    /// Strings are read eight bytes a step while they are plain ASCII: each byte that is not
+    /// (a quote, an escape, a control byte, DEL, UTF-8 good and bad) is placed at every offset
+    /// from the document's start and from the words' edges, and the string read as
+    /// Foundation reads it, or refused where it refuses.
+    @Test func everyByteThatEndsAPlainRunIsSeenWhereverItFalls() throws {
+        let specials: [[UInt8]] = [Array(#"\""#.utf8), Array(#"\\"#.utf8), Array(#"\n"#.utf8), Array(#"\u00e9"#.utf8), [0x7F], [0x7E], [0x20],
+                                   [0xC3, 0xA9], [0xF0, 0x9F, 0x98, 0x80], [0x1F], [0x00], [0x09], [0xFF], [0xC3], [0x80], Array("\"".utf8)]
+        for padding in 0..<9 {
+            for length in 0..<20 {
+                for at in 0...length {
+                    for special in specials {
+                        let text = Array(repeating: UInt8(ascii: "p"), count: at) + special + Array(repeating: UInt8(ascii: "q"), count: length - at)
+                        let document = Array(#"{"#.utf8) + Array(repeating: 0x20, count: padding) + Array(#""a": ""#.utf8) + text + Array(#""}"#.utf8)
+                        let foundation = (try? JSONSerialization.jsonObject(with: Data(document)) as? [String: Any])?["a"] as? String
+                        let ours = try? reader.read(Data(document))[1]
+                        let shown = String(decoding: document, as: UTF8.self)
+                        if let foundation {
+                            #expect(ours == .string(foundation), "\(shown)")
+                        } else {
+                            #expect(ours == nil, "\(shown)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @Test func aLoneSurrogateIsJSONWhereNothingReadsIt() throws {
         // RFC 8259's grammar allows it; only a value that must become text refuses it.
         #expect(try read(#"{"x": "\ud800", "a": 1}"#)[1] == .number)

@@ -91,8 +91,23 @@ import Testing
 
     @Test(.timeLimit(.minutes(1))) func aSignalBeforeTheWaitIsNotLost() async {
         let wakeup = Wakeup()
-        await wakeup.signal()
+        wakeup.signal()
         let waited = Task { await wakeup.wait(upTo: .seconds(3600)); return true }
         #expect(await waited.value)
+    }
+
+    /// A wait ended by a signal leaves nothing behind: its timer, cancelled, does not signal
+    /// later, so the next wait lasts its time instead of returning at once (an extra turn of
+    /// the dispatcher's loop, a lease for nothing, after every delivery).
+    @Test(.timeLimit(.minutes(1))) func aWaitEndedBySignalLeavesNoSignalBehind() async throws {
+        let wakeup = Wakeup()
+        let first = Task { await wakeup.wait(upTo: .seconds(3600)) }
+        try await Task.sleep(for: .milliseconds(50))
+        wakeup.signal()
+        await first.value
+        try await Task.sleep(for: .milliseconds(50))
+        let started = ContinuousClock.now
+        await wakeup.wait(upTo: .milliseconds(300))
+        #expect(ContinuousClock.now - started >= .milliseconds(290))
     }
 }

@@ -249,9 +249,18 @@ extension JSONFieldReader {
             at += 1
             let start = at
             var escaped = false
+            // Most of a document is plain ASCII text: eight bytes of it a step. Eight bytes that
+            // are not all plain are read one by one, the next eight looked at only after them.
+            var bytewiseUntil = 0
             while at < bytes.count {
+                if at >= bytewiseUntil, at + 8 <= bytes.count {
+                    if Self.isPlainText(bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)) {
+                        at += 8
+                        continue
+                    }
+                    bytewiseUntil = at + 8
+                }
                 let byte = bytes[at]
-                // Most of a document is plain ASCII text: one comparison pair per byte for it.
                 if byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
                     at += 1
                     continue
@@ -280,6 +289,18 @@ extension JSONFieldReader {
                 }
             }
             throw fail("the document ends inside a string")
+        }
+
+        /// Whether eight bytes are all printable ASCII other than `"` and `\`: none below 0x20,
+        /// none with the high bit. Each test is exact about whether some byte matches (a borrow
+        /// only goes on from a byte that matched), so a word is never taken for plain when it is
+        /// not; which byte matched the byte-by-byte loop finds.
+        private static func isPlainText(_ word: UInt64) -> Bool {
+            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+            func anyZero(_ value: UInt64) -> Bool { (value &- ones) & ~value & highs != 0 }
+            let quote = word ^ (ones &* UInt64(UInt8(ascii: "\""))), backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
+            let control = (word &- ones &* 0x20) & ~word & highs
+            return word & highs == 0 && control == 0 && !anyZero(quote) && !anyZero(backslash)
         }
 
         /// The length of the well-formed UTF-8 sequence that starts at `index` with a byte ≥ 0x80

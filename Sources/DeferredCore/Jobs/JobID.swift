@@ -48,20 +48,27 @@ public struct JobID: Hashable, Sendable, Codable, CustomStringConvertible {
 }
 
 /// The secret part of a job's result URL. 128 random bits, so knowing one result URL tells
-/// nothing about another.
+/// nothing about another, after 12 hex digits of the milliseconds since 1970 it was made at:
+/// tokens made later sort later, so the store's unique index of tokens grows at its end (a
+/// batch of new jobs shares its pages there) instead of each new job rewriting a page of its
+/// own somewhere in the index. The time says no more than the job's id does.
 public struct ResultToken: Hashable, Sendable, CustomStringConvertible {
     public let rawValue: String
 
     public init(rawValue: String) { self.rawValue = rawValue }
 
-    /// Accepts only what `make` produces: 32 lowercase hex digits.
+    /// Accepts what `make` produces, 44 lowercase hex digits, and the 32 of tokens made before
+    /// they began with the time (their result URLs keep working).
     public init?(validating text: String) {
-        guard text.count == 32, text.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { return nil }
+        guard text.utf8.count == 44 || text.utf8.count == 32,
+              text.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else { return nil }
         rawValue = text
     }
 
-    public static func make() -> ResultToken {
-        ResultToken(rawValue: RandomHex.make(bytes: 16))
+    public static func make(at now: Date = Date()) -> ResultToken {
+        let milliseconds = UInt64(max(now.timeIntervalSince1970, 0) * 1000) & 0xFFFF_FFFF_FFFF
+        let time = withUnsafeBytes(of: milliseconds.bigEndian) { Array($0.suffix(6)) }
+        return ResultToken(rawValue: Hex.encode(time) + RandomHex.make(bytes: 16))
     }
 
     public var description: String { rawValue }
