@@ -66,8 +66,9 @@ struct ResultsDocumentTests {
 
     @Test func resultTokensHave128RandomBits() {
         let a = ResultToken.make(), b = ResultToken.make()
-        #expect(a.rawValue.count == 32)
-        #expect(a != b)
+        // The time it was made (12 hex digits), then 32 random ones.
+        #expect(a.rawValue.count == 44)
+        #expect(a.rawValue.dropFirst(12) != b.rawValue.dropFirst(12))
         #expect(ResultToken(validating: a.rawValue) == a)
         #expect(ResultToken(validating: "../etc/passwd") == nil)
     }
