@@ -14,7 +14,7 @@ public struct JobID: Hashable, Sendable, Codable, CustomStringConvertible {
     /// counts up within it, so one server never makes the same id twice, even when its clock
     /// steps back. The result token, not the id, is the secret.
     public static func make(at now: Date = Date()) -> JobID {
-        let milliseconds = UInt64(max(now.timeIntervalSince1970, 0) * 1000) & 0xFFFF_FFFF_FFFF
+        let milliseconds = SortableTime.milliseconds(at: now)
         let (time, number) = last.withLock { last -> (UInt64, UInt32) in
             if milliseconds > last.time {
                 // The lower half: room to count up in a busy millisecond.
@@ -28,8 +28,7 @@ public struct JobID: Hashable, Sendable, Codable, CustomStringConvertible {
             return last
         }
         // Big-endian: the hex digits sort as the numbers do.
-        let bytes = withUnsafeBytes(of: time.bigEndian) { Array($0.suffix(6)) } + withUnsafeBytes(of: number.bigEndian) { Array($0) }
-        return JobID(rawValue: "j-" + Hex.encode(bytes))
+        return JobID(rawValue: "j-" + SortableTime.hex(time) + Hex.encode(withUnsafeBytes(of: number.bigEndian) { Array($0) }))
     }
 
     /// The last id's millisecond and number, made by this process.
@@ -66,12 +65,22 @@ public struct ResultToken: Hashable, Sendable, CustomStringConvertible {
     }
 
     public static func make(at now: Date = Date()) -> ResultToken {
-        let milliseconds = UInt64(max(now.timeIntervalSince1970, 0) * 1000) & 0xFFFF_FFFF_FFFF
-        let time = withUnsafeBytes(of: milliseconds.bigEndian) { Array($0.suffix(6)) }
-        return ResultToken(rawValue: Hex.encode(time) + RandomHex.make(bytes: 16))
+        ResultToken(rawValue: SortableTime.hex(SortableTime.milliseconds(at: now)) + RandomHex.make(bytes: 16))
     }
 
     public var description: String { rawValue }
+}
+
+/// The time at the head of ids and tokens that sort as they were made: milliseconds since
+/// 1970 in 48 bits (until the year 10889), as 12 hex digits, big-endian.
+enum SortableTime {
+    static func milliseconds(at now: Date) -> UInt64 {
+        UInt64(max(now.timeIntervalSince1970, 0) * 1000) & 0xFFFF_FFFF_FFFF
+    }
+
+    static func hex(_ milliseconds: UInt64) -> String {
+        Hex.encode(withUnsafeBytes(of: milliseconds.bigEndian) { Array($0.suffix(6)) })
+    }
 }
 
 enum RandomHex {
