@@ -36,11 +36,16 @@ struct JobRecord: Codable, FetchableRecord, PersistableRecord {
 
 // Outside the struct: the memberwise initializer stays, for rows read from PostgreSQL.
 extension JobRecord {
-    init(_ job: Job, delivery: String?) throws {
+    /// A new job's row, made before the store's writer is taken, not while it is held.
+    init(_ job: Job, delivery: String?) throws(StoreError) {
         id = job.id.rawValue
         token = job.token.rawValue
         project = job.project
-        trigger = String(decoding: try Self.triggerEncoder.encode(job.trigger), as: UTF8.self)
+        do {
+            trigger = String(decoding: try Self.triggerEncoder.encode(job.trigger), as: UTF8.self)
+        } catch {
+            throw .database("job \(job.id) cannot be stored: \(error)")
+        }
         status = job.status.rawValue
         hostName = job.hostName
         attempts = job.attempts

@@ -6,8 +6,11 @@ import Testing
 
 /// What only a store several servers share does: the housekeeper's turn.
 @Suite struct PostgresServersTests {
+    /// A serving store. These tests are of what is stored, not of time: under the whole test
+    /// run a connection may take longer than intake's 3 s to come (seen: 120 enqueues at once).
     static func serving(_ url: String) async throws -> PostgresJobStore {
-        try await PostgresJobStore(settings: PostgresSettings(url: url, password: ThrowawayPostgres.password), serving: true)
+        try await PostgresJobStore(settings: PostgresSettings(url: url, password: ThrowawayPostgres.password), serving: true,
+                                   intakeDeadline: .init(start: .seconds(120), total: .seconds(240)))
     }
 
     static let targets: @Sendable (String) -> [LeaseTarget] = { _ in [.host(name: "h", maxJobs: 1)] }
@@ -111,5 +114,54 @@ import Testing
         #expect(try await stalled.follows(job.id))
         try await stalled.finish(job.id, outcome: end)
         #expect(try await live.job(id: job.id)?.status == .succeeded)
+    }
+
+    /// Two servers given the same deliveries at the same moment (a balancer that sends GitHub's
+    /// redelivery to the other one, or a replay of the same body under a new id): each delivery
+    /// is one job and both answers name it; and together they never fill a project past its
+    /// limit. Each delivery is one statement that commits alone, so what keeps this is the
+    /// database's unique keys and the count row's latest version, not a lock held between.
+    @Test func twoServersTakingTheSameDeliveriesAtOnceStoreEachOnceAndKeepTheLimit() async throws {
+        let server = try await ThrowawayPostgres.shared()
+        let url = server.url(database: try await server.makeDatabase())
+        let first = try await Self.serving(url), second = try await Self.serving(url)
+        let deliveries = (0..<60).map { "d-\($0)" }
+        let answers = try await withThrowingTaskGroup(of: (String, EnqueueResult).self) { group in
+            for (index, delivery) in deliveries.enumerated() {
+                // Every third one reaches the second server replayed under a new id, its body the same.
+                let copies = [(first, delivery), (second, index % 3 == 0 ? delivery + "-replayed" : delivery)]
+                for (store, id) in copies {
+                    group.addTask {
+                        (delivery, try await store.enqueue(Sample.push(), delivery: id, payload: Data(delivery.utf8),
+                                                           bodySHA256: "body-" + delivery, maxQueued: .max, detail: nil))
+                    }
+                }
+            }
+            return try await group.reduce(into: [String: [EnqueueResult]]()) { $0[$1.0, default: []].append($1.1) }
+        }
+        for delivery in deliveries {
+            let mine = answers[delivery] ?? []
+            let created = mine.filter { if case .created = $0 { true } else { false } }
+            #expect(mine.count == 2 && created.count == 1, "\(delivery): \(mine)")
+            #expect(Set(mine.map(\.job?.id)).count == 1, "\(delivery): \(mine)")
+        }
+        #expect(try await first.jobCount() == deliveries.count)
+        #expect(try await second.deliveryCount() == deliveries.count)
+
+        let outcomes = try await withThrowingTaskGroup(of: EnqueueResult.self) { group in
+            for index in 0..<40 {
+                group.addTask {
+                    try await (index % 2 == 0 ? first : second).enqueue(Sample.push(project: "tight"), delivery: "tight-\(index)",
+                                                                        payload: nil, bodySHA256: nil, maxQueued: 10, detail: nil)
+                }
+            }
+            return try await group.reduce(into: [EnqueueResult]()) { $0.append($1) }
+        }
+        let created = outcomes.filter { if case .created = $0 { true } else { false } }
+        #expect(created.count == 10)
+        #expect(outcomes.filter { $0 == .queueFull(queued: 10) }.count == 30, "\(outcomes)")
+        #expect(try await first.jobs(project: "tight", limit: 100).count == 10)
+        // A refused delivery left nothing behind: its id is free for a later copy.
+        #expect(try await second.deliveryCount() == deliveries.count + 10)
     }
 }

@@ -15,6 +15,9 @@ public final class ThrowawayPostgres: Sendable {
     let binaries: String
     let watchdog: SpawnedProcess
     let owned: Bool
+    /// Commits wait for the disk, as in production. The tests run without (they are of what is
+    /// stored, not of a crash of the machine), and so do the benchmarks unless they say so.
+    let durable: Bool
 
     public enum Failure: Error, CustomStringConvertible {
         case notInstalled
@@ -52,9 +55,11 @@ public final class ThrowawayPostgres: Sendable {
 
     /// A server of one's own, for a test that stops and starts it (`stop()`, `restart()`);
     /// stopped and removed when the value goes.
-    public static func own() async throws -> ThrowawayPostgres { try await start(owned: true) }
+    /// `durable`: with `fsync`, `synchronous_commit` and `full_page_writes` on, as a production
+    /// server runs.
+    public static func own(durable: Bool = false) async throws -> ThrowawayPostgres { try await start(owned: true, durable: durable) }
 
-    static func start(owned: Bool = false) async throws -> ThrowawayPostgres {
+    static func start(owned: Bool = false, durable: Bool = false) async throws -> ThrowawayPostgres {
         guard let binaries = Self.binaries() else { throw Failure.notInstalled }
         let folder = NSTemporaryDirectory() + "deferred-pg-" + UUID().uuidString.prefix(8).lowercased()
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -72,7 +77,8 @@ public final class ThrowawayPostgres: Sendable {
         ], stderrPath: "/dev/null")
         var lastError: any Error = Failure.didNotStart(log: "")
         for _ in 0..<5 {
-            let server = ThrowawayPostgres(port: try FreePort.find(), folder: folder, binaries: binaries, watchdog: watchdog, owned: owned)
+            let server = ThrowawayPostgres(port: try FreePort.find(), folder: folder, binaries: binaries, watchdog: watchdog, owned: owned,
+                                           durable: durable)
             do {
                 try await server.restart()
                 return server
@@ -83,12 +89,13 @@ public final class ThrowawayPostgres: Sendable {
         throw lastError
     }
 
-    private init(port: Int, folder: String, binaries: String, watchdog: SpawnedProcess, owned: Bool) {
+    private init(port: Int, folder: String, binaries: String, watchdog: SpawnedProcess, owned: Bool, durable: Bool) {
         self.port = port
         self.folder = folder
         self.binaries = binaries
         self.watchdog = watchdog
         self.owned = owned
+        self.durable = durable
     }
 
     /// Starts the server (again) on its port, and returns once it takes connections.
@@ -96,8 +103,8 @@ public final class ThrowawayPostgres: Sendable {
         do {
             _ = try await LocalCommand.runOffPool(Self.asServerUser(binaries + "/pg_ctl", [
                 "start", "-w", "-t", "60", "-D", folder + "/data", "-l", folder + "/server.log", "-o",
-                "-p \(port) -k \(folder) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
-                    + "-c full_page_writes=off -c max_connections=200",
+                "-p \(port) -k \(folder) -c listen_addresses=127.0.0.1 -c max_connections=200"
+                    + (durable ? "" : " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"),
             ]))
         } catch {
             throw Failure.didNotStart(log: "\(error)\n" + ((try? String(contentsOfFile: folder + "/server.log", encoding: .utf8)) ?? ""))

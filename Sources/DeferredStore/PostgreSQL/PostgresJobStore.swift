@@ -8,7 +8,7 @@ import Synchronization
 /// The store in a PostgreSQL database, through postgres-nio: what several servers share.
 ///
 /// The same protocol and conformance suite as `SQLiteJobStore`. Each method is one
-/// transaction on a pooled connection. What SQLite gets from its single writer, this gets from
+/// transaction on a pooled connection (a push's intake: one statement). What SQLite gets from its single writer, this gets from
 /// row locks: a lease locks the job it takes (`FOR UPDATE SKIP LOCKED`, so another server
 /// passes it by) and the host it gives it to; a fleet's growth is counted under an advisory
 /// lock and a project's queue limit on its count row (`project_waiting`); deliveries and
@@ -183,10 +183,12 @@ public final class PostgresJobStore: JobStore {
     /// `busy` never follows a commit known to have failed, but may follow one that went through
     /// at the last moment: the sender tries again and its delivery id finds the job. A 202
     /// always follows a commit.
-    func transaction<T: Sendable>(deadline: Deadline? = nil, begin: PostgresQuery = "BEGIN",
+    func transaction<T: Sendable>(deadline: Deadline? = nil, begin: PostgresQuery? = "BEGIN",
                                   _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
         let logger = self.logger
         let work: @Sendable (PostgresConnection) async throws -> T = { connection in
+            // Without `begin`, each of the body's statements commits on its own.
+            guard let begin else { return try await body(connection) }
             try await connection.query(begin, logger: logger)
             do {
                 let value = try await body(connection)
@@ -219,13 +221,19 @@ public final class PostgresJobStore: JobStore {
         }
     }
 
-    /// Intake's transaction: within `intakeDeadline`, and tried again when a copy of the same
-    /// delivery or key committed first (its unique key then finds the earlier job).
-    func intakeTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
+    /// How an intake write reaches the database: a push is one statement that commits alone; a
+    /// script's key lookup and its statement share a transaction.
+    enum IntakeWrite {
+        case autocommit, transaction
+    }
+
+    /// Intake's write: within `intakeDeadline`, and tried again when a copy of the same delivery
+    /// or key committed first (its unique key then finds the earlier job).
+    func intakeWrite<T: Sendable>(_ mode: IntakeWrite, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
         var attempt = 0
         while true {
             do {
-                return try await transaction(deadline: deadline, body)
+                return try await transaction(deadline: deadline, begin: mode == .transaction ? "BEGIN" : nil, body)
             } catch .conflict where attempt < 3 {
                 attempt += 1
             }

@@ -10,7 +10,7 @@ extension SQLiteJobStore {
     /// webhook's body, is kept for the job's page.
     public func enqueue(_ job: Job, delivery: String?, payload: Data?, bodySHA256: String?,
                         maxQueued: Int, detail: String?) async throws(StoreError) -> EnqueueResult {
-        let record = try Self.row(of: job, delivery: delivery)
+        let record = try JobRecord(job, delivery: delivery)
         return try await intakeWrite { db in
             // Statements every delivery runs are prepared once per connection, not built again.
             if let delivery, let seen = try String.fetchOne(db.cachedStatement(sql: "SELECT job_id FROM delivery WHERE guid = ?"),
@@ -39,7 +39,7 @@ extension SQLiteJobStore {
     /// Stores a posted script's job, in one transaction with its checks: a repeated
     /// idempotency key answers with its job (or a conflict), a full queue of its project refuses.
     public func enqueueScript(_ job: Job, idempotency: IdempotencyClaim?, maxQueued: Int) async throws(StoreError) -> ScriptEnqueueResult {
-        let record = try Self.row(of: job, delivery: nil)
+        let record = try JobRecord(job, delivery: nil)
         return try await intakeWrite { db in
             if let idempotency, let seen = try IdempotencyRecord.fetchOne(db, key: ["project": job.project, "key": idempotency.key]) {
                 if seen.createdAt >= job.queuedAt.timeIntervalSince1970 - StorePolicy.idempotencyWindow,
@@ -63,12 +63,8 @@ extension SQLiteJobStore {
         try JobRecord.fetchOne(db.cachedStatement(sql: "SELECT * FROM job WHERE id = ?"), arguments: [id])
     }
 
-    /// A job's row as stored; built before the writer's queue, not on it.
-    static func row(of job: Job, delivery: String?) throws(StoreError) -> JobRecord {
-        do { return try JobRecord(job, delivery: delivery) } catch { throw .database("job \(job.id) cannot be stored: \(error)") }
-    }
 
-    /// A new job's row (`record`, made by `row(of:delivery:)`) and its first event.
+    /// A new job's row (`record`, made by `JobRecord(_:delivery:)`) and its first event.
     static func insert(_ db: Database, _ job: Job, as record: JobRecord, detail: String?) throws {
         try record.insertPrepared(db)
         try Self.record(db, job.id, job.status, detail: detail, at: job.queuedAt)
