@@ -22,8 +22,8 @@ func intakeBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: folder) }
     let script = benchScript("intake.lua")
-    // Enough different pushes for 6,000 requests a second; past that the bench says the bodies wrapped.
-    let bodies = try SignedPushes.write(count: 6_000 * seconds, threads: 2, to: folder + "/bodies", secret: BenchServer.secret)
+    // Enough different pushes for 10,000 requests a second; past that the bench says the bodies wrapped.
+    let bodies = try SignedPushes.write(count: 10_000 * seconds, threads: 2, to: folder + "/bodies", secret: BenchServer.secret)
     let load = WrkLoad(wrk: wrk, script: script, bodies: bodies, seconds: seconds, connections: connections)
 
     var ours: [IntakeFigures] = [], peer: [IntakeFigures] = []

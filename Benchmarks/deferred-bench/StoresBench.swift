@@ -20,8 +20,8 @@ func storesBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: folder) }
     let postgres = try await ThrowawayPostgres.own()
-    // Enough different pushes for 6,000 requests a second per set; past that a round fails as wrapped.
-    let perSet = 6_000 * seconds
+    // Enough different pushes for 10,000 requests a second per set; past that a round fails as wrapped.
+    let perSet = 10_000 * seconds
     let sets = try (0..<3).map { set in
         try SignedPushes.write(count: perSet, threads: 2, to: "\(folder)/bodies-\(set)", secret: BenchServer.secret, first: set * perSet)
     }
