@@ -8,11 +8,12 @@ import Synchronization
 /// The store in a PostgreSQL database, through postgres-nio: what several servers share.
 ///
 /// The same protocol and conformance suite as `SQLiteJobStore`. Each method is one
-/// transaction on a pooled connection (a push's intake: one statement). What SQLite gets from its single writer, this gets from
-/// row locks: a lease locks the job it takes (`FOR UPDATE SKIP LOCKED`, so another server
-/// passes it by) and the host it gives it to; a fleet's growth is counted under an advisory
-/// lock and a project's queue limit on its count row (`project_waiting`); deliveries and
-/// idempotency keys are unique in the database, so a copy that races its original finds it.
+/// transaction on a pooled connection (a push's intake: one statement that commits alone).
+/// What SQLite gets from its single writer, this gets from row locks: a lease locks the job it
+/// takes (`FOR UPDATE SKIP LOCKED`, so another server passes it by) and the host it gives it
+/// to; a fleet's growth is counted under an advisory lock and a project's queue limit on its
+/// count row (`project_waiting`); deliveries and idempotency keys are unique in the database,
+/// so a copy that races its original finds it.
 public final class PostgresJobStore: JobStore {
     /// The connections, in a pool that is started afresh if it stops handing them out.
     let pool: ConnectionPool
@@ -177,7 +178,8 @@ public final class PostgresJobStore: JobStore {
 
     // MARK: Transactions
 
-    /// `body` in one transaction on a pooled connection; rolled back if it throws. With a
+    /// `body` in one transaction on a pooled connection; rolled back if it throws. With `begin`
+    /// nil there is no transaction: each of the body's statements commits alone. With a
     /// `deadline` (intake), `busy` when no connection came by its start or the work did not
     /// end by its total: a sender waits no longer for a database that is down or swamped. A
     /// `busy` never follows a commit known to have failed, but may follow one that went through
