@@ -28,11 +28,14 @@ final class GroupCommit: Sendable {
 
     private let pool: DatabasePool
     private let deadline: Duration
+    /// Told how many writes each committed batch held.
+    private let onCommit: @Sendable (Int) -> Void
     private let state = Mutex(State())
 
-    init(pool: DatabasePool, deadline: Duration) {
+    init(pool: DatabasePool, deadline: Duration, onCommit: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.pool = pool
         self.deadline = deadline
+        self.onCommit = onCommit
     }
 
     /// Runs `body` in the next batch; its answer once that batch is committed.
@@ -108,6 +111,7 @@ final class GroupCommit: Sendable {
                         return .commit
                     }
                     for entry in batch { entry.finish(nil) }
+                    self.onCommit(batch.count)
                 } catch {
                     let failure = StoreError(sqlite: error)
                     for entry in batch { entry.finish(failure) }

@@ -35,8 +35,17 @@ public final class SQLiteJobStore: JobStore {
     /// wait for it) before the sender is told to come back: GitHub waits 10 s at most.
     public static let intakeDeadline: Duration = .seconds(3)
 
+    /// How many pages the WAL may hold before the writer checkpoints it itself, inside a commit
+    /// (SQLite's default is 1,000). `WALCheckpointer` copies the intake's pages well before this,
+    /// off the writer; this is what lets the WAL start again from its beginning.
+    static let walPagesBeforeWriterCheckpoints = 4_000
+
+    /// Copies the WAL into the database file after every `checkpointEvery` intake writes.
+    let checkpointer: WALCheckpointer
+
     /// `serving`: for `deferred serve`, which is refused while another server has the file.
-    public init(path: String, serving: Bool = false) throws(StoreError) {
+    /// `checkpointEvery`: intake writes between two checkpoints off the writer (smaller in tests).
+    public init(path: String, serving: Bool = false, checkpointEvery: Int = 250) throws(StoreError) {
         do {
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
             if !FileManager.default.fileExists(atPath: folder) { try PrivateFiles.makeFolder(folder) }
@@ -65,9 +74,14 @@ public final class SQLiteJobStore: JobStore {
             // a commit outlives kill -9 but not a power cut. A 202 promises the job is on disk, so
             // the writer syncs the WAL at every commit; group commit makes that one sync per batch
             // of deliveries (the intake bench showed no change in rate).
-            try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.walPagesBeforeWriterCheckpoints)")
+            }
             try Schema.migrator.migrate(pool)
-            intake = GroupCommit(pool: pool, deadline: Self.intakeDeadline)
+            let checkpointer = try WALCheckpointer(path: path, everyWrites: checkpointEvery, lockWait: Self.lockWait)
+            intake = GroupCommit(pool: pool, deadline: Self.intakeDeadline, onCommit: checkpointer.committed)
+            self.checkpointer = checkpointer
         } catch {
             throw .cannotOpen(path: path, reason: "\(error)")
         }
