@@ -21,6 +21,7 @@ struct Deferred: AsyncParsableCommand {
 @main
 enum Main {
     static func main() async {
+        EventLoopThreads.choose()
         var command: any ParsableCommand
         do {
             command = try Deferred.parseAsRoot()
