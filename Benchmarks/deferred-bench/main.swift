@@ -1,3 +1,4 @@
+import DeferredHTTP
 import Foundation
 
 // deferred-bench artifacts [MiB] [--no-s3]   moving one large artifact, beside scp
@@ -8,6 +9,8 @@ import Foundation
 // deferred-bench reattach [N]               N running jobs followed again after a kill -9; 20 dropped connections
 // deferred-bench push [N]                  a push's parse (beside Foundation's JSONDecoder) and decision, N times
 // deferred-bench stores [S] [C] [T]         intake on SQLite, PostgreSQL with 1 and 3 servers, beside adnanh/webhook; takeover time, median of T
+// As `deferred` does: `listener-round` serves event streams in this process.
+EventLoopThreads.choose()
 let arguments = CommandLine.arguments.dropFirst()
 switch arguments.first {
 case "listeners":

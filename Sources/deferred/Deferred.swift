@@ -1,4 +1,5 @@
 import ArgumentParser
+import DeferredHTTP
 import Foundation
 
 struct Deferred: AsyncParsableCommand {

@@ -9,9 +9,11 @@ import NIOCore
 /// `deferred-bench intake 10 32 1` took 242 µs of CPU a request instead of 277 (medians of 4
 /// rounds each, alternated) and ran 1.60× the peer's rate instead of 1.37×.
 /// `NIO_SINGLETON_GROUP_LOOP_COUNT` in the environment, NIO's own setting, still decides.
-enum EventLoopThreads {
-    /// Called first thing in `main`: NIO stops the process if this is set after its loops start.
-    static func choose(environment: [String: String] = ProcessInfo.processInfo.environment) {
+public enum EventLoopThreads {
+    /// Called first thing in `main` (of `deferred`, and of `deferred-bench`, which serves the
+    /// listeners bench in its own process): NIO stops the process if this is set after its
+    /// loops start.
+    public static func choose(environment: [String: String] = ProcessInfo.processInfo.environment) {
         guard environment["NIO_SINGLETON_GROUP_LOOP_COUNT"] == nil else { return }
         NIOSingletons.groupLoopCountSuggestion = max(1, System.coreCount / 2)
     }
