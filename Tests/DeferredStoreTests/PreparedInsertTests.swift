@@ -33,16 +33,15 @@ import Testing
     }
 
     @Test func everyColumnOfTheTablesIsSetOrIsTheRowID() async throws {
-        let folder = NSTemporaryDirectory() + "deferred-prepared-" + UUID().uuidString.prefix(8)
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try SQLiteJobStore(path: folder + "/state.sqlite")
-        for record in Self.samples {
-            let type = type(of: record)
-            let name = type.databaseTableName
-            let table = try await store.read { db in try db.columns(in: name).map(\.name) }
-            #expect(Set(table).subtracting(type.insertColumns).isSubset(of: ["id"]), "\(type.databaseTableName): \(table)")
-            #expect(Set(type.insertColumns).isSubset(of: table), "\(type.databaseTableName): \(type.insertColumns)")
+        try await TemporaryFolder.with("prepared") { folder in
+            let store = try SQLiteJobStore(path: folder + "/state.sqlite")
+            for record in Self.samples {
+                let type = type(of: record)
+                let name = type.databaseTableName
+                let table = try await store.read { db in try db.columns(in: name).map(\.name) }
+                #expect(Set(table).subtracting(type.insertColumns).isSubset(of: ["id"]), "\(type.databaseTableName): \(table)")
+                #expect(Set(type.insertColumns).isSubset(of: table), "\(type.databaseTableName): \(type.insertColumns)")
+            }
         }
     }
 }

@@ -8,12 +8,11 @@ import Testing
 /// commits to a power cut though not to kill -9).
 @Suite struct SQLiteDurabilityTests {
     @Test func theWriterSyncsEveryCommit() async throws {
-        let folder = NSTemporaryDirectory() + "deferred-durable-" + UUID().uuidString.prefix(8)
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try SQLiteJobStore(path: folder + "/state.sqlite")
-        let level = try await store.pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") }
-        #expect(level == 2, "PRAGMA synchronous is \(String(describing: level)); 2 is FULL")
-        #expect(try await store.pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") } == "wal")
+        try await TemporaryFolder.with("durable") { folder in
+            let store = try SQLiteJobStore(path: folder + "/state.sqlite")
+            let level = try await store.pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") }
+            #expect(level == 2, "PRAGMA synchronous is \(String(describing: level)); 2 is FULL")
+            #expect(try await store.pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") } == "wal")
+        }
     }
 }

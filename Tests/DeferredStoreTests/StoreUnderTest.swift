@@ -26,9 +26,7 @@ struct StoreUnderTest: Sendable, CustomTestStringConvertible {
 
     /// Runs `body` with a new store in a folder of its own, removed afterwards.
     func with(_ body: (any JobStore) async throws -> Void) async throws {
-        let folder = NSTemporaryDirectory() + "deferred-conformance-" + UUID().uuidString.prefix(8)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        try await body(try await make(folder))
+        try await TemporaryFolder.with("conformance") { folder in try await body(try await make(folder)) }
     }
 }
 

@@ -7,35 +7,34 @@ import Testing
 /// writer's own threshold, and what the intake stored reads back whole after them.
 @Suite struct WALCheckpointerTests {
     @Test func intakeWritesAreCopiedIntoTheDatabaseFileOffTheWriter() async throws {
-        let folder = NSTemporaryDirectory() + "deferred-checkpoint-" + UUID().uuidString.prefix(8)
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let path = folder + "/state.sqlite"
-        let store = try SQLiteJobStore(path: path, checkpointEvery: 20)
-        let payload = Data(repeating: UInt8(ascii: "p"), count: 8 << 10)
-        let deliveries = 200
-        // 1.6 MiB of payloads, some 400-600 pages: well under what makes the writer checkpoint.
-        #expect(deliveries * payload.count / 4096 * 4 < SQLiteJobStore.walPagesBeforeWriterCheckpoints)
-        for start in stride(from: 0, to: deliveries, by: 10) {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for index in start..<start + 10 {
-                    group.addTask {
-                        let job = Sample.push()
-                        let stored = try await store.enqueue(job, delivery: "d-\(index)", payload: payload, bodySHA256: "body-\(index)",
-                                                             maxQueued: .max, detail: nil)
-                        #expect(stored == .created(job))
+        try await TemporaryFolder.with("checkpoint") { folder in
+            let path = folder + "/state.sqlite"
+            let store = try SQLiteJobStore(path: path, checkpointEvery: 20)
+            let payload = Data(repeating: UInt8(ascii: "p"), count: 8 << 10)
+            let deliveries = 200
+            // 1.6 MiB of payloads, some 400-600 pages: well under what makes the writer checkpoint.
+            #expect(deliveries * payload.count / 4096 * 4 < SQLiteJobStore.walPagesBeforeWriterCheckpoints)
+            for start in stride(from: 0, to: deliveries, by: 10) {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in start..<start + 10 {
+                        group.addTask {
+                            let job = Sample.push()
+                            let stored = try await store.enqueue(job, delivery: "d-\(index)", payload: payload, bodySHA256: "body-\(index)",
+                                                                 maxQueued: .max, detail: nil)
+                            #expect(stored == .created(job))
+                        }
                     }
+                    try await group.waitForAll()
                 }
-                try await group.waitForAll()
             }
+            // Wait for the checkpoints started to end (each bounded by the disk; no timing asserted).
+            try await store.checkpointer.settled()
+            #expect(store.checkpointer.checkpointsRun >= deliveries / 20 / 2, "checkpoints run: \(store.checkpointer.checkpointsRun)")
+            let fileSize = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+            // Only a checkpoint writes pages into the file; most payloads must be there already.
+            #expect(fileSize > deliveries / 2 * payload.count, "database file: \(fileSize) bytes")
+            let stored = try await store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM job_payload WHERE length(body) = ?", arguments: [payload.count]) }
+            #expect(stored == deliveries)
         }
-        // Wait for the checkpoints started to end (each bounded by the disk; no timing asserted).
-        try await store.checkpointer.settled()
-        #expect(store.checkpointer.checkpointsRun >= deliveries / 20 / 2, "checkpoints run: \(store.checkpointer.checkpointsRun)")
-        let fileSize = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
-        // Only a checkpoint writes pages into the file; most payloads must be there already.
-        #expect(fileSize > deliveries / 2 * payload.count, "database file: \(fileSize) bytes")
-        let stored = try await store.pool.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM job_payload WHERE length(body) = ?", arguments: [payload.count]) }
-        #expect(stored == deliveries)
     }
 }
