@@ -19,8 +19,12 @@ public struct ResultsController: Sendable {
     /// How long an event stream may be quiet before a keepalive comment.
     let heartbeatInterval: Duration
     private let formatted = FormattedEvents()
+    /// The streams served below the router that wait for their job's next change.
+    let caughtUp: CaughtUpListeners
 
-    public init(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore, heartbeat: Duration = .seconds(15)) {
+    public init(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore, heartbeat: Duration = .seconds(15),
+                caughtUp: CaughtUpListeners = CaughtUpListeners()) {
+        self.caughtUp = caughtUp
         self.config = config
         self.store = store
         self.artifacts = artifacts

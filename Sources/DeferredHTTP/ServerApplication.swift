@@ -38,8 +38,9 @@ public enum ServerApplication {
     /// HTTP/1 as Hummingbird serves it, except connections that open with a job's event
     /// stream: those are served below the router (`EventStreamChannel`), for their memory.
     public static func server(config: DeferredConfig, store: any JobStore, artifacts: any ArtifactStore,
-                              heartbeat: Duration = .seconds(15), serverName: String? = ServerApplication.serverName) -> HTTPServerBuilder {
-        let results = ResultsController(config: config, store: store, artifacts: artifacts, heartbeat: heartbeat)
+                              heartbeat: Duration = .seconds(15), serverName: String? = ServerApplication.serverName,
+                              caughtUp: CaughtUpListeners = CaughtUpListeners()) -> HTTPServerBuilder {
+        let results = ResultsController(config: config, store: store, artifacts: artifacts, heartbeat: heartbeat, caughtUp: caughtUp)
         let idleTimeout = TimeAmount.milliseconds(Int64(config.server.idleTimeoutSeconds * 1000))
         return HTTPServerBuilder { responder in
             EventStreamChannel(http1: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idleTimeout)),

@@ -8,8 +8,8 @@ import Synchronization
 /// each change start a task for every listener (a thousand listeners, a thousand tasks a batch).
 public final class JobChanges: Sendable {
     /// A listener's interest in a job's next change: its `wake` is called once, at the change,
-    /// at the time limit, or when it is ended early. A listener with no task of its own (an
-    /// event stream served below the router) is held only by this while it waits.
+    /// at the time limit, or when it is ended early. Listeners with no task of their own (event
+    /// streams served below the router) wait as a group with one observation.
     public final class Observation: Sendable {
         let id: JobID
         let deadline: ContinuousClock.Instant

@@ -1,7 +1,9 @@
 import DeferredCore
+import DeferredHTTP
 import DeferredStore
 import Foundation
 import HummingbirdTesting
+import Synchronization
 import Testing
 
 /// Event streams served below the router (`EventStreamChannel`): a connection whose first
@@ -27,7 +29,7 @@ import Testing
             }
             let events = below.events
             #expect(events.last?.event == "done" && events.last?.json["exit_status"] as? Int == 2)
-            #expect(events.filter { $0.event == "output" }.compactMap { $0.json["text"] as? String }.joined().contains("line 1\nline 2\nline 3\n"))
+            #expect(SSE.output(of: events).contains("line 1\nline 2\nline 3\n"))
 
             // Behind /healthz on the same connection, the router serves the stream.
             let behind = try SSE.Reader(port: port, request: "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -97,34 +99,50 @@ import Testing
     /// heartbeat), and one still listening when the server stops gracefully gets the stream's
     /// end, not a dropped connection.
     @Test func aListenerThatLeavesIsForgottenAndAGracefulStopEndsOpenStreams() async throws {
-        let harness = try await ServerHarness()
         // No heartbeat within the test: a listener that left must be noticed without one.
-        harness.heartbeat = .seconds(600)
-        let release = harness.folder + "/release"
-        defer { FileManager.default.createFile(atPath: release, contents: Data()) }
-        let script = "#!/bin/sh\necho started\nwhile [ ! -e '\(release)' ]; do sleep 0.1; done\n"
-        let key = try await harness.addSigner("events", principal: "ci@example.com")
-        let signature = try await harness.sign(script, key: key)
-        let store = harness.store
-        let staying = try await harness.serve { client -> SSE.Reader in
-            let port = try #require(client.port)
-            let accepted = try await ServerHarness.postScript(client, ["script": script, "signature": signature])
-            let id = JobID(rawValue: try #require(ServerHarness.json(accepted)["id"] as? String))
-            let job = try #require(try await store.job(id: id))
-            let path = "/r/\(job.token.rawValue)/events"
+        let staying = try await Self.followingScript({ folder in
+            "#!/bin/sh\necho started\nwhile [ ! -e '\(folder)/release' ]; do sleep 0.1; done\n"
+        }) { harness, port, id, path -> SSE.Reader in
             let leaving = try SSE.Reader(port: port, path: path)
             let staying = try SSE.Reader(port: port, path: path)
             for reader in [leaving, staying] {
                 #expect(try await reader.wait { $0.text.contains("started\\n") })
             }
-            #expect(try await Self.eventually { store.changes.observations(of: id) == 2 })
+            #expect(try await Self.eventually { harness.caughtUp.waiting(on: id) == 2 })
             leaving.hangUp()
-            #expect(try await Self.eventually { store.changes.observations(of: id) == 1 }, "the listener that left is still observed")
+            #expect(try await Self.eventually { harness.caughtUp.waiting(on: id) == 1 }, "the listener that left is still waiting")
+            #expect(harness.store.changes.observations(of: id) == 1)
             #expect(!staying.isEnded)
             return staying
         }
         #expect(try await staying.wait { $0.isClosed })
         #expect(staying.isComplete, "the stream was dropped, not ended: \(staying.text.suffix(300))")
+    }
+
+    /// Listeners caught up at the same place wait as one group, with one observation of the
+    /// job's changes, and take each change together: every one gets it, none is handed back to
+    /// turns of its own, and they wait together again at the next place. The group's last
+    /// member leaving ends its observation.
+    @Test func listenersCaughtUpTogetherTakeAChangeInOnePass() async throws {
+        try await Self.followingScript({ folder in
+            "#!/bin/sh\necho started\nwhile [ ! -e '\(folder)/more' ]; do sleep 0.1; done\necho more\n"
+                + "while [ ! -e '\(folder)/release' ]; do sleep 0.1; done\necho last\n"
+        }) { harness, port, id, path in
+            let changes = harness.store.changes, caughtUp = harness.caughtUp
+            let readers = try (0..<3).map { _ in try SSE.Reader(port: port, path: path) }
+            for reader in readers { #expect(try await reader.wait { $0.text.contains("started\\n") }) }
+            #expect(try await Self.eventually { caughtUp.waiting(on: id) == 3 })
+            #expect(changes.observations(of: id) == 1, "caught up at one place, they should wait as one")
+
+            FileManager.default.createFile(atPath: harness.folder + "/more", contents: Data())
+            for reader in readers { #expect(try await reader.wait { $0.text.contains("more\\n") }) }
+            #expect(try await Self.eventually { caughtUp.waiting(on: id) == 3 })
+            #expect(changes.observations(of: id) == 1)
+            #expect(caughtUp.handedBack.load(ordering: .relaxed) == 0, "a listener took the change in a turn of its own")
+
+            for reader in readers { reader.hangUp() }
+            #expect(try await Self.eventually { caughtUp.waiting(on: id) == 0 && changes.observations(of: id) == 0 })
+        }
     }
 
     /// A listener that stops reading holds back only itself: another reads the whole stream
@@ -144,17 +162,49 @@ import Testing
             #expect(reading.isComplete)
             let events = reading.events
             #expect(events.last?.event == "done")
-            let output = events.filter { $0.event == "output" }.compactMap { $0.json["text"] as? String }.joined()
+            let output = SSE.output(of: events)
             #expect(output.utf8.count == 3_145_728, "\(output.utf8.count) bytes of output")
             #expect(!stalled.isClosed && stalled.raw.isEmpty)
 
-            stalled.resume()
-            #expect(try await stalled.wait(upTo: 120) { $0.isClosed })
-            #expect(stalled.isComplete)
-            let received = stalled.events
-            let same = received == events  // not in the expectation: it would print megabytes
-            #expect(same, "the stalled listener got \(received.count) events of \(events.count)")
+            try await Self.expectResumed(stalled, toGet: events)
         }
+    }
+
+    /// A listener that stalls while it waits with others is left behind by its group, not
+    /// waited for: the others follow a megabyte of live output, batch by batch, meanwhile, and the stalled one,
+    /// back on turns of its own, gets every byte once it reads again.
+    @Test func aListenerThatStallsInAGroupIsLeftBehindAndLosesNothing() async throws {
+        try await Self.followingScript({ folder in
+            "#!/bin/sh\necho started\nwhile [ ! -e '\(folder)/more' ]; do sleep 0.1; done\n"
+                + "for i in $(seq 1 60); do yes 'a line of build output, again and again' | head -c 81920; sleep 0.05; done\n"
+        }) { harness, port, id, path in
+            let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            let stalled = try SSE.Reader(port: port, request: request, paused: true)
+            let reading = try SSE.Reader(port: port, request: request)
+            #expect(try await reading.wait { $0.text.contains("started\\n") })
+            #expect(try await Self.eventually { harness.caughtUp.waiting(on: id) == 2 }, "both should wait together before the output")
+
+            FileManager.default.createFile(atPath: harness.folder + "/more", contents: Data())
+            #expect(try await reading.wait(upTo: 120) { $0.isClosed })
+            #expect(reading.isComplete)
+            let events = reading.events
+            let output = SSE.output(of: events)
+            #expect(output.utf8.count == 60 * 81920 + "started\n".utf8.count, "\(output.utf8.count) bytes of output")
+            #expect(!stalled.isClosed)
+            #expect(harness.caughtUp.leftBehind.load(ordering: .relaxed) >= 1, "the stalled listener was never left behind")
+
+            try await Self.expectResumed(stalled, toGet: events)
+        }
+    }
+
+    /// Lets a stalled listener read again, and expects it to get the whole stream, `events`.
+    static func expectResumed(_ stalled: SSE.Reader, toGet events: [SSE.Event]) async throws {
+        stalled.resume()
+        #expect(try await stalled.wait(upTo: 120) { $0.isClosed })
+        #expect(stalled.isComplete)
+        let received = stalled.events
+        let same = received == events  // not in the expectation: it would print megabytes
+        #expect(same, "the stalled listener got \(received.count) events of \(events.count)")
     }
 
     /// The event stream's path of a push that ran `script` to its end.
@@ -163,6 +213,29 @@ import Testing
         let id = try #require(results["id"] as? String)
         let job = try #require(try await harness.store.job(id: JobID(rawValue: id)))
         return "/r/\(job.token.rawValue)/events"
+    }
+
+    /// A signed script's job on a served harness with no heartbeat within the test. `script`
+    /// gets the harness's folder, where the job may wait for the files `more` and `release`
+    /// (both made at the end, so that it ends); `body` gets the harness, the server's port, and
+    /// the job's id and event stream's path.
+    static func followingScript<T: Sendable>(_ script: (String) -> String,
+                                             _ body: @Sendable @escaping (ServerHarness, Int, JobID, String) async throws -> T) async throws -> T {
+        let harness = try await ServerHarness()
+        harness.heartbeat = .seconds(600)
+        defer {
+            for gate in ["more", "release"] { FileManager.default.createFile(atPath: harness.folder + "/" + gate, contents: Data()) }
+        }
+        let script = script(harness.folder)
+        let key = try await harness.addSigner("events", principal: "ci@example.com")
+        let signature = try await harness.sign(script, key: key)
+        return try await harness.serve { client in
+            let port = try #require(client.port)
+            let accepted = try await ServerHarness.postScript(client, ["script": script, "signature": signature])
+            let id = JobID(rawValue: try #require(ServerHarness.json(accepted)["id"] as? String))
+            let job = try #require(try await harness.store.job(id: id))
+            return try await body(harness, port, id, "/r/\(job.token.rawValue)/events")
+        }
     }
 
     /// Waits (a bound against hanging, not a speed check) until `condition` holds.

@@ -80,7 +80,7 @@ import Testing
             let response = try await client.execute(uri: "/r/\(job.token.rawValue)/events", method: .get)
             #expect(response.headers[.contentType] == "text/event-stream")
             let events = SSE.parse(String(buffer: response.body))
-            let text = events.filter { $0.event == "output" }.compactMap { $0.json["text"] as? String }.joined()
+            let text = SSE.output(of: events)
             #expect(text.contains("line 1\nline 2\nline 3\n"))
             #expect(events.last?.event == "done")
             #expect(events.last?.json["status"] as? String == "failed")

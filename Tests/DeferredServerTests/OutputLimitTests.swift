@@ -55,7 +55,7 @@ import Testing
 
             // A listener from the start gets the same bytes and the end.
             let events = SSE.parse(String(buffer: try await client.execute(uri: "/r/\(job.token.rawValue)/events", method: .get).body))
-            let streamed = events.filter { $0.event == "output" }.compactMap { $0.json["text"] as? String }.joined()
+            let streamed = SSE.output(of: events)
             #expect(streamed.utf8.count == log.count)
             #expect(events.last?.event == "done")
 

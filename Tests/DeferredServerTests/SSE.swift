@@ -25,6 +25,11 @@ enum SSE {
         }
     }
 
+    /// The text of the `output` events, joined.
+    static func output(of events: [Event]) -> String {
+        events.filter { $0.event == "output" }.compactMap { $0.json["text"] as? String }.joined()
+    }
+
     /// The first HTTP/1.1 answer in `raw`: its head (lowercased), its body (chunks decoded),
     /// whether the chunked body's last chunk came, and what follows it.
     static func response(_ raw: ArraySlice<UInt8>) -> (head: String, text: String, complete: Bool, rest: ArraySlice<UInt8>) {

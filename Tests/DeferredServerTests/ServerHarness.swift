@@ -34,6 +34,8 @@ final class ServerHarness: @unchecked Sendable {
     var publishAttempts = 6
     /// How long an event stream may be quiet before a keepalive comment.
     var heartbeat: Duration = .seconds(15)
+    /// The event streams served below the router that wait for their job's next change.
+    let caughtUp = CaughtUpListeners()
     /// Before the first retry of a commit status or notify_url post.
     var outboundRetryBase: Duration = .seconds(1)
     /// The clock of housekeeping and wake timeouts; tests of minutes and days move one by hand.
@@ -100,7 +102,8 @@ final class ServerHarness: @unchecked Sendable {
         // between requests: no idle timeout here (ConnectionLimitTests checks it on the built server).
         var served = config
         served.server.idleTimeoutSeconds = 24 * 3600
-        let app = Application(router: router, server: ServerApplication.server(config: served, store: store, artifacts: artifacts, heartbeat: heartbeat),
+        let app = Application(router: router, server: ServerApplication.server(config: served, store: store, artifacts: artifacts, heartbeat: heartbeat,
+                                                                                       caughtUp: caughtUp),
                               configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: ServerApplication.serverName))
         let result = try await app.test(.live) { client in try await body(client) }
         running.cancel()

@@ -93,7 +93,7 @@ final class ConnectionSplitter: ChannelDuplexHandler, RemovableChannelHandler {
         if let serverName { headers.replaceOrAdd(name: "Server", value: serverName) }
         headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
-        let channel = context.channel, listener = EventStreamListener(opened.stream, channel: channel)
+        let channel = context.channel, listener = EventStreamListener(opened.stream, channel: channel, caughtUp: results.caughtUp)
         do {
             try becomeStream(context, listener)
         } catch {

@@ -3,53 +3,61 @@ import NIOCore
 import Synchronization
 
 /// An event stream served below the router: it takes the stream's turns in a short task and,
-/// caught up, leaves nothing running — only an observation of the job's changes holds it
-/// until the next change or heartbeat. A thousand listeners waiting on a job cost their
-/// connections and these few bytes each, not a thousand suspended tasks. Its connection has
-/// no HTTP handlers left (`ConnectionSplitter` wrote the head): it writes the chunks itself.
+/// caught up, leaves nothing running — it waits in `CaughtUpListeners` with every listener
+/// caught up at the same place, until their next change or heartbeat, which they take
+/// together. A thousand listeners waiting on a job cost their connections and these few bytes
+/// each, not a thousand suspended tasks. Its connection has no HTTP handlers left
+/// (`ConnectionSplitter` wrote the head): it writes the chunks itself.
 final class EventStreamListener: Sendable {
     private struct State {
         var cursor: FeedCursor
-        var observation: JobChanges.Observation?
+        /// Where it waits with others, while it does.
+        var place: CaughtUpListeners.Place?
         var task: Task<Void, Never>?
-        /// Which wake-up the latest task answers: an observation woken at once must not be
-        /// taken for the one its newer task sets.
+        /// Which turns the latest task takes: a task that ended must not be taken for a newer one.
         var turn: UInt64 = 0
         var stopped = false
     }
 
     private let stream: EventStream
     private let channel: any Channel
+    private let caughtUp: CaughtUpListeners
     private let state: Mutex<State>
 
-    init(_ stream: EventStream, channel: any Channel) {
+    init(_ stream: EventStream, channel: any Channel, caughtUp: CaughtUpListeners) {
         self.stream = stream
         self.channel = channel
+        self.caughtUp = caughtUp
         self.state = Mutex(State(cursor: stream.start))
     }
 
-    func start() { takeTurns(afterWaitingOn: nil) }
+    var eventLoop: any EventLoop { channel.eventLoop }
 
-    /// The listener went or the server stops: no more turns, and the job's changes forget it.
+    var isStopped: Bool { state.withLock { $0.stopped } }
+
+    func start() { takeTurns() }
+
+    /// The listener went or the server stops: no more turns, and its group forgets it.
     func stop() {
-        let (observation, task) = state.withLock { state in
+        let (place, task) = state.withLock { state in
             state.stopped = true
-            defer { (state.observation, state.task) = (nil, nil) }
-            return (state.observation, state.task)
+            defer { (state.place, state.task) = (nil, nil) }
+            return (state.place, state.task)
         }
-        if let observation { stream.store.changes.cancel(observation) }
+        if let place { caughtUp.leave(self, at: place) }
         task?.cancel()
     }
 
-    private func takeTurns(afterWaitingOn version: UInt64?) {
+    /// Takes turns of its own from its cursor, until it is caught up again.
+    func takeTurns() {
         let turn: UInt64? = state.withLock { state in
             guard !state.stopped else { return nil }
             state.turn += 1
-            state.observation = nil
+            state.place = nil
             return state.turn
         }
         guard let turn else { return }
-        let task = Task { await self.turns(turn, afterWaitingOn: version) }
+        let task = Task { await self.turns(turn) }
         let stopped = state.withLock { state in
             if state.turn == turn { state.task = task }
             return state.stopped
@@ -57,9 +65,30 @@ final class EventStreamListener: Sendable {
         if stopped { task.cancel() }
     }
 
-    private func turns(_ turn: UInt64, afterWaitingOn version: UInt64?) async {
+    /// It waits at `place` now, unless it stopped.
+    func waits(at place: CaughtUpListeners.Place) -> Bool {
+        state.withLock { state in
+            guard !state.stopped else { return false }
+            state.place = place
+            return true
+        }
+    }
+
+    /// Its group wrote it the feed up to `cursor`.
+    func moved(to cursor: FeedCursor) {
+        state.withLock { $0.cursor = cursor }
+    }
+
+    /// On its event loop: writes `chunk` if the listener is there and takes it without waiting.
+    /// A stop, and the end a graceful stop writes, happen on the same loop: nothing follows them.
+    func sendNow(_ chunk: ByteBuffer) -> Bool {
+        guard !isStopped, channel.isWritable else { return false }
+        channel.writeAndFlush(chunk, promise: nil)
+        return true
+    }
+
+    private func turns(_ turn: UInt64) async {
         do {
-            if let version { try await stream.woke(after: version, write) }
             var cursor = state.withLock { $0.cursor }
             while !Task.isCancelled {
                 switch try await stream.turn(from: cursor, write) {
@@ -71,16 +100,12 @@ final class EventStreamListener: Sendable {
                     channel.close(promise: nil)
                     return
                 case .wait(let next, let version):
-                    // The task ends here; the observation holds the listener until it is woken.
-                    state.withLock { $0.cursor = next }
-                    let observation = stream.store.changes.observe(stream.job, after: version, upTo: stream.heartbeat) {
-                        self.takeTurns(afterWaitingOn: version)
+                    // The task ends here; its group holds the listener until they are woken.
+                    state.withLock { state in
+                        state.cursor = next
+                        if state.turn == turn { state.task = nil }
                     }
-                    let stopped = state.withLock { state in
-                        if !state.stopped, state.turn == turn { (state.observation, state.task) = (observation, nil) }
-                        return state.stopped
-                    }
-                    if stopped { stream.store.changes.cancel(observation) }
+                    caughtUp.join([self], at: .init(job: stream.job, cursor: next, version: version), of: stream)
                     return
                 }
             }
