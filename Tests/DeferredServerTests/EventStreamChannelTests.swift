@@ -145,6 +145,39 @@ import Testing
         }
     }
 
+    /// Listeners that come and go while a job's output flows, and heartbeats between its
+    /// batches, with groups forming, waking and forming again under them: each listener that
+    /// stays gets the whole stream, event for event the same as every other, whenever it came;
+    /// and once the job ended, no listener and no observation of its changes is left.
+    @Test func listenersThatComeAndGoWhileOutputFlowsGetEverythingAndLeaveNothing() async throws {
+        try await Self.followingScript(heartbeat: .milliseconds(100), { folder in
+            "#!/bin/sh\nwhile [ ! -e '\(folder)/more' ]; do sleep 0.05; done\nfor i in $(seq 1 120); do echo \"line $i\"; sleep 0.02; done\n"
+        }) { harness, port, id, path in
+            var staying = try (0..<8).map { _ in try SSE.Reader(port: port, path: path) }
+            var leaving: [SSE.Reader] = []
+            #expect(FileManager.default.createFile(atPath: harness.folder + "/more", contents: Data()))
+            for step in 0..<40 {
+                try await Task.sleep(for: .milliseconds(50))
+                if step % 2 == 0 { staying.append(try SSE.Reader(port: port, path: path)) }
+                leaving.append(try SSE.Reader(port: port, path: path))
+                // Each goes two to six steps after it came: caught up in a group, or in a turn.
+                if leaving.count > 2 + step % 5 { leaving.removeFirst().hangUp() }
+            }
+            for reader in leaving { reader.hangUp() }
+            let expected = (1...120).map { "line \($0)\n" }.joined()
+            let first = staying[0]
+            #expect(try await first.wait(upTo: 120) { $0.isComplete })
+            #expect(SSE.output(of: first.events) == expected)
+            for reader in staying.dropFirst() {
+                #expect(try await reader.wait(upTo: 120) { $0.isComplete })
+                let same = reader.events == first.events
+                #expect(same, "a listener got \(reader.events.count) events of \(first.events.count)")
+            }
+            #expect(try await Self.eventually { harness.caughtUp.waiting(on: id) == 0 && harness.store.changes.observations(of: id) == 0 },
+                    "\(harness.caughtUp.waiting(on: id)) listeners still wait")
+        }
+    }
+
     /// A listener that stops reading holds back only itself: another reads the whole stream
     /// (megabytes of output, far past the socket buffers) meanwhile, and the stalled one, once
     /// it reads again, gets every byte of it too.
@@ -215,14 +248,14 @@ import Testing
         return "/r/\(job.token.rawValue)/events"
     }
 
-    /// A signed script's job on a served harness with no heartbeat within the test. `script`
+    /// A signed script's job on a served harness, with no heartbeat within the test unless given. `script`
     /// gets the harness's folder, where the job may wait for the files `more` and `release`
     /// (both made at the end, so that it ends); `body` gets the harness, the server's port, and
     /// the job's id and event stream's path.
-    static func followingScript<T: Sendable>(_ script: (String) -> String,
+    static func followingScript<T: Sendable>(heartbeat: Duration = .seconds(600), _ script: (String) -> String,
                                              _ body: @Sendable @escaping (ServerHarness, Int, JobID, String) async throws -> T) async throws -> T {
         let harness = try await ServerHarness()
-        harness.heartbeat = .seconds(600)
+        harness.heartbeat = heartbeat
         defer {
             for gate in ["more", "release"] { _ = FileManager.default.createFile(atPath: harness.folder + "/" + gate, contents: Data()) }
         }
