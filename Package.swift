@@ -15,6 +15,7 @@ import PackageDescription
 //   DeferredCore ─────────────→ DeferredSignatures
 //   DeferredStore, DeferredArtifacts, DeferredRunner, DeferredDispatcher ──→ DeferredFiles (private files on the server's disk)
 //   DeferredSSH ──→ CLibSSH (libssh);  DeferredCloud ──→ CCurl (libcurl);  DeferredDemo ──→ DeferredCore (OffPool)
+//   DeferredStore ──→ CLZ4 (liblz4: stored webhook payloads)
 //
 // DeferredTestSupport (Tests/Support) and deferred-bench sit beside the product, never in it.
 let package = Package(
@@ -99,9 +100,15 @@ let package = Package(
             name: "DeferredSSH",
             dependencies: ["CLibSSH"]
         ),
+        // liblz4, wrapped once by DeferredStore's `LZ4Block`; nothing else imports it.
+        .systemLibrary(
+            name: "CLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]
+        ),
         .target(
             name: "DeferredStore",
-            dependencies: ["DeferredFiles", "DeferredCore", .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["CLZ4", "DeferredFiles", "DeferredCore", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                            .product(name: "Logging", package: "swift-log")]
         ),
@@ -175,7 +182,7 @@ let package = Package(
         // Fuzz/Package.swift, and replayed over Fuzz/Corpus and Fuzz/Regressions by the tests.
         .target(
             name: "DeferredFuzzTargets",
-            dependencies: ["DeferredCloud", "DeferredConfigFile", "DeferredCore", "DeferredRunner", "DeferredSignatures"],
+            dependencies: ["DeferredCloud", "DeferredConfigFile", "DeferredCore", "DeferredRunner", "DeferredSignatures", "DeferredStore"],
             path: "Fuzz/Targets"
         ),
         // What tests and benchmarks start beside deferred: moto, a slow TCP proxy, an SSH agent,

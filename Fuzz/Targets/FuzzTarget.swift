@@ -26,6 +26,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case cloudAnswer = "cloud-answer"
     /// Text from a request (delivery id, project, idempotency key, error) as the log prints it.
     case logText = "log-text"
+    /// A webhook payload as the store keeps it (an LZ4 block), read back.
+    case storedPayload = "stored-payload"
 
     public func run(_ bytes: [UInt8]) {
         switch self {
@@ -41,6 +43,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .jobCursor: CursorFuzzing.run(bytes)
         case .cloudAnswer: CloudAnswerFuzzing.run(bytes)
         case .logText: LogTextFuzzing.run(bytes)
+        case .storedPayload: StoredPayloadFuzzing.run(bytes)
         }
     }
 }

@@ -156,14 +156,23 @@ struct JobOutputRecord: Codable, FetchableRecord, PersistableRecord {
     }
 }
 
-/// The webhook payload a push job came from, as GitHub sent it.
+/// The webhook payload a push job came from, as `StoredPayload` keeps it.
 struct JobPayloadRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "job_payload"
     var jobID: String
     var body: Data
+    var compressed: Bool
+
+    init(jobID: String, _ stored: StoredPayload) {
+        self.jobID = jobID
+        body = stored.body
+        compressed = stored.compressed
+    }
+
+    var stored: StoredPayload { StoredPayload(body: body, compressed: compressed) }
 
     enum CodingKeys: String, CodingKey {
-        case body
+        case body, compressed
         case jobID = "job_id"
     }
 }

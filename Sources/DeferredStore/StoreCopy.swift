@@ -24,7 +24,7 @@ public enum StoreCopy {
         ("delivery", [("guid", .text), ("job_id", .text), ("received_at", .real), ("body_sha256", .text)]),
         ("idempotency_key", [("project", .text), ("key", .text), ("body_sha256", .text), ("job_id", .text), ("created_at", .real)]),
         ("job_output", [("id", .integer), ("job_id", .text), ("at", .real), ("stream", .text), ("text", .text)]),
-        ("job_payload", [("job_id", .text), ("body", .blob)]),
+        ("job_payload", [("job_id", .text), ("body", .blob), ("compressed", .boolean)]),
         ("pending_result", [("job_id", .text), ("status", .text), ("exit_status", .integer), ("signal", .text), ("error", .text),
                             ("started_at", .real), ("finished_at", .real), ("results", .blob), ("since", .real)]),
         ("job_output_position", [("job_id", .text), ("stdout", .integer), ("stderr", .integer), ("cut", .boolean)]),

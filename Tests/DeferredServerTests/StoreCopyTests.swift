@@ -26,7 +26,9 @@ import Testing
             let push = Job(project: "p", trigger: .push(PushTrigger(repository: "o/r", ref: "refs/heads/main", commit: String(repeating: "b", count: 40),
                                                                      delivery: "d-1", pusher: "o", cloneURL: "https://example.com/o/r.git")),
                            queuedAt: now)
-            _ = try await sqlite.enqueue(push, delivery: "d-1", payload: Data("{\"ref\":1}".utf8), bodySHA256: "sha-1", maxQueued: 10, detail: "push")
+            // Long enough that SQLite keeps it compressed: the copy must carry that over.
+            let payload = Data(("{\"commits\":[" + Array(repeating: "{\"message\":\"a change\"}", count: 40).joined(separator: ",") + "]}").utf8)
+            _ = try await sqlite.enqueue(push, delivery: "d-1", payload: payload, bodySHA256: "sha-1", maxQueued: 10, detail: "push")
             let script = Job(project: "p", trigger: .script(ScriptTrigger(script: "echo hi\n", signer: "ci", interpreter: .program("/bin/sh"))),
                              queuedAt: now.addingTimeInterval(1))
             _ = try await sqlite.enqueueScript(script, idempotency: IdempotencyClaim(key: "k-1", bodySHA256: "body"), maxQueued: 10)

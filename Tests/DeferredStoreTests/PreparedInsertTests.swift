@@ -13,7 +13,7 @@ import Testing
                   notBefore: 3, queuedAt: 4, startedAt: 5, finishedAt: 6, delivery: "d", expiredAt: 7, interruptedStarts: 8,
                   rerunOf: "j0", cancelToken: "c", cancelRequestedBy: "who"),
         JobEventRecord(id: nil, jobID: "j1", at: 9, status: "running", detail: "why", hostState: "waking"),
-        JobPayloadRecord(jobID: "j1", body: Data("body".utf8)),
+        JobPayloadRecord(jobID: "j1", StoredPayload(body: Data("body".utf8), compressed: true)),
         DeliveryRecord(guid: "g", jobID: "j1", receivedAt: 10, bodySHA256: "sha"),
         JobOutputRecord(id: nil, jobID: "j1", at: 11, stream: "stdout", text: "out"),
     ] }

@@ -32,7 +32,15 @@ extension PostgresJobStore {
     }
 
     public func payload(of id: JobID) async throws(StoreError) -> Data? {
-        try await read { c in try await Self.value(c, "SELECT body FROM job_payload WHERE job_id = \(id.rawValue)", as: Data.self) }
+        // This store writes payloads whole (PostgreSQL compresses large values itself); rows
+        // copied from a SQLite file (`deferred store copy`) may be compressed.
+        try await read { c -> StoredPayload? in
+            for try await (body, compressed) in try await c.rows("SELECT body, compressed FROM job_payload WHERE job_id = \(id.rawValue)")
+                .decode((Data, Bool).self) {
+                return StoredPayload(body: body, compressed: compressed)
+            }
+            return nil
+        }?.payload()
     }
 
     public func events(of id: JobID, after sequence: Int64) async throws(StoreError) -> [JobEvent] {

@@ -180,6 +180,8 @@ enum PostgresSchema {
             FOR EACH ROW EXECUTE FUNCTION deferred_job_waiting()
             """,
         ]),
+        // SQLite's v13. A copied SQLite file brings its compressed payloads as they are.
+        (5, "compressed webhook payloads", ["ALTER TABLE job_payload ADD COLUMN compressed BOOLEAN NOT NULL DEFAULT false"]),
     ]
 
     /// Any number, the same in every server: the advisory lock migrations run under.

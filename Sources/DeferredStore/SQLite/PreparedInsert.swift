@@ -46,10 +46,10 @@ extension JobEventRecord: PreparedInsert {
 }
 
 extension JobPayloadRecord: PreparedInsert {
-    static let insertColumns = ["job_id", "body"]
+    static let insertColumns = ["job_id", "body", "compressed"]
     static let preparedSQL = insertSQL
 
-    var insertValues: [(any DatabaseValueConvertible)?] { [jobID, body] }
+    var insertValues: [(any DatabaseValueConvertible)?] { [jobID, body, compressed] }
 }
 
 extension DeliveryRecord: PreparedInsert {

@@ -11,6 +11,8 @@ extension SQLiteJobStore {
     public func enqueue(_ job: Job, delivery: String?, payload: Data?, bodySHA256: String?,
                         maxQueued: Int, detail: String?) async throws(StoreError) -> EnqueueResult {
         let record = try JobRecord(job, delivery: delivery)
+        // Compressed here, on the request's task: the writer every delivery waits for only copies it.
+        let payload = payload.map { JobPayloadRecord(jobID: job.id.rawValue, StoredPayload(keeping: $0)) }
         return try await intakeWrite { db in
             // Statements every delivery runs are prepared once per connection, not built again.
             if let delivery, let seen = try String.fetchOne(db.cachedStatement(sql: "SELECT job_id FROM delivery WHERE guid = ?"),
@@ -27,7 +29,7 @@ extension SQLiteJobStore {
             let waiting = try Self.waitingJobs(db, project: job.project)
             guard waiting < maxQueued else { return .queueFull(queued: waiting) }
             try Self.insert(db, job, as: record, detail: detail)
-            if let payload { try JobPayloadRecord(jobID: job.id.rawValue, body: payload).insertPrepared(db) }
+            try payload?.insertPrepared(db)
             if let delivery {
                 try DeliveryRecord(guid: delivery, jobID: job.id.rawValue, receivedAt: job.queuedAt.timeIntervalSince1970,
                                    bodySHA256: bodySHA256).insertPrepared(db)

@@ -31,7 +31,7 @@ extension SQLiteJobStore {
 
     /// The webhook payload a push job came from; nil for a script, or past retention.
     public func payload(of id: JobID) async throws(StoreError) -> Data? {
-        try await read { db in try JobPayloadRecord.fetchOne(db, key: id.rawValue)?.body }
+        try await read { db in try JobPayloadRecord.fetchOne(db, key: id.rawValue)?.stored }?.payload()
     }
 
     /// The job's state changes in order, those after `sequence` only.

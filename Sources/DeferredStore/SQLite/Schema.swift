@@ -160,6 +160,10 @@ enum Schema {
                 END;
                 """)
         }
+        migrator.registerMigration("v13: compressed webhook payloads") { db in
+            // Rows written before stay as they are (0): `StoredPayload` reads both.
+            try db.alter(table: "job_payload") { t in t.add(column: "compressed", .boolean).notNull().defaults(to: false) }
+        }
         return migrator
     }
 }
