@@ -39,7 +39,7 @@ public final class CaughtUpListeners: Sendable {
     public let handedBack = Atomic<Int>(0)
     /// Of those, listeners that did not take a group's chunk at once (reading slower than the job writes).
     public let leftBehind = Atomic<Int>(0)
-    private static let keepalive = EventStreamListener.chunk(ByteBuffer(string: ": keepalive\n\n"))
+    private static let keepalive = EventStreamListener.chunk(EventStream.keepalive)
 
     public init() {}
 
@@ -106,7 +106,7 @@ public final class CaughtUpListeners: Sendable {
     private func turn(_ members: [EventStreamListener], from place: Place, of stream: EventStream) async {
         let version = stream.store.changes.version(of: place.job)
         guard version != place.version else {
-            // The time limit, without a change: a comment keeps proxies from closing the streams.
+            // The time limit, without a change.
             let sent = await send(Self.keepalive, to: members)
             return join(sent, at: place, of: stream)
         }
@@ -117,11 +117,8 @@ public final class CaughtUpListeners: Sendable {
         var next = place
         next.version = version
         if let last = feed.items.last {
-            let text = stream.formatted.text(of: place.job, from: place.cursor, to: last.cursor) {
-                feed.items.map(EventStream.serverSentEvent).joined()
-            }
             next.cursor = last.cursor
-            let sent = await send(EventStreamListener.chunk(text), to: members)
+            let sent = await send(EventStreamListener.chunk(stream.text(of: feed, from: place.cursor)), to: members)
             for member in sent { member.moved(to: next.cursor) }
             join(sent, at: next, of: stream)
         } else {

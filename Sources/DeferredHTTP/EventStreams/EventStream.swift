@@ -43,9 +43,7 @@ struct EventStream: Sendable {
         let feed = try await store.feed(of: job, after: cursor)
         var cursor = cursor
         if let last = feed.items.last {
-            try await write(formatted.text(of: job, from: cursor, to: last.cursor) {
-                feed.items.map(Self.serverSentEvent).joined()
-            })
+            try await write(text(of: feed, from: cursor))
             cursor = last.cursor
         }
         // A listener far behind reads on at once, a page at a time.
@@ -62,7 +60,17 @@ struct EventStream: Sendable {
     /// After a wait on `version`: a time limit that passed without a change gets a comment.
     func woke(after version: UInt64, _ write: (ByteBuffer) async throws -> Void) async throws {
         if store.changes.version(of: job) == version {
-            try await write(ByteBuffer(string: ": keepalive\n\n"))
+            try await write(Self.keepalive)
+        }
+    }
+
+    /// What a quiet stream gets at each heartbeat: a comment keeps proxies from closing it.
+    static let keepalive = ByteBuffer(string: ": keepalive\n\n")
+
+    /// The events of a page of the feed read after `cursor`, formatted once for every listener there.
+    func text(of feed: Feed, from cursor: FeedCursor) -> ByteBuffer {
+        formatted.text(of: job, from: cursor, to: feed.items.last?.cursor ?? cursor) {
+            feed.items.map(Self.serverSentEvent).joined()
         }
     }
 
