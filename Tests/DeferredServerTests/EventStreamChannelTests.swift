@@ -224,7 +224,12 @@ import Testing
             let output = SSE.output(of: events)
             #expect(output.utf8.count == 60 * 81920 + "started\n".utf8.count, "\(output.utf8.count) bytes of output")
             #expect(!stalled.isClosed)
-            #expect(harness.caughtUp.leftBehind.load(ordering: .relaxed) >= 1, "the stalled listener was never left behind")
+            // Left behind by a write it could not take, or, on a loaded machine whose batches grow
+            // past a page, handed back with the others before its socket filled: either way its
+            // group did not wait for it.
+            let caughtUp = harness.caughtUp
+            #expect(caughtUp.leftBehind.load(ordering: .relaxed) + caughtUp.handedBack.load(ordering: .relaxed) >= 1,
+                    "the stalled listener never left its group")
 
             try await Self.expectResumed(stalled, toGet: events)
         }
