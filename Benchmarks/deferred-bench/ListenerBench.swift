@@ -153,13 +153,10 @@ func hummingbirdFloor(count: Int) async throws -> FanOutFigures? {
     while FreePort.connectLoopback(port: port).map({ close($0); return true }) != true { try await Task.sleep(for: .milliseconds(20)) }
     try await Task.sleep(for: .milliseconds(300))
     let before = memory(of: nil).rss
-    let client = Process()
-    client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    client.arguments = ["python3", benchScript("sse_listeners.py"), String(port), "/floor", String(count)]
-    client.standardOutput = Pipe()
-    try client.run()
+    let client = try SpawnedProcess(executable: "/usr/bin/env", arguments: ["python3", benchScript("sse_listeners.py"), String(port), "/floor", String(count)],
+                                    standardOutput: .pipe)
     defer { client.terminate() }
-    guard await LineReader((client.standardOutput as! Pipe).fileHandleForReading).next()?.hasPrefix("connected") == true else {
+    guard let output = client.output, await LineReader(output).next()?.hasPrefix("connected") == true else {
         print("the listeners did not connect to the bare server")
         return nil
     }
@@ -170,21 +167,19 @@ func hummingbirdFloor(count: Int) async throws -> FanOutFigures? {
 /// The peer, its own process; batches go to it on its standard input.
 func peerFanOut(count: Int) async throws -> FanOutFigures? {
     let port = try FreePort.find()
-    let peer = Process()
-    peer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    peer.arguments = ["python3", benchScript("sse_peer.py"), String(port)]
-    let commands = Pipe(), answers = Pipe()
-    peer.standardInput = commands
-    peer.standardOutput = answers
-    try peer.run()
-    defer { if peer.isRunning { peer.terminate() } }
-    guard await LineReader(answers.fileHandleForReading).next() == "ready" else { print("the peer did not start"); return nil }
-    let send = { (command: [String: Any]) in
-        commands.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: command) + Data("\n".utf8))
+    let peer = try SpawnedProcess(executable: "/usr/bin/env", arguments: ["python3", benchScript("sse_peer.py"), String(port)],
+                                  standardInput: .pipe, standardOutput: .pipe)
+    defer { peer.terminate() }
+    guard let commands = peer.input, let answers = peer.output, await LineReader(answers).next() == "ready" else {
+        print("the peer did not start")
+        return nil
     }
-    let figures = try await fanOut(count: count, port: port, path: "/events", pid: peer.processIdentifier,
+    let send = { (command: [String: Any]) in
+        commands.write(try JSONSerialization.data(withJSONObject: command) + Data("\n".utf8))
+    }
+    let figures = try await fanOut(count: count, port: port, path: "/events", pid: peer.pid,
                                    publish: { text in try send(["text": text]) }, end: { try send(["end": true]) })
-    peer.waitUntilExit()
+    peer.waitForExit()
     return figures
 }
 
@@ -195,13 +190,10 @@ func fanOut(count: Int, port: Int, path: String, pid: Int32?,
             publish: (String) async throws -> Void, end: () async throws -> Void) async throws -> FanOutFigures? {
     try await Task.sleep(for: .milliseconds(300))
     let before = memory(of: pid).rss
-    let client = Process()
-    client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    client.arguments = ["python3", benchScript("sse_listeners.py"), String(port), path, String(count)]
-    let pipe = Pipe()
-    client.standardOutput = pipe
-    try client.run()
-    let lines = LineReader(pipe.fileHandleForReading)
+    let client = try SpawnedProcess(executable: "/usr/bin/env", arguments: ["python3", benchScript("sse_listeners.py"), String(port), path, String(count)],
+                                    standardOutput: .pipe)
+    guard let output = client.output else { return nil }
+    let lines = LineReader(output)
     guard await lines.next()?.hasPrefix("connected") == true else { print("the listeners did not connect to \(path)"); return nil }
     try await Task.sleep(for: .seconds(1))
     let connected = memory(of: pid).rss
@@ -219,7 +211,7 @@ func fanOut(count: Int, port: Int, path: String, pid: Int32?,
     let peak = memory(of: pid).peak
     try await end()
     print("clients of \(pid == nil ? "deferred" : "the peer"): \(await lines.next() ?? "no summary")")
-    client.waitUntilExit()
+    client.waitForExit()
     times.sort()
     return FanOutFigures(before: before, connected: connected, peak: peak, median: times[times.count / 2], worst: times.last ?? 0)
 }

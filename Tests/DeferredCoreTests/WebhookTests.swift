@@ -92,12 +92,8 @@ struct WebhookTests {
             "refs/heads/a\\b", "refs/heads/a b", "refs/heads/a\u{7f}", "refs/heads/a\u{1f}", "refs/heads/a\u{85}",
         ]
         for name in names {
-            let git = Process()
-            git.executableURL = URL(fileURLWithPath: "/usr/bin/git")
-            git.arguments = ["check-ref-format", name]
-            try git.run()
-            git.waitUntilExit()
-            #expect(GitRefName.isValid(name) == (git.terminationStatus == 0), "\(name.debugDescription)")
+            let git = try SpawnedProcess(executable: "/usr/bin/git", arguments: ["check-ref-format", name])
+            #expect(GitRefName.isValid(name) == (git.waitForExit() == 0), "\(name.debugDescription)")
         }
     }
 

@@ -1,4 +1,5 @@
 import DeferredCloud
+import DeferredCore
 import DeferredDemo
 import DeferredHTTP
 import DeferredTestSupport

@@ -131,4 +131,29 @@ import Testing
         #expect(machine.calls.first == "wake --now loopback")
         #expect(machine.calls.filter { $0.hasPrefix("wake ") }.count >= 2, "\(machine.calls)")
     }
+
+    /// A command host with `commands`, for the provider alone (no server, no SSH).
+    private static func host(_ commands: HostCommandLines) -> HostConfig {
+        var host = HostConfig(name: "desk", provider: .command, address: "127.0.0.1", user: "build", identity: nil, knownHosts: "/dev/null")
+        host.commands = commands
+        return host
+    }
+
+    /// Past its limit a command gets SIGTERM, and one that ignores it SIGKILL 5 s later; either
+    /// way the wake fails with the status and the last of what it printed (600 KB of it here,
+    /// kept to its last lines).
+    @Test(arguments: [("", 128 + SIGTERM), ("trap '' TERM; ", 128 + SIGKILL)])
+    func aCommandPastItsLimitIsStoppedAndFailsWithWhatItPrinted(trap: String, status: Int32) async throws {
+        let wake = ["/bin/sh", "-c", trap + "seq 1 100000; echo waiting for the machine; while :; do sleep 1; done"]
+        let provider = CommandHostProvider(commandLimit: .milliseconds(500))
+        let started = ContinuousClock.now
+        do {
+            _ = try await provider.wake(Self.host(HostCommandLines(wake: wake, sleep: ["true"])), progress: { _ in })
+            Issue.record("a wake command stopped at its limit woke the machine")
+        } catch {
+            #expect(error.reason.contains("exited \(status): 99999 / 100000 / waiting for the machine"), "\(error.reason)")
+        }
+        #expect(ContinuousClock.now - started < .seconds(30))
+    }
 }
+

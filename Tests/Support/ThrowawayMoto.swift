@@ -1,4 +1,5 @@
 import DeferredCloud
+import DeferredCore
 import DeferredDemo
 import Foundation
 import Synchronization

@@ -1,3 +1,4 @@
+import DeferredCore
 import DeferredDemo
 import Foundation
 

@@ -31,57 +31,48 @@ struct ProviderCommand: Sendable {
         guard let program = Self.locate(argv[0]) else {
             throw ProviderError(host: host.name, reason: "\(key): no program '\(argv[0])' (not executable, or not in PATH)", isTransient: false)
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = Array(argv.dropFirst())
         var environment = ProcessInfo.processInfo.environment
         environment["DEFERRED_HOST"] = host.name
         environment["DEFERRED_HOST_ADDRESS"] = host.address
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        let process: SpawnedProcess
         do {
-            try process.run()
+            process = try SpawnedProcess(executable: program, arguments: Array(argv.dropFirst()),
+                                         standardOutput: .pipe, standardError: .pipe, environment: environment)
         } catch {
             throw ProviderError(host: host.name, reason: "\(key): cannot start \(program): \(error)", isTransient: false)
         }
-        let running = RunningProcess(process)
         let stopper = Task {
-            let process = running.process
             try? await Task.sleep(for: limit)
             guard !Task.isCancelled, process.isRunning else { return }
-            process.terminate()
+            process.signal(SIGTERM)
             try? await Task.sleep(for: .seconds(5))
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            if process.isRunning { process.signal(SIGKILL) }
         }
         defer { stopper.cancel() }
         return await withTaskCancellationHandler {
-            let process = running.process
             // Both pipes drained at once: a command that fills one while we read the other
             // would never end.
-            async let stdout = OffPool.run { Self.tail(of: out.fileHandleForReading) }
-            async let stderr = OffPool.run { Self.tail(of: err.fileHandleForReading) }
+            async let stdout = OffPool.run { Self.tail(of: process.output) }
+            async let stderr = OffPool.run { Self.tail(of: process.errors) }
             let (printed, complained) = await (stdout, stderr)
-            let status = await OffPool.run { () -> Int32 in
-                process.waitUntilExit()
-                return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-            }
+            let status = await OffPool.run { process.waitForExit() }
             return Ran(status: status, stdout: String(decoding: printed, as: UTF8.self), stderr: String(decoding: complained, as: UTF8.self))
         } onCancel: {
-            if running.process.isRunning { running.process.terminate() }
+            process.signal(SIGTERM)
         }
     }
 
-    /// Reads `handle` to its end, keeping the last `keptBytes`.
-    private static func tail(of handle: FileHandle) -> Data {
-        var kept = Data()
+    /// Reads a pipe to its end, keeping the last `keptBytes`. read(2) itself: a signal that
+    /// interrupts it is waited out, not an end.
+    private static func tail(of handle: FileHandle?) -> [UInt8] {
+        guard let fd = handle?.fileDescriptor else { return [] }
+        var kept: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 16 << 10)
         while true {
-            let chunk = handle.availableData
-            if chunk.isEmpty { return kept }
-            kept.append(chunk)
-            if kept.count > keptBytes { kept = kept.suffix(keptBytes) }
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            if count <= 0 { return Array(kept.suffix(keptBytes)) }
+            kept.append(contentsOf: chunk[..<count])
+            if kept.count > 2 * keptBytes { kept.removeFirst(kept.count - keptBytes) }
         }
     }
 
@@ -91,11 +82,4 @@ struct ProviderCommand: Sendable {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         return path.split(separator: ":").map { "\($0)/\(program)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
-}
-
-/// Foundation's Process, shared with the tasks that wait for it and stop it: its terminate,
-/// isRunning and waitUntilExit may be called from any thread.
-private final class RunningProcess: @unchecked Sendable {
-    let process: Process
-    init(_ process: Process) { self.process = process }
 }
