@@ -35,6 +35,17 @@ import Testing
         #expect(!child.isRunning)
     }
 
+    /// Both pipes are read at once (a child that fills one while the other is read would never
+    /// end), and of each only the last bytes are kept.
+    @Test func bothOutputsAreReadAtOnceAndTheirLastBytesKept() throws {
+        let child = try SpawnedProcess(executable: "/bin/sh", arguments: ["-c", "seq 1 50000 >&2; seq 1 60000"],
+                                       standardOutput: .pipe, standardError: .pipe)
+        let (output, errors) = child.readOutputs(keepingLast: 12, grace: .seconds(60))
+        #expect(String(decoding: output, as: UTF8.self) == "59999\n60000\n")
+        #expect(String(decoding: errors, as: UTF8.self) == "49999\n50000\n")
+        #expect(child.waitForExit() == 0)
+    }
+
     /// The provider command's time limit: one thread waits for the child while another asks
     /// whether it runs and stops it. Neither blocks the other, and a signal after the end
     /// reaches no one.

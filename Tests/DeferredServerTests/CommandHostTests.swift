@@ -3,6 +3,7 @@ import DeferredDispatcher
 import DeferredProviders
 import DeferredStore
 import Foundation
+import Synchronization
 import Testing
 
 /// Hosts of `provider = "command"`: real scripts play the machine's CLI (its state in a file,
@@ -154,6 +155,43 @@ import Testing
             #expect(error.reason.contains("exited \(status): 99999 / 100000 / waiting for the machine"), "\(error.reason)")
         }
         #expect(ContinuousClock.now - started < .seconds(30))
+    }
+
+    /// A command's end is its own, not that of what it leaves running: a wake that starts a
+    /// daemon holding its output ends when the command does, and the daemon lives on. At its
+    /// time limit, what a command started is stopped with it (its process group).
+    @Test func aCommandEndsWithoutWhatItLeftRunningAndItsLimitStopsWhatItStarted() async throws {
+        let provider = CommandHostProvider(commandLimit: .milliseconds(500))
+        let said = Mutex<[String]>([])
+        let daemon = ["/bin/sh", "-c", "sleep 120 & echo $!; echo powered on"]
+        _ = try await provider.wake(Self.host(HostCommandLines(wake: daemon, sleep: ["true"])), progress: { line in said.withLock { $0.append(line) } })
+        let line = try #require(said.withLock { $0 }.first { $0.hasPrefix("wake command exited 0: ") }, "\(said.withLock { $0 })")
+        let left = try #require(Int32(line.dropFirst("wake command exited 0: ".count).prefix { $0.isNumber }))
+        #expect(Self.isAlive(left), "the daemon a wake started was stopped")
+        kill(left, SIGKILL)
+
+        let stuck = ["/bin/sh", "-c", "sleep 120 & echo $!; wait"]
+        do {
+            _ = try await provider.wake(Self.host(HostCommandLines(wake: stuck, sleep: ["true"])), progress: { _ in })
+            Issue.record("a wake command stopped at its limit woke the machine")
+        } catch {
+            let started = try #require(Int32(error.reason.split(separator: ": ").last?.prefix { $0.isNumber } ?? ""), "\(error.reason)")
+            #expect(error.reason.contains("exited \(128 + SIGTERM)"), "\(error.reason)")
+            #expect(try await Self.until { !Self.isAlive(started) }, "what the command started outlived its time limit")
+        }
+    }
+
+    /// A process that has not ended (a zombie has).
+    private static func isAlive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return !stat[stat.index(after: close)...].hasPrefix(" Z")
+    }
+
+    /// Waits (a bound against hanging, not a speed check) until `condition` holds.
+    private static func until(_ condition: () -> Bool) async throws -> Bool {
+        for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(50)) }
+        return condition()
     }
 }
 

@@ -33,10 +33,14 @@ public final class SpawnedProcess: @unchecked Sendable {
     /// under the same lock.
     private var status: Int32?
 
-    /// `environment` nil passes this process's own.
+    /// Whether the child leads a process group of its own, which `signal` reaches whole.
+    public let leadsGroup: Bool
+
+    /// `environment` nil passes this process's own. `ownGroup`: the child starts a process
+    /// group, so that a signal reaches what it started too (a shell's commands).
     public init(executable: String, arguments: [String], standardInput: Stream = .null,
                 standardOutput: Stream = .null, standardError: Stream = .null,
-                environment: [String: String]? = nil) throws {
+                environment: [String: String]? = nil, ownGroup: Bool = false) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -78,7 +82,12 @@ public final class SpawnedProcess: @unchecked Sendable {
         sigfillset(&allSignals)
         posix_spawnattr_setsigmask(&attributes, &noSignals)
         posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
+        if ownGroup {
+            posix_spawnattr_setpgroup(&attributes, 0)
+            flags |= POSIX_SPAWN_SETPGROUP
+        }
+        posix_spawnattr_setflags(&attributes, Int16(flags))
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var child: pid_t = 0
@@ -91,6 +100,7 @@ public final class SpawnedProcess: @unchecked Sendable {
             throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EINVAL)
         }
         pid = child
+        leadsGroup = ownGroup
         let handles = ours.map { $0.map { FileHandle(fileDescriptor: $0, closeOnDealloc: true) } }
         (input, output, errors) = (handles[0], handles[1], handles[2])
     }
@@ -142,9 +152,36 @@ public final class SpawnedProcess: @unchecked Sendable {
         }
     }
 
-    /// Sends `signal` unless the child has already been reaped (its pid may be another's by now).
+    /// Sends `signal` to the child (and its group, when it leads one) unless the child has
+    /// already been reaped: its pid may be another's by then.
     public func signal(_ signal: Int32) {
-        lock.withLock { if status == nil { _ = kill(pid, signal) } }
+        lock.withLock { if status == nil { _ = kill(leadsGroup ? -pid : pid, signal) } }
+    }
+
+    /// Reads the child's output and errors pipes at once (a child that fills one while we read
+    /// the other would never end), keeping the last `limit` bytes of each. Returns at the end
+    /// of both, or `grace` after the child ended: what it left running in the background may
+    /// hold the pipes open for as long as it lives.
+    public func readOutputs(keepingLast limit: Int, grace: Duration) -> (output: [UInt8], errors: [UInt8]) {
+        var kept: [[UInt8]] = [[], []]
+        var open = [output, errors].map { $0?.fileDescriptor ?? -1 }
+        var chunk = [UInt8](repeating: 0, count: 16 << 10)
+        var endedAt: ContinuousClock.Instant?
+        while open.contains(where: { $0 >= 0 }) {
+            if endedAt == nil, !isRunning { endedAt = .now }
+            if let endedAt, ContinuousClock.now - endedAt >= grace { break }
+            var polled = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            // A short timeout: the child's end is noticed by asking, not by a signal.
+            guard poll(&polled, nfds_t(polled.count), 100) > 0 else { continue }
+            for index in polled.indices where polled[index].fd >= 0 && polled[index].revents != 0 {
+                let count = chunk.withUnsafeMutableBytes { read(polled[index].fd, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR || errno == EAGAIN { continue }
+                guard count > 0 else { open[index] = -1; continue }
+                kept[index].append(contentsOf: chunk[..<count])
+                if kept[index].count > 2 * limit { kept[index].removeFirst(kept[index].count - limit) }
+            }
+        }
+        return (Array(kept[0].suffix(limit)), Array(kept[1].suffix(limit)))
     }
 
     /// SIGTERM, then waits for the child to end.

@@ -36,8 +36,9 @@ struct ProviderCommand: Sendable {
         environment["DEFERRED_HOST_ADDRESS"] = host.address
         let process: SpawnedProcess
         do {
+            // A group of its own: its time limit stops what it started too (a shell's commands).
             process = try SpawnedProcess(executable: program, arguments: Array(argv.dropFirst()),
-                                         standardOutput: .pipe, standardError: .pipe, environment: environment)
+                                         standardOutput: .pipe, standardError: .pipe, environment: environment, ownGroup: true)
         } catch {
             throw ProviderError(host: host.name, reason: "\(key): cannot start \(program): \(error)", isTransient: false)
         }
@@ -50,29 +51,13 @@ struct ProviderCommand: Sendable {
         }
         defer { stopper.cancel() }
         return await withTaskCancellationHandler {
-            // Both pipes drained at once: a command that fills one while we read the other
-            // would never end.
-            async let stdout = OffPool.run { Self.tail(of: process.output) }
-            async let stderr = OffPool.run { Self.tail(of: process.errors) }
-            let (printed, complained) = await (stdout, stderr)
+            // What it leaves running in the background (a daemon it starts) may hold its pipes:
+            // its end, not theirs, ends the command.
+            let (printed, complained) = await OffPool.run { process.readOutputs(keepingLast: Self.keptBytes, grace: .seconds(1)) }
             let status = await OffPool.run { process.waitForExit() }
             return Ran(status: status, stdout: String(decoding: printed, as: UTF8.self), stderr: String(decoding: complained, as: UTF8.self))
         } onCancel: {
             process.signal(SIGTERM)
-        }
-    }
-
-    /// Reads a pipe to its end, keeping the last `keptBytes`. read(2) itself: a signal that
-    /// interrupts it is waited out, not an end.
-    private static func tail(of handle: FileHandle?) -> [UInt8] {
-        guard let fd = handle?.fileDescriptor else { return [] }
-        var kept: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 16 << 10)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            if count <= 0 { return Array(kept.suffix(keptBytes)) }
-            kept.append(contentsOf: chunk[..<count])
-            if kept.count > 2 * keptBytes { kept.removeFirst(kept.count - keptBytes) }
         }
     }
 
