@@ -61,11 +61,11 @@ import Testing
             let port = try #require(client.port)
             let path = try await Self.eventsPath(ofPush: "#!/bin/sh\necho done\n", harness, client)
 
-            func answer(_ request: String) async throws -> (head: String, text: String) {
+            func answer(_ request: String) async throws -> (head: String, text: String, summary: String) {
                 let reader = try SSE.Reader(port: port, request: request)
                 #expect(try await reader.wait { $0.isClosed })
                 let response = SSE.response(reader.raw[...])
-                return (response.head, response.text)
+                return (response.head, response.text, reader.summary)
             }
             let unknown = try await answer("GET /r/\(ResultToken.make().rawValue)/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             #expect(unknown.head.hasPrefix("http/1.1 404"))
@@ -73,7 +73,7 @@ import Testing
             let malformed = try await answer("GET /r/not-a-token/events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             #expect(malformed.head.hasPrefix("http/1.1 404") && malformed.text.contains("\"error\""))
             let refused = try await answer("GET \(path) HTTP/1.1\r\nHost: x\r\nOrigin: https://elsewhere.example\r\nConnection: close\r\n\r\n")
-            #expect(refused.head.hasPrefix("http/1.1 403") && refused.text.contains("allowed_origins"), "head: \(refused.head) body: \(refused.text)")
+            #expect(refused.head.hasPrefix("http/1.1 403") && refused.text.contains("allowed_origins"), "\(refused.summary)")
             // Two Origin fields are read as the router reads them (joined), not by the first alone.
             let twice = try await answer("GET \(path) HTTP/1.1\r\nHost: x\r\nOrigin: https://ours.example\r\nOrigin: https://elsewhere.example\r\nConnection: close\r\n\r\n")
             #expect(twice.head.hasPrefix("http/1.1 403"), "\(twice.head)")

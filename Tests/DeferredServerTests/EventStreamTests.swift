@@ -63,7 +63,8 @@ import Testing
             // Reconnecting after the first line gives exactly what came after it.
             let resumed = try SSE.Reader(port: port, path: path, lastEventID: events[first].id)
             #expect(try await resumed.wait { $0.isEnded })
-            #expect(resumed.events == Array(events[(first + 1)...]))
+            #expect(resumed.events == Array(events[(first + 1)...]),
+                    "\(resumed.summary)")
             // So does ?last_event_id= (for clients that cannot set the header).
             let byQuery = try await client.execute(uri: path + "?last_event_id=" + (events[first].id ?? ""), method: .get)
             #expect(SSE.parse(String(buffer: byQuery.body)) == Array(events[(first + 1)...]))

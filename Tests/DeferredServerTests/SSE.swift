@@ -66,6 +66,8 @@ enum SSE {
         private let lock = NSLock()
         private var received: [UInt8] = []
         private var closed = false
+        /// How the reading ended: the server's close, or why recv failed (for test messages).
+        private var ending = "closed by the server"
 
         private let fd: Int32
 
@@ -93,6 +95,7 @@ enum SSE {
                     let n = recv(fd, &buffer, buffer.count, 0)
                     // A child process of the tests ending (SIGCHLD) interrupts recv: not the end.
                     if n < 0 && errno == EINTR { continue }
+                    if n < 0 { let failure = String(cString: strerror(errno)); lock.withLock { ending = "recv failed: \(failure)" } }
                     if n <= 0 { break }
                     lock.withLock { received += buffer[0..<n] }
                 }
@@ -126,6 +129,10 @@ enum SSE {
         var text: String { body.text }
         /// The server closed the connection.
         var isClosed: Bool { lock.withLock { closed } }
+        /// What a failing test says of the connection: its head, size and end.
+        var summary: String {
+            lock.withLock { "\(received.count) bytes, \(closed ? ending : "open"): \(String(decoding: received.prefix(400), as: UTF8.self))" }
+        }
         /// The last chunk came, or the server closed the connection.
         var isEnded: Bool { body.complete || lock.withLock { closed } }
         var events: [Event] { SSE.parse(text) }
