@@ -175,7 +175,9 @@ let package = Package(
         .executableTarget(
             name: "deferred-bench",
             dependencies: ["DeferredArtifacts", "DeferredCloud", "DeferredCore", "DeferredDemo", "DeferredHTTP", "DeferredRunner",
-                           "DeferredSSH", "DeferredStore", "DeferredTestSupport", .product(name: "Hummingbird", package: "hummingbird")],
+                           "DeferredSSH", "DeferredStore", "DeferredTestSupport", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio")],
             path: "Benchmarks/deferred-bench"
         ),
         // Every parser of outside bytes as a function of bytes: driven by libFuzzer through

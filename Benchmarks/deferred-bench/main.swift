@@ -5,6 +5,7 @@ import Foundation
 // deferred-bench listeners [N] [ROUNDS]     N event-stream listeners on one running job (medians of ROUNDS, 3)
 // deferred-bench dispatch [N] [M]           N jobs of `true` through one host with max_jobs M, beside xargs -P M ssh
 // deferred-bench intake [S] [C] [R]         signed pushes under wrk for S seconds over C connections, R rounds, beside adnanh/webhook
+// deferred-bench intake-floor [S] [C] [R]   the HTTP path alone (HMAC, 202): a Hummingbird route and bare SwiftNIO, beside adnanh/webhook
 // deferred-bench exec [N]                  N execs of `true` over one connection, beside ssh over a ControlMaster
 // deferred-bench reattach [N]               N running jobs followed again after a kill -9; 20 dropped connections
 // deferred-bench push [N]                  a push's parse (beside Foundation's JSONDecoder) and decision, N times
@@ -23,6 +24,10 @@ case "dispatch":
     exit(try await dispatchBench(arguments.dropFirst()))
 case "intake":
     exit(try await intakeBench(arguments.dropFirst()))
+case "intake-floor":
+    exit(try await intakeFloorBench(arguments.dropFirst()))
+case "intake-floor-server":
+    exit(try await intakeFloorServer(arguments.dropFirst()))
 case "exec":
     exit(try await execBench(arguments.dropFirst()))
 case "reattach":
