@@ -26,15 +26,15 @@ import Testing
         let channels = [NIOAsyncTestingChannel(loop: loop), NIOAsyncTestingChannel(loop: loop)]
         let listeners = channels.map { EventStreamListener(stream, channel: $0, caughtUp: caughtUp) }
         listeners.forEach { $0.start() }
-        #expect(try await Self.until { caughtUp.waiting(on: job.id) == 2 })
-        let backlog = try await channels.asyncMap(Self.written)
+        #expect(try await EventStreamChannelTests.eventually { caughtUp.waiting(on: job.id) == 2 })
+        let backlog = try await Self.written(channels)
         #expect(backlog.allSatisfy { $0.contains("first") }, "\(backlog)")
 
         channels[1].isWritable = false
         try await store.appendOutput(job.id, [(.stdout, "second\n", Date())])
-        #expect(try await Self.until { caughtUp.handedBack.load(ordering: .relaxed) == 1 && caughtUp.waiting(on: job.id) == 2 })
+        #expect(try await EventStreamChannelTests.eventually { caughtUp.handedBack.load(ordering: .relaxed) == 1 && caughtUp.waiting(on: job.id) == 2 })
         #expect(caughtUp.leftBehind.load(ordering: .relaxed) == 1)
-        let change = try await channels.asyncMap(Self.written)
+        let change = try await Self.written(channels)
         #expect(change[0].contains("second") && !change[0].contains("first"), "\(change[0])")
         #expect(change[1] == change[0])
 
@@ -42,7 +42,7 @@ import Testing
         channels[1].isWritable = true
         try await store.appendOutput(job.id, [(.stdout, "third\n", Date())])
         var after = ["", ""]
-        #expect(try await Self.until {
+        #expect(try await EventStreamChannelTests.eventually {
             for (index, channel) in channels.enumerated() { after[index] += try await Self.written(channel) }
             return after.allSatisfy { $0.contains("third") }
         })
@@ -54,27 +54,17 @@ import Testing
         try await loop.shutdownGracefully()
     }
 
+    /// What was written to each channel since the last look, as text.
+    private static func written(_ channels: [NIOAsyncTestingChannel]) async throws -> [String] {
+        var texts: [String] = []
+        for channel in channels { texts.append(try await written(channel)) }
+        return texts
+    }
+
     /// What was written to `channel` since the last look, as text.
     private static func written(_ channel: NIOAsyncTestingChannel) async throws -> String {
         var text = ""
         while let buffer = try await channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
         return text
-    }
-
-    /// Waits (a bound against hanging, not a speed check) until `condition` holds.
-    private static func until(_ condition: () async throws -> Bool) async throws -> Bool {
-        for _ in 0..<600 {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return try await condition()
-    }
-}
-
-private extension Array {
-    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
-        var mapped: [T] = []
-        for element in self { mapped.append(try await transform(element)) }
-        return mapped
     }
 }

@@ -167,7 +167,7 @@ import Testing
         _ = try await provider.wake(Self.host(HostCommandLines(wake: daemon, sleep: ["true"])), progress: { line in said.withLock { $0.append(line) } })
         let line = try #require(said.withLock { $0 }.first { $0.hasPrefix("wake command exited 0: ") }, "\(said.withLock { $0 })")
         let left = try #require(Int32(line.dropFirst("wake command exited 0: ".count).prefix { $0.isNumber }))
-        #expect(Self.isAlive(left), "the daemon a wake started was stopped")
+        #expect(StalledHostTests.isAlive(left), "the daemon a wake started was stopped")
         kill(left, SIGKILL)
 
         let stuck = ["/bin/sh", "-c", "sleep 120 & echo $!; wait"]
@@ -177,21 +177,8 @@ import Testing
         } catch {
             let started = try #require(Int32(error.reason.split(separator: ": ").last?.prefix { $0.isNumber } ?? ""), "\(error.reason)")
             #expect(error.reason.contains("exited \(128 + SIGTERM)"), "\(error.reason)")
-            #expect(try await Self.until { !Self.isAlive(started) }, "what the command started outlived its time limit")
+            #expect(try await EventStreamChannelTests.eventually { !StalledHostTests.isAlive(started) }, "what the command started outlived its time limit")
         }
-    }
-
-    /// A process that has not ended (a zombie has).
-    private static func isAlive(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
-        return !stat[stat.index(after: close)...].hasPrefix(" Z")
-    }
-
-    /// Waits (a bound against hanging, not a speed check) until `condition` holds.
-    private static func until(_ condition: () -> Bool) async throws -> Bool {
-        for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(50)) }
-        return condition()
     }
 }
 

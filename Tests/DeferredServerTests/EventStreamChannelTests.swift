@@ -277,12 +277,12 @@ import Testing
     }
 
     /// Waits (a bound against hanging, not a speed check) until `condition` holds.
-    static func eventually(_ condition: () -> Bool) async throws -> Bool {
+    static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
-            if condition() { return true }
+            if try await condition() { return true }
             try await Task.sleep(for: .milliseconds(20))
         }
-        return condition()
+        return try await condition()
     }
 }
