@@ -25,6 +25,8 @@ public actor SSHSession {
     /// Watches the socket while some read loop waits for input; suspended while none does.
     private var socketWatch: DispatchSourceRead?
     private var socketWatchArmed = false
+    /// The socket's copy the watch reads (see `watchSocket`).
+    private var watchedSocket: Int32 = -1
     /// Read loops waiting for input, each woken by the socket, a disconnect, its task's
     /// cancellation or, as a backstop, `inputWaitLimit`.
     private var inputWaiters: [Int: InputWaiter] = [:]
@@ -82,7 +84,11 @@ public actor SSHSession {
             return
         }
         socketWatch = nil
-        watch.setCancelHandler { owned.free() }
+        let copy = watchedSocket
+        watch.setCancelHandler {
+            close(copy)
+            owned.free()
+        }
         // A suspended source is neither cancelled nor freed safely.
         if !socketWatchArmed { watch.resume() }
         socketWatchArmed = false
@@ -425,9 +431,15 @@ public actor SSHSession {
             socketWatchArmed = true
             return
         }
+        // The watch has a copy of the socket of its own, closed only once it is cancelled:
+        // libssh closes its socket when the connection fails, and a number libdispatch still
+        // watches could meanwhile be another session's socket, whose watch would never fire.
         let fd = ssh_get_fd(session)
         guard fd >= 0 else { return }
-        let watch = DispatchSource.makeReadSource(fileDescriptor: fd, queue: executor.queue)
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else { return }
+        watchedSocket = copy
+        let watch = DispatchSource.makeReadSource(fileDescriptor: copy, queue: executor.queue)
         watch.setEventHandler { [weak self] in
             self?.assumeIsolated { $0.socketReadable() }
         }

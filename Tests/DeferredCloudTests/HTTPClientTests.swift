@@ -3,6 +3,7 @@ import DeferredCloud
 import DeferredDemo
 import DeferredTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// The libcurl client: bodies streamed from and to files, through moto's S3 API; and the
@@ -79,37 +80,32 @@ final class SilentPeer: @unchecked Sendable {
 
 @Suite struct HTTPClientProxyTests {
     /// A forward proxy that answers every request itself and remembers its request line.
-    final class RecordingProxy: @unchecked Sendable {
-        let port: Int
-        private let fd: Int32
-        private let lock = NSLock()
-        private var lines: [String] = []
-        var requestLines: [String] { lock.withLock { lines } }
+    final class RecordingProxy: Sendable {
+        var port: Int { acceptor.port }
+        private final class Lines: Sendable { let seen = Mutex<[String]>([]) }
+        private let lines = Lines()
+        private let acceptor: LoopbackAcceptor
+        var requestLines: [String] { lines.seen.withLock { $0 } }
 
         init() throws {
-            (fd, port) = try FreePort.listenLoopback()
-            let fd = self.fd
-            Thread.detachNewThread { [weak self] in
-                while true {
-                    let client = accept(fd, nil, nil)
-                    guard client >= 0 else { return }
-                    var request = [UInt8]()
-                    var buffer = [UInt8](repeating: 0, count: 4096)
-                    while !request.suffix(4).elementsEqual(Array("\r\n\r\n".utf8)) {
-                        let n = read(client, &buffer, buffer.count)
-                        guard n > 0 else { break }
-                        request += buffer[0..<n]
-                    }
-                    let line = String(decoding: request, as: UTF8.self).split(separator: "\r\n").first.map(String.init) ?? ""
-                    self?.lock.withLock { self?.lines.append(line) }
-                    let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nproxied".utf8)
-                    _ = answer.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
-                    Glibc.close(client)
+            let lines = self.lines
+            acceptor = try LoopbackAcceptor { client in
+                var request = [UInt8]()
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while !request.suffix(4).elementsEqual(Array("\r\n\r\n".utf8)) {
+                    let n = read(client, &buffer, buffer.count)
+                    guard n > 0 else { break }
+                    request += buffer[0..<n]
                 }
+                let line = String(decoding: request, as: UTF8.self).split(separator: "\r\n").first.map(String.init) ?? ""
+                lines.seen.withLock { $0.append(line) }
+                let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nproxied".utf8)
+                _ = answer.withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
+                Glibc.close(client)
             }
         }
 
-        func close() { shutdown(fd, Int32(SHUT_RDWR)); Glibc.close(fd) }
+        func close() { acceptor.stop() }
     }
 
     @Test func httpProxyAndNoProxyAreHonoured() async throws {

@@ -69,7 +69,8 @@ enum SSE {
         /// How the reading ended: the server's close, or why recv failed (for test messages).
         private var ending = "closed by the server"
 
-        private let fd: Int32
+        /// Its socket's number (closed once the reading ended).
+        let fd: Int32
 
         convenience init(port: Int, path: String, lastEventID: String? = nil, origin: String? = nil) throws {
             var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nConnection: close\r\n"
@@ -99,8 +100,12 @@ enum SSE {
                     if n <= 0 { break }
                     lock.withLock { received += buffer[0..<n] }
                 }
-                close(fd)
-                lock.withLock { closed = true }
+                // Closed under the lock that `hangUp` takes: once closed, its number may be
+                // another test's connection, which a late shutdown would end.
+                lock.withLock {
+                    close(fd)
+                    closed = true
+                }
             }
         }
 
@@ -108,10 +113,14 @@ enum SSE {
         func resume() { reading.signal() }
 
         /// Closes its sending side only, and goes on reading.
-        func finishSending() { shutdown(fd, Int32(SHUT_WR)) }
+        func finishSending() { shutdownUnlessClosed(Int32(SHUT_WR)) }
 
         /// Leaves, as a browser tab that closes does.
-        func hangUp() { shutdown(fd, Int32(SHUT_RDWR)) }
+        func hangUp() { shutdownUnlessClosed(Int32(SHUT_RDWR)) }
+
+        private func shutdownUnlessClosed(_ how: Int32) {
+            lock.withLock { if !closed { _ = shutdown(fd, how) } }
+        }
 
         /// Everything received so far, as it came.
         var raw: [UInt8] { lock.withLock { received } }

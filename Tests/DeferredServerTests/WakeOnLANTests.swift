@@ -19,6 +19,7 @@ import Glibc
         private let socket: Int32
         private let counts = Mutex((woken: 0, foreign: 0, other: 0))
         private let booting = Mutex(false)
+        private let stopping = Atomic(false)
         let sshd: ThrowawaySSHD
 
         var woken: Int { counts.withLock { $0.woken } }
@@ -41,11 +42,18 @@ import Glibc
             }
             socket = fd
             port = Int(UInt16(bigEndian: address.sin_port))
+            // A shutdown does not wake a UDP socket's recv: it wakes on its own to look.
+            var wake = timeval(tv_sec: 0, tv_usec: 200_000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wake, socklen_t(MemoryLayout<timeval>.size))
             let expected = WakeOnLAN(mac: mac).magicPacket
             Thread.detachNewThread { [self] in
                 var buffer = [UInt8](repeating: 0, count: 2048)
-                while true {
+                // The thread closes the socket after its last recv: closed sooner, its number
+                // could be another test's socket by the next recv.
+                defer { close(socket) }
+                while !stopping.load(ordering: .acquiring) {
                     let got = recv(socket, &buffer, buffer.count, 0)
+                    if got < 0 && (errno == EAGAIN || errno == EINTR) { continue }
                     guard got >= 0 else { return }
                     let packet = Array(buffer[0..<got])
                     if packet == expected {
@@ -69,10 +77,7 @@ import Glibc
             }
         }
 
-        func shutDown() {
-            Glibc.shutdown(socket, Int32(SHUT_RDWR))
-            close(socket)
-        }
+        func shutDown() { stopping.store(true, ordering: .releasing) }
     }
 
     /// Sends `packet` to the machine's port, as another machine's wake would.

@@ -3,43 +3,24 @@ import Foundation
 
 /// A TCP proxy on loopback that waits before it connects each client to the target port:
 /// a build host that takes its time to come up, so a test can watch a job wait for it.
-public final class SlowHostProxy: @unchecked Sendable {
-    public let port: Int
-    private let listener: Int32
-    private let lock = NSLock()
-    private var stopped = false
+public final class SlowHostProxy: Sendable {
+    public var port: Int { acceptor.port }
+    private let acceptor: LoopbackAcceptor
 
     public init(to targetPort: Int, delay: Duration) throws {
-        (listener, port) = try FreePort.listenLoopback()
-        let listener = self.listener
-        Thread.detachNewThread { [weak self] in
-            while true {
-                let client = accept(listener, nil, nil)
-                guard client >= 0 else { return }
-                if self?.isStopped ?? true { close(client); return }
-                Thread.detachNewThread {
-                    Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
-                    guard let upstream = FreePort.connectLoopback(port: targetPort) else { close(client); return }
-                    let outbound = Thread { Self.pump(from: client, to: upstream) }
-                    outbound.start()
-                    Self.pump(from: upstream, to: client)
-                    while !outbound.isFinished { Thread.sleep(forTimeInterval: 0.01) }
-                    close(client)
-                    close(upstream)
-                }
-            }
+        acceptor = try LoopbackAcceptor { client in
+            Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+            guard let upstream = FreePort.connectLoopback(port: targetPort) else { close(client); return }
+            let outbound = Thread { Self.pump(from: client, to: upstream) }
+            outbound.start()
+            Self.pump(from: upstream, to: client)
+            while !outbound.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+            close(client)
+            close(upstream)
         }
     }
 
-    private var isStopped: Bool { lock.withLock { stopped } }
-
-    public func stop() {
-        lock.withLock { stopped = true }
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-    }
-
-    deinit { stop() }
+    public func stop() { acceptor.stop() }
 
     /// Copies until `source` ends, then passes the end on and lets go of `source`.
     private static func pump(from source: Int32, to destination: Int32) {
