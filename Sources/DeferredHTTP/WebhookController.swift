@@ -25,11 +25,6 @@ public struct WebhookController: Sendable {
         router.post("/hooks/github") { request, context in try await receive(request, context: context) }
     }
 
-    struct Queued: Encodable {
-        var id: String
-        var result_url: String
-    }
-
     func receive(_ request: Request, context: DeferredRequestContext) async throws -> Response {
         let log = IntakeLog(context.logger, kind: "webhook", delivery: request.headers[.gitHubDelivery])
         return try await log.deciding { try await decide(request, context: context, log: log) }
@@ -84,7 +79,11 @@ public struct WebhookController: Sendable {
             case .created(let job), .duplicate(let job):
                 if case .created = stored { onQueued() }
                 log.accepted(job, again: stored != .created(job))
-                return JSONBody.response(.accepted, Queued(id: job.id.rawValue, result_url: ResultsController.resultURL(config, job.token)))
+                // Keys sorted, as every answer's.
+                var queued = FlatJSONObject()
+                queued.add("id", job.id.rawValue)
+                queued.add("result_url", ResultsController.resultURL(config, job.token))
+                return JSONBody.raw(.accepted, Data(queued.text))
             case .queueFull(let waiting):
                 throw APIError.queueFull(project: project, waiting: waiting)
             }

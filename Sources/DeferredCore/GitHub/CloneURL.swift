@@ -2,11 +2,9 @@
 /// that run commands (`ext::`) and reads a leading `-` as an option, so only the plain forms pass.
 public enum CloneURL {
     public static func isAllowed(_ url: String) -> Bool {
-        guard !url.isEmpty, !url.hasPrefix("-"),
-              !url.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7f } ?? false })
-        else { return false }
+        guard !url.isEmpty, !url.hasPrefix("-"), !url.unicodeScalars.contains(where: isRefused) else { return false }
         for scheme in ["https://", "http://", "ssh://", "git://", "file://"] where url.hasPrefix(scheme) {
-            return url.count > scheme.count
+            return url.utf8.count > scheme.utf8.count
         }
         if url.hasPrefix("/") { return true }
         // scp-like: user@host:path, with no "::" transport marker.
@@ -14,5 +12,12 @@ public enum CloneURL {
             return url.distance(from: url.startIndex, to: at) > 0 && url.index(after: colon) < url.endIndex
         }
         return false
+    }
+
+    /// Whitespace and control characters, looked up by scalar: ASCII ones by value, which
+    /// is all a URL usually holds (the Unicode tables cost more than the rest of the check).
+    private static func isRefused(_ scalar: Unicode.Scalar) -> Bool {
+        if scalar.isASCII { return scalar.value < 0x21 || scalar.value == 0x7f }
+        return scalar.properties.isWhitespace
     }
 }
