@@ -14,11 +14,13 @@ public struct WebhookController: Sendable {
     let config: DeferredConfig
     let store: any JobStore
     let onQueued: @Sendable () -> Void
+    let signatureKey: WebhookSignature.Key
 
     public init(config: DeferredConfig, store: any JobStore, onQueued: @escaping @Sendable () -> Void) {
         self.config = config
         self.store = store
         self.onQueued = onQueued
+        signatureKey = WebhookSignature.Key(secret: config.github.secret)
     }
 
     public func addRoutes(to router: Router<DeferredRequestContext>) {
@@ -26,15 +28,16 @@ public struct WebhookController: Sendable {
     }
 
     func receive(_ request: Request, context: DeferredRequestContext) async throws -> Response {
-        let log = IntakeLog(context.logger, kind: "webhook", delivery: request.headers[.gitHubDelivery])
-        return try await log.deciding { try await decide(request, context: context, log: log) }
+        let delivery = request.headers[.gitHubDelivery]
+        let log = IntakeLog(context.logger, kind: "webhook", delivery: delivery)
+        return try await log.deciding { try await decide(request, delivery: delivery, context: context, log: log) }
     }
 
-    private func decide(_ request: Request, context: DeferredRequestContext, log: IntakeLog) async throws -> Response {
+    private func decide(_ request: Request, delivery: String?, context: DeferredRequestContext, log: IntakeLog) async throws -> Response {
         try checkNetwork(context)
         let body = try await RequestBody.collect(request, limit: Self.bodyLimit, deadline: config.server.bodyTimeout)
         do throws(WebhookSignature.Failure) {
-            try WebhookSignature.verify(header: request.headers[.hubSignature256], body: body, secret: config.github.secret)
+            try WebhookSignature.verify(header: request.headers[.hubSignature256], body: body, key: signatureKey)
         } catch {
             throw APIError(.unauthorized, error.description)
         }
@@ -48,7 +51,7 @@ public struct WebhookController: Sendable {
             return JSONBody.response(.ok, ["ok": "pong"])
         case "push":
             // The signed body names the push; the delivery id is not signed.
-            return try await push(payload, delivery: request.headers[.gitHubDelivery], bodySHA256: Hex.encode(SHA256.hash(data: body)), log: log)
+            return try await push(payload, delivery: delivery, bodySHA256: Hex.encode(SHA256.hash(data: body)), log: log)
         default:
             let why = "deferred does not act on '\(event)' events"
             log.ignored(why)
@@ -91,6 +94,8 @@ public struct WebhookController: Sendable {
     }
 
     private func payload(of request: Request, body: Data) throws -> Data {
+        // GitHub's usual header, known without parsing it.
+        if request.headers[.contentType] == "application/json" { return body }
         let type = RequestBody.mediaType(of: request)
         if type?.isType(.applicationJson) == true { return body }
         guard type?.isType(.applicationUrlEncoded) == true else {

@@ -109,3 +109,17 @@ struct WebhookTests {
         #expect(trigger.commit == String(repeating: "ab", count: 20))
     }
 }
+
+/// A pattern without `*`, `?` or `[` is compared as it is: the same answers as the matcher's.
+@Suite struct PlainBranchPatternTests {
+    @Test func aPlainNameMatchesWhatTheMatcherMatches() {
+        var generator = SeededGenerator(seed: 7)
+        let pieces = ["main", "dev", "/", "release", "é", "e\u{301}", "-", ".", "x"]
+        for _ in 0..<2_000 {
+            let name = { (0..<Int.random(in: 0...3, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined() }
+            let pattern = name(), branch = Bool.random(using: &generator) ? pattern : name()
+            #expect(BranchGlob(pattern).matches(branch) == BranchGlob.match(Array(pattern), Array(branch)), "'\(pattern)' '\(branch)'")
+            #expect(BranchGlob("!" + pattern).matches(branch) == BranchGlob.match(Array(pattern), Array(branch)))
+        }
+    }
+}

@@ -38,6 +38,11 @@ public struct BranchGlob: Sendable, Equatable {
 
     public func matches(_ branch: String) -> Bool {
         let body = isNegated ? pattern.dropFirst() : Substring(pattern)
+        // A plain name, as most projects list (`main`): the matcher could only compare it
+        // character by character, at the cost of its tables on every push.
+        if !body.utf8.contains(where: { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "[") }) {
+            return body == branch[...]
+        }
         return BranchGlob.match(Array(body), Array(branch))
     }
 
@@ -51,7 +56,7 @@ public struct BranchGlob: Sendable, Equatable {
         return allowed
     }
 
-    private static func match(_ p: [Character], _ s: [Character]) -> Bool {
+    static func match(_ p: [Character], _ s: [Character]) -> Bool {
         // Iterative matcher with memo over (pattern index, string index).
         var memo: [Int: Bool] = [:]
         func go(_ i: Int, _ j: Int) -> Bool {
