@@ -1,4 +1,5 @@
 import DeferredDemo
+import DeferredTestSupport
 import Foundation
 
 /// Server-Sent Events as a client sees them: parsed from text, and read live from a plain
@@ -83,9 +84,13 @@ enum SSE {
 
         /// Sends `request` as it is (one or several, pipelined) and reads what comes back;
         /// `paused`: reads nothing until `resume()`, as a listener that stalls.
-        init(port: Int, request: String, paused: Bool = false) throws {
+        /// `highDescriptor`: the socket gets a number from `HighDescriptor`, for a test that
+        /// watches that number.
+        init(port: Int, request: String, paused: Bool = false, highDescriptor: Bool = false) throws {
             // A paused reader offers a small window, so the server's side fills up soon.
-            guard let fd = FreePort.connectLoopback(port: port, receiveBuffer: paused ? 4096 : nil) else { throw POSIXError(.ECONNREFUSED) }
+            guard let connected = FreePort.connectLoopback(port: port, receiveBuffer: paused ? 4096 : nil) else { throw POSIXError(.ECONNREFUSED) }
+            let fd = highDescriptor ? HighDescriptor.move(connected) : connected
+            guard fd >= 0 else { throw POSIXError(.EMFILE) }
             self.fd = fd
             _ = request.withCString { send(fd, $0, strlen($0), 0) }
             if !paused { reading.signal() }

@@ -11,9 +11,14 @@ public final class LoopbackAcceptor: Sendable {
     public let port: Int
     private let socket: ListeningSocket
 
-    /// `serve` owns the connection it is given, and closes it.
-    public init(serve: @escaping @Sendable (Int32) -> Void) throws {
-        let (fd, port) = try FreePort.listenLoopback()
+    /// `serve` owns the connection it is given, and closes it. `highDescriptor`: the listening
+    /// socket gets a number from `HighDescriptor`, for a test that watches that number.
+    public init(highDescriptor: Bool = false, serve: @escaping @Sendable (Int32) -> Void) throws {
+        var (fd, port) = try FreePort.listenLoopback()
+        if highDescriptor {
+            fd = HighDescriptor.move(fd)
+            guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        }
         self.port = port
         let socket = ListeningSocket(fd)
         self.socket = socket
