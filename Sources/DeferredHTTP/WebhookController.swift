@@ -94,8 +94,6 @@ public struct WebhookController: Sendable {
     }
 
     private func payload(of request: Request, body: Data) throws -> Data {
-        // GitHub's usual header, known without parsing it.
-        if request.headers[.contentType] == "application/json" { return body }
         let type = RequestBody.mediaType(of: request)
         if type?.isType(.applicationJson) == true { return body }
         guard type?.isType(.applicationUrlEncoded) == true else {

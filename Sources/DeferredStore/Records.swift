@@ -63,6 +63,7 @@ extension JobRecord {
     /// Shared (both are safe to use from several threads): one made for every job written or
     /// read cost more than the small trigger they code.
     private static let triggerEncoder = JSONEncoder()
+    private static let triggerDecoder = JSONDecoder()
 
     /// The trigger's JSON as JSONEncoder writes it; a push's, which every webhook's job has,
     /// written without the encoder's generic walk (the same fields: StoredTriggerTests).
@@ -75,7 +76,6 @@ extension JobRecord {
         }
         return String(decoding: object.text, as: UTF8.self)
     }
-    private static let triggerDecoder = JSONDecoder()
 
     func job() throws -> Job {
         guard let status = JobStatus(rawValue: status) else {

@@ -52,8 +52,10 @@ public enum WebhookSignature {
 }
 
 public enum Hex {
+    /// The lowercase digits, by value.
+    public static let digits = Array("0123456789abcdef".utf8)
+
     public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         for b in bytes {
             out.append(digits[Int(b >> 4)])

@@ -20,8 +20,6 @@ public struct FlatJSONObject: Sendable {
     /// The object's text, closed.
     public var text: [UInt8] { bytes + [UInt8(ascii: "}")] }
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-
     /// `string` quoted: `"` and `\` escaped, control characters as their short escapes or
     /// `\u00XX`; everything else, non-ASCII included, as its UTF-8.
     private static func write(_ string: String, to bytes: inout [UInt8]) {
@@ -37,8 +35,8 @@ public struct FlatJSONObject: Sendable {
             case 0x0C: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "f")])
             case ..<0x20:
                 bytes.append(contentsOf: Array(#"\u00"#.utf8))
-                bytes.append(hexDigits[Int(byte >> 4)])
-                bytes.append(hexDigits[Int(byte & 0x0F)])
+                bytes.append(Hex.digits[Int(byte >> 4)])
+                bytes.append(Hex.digits[Int(byte & 0x0F)])
             default: bytes.append(byte)
             }
         }
