@@ -109,6 +109,7 @@ let package = Package(
         .target(
             name: "DeferredStore",
             dependencies: ["CLZ4", "DeferredFiles", "DeferredCore", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "GRDBSQLite", package: "GRDB.swift"),
                            .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                            .product(name: "Logging", package: "swift-log")]
         ),
@@ -202,7 +203,8 @@ let package = Package(
         // The store conformance suite: what every JobStore implementation must do.
         .testTarget(
             name: "DeferredStoreTests",
-            dependencies: ["DeferredCore", "DeferredStore", "DeferredTestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["DeferredCore", "DeferredStore", "DeferredTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "GRDBSQLite", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "DeferredConfigFileTests",

@@ -34,6 +34,8 @@ case "reattach":
     exit(try await reattachBench(arguments.dropFirst()))
 case "stores":
     exit(try await storesBench(arguments.dropFirst()))
+case "store-intake":
+    exit(try await storeIntakeBench(arguments.dropFirst()))
 case "push":
     exit(try await pushBench(arguments.dropFirst()))
 case "artifacts":

@@ -1,6 +1,7 @@
 @testable import DeferredStore
 import Foundation
 import GRDB
+import GRDBSQLite
 import Testing
 
 /// Intake writes committed together: each in a savepoint of its own, so one that fails after
@@ -39,10 +40,24 @@ import Testing
         }
     }
 
-    /// A write that ends the whole transaction (as a full disk's error can) fails its batch,
-    /// and the writes after it in that batch are not committed on their own by their savepoints:
-    /// each write is stored exactly when it was answered stored.
-    @Test func writesAfterOneThatEndedTheTransactionAreNotCommittedAlone() async throws {
+    /// How a write ends the whole transaction, as a full disk's error can: through GRDB, or in a
+    /// statement GRDB does not see run (as `PreparedInsert` steps SQLite itself).
+    enum TransactionEnd: CaseIterable, Sendable {
+        case throughGRDB, behindGRDB
+
+        func end(_ db: Database) throws {
+            switch self {
+            case .throughGRDB: try db.execute(sql: "ROLLBACK")
+            case .behindGRDB: _ = sqlite3_exec(db.sqliteConnection, "ROLLBACK", nil, nil, nil)
+            }
+        }
+    }
+
+    /// A write that ends the whole transaction fails its batch, and the writes after it in that
+    /// batch are not committed on their own by their savepoints: each write is stored exactly
+    /// when it was answered stored.
+    @Test(arguments: TransactionEnd.allCases)
+    func writesAfterOneThatEndedTheTransactionAreNotCommittedAlone(_ end: TransactionEnd) async throws {
         try await TemporaryFolder.with("group") { folder in
             let store = try SQLiteJobStore(path: folder + "/state.sqlite")
             let insert = "INSERT INTO host (name, provider, state) VALUES (?, 'static', 'ready')"
@@ -59,7 +74,7 @@ import Testing
                 group.addTask {
                     let ended = try? await store.intakeWrite { db in
                         try db.execute(sql: insert, arguments: ["ender"])
-                        try db.execute(sql: "ROLLBACK")
+                        try end.end(db)
                     }
                     return ("ender", ended != nil)
                 }
