@@ -4,6 +4,7 @@ import DeferredRunner
 @testable import DeferredDispatcher
 import DeferredSSH
 import DeferredStore
+import DeferredTestSupport
 import Foundation
 import Testing
 
@@ -43,6 +44,37 @@ import Testing
         }
         #expect(output == ["last line\n"])
         _ = try await holder.value
+    }
+
+    /// A job's output is the host's, so any bytes at all: a NUL (which SQLite's text binding
+    /// ends a string at, and PostgreSQL refuses in text) is stored as U+FFFD, as bytes that
+    /// are not UTF-8 are, and nothing after it is lost.
+    @Test func outputWithNULBytesIsStoredWhole() async throws {
+        let scratch = try await ScratchStore()
+        defer { scratch.remove() }
+        let (store, job) = (scratch.store, scratch.job)
+        let recorder = OutputRecorder(job: job.id, store: store)
+        recorder.take(.stdout([0x61, 0x00, 0x62, 0x0A, 0x00, 0x00, 0x0A]))
+        recorder.take(.stderr([0x63, 0xFF, 0x00, 0x64, 0x0A]))
+        await recorder.close()
+        let output = try await store.feed(of: job.id, after: FeedCursor()).items.compactMap { item -> String? in
+            if case .output(let chunk) = item.kind { chunk.text } else { nil }
+        }
+        #expect(output == ["a\u{FFFD}b\n\u{FFFD}\u{FFFD}\n", "c\u{FFFD}\u{FFFD}d\n"])
+    }
+
+    /// Any bytes: the stored text holds no NUL, and each character of the plain UTF-8 reading
+    /// is kept or stands as U+FFFD (seeded, 2,000 cases of NULs, stray and cut UTF-8).
+    @Test func storedTextOfAnyBytesHasNoNULAndLosesNothingElse() {
+        var random = SeededGenerator(seed: 0x07f4_e75)
+        let alphabet: [UInt8] = [0x00, 0x0A, 0x41, 0x7F, 0x80, 0xBF, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0xF0, 0x9F, 0x98, 0x80, 0xFF]
+        for _ in 0..<2_000 {
+            let bytes = (0..<Int.random(in: 0...40, using: &random)).map { _ in alphabet.randomElement(using: &random)! }
+            let text = OutputRecorder.storedText(bytes)
+            let plain = String(decoding: bytes, as: UTF8.self)
+            #expect(!text.unicodeScalars.contains("\0"), "\(bytes)")
+            #expect(Array(text.unicodeScalars) == plain.unicodeScalars.map { $0 == "\0" ? "\u{FFFD}" : $0 }, "\(bytes)")
+        }
     }
 
     /// Lines keep the order they came in across stdout and stderr, even when one batch holds
