@@ -223,7 +223,7 @@ extension PendingResultRecord {
         status = outcome.status.rawValue
         exitStatus = outcome.exitStatus
         signal = outcome.signal
-        error = outcome.error
+        error = StoredText.kept(outcome.error)
         startedAt = outcome.startedAt.timeIntervalSince1970
         finishedAt = outcome.finishedAt.timeIntervalSince1970
         self.results = results

@@ -522,10 +522,7 @@ struct StoreConformanceTests {
     @Test(arguments: StoreUnderTest.all)
     func theFeedMergesStatesAndOutputInTimeAndResumesFromACursorWithoutGapsOrRepeats(_ kind: StoreUnderTest) async throws {
         try await kind.with { store in
-            let job = Sample.push(queuedAt: Date().addingTimeInterval(-10))
-            _ = try await store.enqueue(job, delivery: nil)
-            _ = try await store.leaseNext(now: Date().addingTimeInterval(-9), targetsFor: { _ in [.host(name: "box", maxJobs: 1)] })
-            try await store.markRunning(job.id, at: Date().addingTimeInterval(-8))
+            let job = try await Sample.runningPush(in: store)
             let lines = (0..<(StorePolicy.feedPageRows + 8)).map { "line \($0)\n" }
             for (i, line) in lines.enumerated() {
                 try await store.appendOutput(job.id, [(stream: .stdout, text: line, at: Date().addingTimeInterval(-7 + Double(i) * 0.01))])
@@ -552,6 +549,27 @@ struct StoreConformanceTests {
             // From the last cursor there is nothing more.
             let after = try await store.feed(of: job.id, after: cursor)
             #expect(after.items.isEmpty && after.jobEnded)
+        }
+    }
+
+    /// Text a job's host had a hand in (its output, an error quoting what it said) may hold a
+    /// NUL, which SQLite's text binding ends a string at and PostgreSQL refuses: each store keeps
+    /// it as U+FFFD, and the text after it.
+    @Test(arguments: StoreUnderTest.all)
+    func textWithNULIsKeptWholeWithTheNULAsAReplacementCharacter(_ kind: StoreUnderTest) async throws {
+        try await kind.with { store in
+            let job = try await Sample.runningPush(in: store)
+            try await store.appendOutput(job.id, [(stream: .stdout, text: "a\0b\n", at: Date().addingTimeInterval(-7))])
+            var outcome = Sample.outcome(.failed)
+            outcome.error = "the host said: c\0d"
+            try await store.holdResults(job.id, outcome: outcome, results: Data("{}".utf8))
+            #expect(try await store.pendingResults().map(\.outcome.error) == ["the host said: c\u{FFFD}d"])
+            try await store.finish(job.id, outcome: outcome)
+            let items = try await store.feed(of: job.id, after: FeedCursor(event: 0, output: 0)).items
+            let output = items.compactMap { if case .output(let chunk) = $0.kind { chunk.text } else { nil } }
+            #expect(output == ["a\u{FFFD}b\n"])
+            let details = items.compactMap { if case .state(let event) = $0.kind { event.detail } else { nil } }
+            #expect(details.last == "exit status 1; the host said: c\u{FFFD}d", "\(details)")
         }
     }
 

@@ -42,6 +42,15 @@ enum Sample {
             pusher: "octo", cloneURL: "https://github.com/octo/sample.git")), queuedAt: queuedAt)
     }
 
+    /// A push queued 10 s ago, leased to `box` and running for 8 s: its feed's output and end to come.
+    static func runningPush(in store: any JobStore) async throws -> Job {
+        let job = push(queuedAt: Date().addingTimeInterval(-10))
+        _ = try await store.enqueue(job, delivery: nil)
+        _ = try await store.leaseNext(now: Date().addingTimeInterval(-9), targetsFor: { _ in [.host(name: "box", maxJobs: 1)] })
+        try await store.markRunning(job.id, at: Date().addingTimeInterval(-8))
+        return job
+    }
+
     static func script(project: String = "sample", queuedAt: Date = now) -> Job {
         Job(project: project, trigger: .script(ScriptTrigger(script: "echo hi\n", signer: "ci", interpreter: .program("/bin/sh"))),
             queuedAt: queuedAt)

@@ -125,7 +125,7 @@ final class OutputRecorder: Sendable {
                 if take > 0 {
                     // Rows of at most `rowLimit`: a listener or a page reads them a few at a time.
                     for piece in Self.pieces(run.bytes[..<take], upTo: Self.rowLimit) {
-                        let text = Self.storedText(piece)
+                        let text = String(decoding: piece, as: UTF8.self)
                         if chunks.last?.stream == run.stream, chunks[chunks.count - 1].text.utf8.count + piece.count <= Self.rowLimit {
                             chunks[chunks.count - 1].text += text
                         } else {
@@ -161,17 +161,6 @@ final class OutputRecorder: Sendable {
 
     /// The most one stored chunk holds.
     static let rowLimit = 64 << 10
-
-    /// A host's bytes as the store keeps them: UTF-8, with bytes that are not UTF-8 and NUL as
-    /// U+FFFD. A job's output is whatever its host sends; a NUL ended the text SQLite bound (the
-    /// rest of the chunk was lost) and PostgreSQL refuses it in text. output.log keeps the bytes.
-    static func storedText(_ bytes: some Collection<UInt8>) -> String {
-        let text = String(decoding: bytes, as: UTF8.self)
-        guard bytes.contains(0) else { return text }
-        var scalars = String.UnicodeScalarView()
-        scalars.append(contentsOf: text.unicodeScalars.lazy.map { $0 == "\0" ? "\u{FFFD}" : $0 })
-        return String(scalars)
-    }
 
     /// `bytes` in pieces of at most `limit`, each cut between UTF-8 characters.
     static func pieces(_ bytes: ArraySlice<UInt8>, upTo limit: Int) -> [ArraySlice<UInt8>] {

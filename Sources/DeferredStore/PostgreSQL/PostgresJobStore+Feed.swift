@@ -7,7 +7,7 @@ extension PostgresJobStore {
     public func appendOutput(_ id: JobID, _ chunks: [(stream: OutputChunk.Stream, text: String, at: Date)],
                              through position: OutputPosition?) async throws(StoreError) {
         guard !chunks.isEmpty || position != nil else { return }
-        let rows = chunks.map { (at: $0.at.timeIntervalSince1970, stream: $0.stream.rawValue, text: $0.text) }
+        let rows = chunks.map { (at: $0.at.timeIntervalSince1970, stream: $0.stream.rawValue, text: StoredText.kept($0.text)) }
         let me = membership?.id
         try await transaction { c in
             try await Self.lockFollowed(c, id, by: me)

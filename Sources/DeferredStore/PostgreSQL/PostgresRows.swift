@@ -95,7 +95,7 @@ extension PostgresJobStore {
         try await c.sql("""
             WITH e AS (
                 INSERT INTO job_event (job_id, at, status, detail, host_state)
-                VALUES (\(id.rawValue), \(at.timeIntervalSince1970), \(status.rawValue), \(detail), \(hostState?.rawValue))
+                VALUES (\(id.rawValue), \(at.timeIntervalSince1970), \(status.rawValue), \(StoredText.kept(detail)), \(hostState?.rawValue))
                 RETURNING job_id)
             SELECT \(unescaped: Self.announceJob("e.job_id"))\(unescaped: queue ? ", " + Self.announceQueue : "") FROM e
             """)

@@ -12,7 +12,7 @@ extension SQLiteJobStore {
         guard !chunks.isEmpty || position != nil else { return }
         try await write { db in
             for chunk in chunks {
-                try JobOutputRecord(id: nil, jobID: id.rawValue, at: chunk.at.timeIntervalSince1970, stream: chunk.stream.rawValue, text: chunk.text).insertPrepared(db)
+                try JobOutputRecord(id: nil, jobID: id.rawValue, at: chunk.at.timeIntervalSince1970, stream: chunk.stream.rawValue, text: StoredText.kept(chunk.text)).insertPrepared(db)
             }
             if let position {
                 try db.execute(sql: "INSERT OR REPLACE INTO job_output_position (job_id, stdout, stderr, cut) VALUES (?, ?, ?, ?)",

@@ -118,7 +118,7 @@ public final class SQLiteJobStore: JobStore {
     }
 
     static func record(_ db: Database, _ id: JobID, _ status: JobStatus, detail: String?, hostState: HostProgress? = nil, at: Date) throws {
-        try JobEventRecord(id: nil, jobID: id.rawValue, at: at.timeIntervalSince1970, status: status.rawValue, detail: detail,
+        try JobEventRecord(id: nil, jobID: id.rawValue, at: at.timeIntervalSince1970, status: status.rawValue, detail: StoredText.kept(detail),
                            hostState: hostState?.rawValue).insertPrepared(db)
     }
 
