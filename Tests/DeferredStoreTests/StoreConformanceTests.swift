@@ -552,8 +552,8 @@ struct StoreConformanceTests {
         }
     }
 
-    /// Text a job's host had a hand in (its output, an error quoting what it said) may hold a
-    /// NUL, which SQLite's text binding ends a string at and PostgreSQL refuses: each store keeps
+    /// Text a job's host had a hand in (its output, an error quoting what it said, an instance's
+    /// boot failure) may hold a NUL, which SQLite's text binding ends a string at and PostgreSQL refuses: each store keeps
     /// it as U+FFFD, and the text after it.
     @Test(arguments: StoreUnderTest.all)
     func textWithNULIsKeptWholeWithTheNULAsAReplacementCharacter(_ kind: StoreUnderTest) async throws {
@@ -570,6 +570,9 @@ struct StoreConformanceTests {
             #expect(output == ["a\u{FFFD}b\n"])
             let details = items.compactMap { if case .state(let event) = $0.kind { event.detail } else { nil } }
             #expect(details.last == "exit status 1; the host said: c\u{FFFD}d", "\(details)")
+            // A fleet's instance that never answered, its reason quoting what the cloud said.
+            try await store.recordBootFailure(fleet: "spot", reason: "console: e\0f", at: Date())
+            #expect(try await store.fleetBootFailures().map(\.lastReason) == ["console: e\u{FFFD}f"])
         }
     }
 

@@ -74,7 +74,7 @@ extension PostgresJobStore {
     public func recordBootFailure(fleet: String, reason: String, at: Date) async throws(StoreError) {
         try await transaction { c in
             try await c.sql("""
-                INSERT INTO fleet_boot_failure (fleet, count, last_reason, last_at) VALUES (\(fleet), 1, \(reason), \(at.timeIntervalSince1970))
+                INSERT INTO fleet_boot_failure (fleet, count, last_reason, last_at) VALUES (\(fleet), 1, \(StoredText.kept(reason)), \(at.timeIntervalSince1970))
                 ON CONFLICT (fleet) DO UPDATE SET count = fleet_boot_failure.count + 1, last_reason = excluded.last_reason,
                     last_at = excluded.last_at
                 """)

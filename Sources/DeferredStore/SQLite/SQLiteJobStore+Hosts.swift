@@ -84,7 +84,7 @@ extension SQLiteJobStore {
             try db.execute(sql: """
                 INSERT INTO fleet_boot_failure (fleet, count, last_reason, last_at) VALUES (?, 1, ?, ?)
                 ON CONFLICT(fleet) DO UPDATE SET count = count + 1, last_reason = excluded.last_reason, last_at = excluded.last_at
-                """, arguments: [fleet, reason, at.timeIntervalSince1970])
+                """, arguments: [fleet, StoredText.kept(reason), at.timeIntervalSince1970])
         }
     }
 
