@@ -127,12 +127,12 @@ struct IntakeFigures {
 
     /// Each figure's median over the rounds (the middle round of each, not of one round).
     static func median(_ rounds: [IntakeFigures]) -> IntakeFigures {
-        func middle<T: Comparable>(_ values: [T]) -> T { values.sorted()[values.count / 2] }
-        return IntakeFigures(perSecond: middle(rounds.map(\.perSecond)), requests: middle(rounds.map(\.requests)), p50: middle(rounds.map(\.p50)), p99: middle(rounds.map(\.p99)),
-                             accepted: middle(rounds.map(\.accepted)), refused: middle(rounds.map(\.refused)),
-                             socketErrors: middle(rounds.map(\.socketErrors)), wrapped: middle(rounds.map(\.wrapped)),
-                             rssBefore: middle(rounds.map(\.rssBefore)), rssAfter: middle(rounds.map(\.rssAfter)),
-                             cpuPerRequest: middle(rounds.map(\.cpuPerRequest)))
+        return IntakeFigures(perSecond: middleValue(rounds.map(\.perSecond)), requests: middleValue(rounds.map(\.requests)),
+                             p50: middleValue(rounds.map(\.p50)), p99: middleValue(rounds.map(\.p99)),
+                             accepted: middleValue(rounds.map(\.accepted)), refused: middleValue(rounds.map(\.refused)),
+                             socketErrors: middleValue(rounds.map(\.socketErrors)), wrapped: middleValue(rounds.map(\.wrapped)),
+                             rssBefore: middleValue(rounds.map(\.rssBefore)), rssAfter: middleValue(rounds.map(\.rssAfter)),
+                             cpuPerRequest: middleValue(rounds.map(\.cpuPerRequest)))
     }
 }
 
@@ -241,6 +241,9 @@ func measure(pid: pid_t, _ work: () async throws -> IntakeFigures) async throws 
     figures.cpuPerRequest = (cpuSeconds(of: pid) - cpuBefore) / Double(max(figures.requests, 1))
     return figures
 }
+
+/// The middle of a bench's rounds' figures (the upper one of two).
+func middleValue<T: Comparable>(_ values: [T]) -> T { values.sorted()[values.count / 2] }
 
 /// A process's user and system CPU time so far, its waited-for children's included
 /// (/proc/PID/stat: utime, stime, cutime, cstime, in clock ticks).

@@ -67,10 +67,9 @@ struct FanOutFigures {
 
     /// Each figure the median of the rounds' (the memory a listener costs: of their differences).
     static func median(_ rounds: [FanOutFigures]) -> FanOutFigures {
-        func middle<T: Comparable>(_ values: [T]) -> T { values.sorted()[values.count / 2] }
-        let before = middle(rounds.map(\.before))
-        return FanOutFigures(before: before, connected: before + middle(rounds.map { $0.connected - $0.before }),
-                             peak: middle(rounds.map(\.peak)), median: middle(rounds.map(\.median)), worst: middle(rounds.map(\.worst)))
+        let before = middleValue(rounds.map(\.before))
+        return FanOutFigures(before: before, connected: before + middleValue(rounds.map { $0.connected - $0.before }),
+                             peak: middleValue(rounds.map(\.peak)), median: middleValue(rounds.map(\.median)), worst: middleValue(rounds.map(\.worst)))
     }
 }
 

@@ -49,8 +49,7 @@ struct StoreIntakeFigures {
     var stored: Int
 
     static func median(_ rounds: [StoreIntakeFigures]) -> StoreIntakeFigures {
-        func middle(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-        return StoreIntakeFigures(perSecond: middle(rounds.map(\.perSecond)), cpuPerEnqueue: middle(rounds.map(\.cpuPerEnqueue)),
+        return StoreIntakeFigures(perSecond: middleValue(rounds.map(\.perSecond)), cpuPerEnqueue: middleValue(rounds.map(\.cpuPerEnqueue)),
                                   stored: rounds.map(\.stored).min() ?? 0)
     }
 }
@@ -65,7 +64,7 @@ private func enqueueAll(_ count: Int, by concurrency: Int, payload: Data, into s
     // Different for every job, as two pushes' bodies are.
     let hashes = (0..<count).map { n in String(format: "%064llx", UInt64(n) &* 0x9E37_79B9_7F4A_7C15) }
     let next = NumberDispenser()
-    let cpuBefore = processCPUSeconds(), start = ContinuousClock.now
+    let cpuBefore = cpuSeconds(of: getpid()), start = ContinuousClock.now
     try await withThrowingTaskGroup(of: Void.self) { group in
         for _ in 0..<concurrency {
             group.addTask {
@@ -78,7 +77,7 @@ private func enqueueAll(_ count: Int, by concurrency: Int, payload: Data, into s
         }
         try await group.waitForAll()
     }
-    let wall = (ContinuousClock.now - start).timeInterval, cpu = processCPUSeconds() - cpuBefore
+    let wall = (ContinuousClock.now - start).timeInterval, cpu = cpuSeconds(of: getpid()) - cpuBefore
     return StoreIntakeFigures(perSecond: Double(count) / wall, cpuPerEnqueue: cpu / Double(count), stored: try await store.jobCount())
 }
 
@@ -93,11 +92,4 @@ private final class NumberDispenser: Sendable {
             return value
         }
     }
-}
-
-/// This process's user and system CPU so far.
-private func processCPUSeconds() -> Double {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }

@@ -28,6 +28,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case logText = "log-text"
     /// A webhook payload as the store keeps it (an LZ4 block), read back.
     case storedPayload = "stored-payload"
+    /// A host's bytes as the stores keep them as text (a NUL as U+FFFD).
+    case storedText = "stored-text"
 
     public func run(_ bytes: [UInt8]) {
         switch self {
@@ -44,6 +46,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .cloudAnswer: CloudAnswerFuzzing.run(bytes)
         case .logText: LogTextFuzzing.run(bytes)
         case .storedPayload: StoredPayloadFuzzing.run(bytes)
+        case .storedText: StoredTextFuzzing.run(bytes)
         }
     }
 }

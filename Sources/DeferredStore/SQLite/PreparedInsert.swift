@@ -19,12 +19,12 @@ extension PreparedInsert {
         "INSERT INTO \(databaseTableName) (\(insertColumns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: insertColumns.count).joined(separator: ", ")))"
     }
 
-    /// Binds the values to SQLite's statement itself and steps it once. GRDB's arguments
-    /// (`StatementArguments`, with the statement's parameter names read again at each binding)
-    /// were about a fifth of the store's time on each delivery; this is 5–8 µs less a delivery
-    /// in `deferred-bench store-intake`. GRDB does not see the statement run: an error of it
-    /// that ends the transaction is seen at GRDB's next statement, the intake's savepoint release
-    /// or rollback (`GroupCommitTests`), or ends its `write` as it is thrown.
+    /// Binds the values to SQLite's statement itself and steps it once: the one place beside
+    /// GRDB that calls SQLite's C API. GRDB's arguments (`StatementArguments`, which read the
+    /// statement's parameter names again at each binding) cost 4–13 µs more a delivery in
+    /// `deferred-bench store-intake`. GRDB does not see the statement run: an error of it that
+    /// ends the transaction is seen at GRDB's next statement, the intake's savepoint release or
+    /// rollback (`GroupCommitTests`), or ends its `write` as it is thrown.
     func insertPrepared(_ db: Database) throws {
         let statement = try db.cachedStatement(sql: Self.preparedSQL)
         let handle = statement.sqliteStatement
