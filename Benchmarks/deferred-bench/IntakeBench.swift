@@ -42,6 +42,8 @@ func intakeBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
                 ["latency p99", milliseconds(mine.p99), milliseconds(theirs.p99), String(format: "%.2f×", mine.p99 / theirs.p99)],
                 ["server CPU per request", String(format: "%.0f µs", mine.cpuPerRequest * 1e6), String(format: "%.0f µs", theirs.cpuPerRequest * 1e6),
                  String(format: "%.2f×", mine.cpuPerRequest / theirs.cpuPerRequest)],
+                ["written to disk per request", String(format: "%.1f KB", mine.bytesPerRequest / 1000),
+                 String(format: "%.1f KB", theirs.bytesPerRequest / 1000), ""],
                 ["non-2xx answers", "\(mine.refused)", "\(theirs.refused)", ""],
                 ["socket errors", "\(mine.socketErrors)", "\(theirs.socketErrors)", ""],
                 ["server RSS before / after", "\(mib(mine.rssBefore)) / \(mib(mine.rssAfter))",
@@ -116,6 +118,8 @@ struct IntakeFigures {
     var rssAfter: Int64 = 0
     /// The server's CPU time (its children's included) over the run, per request answered.
     var cpuPerRequest: Double = 0
+    /// What the server made the kernel write to disk over the run (/proc's write_bytes), per request.
+    var bytesPerRequest: Double = 0
     var stored: Int?
 
     /// Every 202 is a stored job (at most `connections` more jobs: requests in flight when wrk
@@ -132,7 +136,7 @@ struct IntakeFigures {
                              accepted: middleValue(rounds.map(\.accepted)), refused: middleValue(rounds.map(\.refused)),
                              socketErrors: middleValue(rounds.map(\.socketErrors)), wrapped: middleValue(rounds.map(\.wrapped)),
                              rssBefore: middleValue(rounds.map(\.rssBefore)), rssAfter: middleValue(rounds.map(\.rssAfter)),
-                             cpuPerRequest: middleValue(rounds.map(\.cpuPerRequest)))
+                             cpuPerRequest: middleValue(rounds.map(\.cpuPerRequest)), bytesPerRequest: middleValue(rounds.map(\.bytesPerRequest)))
     }
 }
 
@@ -234,11 +238,12 @@ struct WebhookRig {
 
 /// RSS of `pid` around `work`.
 func measure(pid: pid_t, _ work: () async throws -> IntakeFigures) async throws -> IntakeFigures {
-    let before = memory(of: pid).rss, cpuBefore = cpuSeconds(of: pid)
+    let before = memory(of: pid).rss, cpuBefore = cpuSeconds(of: pid), writtenBefore = diskBytesWritten(of: pid)
     var figures = try await work()
     figures.rssBefore = before
     figures.rssAfter = memory(of: pid).rss
     figures.cpuPerRequest = (cpuSeconds(of: pid) - cpuBefore) / Double(max(figures.requests, 1))
+    figures.bytesPerRequest = Double(diskBytesWritten(of: pid) - writtenBefore) / Double(max(figures.requests, 1))
     return figures
 }
 
@@ -256,6 +261,14 @@ func cpuSeconds(of pid: pid_t) -> Double {
     guard fields.count > 14 else { return 0 }
     let ticks = fields[11...14].compactMap { Double($0) }.reduce(0, +)
     return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// How many bytes a process has made the kernel write to disk so far (/proc/PID/io's
+/// write_bytes: the page cache's pages it dirtied, whenever they are flushed).
+func diskBytesWritten(of pid: pid_t) -> Int {
+    let io = (try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8)) ?? ""
+    let line = io.split(separator: "\n").first { $0.hasPrefix("write_bytes:") }
+    return line.flatMap { Int($0.dropFirst("write_bytes:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
 }
 
 /// Waits until `url` answers HTTP at all (any status): the server listens.

@@ -32,7 +32,8 @@ func storeIntakeBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     print("the store's intake alone: \(count) push jobs (\(body.count)-byte payload) enqueued by \(concurrency) tasks, "
           + "medians of \(rounds) rounds, on this machine, in the same run")
     let mine = StoreIntakeFigures.median(sqlite), theirs = StoreIntakeFigures.median(peer)
-    print(String(format: "SQLite                      %7.0f enqueues/s   %6.1f µs CPU an enqueue", mine.perSecond, mine.cpuPerEnqueue * 1e6))
+    print(String(format: "SQLite                      %7.0f enqueues/s   %6.1f µs CPU an enqueue   %5.1f KB written to disk an enqueue",
+                 mine.perSecond, mine.cpuPerEnqueue * 1e6, mine.bytesPerEnqueue / 1000))
     print(String(format: "PostgreSQL, fsync on (peer) %7.0f enqueues/s   %6.1f µs CPU an enqueue (this process's)   ratio %.2f×",
                  theirs.perSecond, theirs.cpuPerEnqueue * 1e6, mine.perSecond / theirs.perSecond))
     let lost = (sqlite + peer).filter { $0.stored != count }
@@ -47,29 +48,34 @@ struct StoreIntakeFigures {
     var perSecond: Double
     var cpuPerEnqueue: Double
     var stored: Int
+    /// What this process made the kernel write to disk (/proc's write_bytes), an enqueue.
+    var bytesPerEnqueue: Double
 
     static func median(_ rounds: [StoreIntakeFigures]) -> StoreIntakeFigures {
         return StoreIntakeFigures(perSecond: middleValue(rounds.map(\.perSecond)), cpuPerEnqueue: middleValue(rounds.map(\.cpuPerEnqueue)),
-                                  stored: rounds.map(\.stored).min() ?? 0)
+                                  stored: rounds.map(\.stored).min() ?? 0, bytesPerEnqueue: middleValue(rounds.map(\.bytesPerEnqueue)))
     }
 }
 
 /// Enqueues `count` new push jobs into `store` from `concurrency` tasks; each must be created.
 private func enqueueAll(_ count: Int, by concurrency: Int, payload: Data, into store: some JobStore) async throws -> StoreIntakeFigures {
+    // GitHub's delivery ids are GUIDs: random, so each lands on its own page of the delivery
+    // index, where counted ids would share the index's last page.
+    let deliveries = (0..<count).map { _ in UUID().uuidString.lowercased() }
     let jobs = (0..<count).map { n in
         Job(project: "hello", trigger: .push(PushTrigger(repository: "Codertocat/Hello-World", ref: "refs/heads/main",
-                                                         commit: String(repeating: "a", count: 40), delivery: "d-\(n)",
+                                                         commit: String(repeating: "a", count: 40), delivery: deliveries[n],
                                                          pusher: "Codertocat", cloneURL: "https://github.com/Codertocat/Hello-World.git")))
     }
     // Different for every job, as two pushes' bodies are.
     let hashes = (0..<count).map { n in String(format: "%064llx", UInt64(n) &* 0x9E37_79B9_7F4A_7C15) }
     let next = NumberDispenser()
-    let cpuBefore = cpuSeconds(of: getpid()), start = ContinuousClock.now
+    let cpuBefore = cpuSeconds(of: getpid()), writtenBefore = diskBytesWritten(of: getpid()), start = ContinuousClock.now
     try await withThrowingTaskGroup(of: Void.self) { group in
         for _ in 0..<concurrency {
             group.addTask {
                 while let n = next.take(below: count) {
-                    let result = try await store.enqueue(jobs[n], delivery: "d-\(n)", payload: payload, bodySHA256: hashes[n],
+                    let result = try await store.enqueue(jobs[n], delivery: deliveries[n], payload: payload, bodySHA256: hashes[n],
                                                          maxQueued: Int.max, detail: nil)
                     guard case .created = result else { throw BenchFailure("enqueue \(n) was not created: \(result)") }
                 }
@@ -78,7 +84,9 @@ private func enqueueAll(_ count: Int, by concurrency: Int, payload: Data, into s
         try await group.waitForAll()
     }
     let wall = (ContinuousClock.now - start).timeInterval, cpu = cpuSeconds(of: getpid()) - cpuBefore
-    return StoreIntakeFigures(perSecond: Double(count) / wall, cpuPerEnqueue: cpu / Double(count), stored: try await store.jobCount())
+    let written = Double(diskBytesWritten(of: getpid()) - writtenBefore)
+    return StoreIntakeFigures(perSecond: Double(count) / wall, cpuPerEnqueue: cpu / Double(count), stored: try await store.jobCount(),
+                              bytesPerEnqueue: written / Double(count))
 }
 
 /// Hands out 0, 1, 2 … to the tasks, each number once.

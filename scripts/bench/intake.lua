@@ -17,12 +17,20 @@ end
 function init(args)
   signatures, bodies = {}, {}
   prefix = args[2] or "bench"
+  math.randomseed(os.time() * 100 + id)
   for line in io.lines(args[1] .. "-" .. id) do
     local tab = line:find("\t", 1, true)
     signatures[#signatures + 1] = line:sub(1, tab - 1)
     bodies[#bodies + 1] = line:sub(tab + 1)
   end
   sent, accepted, refused, wrapped = 0, 0, 0, 0
+end
+
+-- GitHub's delivery ids are GUIDs, in no order: random digits first, as theirs, so the server's
+-- index of delivery ids is written where a real one's is; the prefix, thread and count after them
+-- keep every id unique.
+function delivery()
+  return string.format("%08x-%04x-%s-%d-%d", math.random(0, 0x7fffffff), math.random(0, 0xffff), prefix, id, sent)
 end
 
 function request()
@@ -32,7 +40,7 @@ function request()
   return wrk.format("POST", nil, {
     ["Content-Type"] = "application/json",
     ["X-GitHub-Event"] = "push",
-    ["X-GitHub-Delivery"] = string.format("%s-%d-%d", prefix, id, sent),
+    ["X-GitHub-Delivery"] = delivery(),
     ["X-Hub-Signature-256"] = signatures[index],
   }, bodies[index])
 end
