@@ -7,22 +7,6 @@ import DeferredSSH
 import DeferredTestSupport
 import Foundation
 
-/// Resident memory now and at its peak, in bytes, from /proc/self/status.
-/// Resident and peak resident memory of this process, or of the process `pid`.
-func memory(of pid: Int32? = nil) -> (rss: Int64, peak: Int64) {
-    let status = (try? String(contentsOfFile: "/proc/\(pid.map(String.init) ?? "self")/status", encoding: .utf8)) ?? ""
-    func field(_ name: String) -> Int64 {
-        let line = status.split(separator: "\n").first { $0.hasPrefix(name + ":") } ?? ""
-        return (Int64(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
-    }
-    return (field("VmRSS"), field("VmHWM"))
-}
-
-/// Starts a fresh peak: writing 5 to clear_refs resets VmHWM to the current RSS (Linux 4.0+).
-func resetPeak(of pid: Int32? = nil) {
-    try? "5".write(toFile: "/proc/\(pid.map(String.init) ?? "self")/clear_refs", atomically: false, encoding: .utf8)
-}
-
 struct Figure {
     var what: String
     var bytes: Int64

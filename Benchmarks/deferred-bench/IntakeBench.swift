@@ -236,7 +236,7 @@ struct WebhookRig {
     }
 }
 
-/// RSS of `pid` around `work`.
+/// The RSS, CPU time and bytes written to disk of `pid` around `work`.
 func measure(pid: pid_t, _ work: () async throws -> IntakeFigures) async throws -> IntakeFigures {
     let before = memory(of: pid).rss, cpuBefore = cpuSeconds(of: pid), writtenBefore = diskBytesWritten(of: pid)
     var figures = try await work()
@@ -249,27 +249,6 @@ func measure(pid: pid_t, _ work: () async throws -> IntakeFigures) async throws 
 
 /// The middle of a bench's rounds' figures (the upper one of two).
 func middleValue<T: Comparable>(_ values: [T]) -> T { values.sorted()[values.count / 2] }
-
-/// A process's user and system CPU time so far, its waited-for children's included
-/// (/proc/PID/stat: utime, stime, cutime, cstime, in clock ticks).
-func cpuSeconds(of pid: pid_t) -> Double {
-    let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
-    // The name in parentheses may hold spaces; the fields after it are plain numbers.
-    guard let close = stat.lastIndex(of: ")") else { return 0 }
-    let fields = stat[stat.index(after: close)...].split(separator: " ")
-    // After the name: state is field 3, so utime (14) … cstime (17) are at 11…14 here.
-    guard fields.count > 14 else { return 0 }
-    let ticks = fields[11...14].compactMap { Double($0) }.reduce(0, +)
-    return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
-}
-
-/// How many bytes a process has made the kernel write to disk so far (/proc/PID/io's
-/// write_bytes: the page cache's pages it dirtied, whenever they are flushed).
-func diskBytesWritten(of pid: pid_t) -> Int {
-    let io = (try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8)) ?? ""
-    let line = io.split(separator: "\n").first { $0.hasPrefix("write_bytes:") }
-    return line.flatMap { Int($0.dropFirst("write_bytes:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
-}
 
 /// Waits until `url` answers HTTP at all (any status): the server listens.
 func waitUntilAnswers(_ url: String, _ process: SpawnedProcess, log: String) async throws {

@@ -5,11 +5,12 @@ import Foundation
 import Synchronization
 
 // The store's side of the intake alone, in this process, without HTTP: N push jobs (the
-// fixture push as payload, each with its own delivery id and body hash) enqueued by C tasks at
-// once, as C webhook connections would, into a new SQLite store; beside it the same enqueues
+// fixture push as payload, each with its own random delivery id and body hash) enqueued by C
+// tasks at once, as C webhook connections would, into a new SQLite store; beside it the same enqueues
 // into deferred's other store, a throwaway PostgreSQL with fsync on. Prints enqueues a second
 // and this process's CPU an enqueue (the tasks', the writer's and the driver's together; for
-// PostgreSQL, the server's own CPU is not counted), and checks that every enqueue is stored.
+// PostgreSQL, the server's own CPU is not counted), SQLite's bytes written to disk an enqueue, and
+// checks that every enqueue is stored.
 // Usage: deferred-bench store-intake [N (30000)] [C (32)] [rounds (3)]
 func storeIntakeBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     let numbers = arguments.compactMap { Int($0) }

@@ -29,7 +29,7 @@ end
 -- GitHub's delivery ids are GUIDs, in no order: random digits first, as theirs, so the server's
 -- index of delivery ids is written where a real one's is; the prefix, thread and count after them
 -- keep every id unique.
-function delivery()
+local function delivery()
   return string.format("%08x-%04x-%s-%d-%d", math.random(0, 0x7fffffff), math.random(0, 0xffff), prefix, id, sent)
 end
 
