@@ -45,7 +45,7 @@ public final class SQLiteJobStore: JobStore {
 
     /// `serving`: for `deferred serve`, which is refused while another server has the file.
     /// `checkpointEvery`: intake writes between two checkpoints off the writer (smaller in tests).
-    public init(path: String, serving: Bool = false, checkpointEvery: Int = 250) throws(StoreError) {
+    public init(path: String, serving: Bool = false, checkpointEvery: Int = 32) throws(StoreError) {
         do {
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
             if !FileManager.default.fileExists(atPath: folder) { try PrivateFiles.makeFolder(folder) }
