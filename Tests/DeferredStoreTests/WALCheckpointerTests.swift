@@ -39,4 +39,34 @@ import Testing
             #expect(stored == deliveries)
         }
     }
+
+    /// The store `deferred serve` opens (no count given) copies after its few intake writes,
+    /// not after hundreds: one copy once that many deliveries are stored, none before.
+    @Test func aStoreOpenedAsServeOpensItCopiesAfterItsFewWrites() async throws {
+        try await TemporaryFolder.with("checkpoint-default") { folder in
+            let store = try SQLiteJobStore(path: folder + "/state.sqlite")
+            let count = SQLiteJobStore.intakeWritesBetweenCheckpoints
+            // At 250 the copies were large enough to double the intake bench's p99 (README).
+            #expect(count <= 64)
+            let enqueue = { (index: Int) in
+                let job = Sample.push()
+                let stored = try await store.enqueue(job, delivery: "d-\(index)", payload: Data("{}".utf8), bodySHA256: "body-\(index)",
+                                                     maxQueued: .max, detail: nil)
+                #expect(stored == .created(job))
+            }
+            // A write is answered before its batch tells the checkpointer, on the writer's queue:
+            // an empty turn behind it there, then the checkpoints started, before each count.
+            let settled = {
+                try await store.pool.writeWithoutTransaction { _ in }
+                try await store.checkpointer.settled()
+            }
+            // One at a time: each is a batch of its own, so the count passes the threshold exactly.
+            for index in 0..<count - 1 { try await enqueue(index) }
+            try await settled()
+            #expect(store.checkpointer.checkpointsRun == 0, "a copy before \(count) writes")
+            try await enqueue(count - 1)
+            try await settled()
+            #expect(store.checkpointer.checkpointsRun == 1)
+        }
+    }
 }

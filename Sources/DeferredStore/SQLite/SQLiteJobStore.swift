@@ -40,12 +40,16 @@ public final class SQLiteJobStore: JobStore {
     /// off the writer; this is what lets the WAL start again from its beginning.
     static let walPagesBeforeWriterCheckpoints = 4_000
 
+    /// Intake writes between two of `WALCheckpointer`'s copies, unless the store is opened with
+    /// another count: few, so that each copy is small (why: `WALCheckpointer`).
+    public static let intakeWritesBetweenCheckpoints = 32
+
     /// Copies the WAL into the database file after every `checkpointEvery` intake writes.
     let checkpointer: WALCheckpointer
 
     /// `serving`: for `deferred serve`, which is refused while another server has the file.
     /// `checkpointEvery`: intake writes between two checkpoints off the writer (smaller in tests).
-    public init(path: String, serving: Bool = false, checkpointEvery: Int = 32) throws(StoreError) {
+    public init(path: String, serving: Bool = false, checkpointEvery: Int = intakeWritesBetweenCheckpoints) throws(StoreError) {
         do {
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
             if !FileManager.default.fileExists(atPath: folder) { try PrivateFiles.makeFolder(folder) }
