@@ -6,11 +6,11 @@ import Synchronization
 /// writer does not stop for it. SQLite's own checkpoint runs inside the commit that passes its
 /// threshold, and every waiting webhook waited for it (p99 50 ms with a 10,000-page threshold
 /// in the intake bench). A passive checkpoint needs no write lock: batches go on committing while
-/// it copies. It copies few writes at a time (`SQLiteJobStore.intakeWritesBetweenCheckpoints`): a large copy, and its sync
-/// of the database file, share the disk and the cores with the commits, which waited. Copying more
-/// at once writes less, since a page the writes share (an index's tail) is copied once for all
-/// of them, but the intake bench's p99 was 17–22 ms at 250 writes against 10–12 ms at 32
-/// (for ~10 % more CPU a request; README, Performance).
+/// it copies. It copies few writes at a time (`SQLiteJobStore.intakeWritesBetweenCheckpoints`):
+/// a large copy, and its sync of the database file, share the disk and the cores with the
+/// commits, which waited. Copying more at once writes less, since a page the writes share (an
+/// index's tail) is copied once for all of them, but the intake bench's p99 was 17–22 ms at 250
+/// writes against 10–12 ms at 32 (for ~10 % more CPU a request; README, Performance).
 ///
 /// The writer's own checkpoint stays, at `SQLiteJobStore.walPagesBeforeWriterCheckpoints`: it
 /// lets the WAL begin again from its start, and it covers writes other than the intake's.
