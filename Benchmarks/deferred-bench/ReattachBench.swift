@@ -102,8 +102,8 @@ struct ReattachRig {
             """.write(toFile: config, atomically: true, encoding: .utf8)
     }
 
-    func serve() async throws -> SpawnedProcess {
-        let process = try BenchServer.spawn(executable, config: config, folder: folder)
+    func serve(log: String = "serve.log") async throws -> SpawnedProcess {
+        let process = try BenchServer.spawn(executable, config: config, folder: folder, log: log)
         try await until("the server answers", seconds: 60) {
             (try? await HTTPClient().send(HTTPClientRequest(url: base + "/healthz", timeout: .seconds(2))))?.status == 200
         }

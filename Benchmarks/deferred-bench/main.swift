@@ -8,6 +8,7 @@ import Foundation
 // deferred-bench intake-floor [S] [C] [R]   the HTTP path alone (HMAC, 202): a Hummingbird route and bare SwiftNIO, beside adnanh/webhook
 // deferred-bench exec [N]                  N execs of `true` over one connection, beside ssh over a ControlMaster
 // deferred-bench reattach [N]               N running jobs followed again after a kill -9; 20 dropped connections
+// deferred-bench soak [S]                 S seconds of posted scripts while servers are killed and stopped: none lost, none run twice
 // deferred-bench push [N]                  a push's parse (beside Foundation's JSONDecoder) and decision, N times
 // deferred-bench stores [S] [C] [T]         intake on SQLite, PostgreSQL with 1 and 3 servers, beside adnanh/webhook; takeover time, median of T
 // As `deferred` does: `listener-round` serves event streams in this process.
@@ -32,6 +33,8 @@ case "exec":
     exit(try await execBench(arguments.dropFirst()))
 case "reattach":
     exit(try await reattachBench(arguments.dropFirst()))
+case "soak":
+    exit(try await soakRun(arguments.dropFirst()))
 case "stores":
     exit(try await storesBench(arguments.dropFirst()))
 case "store-intake":

@@ -1,4 +1,6 @@
+import Crypto
 import DeferredCore
+import Foundation
 
 /// The commands the runner sends a build host for a job, each one exec: its fixed script from
 /// `RemoteScripts` with every value a quoted positional parameter. Public so that a benchmark's
@@ -31,9 +33,17 @@ public enum JobCommands {
             // The script travels on the channel's standard input, never inside a command line.
             Exec(command: ShellQuote.command(
                      script: RemoteScripts.prepareAndRunScript, name: "deferred-job",
-                     arguments: [job.id.rawValue, String(attempt), script.interpreter.remoteArgument, script.interpreter.name]),
+                     arguments: [job.id.rawValue, String(attempt), script.interpreter.remoteArgument, script.interpreter.name,
+                                 String(script.script.utf8.count)]),
                  stdin: Array(script.script.utf8))
         }
+    }
+
+    /// Runs a fleet's set-up script (sent on standard input) unless it ran on the host before.
+    public static func bootstrap(_ script: String) -> String {
+        let digest = Hex.encode(SHA256.hash(data: Data(script.utf8)))
+        return ShellQuote.command(script: RemoteScripts.bootstrap, name: "deferred-bootstrap",
+                                  arguments: [digest, String(script.utf8.count)])
     }
 
     /// Follows a started job's output again from the bytes the server has of each stream.

@@ -1,4 +1,3 @@
-import Crypto
 import DeferredCore
 import DeferredSSH
 import Foundation
@@ -248,8 +247,7 @@ public struct JobRunner: Sendable {
     /// Runs a fleet's set-up script on a new host, once per host and script version.
     /// Returns its output; throws `.bootstrapFailed` with it when the script fails.
     public func bootstrap(_ script: String, on session: SSHSession) async throws(RunnerError) -> String {
-        let digest = Hex.encode(SHA256.hash(data: Data(script.utf8)))
-        let command = ShellQuote.command(script: RemoteScripts.bootstrap, name: "deferred-bootstrap", arguments: [digest])
+        let command = JobCommands.bootstrap(script)
         let result: (stdout: [UInt8], stderr: [UInt8], exit: SSHExit)
         do {
             result = try await session.run(command, stdin: Array(script.utf8))

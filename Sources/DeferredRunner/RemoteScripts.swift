@@ -4,8 +4,8 @@
 ///
 /// Layout on the host: `~/.deferred/jobs/<job id>/` is the job's durable state: `artifacts/`,
 /// `checkout/` (a push) or `script` and `work/` (a script), `phase`, `attempt` (the server's
-/// attempt that started the command), `boot_id` (the host's boot when it started), `pgid`
-/// (the job's process group), `scope` (its cgroup, where the host lets deferred make one),
+/// attempt that started the command), `boot_id` (the host's boot when the job's start began),
+/// `pgid` (the job's process group), `scope` (its cgroup, where the host lets deferred make one),
 /// `stdout` and `stderr` (the command's output, appended as it comes), `exit` (its status,
 /// written when it ends), `prepare_pid` (the start's shell, until the command runs) and
 /// `collected` (the server has the job's files; the folder goes once it stored the end). `~/.deferred/cache/<project>.git` is a bare repository that keeps
@@ -82,6 +82,9 @@ enum RemoteScripts {
     # Until the command starts, this shell is the job: a reattach after a dropped connection
     # waits for it rather than take the job for never started while it still fetches.
     echo $$ > "$job_dir/prepare_pid"
+    # The host's boot, told to a reattach: a job stopped before its command started (while its
+    # script was sent, say) is found never started on this boot, and lost on a later one.
+    cat /proc/sys/kernel/random/boot_id > "$job_dir/boot_id" 2>/dev/null || : > "$job_dir/boot_id"
     # Written whole or not at all: collect and reattach read it while the job runs.
     phase() { printf '%s\n' "$1" > "$job_dir/phase.part" && mv "$job_dir/phase.part" "$job_dir/phase"; }
     fail() { phase "$1"; printf 'deferred: %s\n' "$2" >&2; collect_and_exit 97; }
@@ -102,7 +105,6 @@ enum RemoteScripts {
       scope=$(make_scope)
       : > "$job_dir/stdout" && : > "$job_dir/stderr" || fail running "cannot make the output files in $job_dir"
       printf '%s\n' "$attempt" > "$job_dir/attempt"
-      cat /proc/sys/kernel/random/boot_id > "$job_dir/boot_id" 2>/dev/null || : > "$job_dir/boot_id"
       phase running
       # setsid: the job leads a session and process group of its own, which the kill script
       # ends whole; in its scope (when there is one), so are processes that leave the group.
@@ -153,12 +155,18 @@ enum RemoteScripts {
     """#
 
     /// $1 job id, $2 attempt, $3 interpreter to run the script with ("" = run the file by its
-    /// shebang), $4 the program that must exist on the host. The script arrives on standard
-    /// input and is written to the job folder; it runs in an empty `work/` folder.
+    /// shebang), $4 the program that must exist on the host, $5 the script's length in bytes.
+    /// The script arrives on standard input and is written to the job folder; it runs in an
+    /// empty `work/` folder.
     static let prepareAndRunScript = jobFolder + #"""
-    interpreter=$3 program=$4
+    interpreter=$3 program=$4 size=$5
     phase upload
     cat > "$job_dir/script" && chmod 700 "$job_dir/script" || fail upload "cannot write the script to $job_dir"
+    # A connection that breaks while the script is sent (a server killed or stopped) ends its
+    # standard input early: a script cut short never runs, and a reattach finds the job never
+    # started, so it is started again, whole.
+    got=$(($(wc -c < "$job_dir/script")))
+    [ "$got" -eq "$size" ] || fail upload "the script arrived cut short ($got of $size bytes): the connection broke while it was sent"
     command -v "$program" >/dev/null 2>&1 || fail command "the interpreter $program is not installed on the host"
     mkdir -p "$job_dir/work" && cd "$job_dir/work" || fail upload "cannot make $job_dir/work"
     if [ -n "$interpreter" ]; then run_detached "$interpreter" "$job_dir/script"; else run_detached "$job_dir/script"; fi
@@ -185,13 +193,16 @@ enum RemoteScripts {
     collect_and_exit $?
     """#
 
-    /// $1 the set-up script's SHA-256. Runs the script from standard input once per host and
-    /// version: a marker in `~/.deferred/bootstrap/` remembers that it succeeded.
+    /// $1 the set-up script's SHA-256, $2 its length in bytes. Runs the script from standard
+    /// input once per host and version: a marker in `~/.deferred/bootstrap/` remembers that it
+    /// succeeded. A script cut short by a broken connection is not run (nor marked as run).
     static let bootstrap = #"""
     marker="$HOME/.deferred/bootstrap/$1"
     [ -f "$marker" ] && { echo "deferred: bootstrap $1 ran before"; exit 0; }
     mkdir -p "$HOME/.deferred/bootstrap" || exit 1
     cat > "$marker.sh" || exit 1
+    got=$(($(wc -c < "$marker.sh")))
+    [ "$got" -eq "$2" ] || { echo "deferred: the set-up script arrived cut short ($got of $2 bytes)" >&2; exit 1; }
     sh "$marker.sh" </dev/null
     status=$?
     [ $status -eq 0 ] && touch "$marker"
