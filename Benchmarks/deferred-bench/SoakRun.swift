@@ -87,31 +87,41 @@ func soakRun(_ arguments: ArraySlice<String>) async throws -> Int32 {
 
     var written: [Substring: Int] = [:]
     for line in ((try? String(contentsOfFile: marks, encoding: .utf8)) ?? "").split(separator: "\n") { written[line, default: 0] += 1 }
-    var problems: [String] = []
+    var problems: [String] = [], failed: Set<JobID> = []
     for job in jobs {
-        guard let results = ended[job.id] else { problems.append("\(job.id): no end within the wait"); continue }
+        guard let results = ended[job.id] else {
+            problems.append("\(job.id): no end within the wait")
+            failed.insert(job.id)
+            continue
+        }
         let status = results["status"] as? String, exitStatus = results["exit_status"] as? Int
         let expected = job.exit == 0 ? "succeeded" : "failed"
         if status != expected || exitStatus != job.exit {
             problems.append("\(job.id): \(status ?? "no status"), exit status \(exitStatus.map(String.init) ?? "none"), error "
                             + "\(results["error"] as? String ?? "none"); its script chose \(expected), \(job.exit)")
+            failed.insert(job.id)
         }
         let times = written[Substring(job.token)] ?? 0
-        if times != 1 { problems.append("\(job.id): its command ran \(times) times") }
+        if times != 1 {
+            problems.append("\(job.id): its command ran \(times) times")
+            failed.insert(job.id)
+        }
     }
     let twice = written.filter { $0.value > 1 }.count
     if twice > 0 { problems.append("\(twice) tokens written more than once in all") }
     let strangers = written.keys.filter { !soak.wasPosted(String($0)) }.count
     if strangers > 0 { problems.append("\(strangers) lines no script wrote") }
 
+    let acceptedTokens = Set(jobs.map { Substring($0.token) })
+    let unanswered = written.keys.filter { !acceptedTokens.contains($0) }.count
     let counts = soak.counts
     print("")
     print("soak of \(seconds) s against the release deferred serve, one throwaway sshd host (max_jobs = 4), on this machine")
     print("scripts posted \(soak.postedCount), accepted (202) \(jobs.count), commands run \(written.values.reduce(0, +)) "
-          + "(\(written.count - jobs.count) of them from posts whose answer was lost with a server)")
+          + "(\(unanswered) of them from posts whose answer was lost with a server)")
     print("servers killed (SIGKILL) \(counts.killed), stopped (SIGTERM) \(counts.stopped), every SSH connection dropped \(counts.dropped) times, "
           + "the database's write lock held by another process \(counts.locked) times")
-    print("accepted jobs ended as their script chose: \(jobs.count - Set(problems.compactMap { $0.split(separator: ":").first }).count) of \(jobs.count)")
+    print("accepted jobs ended as their script chose: \(jobs.count - failed.count) of \(jobs.count)")
     for problem in problems.prefix(40) { print("PROBLEM: \(problem)") }
     if problems.isEmpty {
         try? FileManager.default.removeItem(atPath: folder)
