@@ -74,49 +74,57 @@ struct ReattachRig {
     let folder: String
     let executable: String
     let sshd: ThrowawaySSHD
-    let port: Int
-    let config: String
-    var base: String { "http://127.0.0.1:\(port)" }
+    /// Each server's port and configuration; one server unless the store is shared.
+    let ports: [Int]
+    let configs: [String]
+    var port: Int { ports[0] }
+    var config: String { configs[0] }
+    var base: String { base(of: 0) }
+    func base(of server: Int) -> String { "http://127.0.0.1:\(ports[server])" }
     var state: String { folder + "/state.sqlite" }
 
-    init(folder: String, executable: String, sshd: ThrowawaySSHD, maxJobs: Int) throws {
+    /// `postgres`: the servers' shared database (`servers` of them), else SQLite in `folder`.
+    init(folder: String, executable: String, sshd: ThrowawaySSHD, maxJobs: Int, postgres: String? = nil, servers: Int = 1) throws {
         self.folder = folder
         self.executable = executable
         self.sshd = sshd
-        port = try FreePort.find()
-        config = folder + "/deferred.toml"
-        try """
-            \(BenchServer.tables(port: port, folder: folder))
-            [scripts]
-            rate_per_minute = 100000
-            burst = 1000
-            max_queued = 100000
-            \(sshd.hostTable(name: "loopback", extra: ["max_jobs = \(maxJobs)"]))
-            [[projects]]
-            name = "bench"
-            repository = "bench/bench"
-            hosts = ["loopback"]
-            script_secret_env = "BENCH_SECRET"
-            timeout_minutes = 30
+        ports = try (0..<servers).map { _ in try FreePort.find() }
+        configs = (0..<servers).map { folder + ($0 == 0 ? "/deferred.toml" : "/deferred-\($0).toml") }
+        for (port, config) in zip(ports, configs) {
+            try """
+                \(BenchServer.tables(port: port, folder: folder, postgres: postgres))
+                [scripts]
+                rate_per_minute = 100000
+                burst = 1000
+                max_queued = 100000
+                \(sshd.hostTable(name: "loopback", extra: ["max_jobs = \(maxJobs)"]))
+                [[projects]]
+                name = "bench"
+                repository = "bench/bench"
+                hosts = ["loopback"]
+                script_secret_env = "BENCH_SECRET"
+                timeout_minutes = 30
 
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+        }
     }
 
-    func serve(log: String = "serve.log") async throws -> SpawnedProcess {
-        let process = try BenchServer.spawn(executable, config: config, folder: folder, log: log)
+    /// `logFolder`: where its log goes, when not beside its state (a soak fills that disk).
+    func serve(_ server: Int = 0, log: String = "serve.log", in logFolder: String? = nil) async throws -> SpawnedProcess {
+        let process = try BenchServer.spawn(executable, config: configs[server], folder: logFolder ?? folder, log: log)
         try await until("the server answers", seconds: 60) {
-            (try? await HTTPClient().send(HTTPClientRequest(url: base + "/healthz", timeout: .seconds(2))))?.status == 200
+            (try? await HTTPClient().send(HTTPClientRequest(url: base(of: server) + "/healthz", timeout: .seconds(2))))?.status == 200
         }
         return process
     }
 
     /// Posts a signed script; returns its job id and result URL.
-    func post(_ script: String) async throws -> (id: JobID, resultURL: String) {
+    func post(_ script: String, to server: Int = 0) async throws -> (id: JobID, resultURL: String) {
         let body = try JSONSerialization.data(withJSONObject: [
             "script": script, "signature": WebhookSignature.sign(body: Data(script.utf8), secret: BenchServer.secret),
         ])
         let answer = try await HTTPClient().send(HTTPClientRequest(
-            method: "POST", url: base + "/projects/bench/scripts", headers: [("Content-Type", "application/json")], body: body,
+            method: "POST", url: base(of: server) + "/projects/bench/scripts", headers: [("Content-Type", "application/json")], body: body,
             timeout: .seconds(30)))
         let json = (try? JSONSerialization.jsonObject(with: answer.body)) as? [String: Any] ?? [:]
         guard answer.status == 202, let id = json["id"] as? String, let url = json["result_url"] as? String else {

@@ -8,7 +8,7 @@ import Foundation
 // deferred-bench intake-floor [S] [C] [R]   the HTTP path alone (HMAC, 202): a Hummingbird route and bare SwiftNIO, beside adnanh/webhook
 // deferred-bench exec [N]                  N execs of `true` over one connection, beside ssh over a ControlMaster
 // deferred-bench reattach [N]               N running jobs followed again after a kill -9; 20 dropped connections
-// deferred-bench soak [S]                 S seconds of posted scripts while servers are killed and stopped: none lost, none run twice
+// deferred-bench soak [S] [STORE]         S seconds of posted scripts while servers are killed, disks fill, SSH stalls…: none lost, none run twice (STORE: sqlite or postgres)
 // deferred-bench push [N]                  a push's parse (beside Foundation's JSONDecoder) and decision, N times
 // deferred-bench stores [S] [C] [T]         intake on SQLite, PostgreSQL with 1 and 3 servers, beside adnanh/webhook; takeover time, median of T
 // As `deferred` does: `listener-round` serves event streams in this process.
