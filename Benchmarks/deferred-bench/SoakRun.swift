@@ -22,7 +22,12 @@ import Synchronization
 //   deferred-bench soak [seconds (300)] [sqlite | postgres]
 func soakRun(_ arguments: ArraySlice<String>) async throws -> Int32 {
     let seconds = arguments.compactMap { Int($0) }.first ?? 300
-    let onPostgres = arguments.contains("postgres")
+    let stores = arguments.filter { Int($0) == nil }
+    guard stores.count <= 1, stores.allSatisfy({ $0 == "sqlite" || $0 == "postgres" }) else {
+        print("usage: deferred-bench soak [seconds (300)] [sqlite | postgres]: not \(stores.joined(separator: " "))")
+        return 1
+    }
+    let onPostgres = stores == ["postgres"]
     guard let executable = builtDeferred() else { return 1 }
     let folder = NSTemporaryDirectory() + "deferred-soak-" + UUID().uuidString.prefix(8)
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -93,12 +98,15 @@ func soakRun(_ arguments: ArraySlice<String>) async throws -> Int32 {
                                                 database: database)
                 })
             } else {
-                let lock = try SpawnedProcess(executable: "/usr/bin/python3", arguments: ["-c", """
-                    import sqlite3, sys, time
-                    db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
-                    db.execute("BEGIN IMMEDIATE"); time.sleep(float(sys.argv[2])); db.execute("ROLLBACK")
-                    """, rig.state, String(held)], stderrPath: folder + "/lock.log")
-                locks.append(Task { lock.waitForExit() })
+                // Waited for off the concurrency pool, whose few threads the posters need.
+                let state = rig.state
+                locks.append(Task {
+                    _ = try? await LocalCommand.runOffPool(["/usr/bin/python3", "-c", """
+                        import sqlite3, sys, time
+                        db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+                        db.execute("BEGIN IMMEDIATE"); time.sleep(float(sys.argv[2])); db.execute("ROLLBACK")
+                        """, state, String(held)])
+                })
             }
             soak.count(\.locked)
             continue
