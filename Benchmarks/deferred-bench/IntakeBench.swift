@@ -52,8 +52,11 @@ func intakeBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     for row in rows {
         print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "   "))
     }
-    for (round, figures) in ours.enumerated() {
-        print("deferred round \(round + 1): \(figures.accepted) answered 202, \(figures.stored ?? 0) jobs stored"
+    // Each round's own rate and tail beside the peer's, so that the medians' spread shows.
+    for (round, (figures, peerFigures)) in zip(ours, peer).enumerated() {
+        print("deferred round \(round + 1): " + String(format: "%.0f req/s", figures.perSecond) + ", p99 \(milliseconds(figures.p99)) (peer "
+              + String(format: "%.0f req/s", peerFigures.perSecond) + ", p99 \(milliseconds(peerFigures.p99)); "
+              + String(format: "%.2f×", figures.perSecond / peerFigures.perSecond) + "); \(figures.accepted) answered 202, \(figures.stored ?? 0) jobs stored"
               + (figures.wrapped > 0 ? ", \(figures.wrapped) requests reused a body (more than the bench signed)" : ""))
     }
     let lost = ours.filter { !$0.storedEvery202(connections: connections) }

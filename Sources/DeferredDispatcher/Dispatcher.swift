@@ -92,8 +92,7 @@ public actor Dispatcher: Service {
     public func run() async throws {
         // Jobs queued and places freed by other servers sharing the store wake this loop too.
         store.whenQueueChanges { [wakeup] in wakeup.signal() }
-        try await store.register(hosts: config.hosts)
-        try await recover()
+        guard try await cancelWhenGracefulShutdown({ try await self.startUp() }) else { return await stopped() }
         for job in (try? await store.cancelledInQueue()) ?? [] { await cancelInQueue(job) }
         await cancelWhenGracefulShutdown {
             // A store several servers share: the jobs of a server that stopped or went silent
@@ -109,7 +108,11 @@ public actor Dispatcher: Service {
                 await self.wakeup.wait(upTo: takeover.map { min($0, self.pollInterval) } ?? self.pollInterval)
             }
         }
-        // Shutting down: running jobs run on on their hosts; those still waiting are queued again.
+        await stopped()
+    }
+
+    /// Shutting down: running jobs run on on their hosts; those still waiting are queued again.
+    private func stopped() async {
         for task in running.values { task.cancel() }
         for task in running.values { await task.value }
         await waker.closeAll()
@@ -119,6 +122,29 @@ public actor Dispatcher: Service {
                 .map { "\($0.value.count) on \($0.key)" }.joined(separator: ", ")
             logger.notice("stopped, leaving \(leftRunning.count) job\(leftRunning.count == 1 ? "" : "s") running on their hosts (\(hosts)); the next start follows them again",
                           metadata: ["jobs": "\(leftRunning.map(\.job.rawValue))"])
+        }
+    }
+
+    /// The start's store work: the configured hosts registered, the jobs the last server left
+    /// taken up. A lock held by another process, a full disk or a database away for a moment
+    /// is waited out, as a job's end is (`ResultsWriter.outlastingLocks`), rather than ending
+    /// the server: the intake goes on answering meanwhile, and its jobs wait for this. What
+    /// lasts past `storeWriteDeadline`, or cannot pass (a row this version cannot read), is
+    /// thrown. False when a graceful stop came first.
+    private func startUp() async throws -> Bool {
+        let deadline = ContinuousClock.now + results.storeWriteDeadline
+        var retry = 0
+        while true {
+            do {
+                try await store.register(hosts: config.hosts)
+                try await recover()
+                if retry > 0 { logger.info("could start dispatching after \(retry + 1) tries") }
+                return true
+            } catch let error as StoreError where error.mayPass && ContinuousClock.now < deadline {
+                retry += 1
+                logger.warning("cannot start dispatching yet (try \(retry)), trying again: \(error)")
+                do { try await Task.sleep(for: ResultsWriter.lockBackoff.delay(beforeRetry: retry)) } catch { return false }
+            }
         }
     }
 

@@ -19,6 +19,16 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     /// key of deferred.toml to look at).
     case cannotConnect(setting: String, reason: String)
 
+    /// Whether waiting can mend it: a lock, a full disk or a database away for a moment, and
+    /// another server's write at the same moment. A row this version cannot read, a job taken
+    /// over, a file another server holds or settings that are wrong stay as they are.
+    public var mayPass: Bool {
+        switch self {
+        case .busy, .database, .conflict: true
+        case .cannotOpen, .corrupt, .unknownJob, .leaseLost, .anotherServer, .cannotConnect: false
+        }
+    }
+
     public var description: String {
         switch self {
         case let .cannotOpen(path, reason): "cannot open the state database \(path): \(reason). Check [store] url and the folder's permissions."

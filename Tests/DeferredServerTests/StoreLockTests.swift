@@ -60,4 +60,24 @@ import Testing
             #expect(host.activeJobs == 0 && host.state == .ready)
         }
     }
+
+    /// A lock already held when the server starts, longer than a write waits for it: the
+    /// dispatcher's start (its hosts registered, the last server's jobs taken up) is tried
+    /// again until the lock goes, instead of ending the server (which the soak saw as an exit
+    /// with status 1). A push posted after the lock then runs.
+    @Test func aLockHeldAtTheStartIsWaitedOutAndJobsRunAfterIt() async throws {
+        let harness = try await ServerHarness()
+        let locker = try await Self.lock(harness.config.store.sqlitePath!, for: 6, marker: harness.folder + "/locked")
+        defer { locker.terminate() }
+        try await harness.serve { client in
+            for _ in 0..<300 where locker.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(!locker.isRunning, "the lock was still held after 15 s")
+            let commit = try await harness.repo.commit(["script/job.sh": "#!/bin/sh\necho after-the-lock\n"])
+            let queued = ServerHarness.json(try await ServerHarness.post(client, harness.pushPayload(commit: commit)))
+            let url = try #require(queued["result_url"] as? String)
+            let results = try await ServerHarness.results(client, resultURL: url)
+            #expect(results["status"] as? String == "succeeded")
+            #expect(results["stdout"] as? String == "after-the-lock\n")
+        }
+    }
 }
