@@ -111,7 +111,7 @@ public actor Dispatcher: Service {
         await stopped()
     }
 
-    /// Shutting down: running jobs run on on their hosts; those still waiting are queued again.
+    /// Shutting down: running jobs keep running on their hosts; those still waiting are queued again.
     private func stopped() async {
         for task in running.values { task.cancel() }
         for task in running.values { await task.value }
