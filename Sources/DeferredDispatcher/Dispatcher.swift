@@ -92,8 +92,8 @@ public actor Dispatcher: Service {
     public func run() async throws {
         // Jobs queued and places freed by other servers sharing the store wake this loop too.
         store.whenQueueChanges { [wakeup] in wakeup.signal() }
-        guard try await cancelWhenGracefulShutdown({ try await self.startUp() }) else { return await stopped() }
-        for job in (try? await store.cancelledInQueue()) ?? [] { await cancelInQueue(job) }
+        guard let cancelled = try await cancelWhenGracefulShutdown({ try await self.startUp() }) else { return await stopped() }
+        for job in cancelled { await cancelInQueue(job) }
         await cancelWhenGracefulShutdown {
             // A store several servers share: the jobs of a server that stopped or went silent
             // are looked for again and again, not only at this server's start.
@@ -126,24 +126,27 @@ public actor Dispatcher: Service {
     }
 
     /// The start's store work: the configured hosts registered, the jobs the last server left
-    /// taken up. A lock held by another process, a full disk or a database away for a moment
-    /// is waited out, as a job's end is (`ResultsWriter.outlastingLocks`), rather than ending
-    /// the server: the intake goes on answering meanwhile, and its jobs wait for this. What
-    /// lasts past `storeWriteDeadline`, or cannot pass (a row this version cannot read), is
-    /// thrown. False when a graceful stop came first.
-    private func startUp() async throws -> Bool {
+    /// taken up, and the queued jobs whose cancel came while no server ran (no lease takes
+    /// them: missed here, they would wait until the next start). A lock held by another
+    /// process, a full disk or a database away for a moment is waited out, as a job's end is
+    /// (`ResultsWriter.outlastingLocks`), rather than ending the server: the intake goes on
+    /// answering meanwhile, and its jobs wait for this. What lasts past `storeWriteDeadline`,
+    /// or cannot pass (a row this version cannot read), is thrown. Nil when a graceful stop
+    /// came first.
+    private func startUp() async throws -> [Job]? {
         let deadline = ContinuousClock.now + results.storeWriteDeadline
         var retry = 0
         while true {
             do {
                 try await store.register(hosts: config.hosts)
                 try await recover()
+                let cancelled = try await store.cancelledInQueue()
                 if retry > 0 { logger.info("could start dispatching after \(retry + 1) tries") }
-                return true
+                return cancelled
             } catch let error as StoreError where error.mayPass && ContinuousClock.now < deadline {
                 retry += 1
                 logger.warning("cannot start dispatching yet (try \(retry)), trying again: \(error)")
-                do { try await Task.sleep(for: ResultsWriter.lockBackoff.delay(beforeRetry: retry)) } catch { return false }
+                do { try await Task.sleep(for: ResultsWriter.lockBackoff.delay(beforeRetry: retry)) } catch { return nil }
             }
         }
     }

@@ -84,6 +84,25 @@ import Testing
         #expect(runs == ["run", "next"], "the cancelled queued job never ran: \(runs)")
     }
 
+    /// A cancel stored while no server dispatched (asked of a server that stopped before it
+    /// acted on it): no lease takes such a job, so the next start ends it as cancelled,
+    /// without running it.
+    @Test func aQueuedJobCancelledWhileNoServerDispatchedEndsCancelledAtTheNextStart() async throws {
+        let harness = try await ServerHarness()
+        let store = harness.store
+        let (id, url) = try await harness.serve(dispatching: false) { client in
+            let queued = try await Self.post(client, harness, HostWaitTests.marking("never", in: harness))
+            return (try #require(queued["id"] as? String), try #require(queued["result_url"] as? String))
+        }
+        #expect(try await store.requestCancel(JobID(rawValue: id), by: "admin")?.status == .queued)
+        try await harness.serve { client in
+            let results = try await ServerHarness.results(client, resultURL: url)
+            #expect(results["status"] as? String == "cancelled", "\(results)")
+            #expect(results["cancelled_by"] as? String == "admin")
+        }
+        #expect(!FileManager.default.fileExists(atPath: harness.folder + "/runs"), "the cancelled job ran")
+    }
+
     @Test func aJobWaitingForAHostThatDoesNotAnswerIsCancelled() async throws {
         let harness = try await ServerHarness()
         harness.config.server.adminToken = DashboardTests.token
