@@ -127,22 +127,29 @@ public actor Dispatcher: Service {
 
     /// The start's store work: the configured hosts registered, the jobs the last server left
     /// taken up, and the queued jobs whose cancel came while no server ran (no lease takes
-    /// them: missed here, they would wait until the next start). A lock held by another
-    /// process, a full disk or a database away for a moment is waited out, as a job's end is
+    /// them: missed here, they would wait until the next start). Nil when a graceful stop
+    /// came first. Each step is tried again on its own (`startStep`): taking up the jobs
+    /// starts attempts that follow them, which must not happen twice.
+    private func startUp() async throws -> [Job]? {
+        guard try await startStep({ try await self.store.register(hosts: self.config.hosts) }) != nil,
+              try await startStep({ try await self.recover() }) != nil else { return nil }
+        return try await startStep { try await self.store.cancelledInQueue() }
+    }
+
+    /// One step of the start, tried until it goes through. A lock held by another process, a
+    /// full disk or a database away for a moment is waited out, as a job's end is
     /// (`ResultsWriter.outlastingLocks`), rather than ending the server: the intake goes on
     /// answering meanwhile, and its jobs wait for this. What lasts past `storeWriteDeadline`,
     /// or cannot pass (a row this version cannot read), is thrown. Nil when a graceful stop
     /// came first.
-    private func startUp() async throws -> [Job]? {
+    private func startStep<T>(_ step: () async throws -> T) async throws -> T? {
         let deadline = ContinuousClock.now + results.storeWriteDeadline
         var retry = 0
         while true {
             do {
-                try await store.register(hosts: config.hosts)
-                try await recover()
-                let cancelled = try await store.cancelledInQueue()
-                if retry > 0 { logger.info("could start dispatching after \(retry + 1) tries") }
-                return cancelled
+                let value = try await step()
+                if retry > 0 { logger.info("could go on with the start after \(retry + 1) tries") }
+                return value
             } catch let error as StoreError where error.mayPass && ContinuousClock.now < deadline {
                 retry += 1
                 logger.warning("cannot start dispatching yet (try \(retry)), trying again: \(error)")
