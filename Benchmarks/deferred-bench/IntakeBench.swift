@@ -54,9 +54,10 @@ func intakeBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     }
     // Each round's own rate and tail beside the peer's, so that the medians' spread shows.
     for (round, (figures, peerFigures)) in zip(ours, peer).enumerated() {
-        print("deferred round \(round + 1): " + String(format: "%.0f req/s", figures.perSecond) + ", p99 \(milliseconds(figures.p99)) (peer "
-              + String(format: "%.0f req/s", peerFigures.perSecond) + ", p99 \(milliseconds(peerFigures.p99)); "
-              + String(format: "%.2f×", figures.perSecond / peerFigures.perSecond) + "); \(figures.accepted) answered 202, \(figures.stored ?? 0) jobs stored"
+        print("deferred round \(round + 1): "
+              + String(format: "%.0f req/s, p99 %.1f ms (peer %.0f req/s, p99 %.1f ms; %.2f×); ", figures.perSecond, figures.p99,
+                       peerFigures.perSecond, peerFigures.p99, figures.perSecond / peerFigures.perSecond)
+              + "\(figures.accepted) answered 202, \(figures.stored ?? 0) jobs stored"
               + (figures.wrapped > 0 ? ", \(figures.wrapped) requests reused a body (more than the bench signed)" : ""))
     }
     let lost = ours.filter { !$0.storedEvery202(connections: connections) }
