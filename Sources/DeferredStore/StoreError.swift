@@ -1,3 +1,5 @@
+import DeferredCore
+
 /// What went wrong in the store, with what to do about it.
 public enum StoreError: Error, Sendable, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)
@@ -28,6 +30,10 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case .cannotOpen, .corrupt, .unknownJob, .leaseLost, .anotherServer, .cannotConnect: false
         }
     }
+
+    /// How a failure that may pass is tried again: after 250 ms, doubling up to half a minute,
+    /// jittered. The dispatcher's writes, its start and a serving store's open all wait so.
+    public static let retryBackoff = RetryPolicy(maxAttempts: .max, base: .milliseconds(250), cap: .seconds(30))
 
     public var description: String {
         switch self {

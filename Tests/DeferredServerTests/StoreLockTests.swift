@@ -3,6 +3,7 @@ import DeferredDemo
 import DeferredStore
 import Foundation
 import HTTPTypes
+import Logging
 import Testing
 
 /// Another process holds an exclusive lock on the state database (a backup, a stuck
@@ -79,5 +80,22 @@ import Testing
             #expect(results["status"] as? String == "succeeded")
             #expect(results["stdout"] as? String == "after-the-lock\n")
         }
+    }
+
+    /// Opening a file that has no WAL (a clean stop removes it) writes to make one: a server
+    /// started while another process holds the lock waits for it (it used to end with
+    /// "cannot open the state database … database is locked"), then serves the file.
+    @Test func aServerOpeningItsStoreUnderALockWaitsForIt() async throws {
+        let folder = NSTemporaryDirectory() + "deferred-open-lock-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/state.sqlite"
+        do { _ = try SQLiteJobStore(path: path) }
+        #expect(!FileManager.default.fileExists(atPath: path + "-wal"), "the closed store left its WAL: opening it would not write")
+        let locker = try await Self.lock(path, for: 5, marker: folder + "/locked")
+        defer { locker.terminate() }
+        let store = try await StoreOpener.open(.sqlite(path), serving: true, logger: Logger(label: "test"))
+        #expect(!locker.isRunning, "the store opened while the lock was still held")
+        let job = Job(project: "p", trigger: .script(ScriptTrigger(script: "true\n", signer: "ci@example.com", interpreter: .program("/bin/sh"))))
+        #expect(try await store.enqueueScript(job, idempotency: nil, maxQueued: 10) == .created(job))
     }
 }

@@ -87,6 +87,9 @@ public final class SQLiteJobStore: JobStore {
             intake = GroupCommit(pool: pool, deadline: Self.intakeDeadline, onCommit: checkpointer.committed)
             self.checkpointer = checkpointer
         } catch {
+            // Opening writes when the file has no WAL yet (a clean stop removes it): another
+            // process's lock then refuses it, which passes, unlike what `cannotOpen` names.
+            if case .busy(let what) = StoreError(sqlite: error) { throw .busy(what) }
             throw .cannotOpen(path: path, reason: "\(error)")
         }
     }
