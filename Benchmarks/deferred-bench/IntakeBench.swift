@@ -42,6 +42,8 @@ func intakeBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
                 ["latency p99", milliseconds(mine.p99), milliseconds(theirs.p99), String(format: "%.2f×", mine.p99 / theirs.p99)],
                 ["server CPU per request", String(format: "%.0f µs", mine.cpuPerRequest * 1e6), String(format: "%.0f µs", theirs.cpuPerRequest * 1e6),
                  String(format: "%.2f×", mine.cpuPerRequest / theirs.cpuPerRequest)],
+                ["wrk's CPU per request", String(format: "%.0f µs", mine.loadCPUPerRequest * 1e6),
+                 String(format: "%.0f µs", theirs.loadCPUPerRequest * 1e6), ""],
                 ["written to disk per request", String(format: "%.1f KB", mine.bytesPerRequest / 1000),
                  String(format: "%.1f KB", theirs.bytesPerRequest / 1000), ""],
                 ["non-2xx answers", "\(mine.refused)", "\(theirs.refused)", ""],
@@ -52,6 +54,12 @@ func intakeBench(_ arguments: ArraySlice<String>) async throws -> Int32 {
     for row in rows {
         print(row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "   "))
     }
+    // What three times the peer's rate leaves the server, once wrk has taken its share of the
+    // same cores at that rate: the budget the goal sets, from this run's figures.
+    let goal = 3 * theirs.perSecond, cores = Double(ProcessInfo.processInfo.activeProcessorCount)
+    let budget = (cores - goal * mine.loadCPUPerRequest) / goal
+    print(String(format: "3× the peer is %.0f req/s: wrk would take %.2f of the %.0f cores, leaving the server %.0f µs of CPU a request (deferred spent %.0f)",
+                 goal, goal * mine.loadCPUPerRequest, cores, budget * 1e6, mine.cpuPerRequest * 1e6))
     // Each round's own rate and tail beside the peer's, so that the medians' spread shows.
     for (round, (figures, peerFigures)) in zip(ours, peer).enumerated() {
         print("deferred round \(round + 1): "
@@ -87,8 +95,12 @@ struct WrkLoad {
 
     /// Runs wrk against `url`; its RESULT line as figures (RSS and the store's count left to the caller).
     func run(_ url: String) async throws -> IntakeFigures {
+        // wrk is the one child of this process that ends during the run, so the CPU of ended
+        // children grows by its CPU alone: the load's share of the cores the server shares.
+        let childrenBefore = childrenCPUSeconds()
         let output = try await LocalCommand.runOffPool([wrk, "-t2", "-c\(connections)", "-d\(seconds)s", "--timeout", "10s",
                                                         "-s", script, url, "--", bodies, deliveryPrefix])
+        let loadCPU = childrenCPUSeconds() - childrenBefore
         guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("RESULT ") }) else {
             throw BenchFailure("wrk printed no RESULT line:\n\(output)")
         }
@@ -101,10 +113,12 @@ struct WrkLoad {
             guard let value = fields[name] else { throw BenchFailure("wrk's RESULT line has no \(name): \(line)") }
             return value
         }
-        return IntakeFigures(perSecond: try number("requests") / max(try number("seconds"), 0.001), requests: Int(try number("requests")),
+        let requests = Int(try number("requests"))
+        return IntakeFigures(perSecond: try number("requests") / max(try number("seconds"), 0.001), requests: requests,
                              p50: try number("p50_us") / 1000, p99: try number("p99_us") / 1000,
                              accepted: Int(try number("accepted")), refused: Int(try number("refused")),
-                             socketErrors: Int(try number("socket_errors")), wrapped: Int(try number("wrapped")))
+                             socketErrors: Int(try number("socket_errors")), wrapped: Int(try number("wrapped")),
+                             loadCPUPerRequest: loadCPU / Double(max(requests, 1)))
     }
 }
 
@@ -118,6 +132,9 @@ struct IntakeFigures {
     var refused: Int
     var socketErrors: Int
     var wrapped: Int
+    /// wrk's own CPU time over the run, per request it sent; right only when one wrk runs at a
+    /// time (not in `stores`, whose wrks end together).
+    var loadCPUPerRequest: Double = 0
     var rssBefore: Int64 = 0
     var rssAfter: Int64 = 0
     /// The server's CPU time (its children's included) over the run, per request answered.
@@ -139,6 +156,7 @@ struct IntakeFigures {
                              p50: middleValue(rounds.map(\.p50)), p99: middleValue(rounds.map(\.p99)),
                              accepted: middleValue(rounds.map(\.accepted)), refused: middleValue(rounds.map(\.refused)),
                              socketErrors: middleValue(rounds.map(\.socketErrors)), wrapped: middleValue(rounds.map(\.wrapped)),
+                             loadCPUPerRequest: middleValue(rounds.map(\.loadCPUPerRequest)),
                              rssBefore: middleValue(rounds.map(\.rssBefore)), rssAfter: middleValue(rounds.map(\.rssAfter)),
                              cpuPerRequest: middleValue(rounds.map(\.cpuPerRequest)), bytesPerRequest: middleValue(rounds.map(\.bytesPerRequest)))
     }

@@ -43,3 +43,11 @@ private func procNumber(_ field: String, in text: String) -> Int64 {
     let line = text.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
     return Int64(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "0") ?? 0
 }
+
+/// The CPU time, user and system, of this process's children that have ended and been waited for.
+func childrenCPUSeconds() -> Double {
+    var usage = rusage()
+    guard getrusage(__rusage_who_t(RUSAGE_CHILDREN.rawValue), &usage) == 0 else { return 0 }
+    let seconds = { (time: timeval) in Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
