@@ -137,23 +137,13 @@ public actor Dispatcher: Service {
     }
 
     /// One step of the start, tried until it goes through. A lock held by another process, a
-    /// full disk or a database away for a moment is waited out with the backoff a job's end
-    /// uses (`ResultsWriter.lockBackoff`), rather than ending the server: the intake goes on
-    /// answering meanwhile, and its jobs wait for this. What lasts past `storeWriteDeadline`,
-    /// or cannot pass (a row this version cannot read), is thrown. Nil when a graceful stop
-    /// came first.
+    /// full disk or a database away for a moment is waited out (`StoreError.waitingOut`, for up
+    /// to `storeWriteDeadline`, as a job's end waits) rather than ending the server: the intake
+    /// goes on answering meanwhile, and its jobs wait for this. What cannot pass (a row this
+    /// version cannot read) is thrown. Nil when a graceful stop came first.
     private nonisolated func startStep<T: Sendable>(_ step: @Sendable () async throws -> T) async throws -> T? {
-        let deadline = ContinuousClock.now + results.storeWriteDeadline
-        var retry = 0
         do {
-            let value = try await ResultsWriter.lockBackoff.run(retryingWhen: { (error: any Error) in
-                guard let error = error as? StoreError, error.mayPass, ContinuousClock.now < deadline, !Task.isCancelled else { return false }
-                retry += 1
-                logger.warning("cannot start dispatching yet (try \(retry)), trying again: \(error)")
-                return true
-            }, step)
-            if retry > 0 { logger.info("could go on with the start after \(retry + 1) tries") }
-            return value
+            return try await StoreError.waitingOut(for: results.storeWriteDeadline, "start dispatching", logger: logger, step)
         } catch where Task.isCancelled {
             return nil
         }

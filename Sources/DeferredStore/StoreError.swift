@@ -1,4 +1,5 @@
 import DeferredCore
+import Logging
 
 /// What went wrong in the store, with what to do about it.
 public enum StoreError: Error, Sendable, CustomStringConvertible {
@@ -34,6 +35,24 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     /// How a failure that may pass is tried again: after 250 ms, doubling up to half a minute,
     /// jittered. The dispatcher's writes, its start and a serving store's open all wait so.
     public static let retryBackoff = RetryPolicy(maxAttempts: .max, base: .milliseconds(250), cap: .seconds(30))
+
+    /// Runs `work` until it goes through, waiting out the failures that may pass with
+    /// `retryBackoff` for up to `deadline`: a warning at each try ("cannot \(doing) yet"), and
+    /// a line once it goes through after some. What cannot pass, lasts past the deadline or
+    /// comes once the task is cancelled is thrown.
+    public static func waitingOut<T, Failure: Error>(for deadline: Duration, _ doing: String, logger: Logger,
+                                                     _ work: () async throws(Failure) -> T) async throws(Failure) -> T {
+        let end = ContinuousClock.now + deadline
+        var retry = 0
+        let value = try await retryBackoff.run(retryingWhen: { (error: Failure) in
+            guard let error = error as? StoreError, error.mayPass, ContinuousClock.now < end, !Task.isCancelled else { return false }
+            retry += 1
+            logger.warning("cannot \(doing) yet (try \(retry)), trying again: \(error)")
+            return true
+        }, work)
+        if retry > 0 { logger.info("could \(doing) after \(retry + 1) tries") }
+        return value
+    }
 
     public var description: String {
         switch self {

@@ -13,28 +13,19 @@ public enum StoreOpener {
         switch config.location {
         case .sqlite(let path):
             guard serving else { return try SQLiteJobStore(path: path, serving: false) }
-            return try await waitingOutLocks(logger) { () throws(StoreError) in try SQLiteJobStore(path: path, serving: true) }
+            // A server started while another process holds the file's lock (a backup, cron's
+            // `idle-sleep`) waits for it instead of ending at once: a supervisor would only
+            // start it again into the same lock. Cron's and people's commands answer at once.
+            return try await StoreError.waitingOut(for: lockDeadline, "open the state database", logger: logger) { () throws(StoreError) in
+                try SQLiteJobStore(path: path, serving: true)
+            }
         case .postgres(let settings):
             return try await PostgresJobStore(settings: settings, serving: serving, takeoverSeconds: config.takeoverSeconds, logger: logger,
                                               whenTakenForDead: whenTakenForDead)
         }
     }
 
-    /// How long a server's open waits for another process's lock (a backup, cron's
-    /// `idle-sleep`), as the dispatcher's writes wait for theirs.
+    /// How long a server's open waits for another process's lock, as the dispatcher's writes
+    /// wait for theirs.
     static let lockDeadline: Duration = .seconds(15 * 60)
-
-    /// A server started while another process holds the file's lock waits for it, saying so,
-    /// instead of ending at once (a supervisor would only start it again into the same lock).
-    /// The commands for cron and for people (`idle-sleep`, `hosts`) are answered at once.
-    private static func waitingOutLocks(_ logger: Logger, _ open: () throws(StoreError) -> SQLiteJobStore) async throws(StoreError) -> SQLiteJobStore {
-        let deadline = ContinuousClock.now + lockDeadline
-        var retry = 0
-        return try await StoreError.retryBackoff.run(retryingWhen: { (error: StoreError) in
-            guard case .busy = error, ContinuousClock.now < deadline else { return false }
-            retry += 1
-            logger.warning("cannot open the state database yet (try \(retry)), trying again: \(error)")
-            return true
-        }, open)
-    }
 }
