@@ -27,8 +27,6 @@ struct ResultsWriter: Sendable {
 
     /// An artifact store that failed is tried again after 1, 2, 4 … seconds.
     static let publishBackoff = RetryPolicy(base: .seconds(1), cap: .seconds(60), jittered: false)
-    /// A store write a lock refuses is tried again for up to `storeWriteDeadline`.
-    static let lockBackoff = StoreError.retryBackoff
 
     /// Writes results.json and ends the job. A store that fails is tried again with backoff;
     /// a remote one that keeps failing leaves the files staged (served from there) for
@@ -156,7 +154,7 @@ struct ResultsWriter: Sendable {
                     return false
                 }
                 log.warning("cannot \(what) yet (try \(retry)), trying again: \(error)")
-                try? await Task.sleep(for: Self.lockBackoff.delay(beforeRetry: retry))
+                try? await Task.sleep(for: StoreError.retryBackoff.delay(beforeRetry: retry))
             }
         }
     }
